@@ -1,0 +1,306 @@
+//! Accounts and sessions over HTTP: register, login, auth check, logout, profile, and the filters
+//! that tell other routes who is calling.
+//!
+//! The session cookie holds a random token; the store keeps only its hash. Passwords are hashed
+//! and checked on the blocking pool, and an unknown username costs as much time as a wrong password.
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use warp::http::header::SET_COOKIE;
+use warp::{Filter, Rejection, Reply};
+
+use super::{ApiError, blocking, body, reject, with_state};
+use crate::domain::{Email, Password, Username};
+use crate::store::StoreError;
+use crate::store::records::{SessionRecord, UserRecord};
+use crate::{AppState, auth, clock};
+
+const COOKIE: &str = "session";
+const REMEMBER_FOR: clock::Micros = 7 * clock::DAY;
+const SESSION_FOR: clock::Micros = clock::DAY;
+/// Account requests are small; anything larger is not a form a person filled in.
+const ACCOUNT_BODY_LIMIT: u64 = 64 * 1024;
+
+/// The caller of a request that carried a live session.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub user: UserRecord,
+    token_hash: [u8; 32],
+}
+
+/// The logged-in caller, or `None`. Unknown, expired and logged-out tokens are `None`.
+pub fn optional_user(
+    state: Arc<AppState>,
+) -> impl Filter<Extract = (Option<Caller>,), Error = Rejection> + Clone {
+    warp::cookie::optional::<String>(COOKIE)
+        .and(with_state(state))
+        .and_then(|token: Option<String>, state: Arc<AppState>| async move {
+            let Some(token) = token.filter(|t| !t.is_empty()) else {
+                return Ok(None);
+            };
+            let token_hash = auth::token_hash(&token);
+            blocking(move || {
+                let found = state.store.session_user(&token_hash, clock::now())?;
+                Ok(found.map(|(_, user)| Caller { user, token_hash }))
+            })
+            .await
+            .map_err(reject)
+        })
+}
+
+/// The logged-in caller; 401 `需要登录` without one.
+pub fn require_user(
+    state: Arc<AppState>,
+) -> impl Filter<Extract = (Caller,), Error = Rejection> + Clone {
+    optional_user(state).and_then(|caller: Option<Caller>| async move {
+        caller.ok_or_else(|| reject(ApiError::NeedLogin))
+    })
+}
+
+pub fn routes(
+    state: Arc<AppState>,
+) -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clone {
+    let register = warp::path!("api" / "register")
+        .and(warp::post())
+        .and(with_state(state.clone()))
+        .and(body::json(ACCOUNT_BODY_LIMIT, ApiError::BodyTooLarge))
+        .and_then(register);
+    let login = warp::path!("api" / "login")
+        .and(warp::post())
+        .and(with_state(state.clone()))
+        .and(body::json(ACCOUNT_BODY_LIMIT, ApiError::BodyTooLarge))
+        .and_then(login);
+    let check = warp::path!("api" / "auth" / "check")
+        .and(warp::get())
+        .and(optional_user(state.clone()))
+        .map(|caller: Option<Caller>| {
+            warp::reply::json(&match caller {
+                Some(c) => AuthCheck {
+                    authenticated: true,
+                    user: Some(UserView::of(&c.user, None)),
+                },
+                None => AuthCheck {
+                    authenticated: false,
+                    user: None,
+                },
+            })
+        });
+    let logout = warp::path!("api" / "logout")
+        .and(warp::post())
+        .and(with_state(state.clone()))
+        .and(require_user(state.clone()))
+        .and_then(logout);
+    let profile = warp::path!("api" / "user" / "profile")
+        .and(warp::get())
+        .and(with_state(state.clone()))
+        .and(require_user(state))
+        .and_then(profile);
+    register.or(login).or(check).or(logout).or(profile)
+}
+
+#[derive(Deserialize)]
+struct RegisterRequest {
+    username: Option<String>,
+    email: Option<String>,
+    password: Option<String>,
+}
+
+#[derive(Serialize)]
+struct Registered {
+    success: bool,
+    user_id: String,
+    message: &'static str,
+}
+
+async fn register(state: Arc<AppState>, req: RegisterRequest) -> Result<impl Reply, Rejection> {
+    let field = |f: Option<String>| f.filter(|s| !s.trim().is_empty());
+    let (Some(username), Some(email), Some(password)) =
+        (field(req.username), field(req.email), field(req.password))
+    else {
+        return Err(reject(ApiError::MissingRegistrationFields));
+    };
+    let invalid = |e: crate::domain::Invalid| reject(ApiError::BadRequest(e.0.to_string()));
+    let username = Username::parse(&username).map_err(invalid)?;
+    let email = Email::parse(&email).map_err(invalid)?;
+    let password = Password::parse(&password).map_err(invalid)?;
+
+    let user_id = blocking(move || {
+        let user = UserRecord {
+            user_id: uuid::Uuid::new_v4().to_string(),
+            username: username.as_str().to_string(),
+            email: email.as_str().to_string(),
+            password_hash: auth::hash_password(password.expose()),
+            created_at: clock::now(),
+            last_login: None,
+            cloud_sync_enabled: false,
+        };
+        match state
+            .store
+            .create_user(&user, &username.key(), &email.key())
+        {
+            Ok(()) => Ok(user.user_id),
+            Err(StoreError::Conflict) => Err(ApiError::UserExists),
+            Err(e) => Err(e.into()),
+        }
+    })
+    .await
+    .map_err(reject)?;
+    tracing::info!(%user_id, "user registered");
+    Ok(warp::reply::json(&Registered {
+        success: true,
+        user_id,
+        message: "注册成功",
+    }))
+}
+
+#[derive(Deserialize)]
+struct LoginRequest {
+    username: Option<String>,
+    password: Option<String>,
+    #[serde(default)]
+    remember_me: Option<serde_json::Value>,
+}
+
+/// `remember_me` as clients send it: `true`, `"true"`, `1` or `"on"`.
+fn truthy(v: Option<&serde_json::Value>) -> bool {
+    use serde_json::Value;
+    match v {
+        Some(Value::Bool(b)) => *b,
+        Some(Value::Number(n)) => n.as_f64().is_some_and(|n| n != 0.0),
+        Some(Value::String(s)) => matches!(s.as_str(), "true" | "1" | "on" | "yes"),
+        _ => false,
+    }
+}
+
+#[derive(Serialize)]
+struct LoggedIn {
+    success: bool,
+    user: LoginUser,
+    message: &'static str,
+}
+
+#[derive(Serialize)]
+struct LoginUser {
+    user_id: String,
+    username: String,
+    email: String,
+}
+
+async fn login(state: Arc<AppState>, req: LoginRequest) -> Result<impl Reply, Rejection> {
+    let remember = truthy(req.remember_me.as_ref());
+    let username = req.username.unwrap_or_default().trim().to_lowercase();
+    let password = req.password.unwrap_or_default();
+    let (user, token) = blocking(move || {
+        let Some(user) = state.store.user_by_username(&username)? else {
+            auth::verify_against_nothing(&password);
+            return Err(ApiError::BadCredentials);
+        };
+        if !auth::verify_password(&user.password_hash, &password) {
+            return Err(ApiError::BadCredentials);
+        }
+        let now = clock::now();
+        let (token, token_hash) = auth::new_session_token();
+        let session = SessionRecord {
+            user_id: user.user_id.clone(),
+            created_at: now,
+            expires_at: now + if remember { REMEMBER_FOR } else { SESSION_FOR },
+            remember_me: remember,
+        };
+        let user = state
+            .store
+            .login(&user.user_id, &token_hash, &session, now)?;
+        Ok((user, token))
+    })
+    .await
+    .map_err(reject)?;
+    tracing::info!(user_id = %user.user_id, remember, "user logged in");
+    let max_age = if remember {
+        format!("; Max-Age={}", REMEMBER_FOR / clock::SECOND)
+    } else {
+        String::new()
+    };
+    let cookie = format!("{COOKIE}={token}; HttpOnly; SameSite=Lax; Path=/{max_age}");
+    let reply = warp::reply::json(&LoggedIn {
+        success: true,
+        user: LoginUser {
+            user_id: user.user_id,
+            username: user.username,
+            email: user.email,
+        },
+        message: "登录成功",
+    });
+    Ok(warp::reply::with_header(reply, SET_COOKIE, cookie))
+}
+
+#[derive(Serialize)]
+struct AuthCheck {
+    authenticated: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    user: Option<UserView>,
+}
+
+/// The seed's user object. `image_count` appears only in the profile.
+#[derive(Serialize)]
+struct UserView {
+    user_id: String,
+    username: String,
+    email: String,
+    created_at: String,
+    last_login: Option<String>,
+    cloud_sync_enabled: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    image_count: Option<u64>,
+}
+
+impl UserView {
+    fn of(user: &UserRecord, image_count: Option<u64>) -> Self {
+        Self {
+            user_id: user.user_id.clone(),
+            username: user.username.clone(),
+            email: user.email.clone(),
+            created_at: clock::display(user.created_at),
+            last_login: user.last_login.map(clock::display),
+            cloud_sync_enabled: user.cloud_sync_enabled,
+            image_count,
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct Done {
+    success: bool,
+    message: &'static str,
+}
+
+async fn logout(state: Arc<AppState>, caller: Caller) -> Result<impl Reply, Rejection> {
+    blocking(move || Ok(state.store.delete_session(&caller.token_hash)?))
+        .await
+        .map_err(reject)?;
+    let reply = warp::reply::json(&Done {
+        success: true,
+        message: "登出成功",
+    });
+    Ok(warp::reply::with_header(
+        reply,
+        SET_COOKIE,
+        format!("{COOKIE}=; HttpOnly; SameSite=Lax; Path=/; Max-Age=0"),
+    ))
+}
+
+#[derive(Serialize)]
+struct Profile {
+    success: bool,
+    user: UserView,
+}
+
+async fn profile(state: Arc<AppState>, caller: Caller) -> Result<impl Reply, Rejection> {
+    let user_id = caller.user.user_id.clone();
+    let count = blocking(move || Ok(state.store.user_image_count(&user_id)?))
+        .await
+        .map_err(reject)?;
+    Ok(warp::reply::json(&Profile {
+        success: true,
+        user: UserView::of(&caller.user, Some(count)),
+    }))
+}

@@ -1,0 +1,181 @@
+//! The one place an error becomes an HTTP answer. Each `ApiError` knows its status and the seed's
+//! Chinese message; `recover` turns every rejection, ours and warp's own, into the JSON body the seed
+//! documents, so no request ever gets an HTML page, an empty body or a panic message.
+
+use std::convert::Infallible;
+
+use serde::Serialize;
+use warp::http::StatusCode;
+use warp::reject::Reject;
+use warp::{Rejection, Reply};
+
+use crate::store::StoreError;
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ApiError {
+    #[error("需要登录")]
+    NeedLogin,
+    #[error("权限不足")]
+    Forbidden,
+    #[error("用户名、邮箱和密码不能为空")]
+    MissingRegistrationFields,
+    #[error("用户名或邮箱已存在")]
+    UserExists,
+    #[error("用户名或密码错误")]
+    BadCredentials,
+    #[error("缺少图片数据")]
+    MissingImageData,
+    #[error("剪切板中没有图片数据")]
+    EmptyClipboard,
+    #[error("没有选择文件")]
+    NoFile,
+    #[error("文件名为空")]
+    EmptyFilename,
+    #[error("不支持的文件格式，请上传 PNG、JPG、JPEG、GIF 或 WebP 格式的图片")]
+    UnsupportedFormat,
+    #[error("图片尺寸过大：{width}×{height} 像素，单边最大 {max_side} 像素")]
+    ImageTooLarge {
+        width: u32,
+        height: u32,
+        max_side: u32,
+    },
+    #[error("文件大小不能超过10MB")]
+    FileTooLarge,
+    #[error("请求体过大")]
+    BodyTooLarge,
+    #[error("无效的分类")]
+    InvalidCategory,
+    #[error("任务不存在")]
+    TaskNotFound,
+    #[error("图片不存在")]
+    ImageNotFound,
+    #[error("云端同步功能已禁用")]
+    CloudSyncDisabled,
+    /// A request that could not be understood; the text says what was wrong.
+    #[error("{0}")]
+    BadRequest(String),
+    /// Something failed on our side. The cause is logged, never sent.
+    #[error("服务器内部错误")]
+    Internal(String),
+    /// A failure while saving, answered with the seed's route-specific message.
+    #[error("{message}")]
+    SaveFailed {
+        message: &'static str,
+        cause: String,
+    },
+}
+
+impl Reject for ApiError {}
+
+impl ApiError {
+    pub fn status(&self) -> StatusCode {
+        use ApiError::*;
+        match self {
+            NeedLogin | BadCredentials => StatusCode::UNAUTHORIZED,
+            Forbidden => StatusCode::FORBIDDEN,
+            TaskNotFound | ImageNotFound => StatusCode::NOT_FOUND,
+            FileTooLarge | BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Internal(_) | SaveFailed { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+            CloudSyncDisabled => StatusCode::OK,
+            MissingRegistrationFields
+            | UserExists
+            | MissingImageData
+            | EmptyClipboard
+            | NoFile
+            | EmptyFilename
+            | UnsupportedFormat
+            | ImageTooLarge { .. }
+            | InvalidCategory
+            | BadRequest(_) => StatusCode::BAD_REQUEST,
+        }
+    }
+
+    /// The seed answers file and task lookups with a bare `{"error": ...}`, everything else with
+    /// `{"success": false, "error": ...}`.
+    fn has_success_field(&self) -> bool {
+        !matches!(
+            self,
+            ApiError::Forbidden | ApiError::TaskNotFound | ApiError::ImageNotFound
+        )
+    }
+
+    pub fn into_response(self) -> warp::reply::Response {
+        match &self {
+            ApiError::Internal(cause) => tracing::error!(%cause, "internal error"),
+            ApiError::SaveFailed { message, cause } => tracing::error!(%cause, "{message}"),
+            _ => {}
+        }
+        #[derive(Serialize)]
+        struct Body {
+            #[serde(skip_serializing_if = "Option::is_none")]
+            success: Option<bool>,
+            error: String,
+        }
+        let body = Body {
+            success: self.has_success_field().then_some(false),
+            error: self.to_string(),
+        };
+        warp::reply::with_status(warp::reply::json(&body), self.status()).into_response()
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        ApiError::Internal(e.to_string())
+    }
+}
+
+impl From<tokio::task::JoinError> for ApiError {
+    fn from(e: tokio::task::JoinError) -> Self {
+        ApiError::Internal(format!("blocking task failed: {e}"))
+    }
+}
+
+/// Maps every rejection to the seed's JSON error shape.
+pub async fn recover(rejection: Rejection) -> Result<warp::reply::Response, Infallible> {
+    let error = if let Some(e) = rejection.find::<ApiError>() {
+        e.clone()
+    } else if rejection.is_not_found() {
+        return Ok(not_found());
+    } else if rejection.find::<warp::reject::PayloadTooLarge>().is_some() {
+        ApiError::BodyTooLarge
+    } else if let Some(e) = rejection.find::<warp::reject::InvalidQuery>() {
+        ApiError::BadRequest(format!("查询参数无效: {e}"))
+    } else if rejection.find::<warp::reject::MethodNotAllowed>().is_some() {
+        return Ok(json_status(
+            "请求方法不允许",
+            StatusCode::METHOD_NOT_ALLOWED,
+        ));
+    } else if let Some(e) = rejection.find::<warp::reject::UnsupportedMediaType>() {
+        ApiError::BadRequest(format!("不支持的请求类型: {e}"))
+    } else if let Some(e) = rejection.find::<warp::reject::InvalidHeader>() {
+        ApiError::BadRequest(format!("请求头无效: {e}"))
+    } else if let Some(e) = rejection.find::<warp::reject::MissingHeader>() {
+        ApiError::BadRequest(format!("缺少请求头: {e}"))
+    } else if let Some(e) = rejection.find::<warp::reject::LengthRequired>() {
+        ApiError::BadRequest(format!("{e}"))
+    } else {
+        ApiError::Internal(format!("unhandled rejection: {rejection:?}"))
+    };
+    Ok(error.into_response())
+}
+
+fn json_status(message: &str, status: StatusCode) -> warp::reply::Response {
+    #[derive(Serialize)]
+    struct Body<'a> {
+        success: bool,
+        error: &'a str,
+    }
+    warp::reply::with_status(
+        warp::reply::json(&Body {
+            success: false,
+            error: message,
+        }),
+        status,
+    )
+    .into_response()
+}
+
+pub fn not_found() -> warp::reply::Response {
+    json_status("接口不存在", StatusCode::NOT_FOUND)
+}

@@ -1,0 +1,650 @@
+//! Images over HTTP: the three upload routes, the paged list, the file routes and delete.
+//!
+//! Uploads are sniffed and probed from their bytes (the client's name and type are never trusted),
+//! stored with their task in one commit, and only then acknowledged. File routes serve the blob
+//! with its blake3 hash as `ETag`; large blobs are streamed chunk by chunk.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use base64::Engine;
+use bytes::{Buf, Bytes};
+use futures_util::StreamExt;
+use serde::{Deserialize, Serialize};
+use warp::http::{HeaderValue, StatusCode, header};
+use warp::multipart::FormData;
+use warp::{Filter, Rejection, Reply};
+
+use super::auth::{Caller, optional_user, require_user};
+use super::{ApiError, blocking, body, reject, with_state};
+use crate::domain::{BlobHash, Category};
+use crate::media::{self, MediaError};
+use crate::store::records::{ImageRecord, TaskRecord, TaskStatus};
+use crate::store::{BlobChunks, DeleteOutcome, StoreError};
+use crate::{AppState, clock};
+
+/// The seed's upload limit, on decoded image bytes.
+pub const MAX_IMAGE_BYTES: u64 = 10 * 1024 * 1024;
+/// A JSON upload carries the image as base64 (4/3 of its size) plus page metadata.
+const MAX_JSON_UPLOAD: u64 = MAX_IMAGE_BYTES / 3 * 4 + 8 + 256 * 1024;
+/// Form fields other than the file (the category) are tiny.
+const MAX_FORM_FIELD: usize = 4 * 1024;
+/// Blobs up to this size are answered in one piece; larger ones are streamed.
+const STREAM_ABOVE: u64 = 512 * 1024;
+const STREAM_PIECE: usize = 256 * 1024;
+
+pub fn routes(
+    state: Arc<AppState>,
+) -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clone {
+    let receive = warp::path!("api" / "receive-image")
+        .and(warp::post())
+        .and(with_state(state.clone()))
+        .and(optional_user(state.clone()))
+        .and(body::json(MAX_JSON_UPLOAD, ApiError::FileTooLarge))
+        .and_then(|state, caller, req| upload_json(state, caller, req, Route::Receive));
+    let clipboard = warp::path!("api" / "upload-clipboard")
+        .and(warp::post())
+        .and(with_state(state.clone()))
+        .and(optional_user(state.clone()))
+        .and(body::json(MAX_JSON_UPLOAD, ApiError::FileTooLarge))
+        .and_then(|state, caller, req| upload_json(state, caller, req, Route::Clipboard));
+    let file = warp::path!("api" / "upload-file")
+        .and(warp::post())
+        .and(with_state(state.clone()))
+        .and(optional_user(state.clone()))
+        .and(multipart_form())
+        .and_then(upload_file);
+    let list = warp::path!("api" / "user" / "images")
+        .and(warp::get())
+        .and(with_state(state.clone()))
+        .and(require_user(state.clone()))
+        .and(warp::query::<HashMap<String, String>>())
+        .and_then(list);
+    let original = warp::path!("api" / "user" / String / "images" / String)
+        .and(warp::get())
+        .map(|user_id, filename| (user_id, None, filename));
+    let by_category = warp::path!("api" / "user" / String / "images" / String / String)
+        .and(warp::get())
+        .map(|user_id, category, filename| (user_id, Some(category), filename));
+    let thumbnail = warp::path!("api" / "user" / String / "thumbnails" / String)
+        .and(warp::get())
+        .map(|user_id, filename| (user_id, None, filename))
+        .and(with_state(state.clone()))
+        .and(require_user(state.clone()))
+        .and(warp::header::optional::<String>("if-none-match"))
+        .and_then(|target, state, caller, etag| serve_file(state, caller, target, etag, true));
+    let originals = original
+        .or(by_category)
+        .unify()
+        .and(with_state(state.clone()))
+        .and(require_user(state.clone()))
+        .and(warp::header::optional::<String>("if-none-match"))
+        .and_then(|target, state, caller, etag| serve_file(state, caller, target, etag, false));
+    let delete = warp::path!("api" / "user" / "images" / String)
+        .and(warp::delete())
+        .and(with_state(state.clone()))
+        .and(require_user(state))
+        .and_then(delete);
+    receive
+        .or(clipboard)
+        .or(file)
+        .or(list)
+        .or(thumbnail)
+        .or(originals)
+        .or(delete)
+}
+
+#[derive(Clone, Copy)]
+enum Route {
+    Receive,
+    Clipboard,
+    File,
+}
+
+impl Route {
+    fn save_failed(self, cause: String) -> ApiError {
+        let message = match self {
+            Route::Receive => "保存图片失败",
+            Route::Clipboard => "保存剪切板图片失败",
+            Route::File => "保存上传文件失败",
+        };
+        ApiError::SaveFailed { message, cause }
+    }
+
+    fn message(self, category: Category, logged_in: bool) -> String {
+        match (self, logged_in) {
+            (Route::Receive, true) => format!("图片已保存到 {category} 文件夹"),
+            (Route::Receive, false) => {
+                format!("图片已保存到默认目录的{category}文件夹，建议登录以便管理您的图片")
+            }
+            (Route::Clipboard, _) => format!("剪切板图片已保存到 {category} 文件夹"),
+            (Route::File, _) => format!("文件已上传到 {category} 文件夹"),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct JsonUpload {
+    #[serde(rename = "imageData")]
+    image_data: Option<String>,
+    #[serde(rename = "originalUrl")]
+    original_url: Option<String>,
+    /// Kept loose: a category of the wrong type falls back to `clothes` like an unknown one.
+    category: Option<serde_json::Value>,
+    #[serde(rename = "pageInfo")]
+    page_info: Option<PageInfo>,
+}
+
+#[derive(Deserialize, Default)]
+struct PageInfo {
+    url: Option<String>,
+    title: Option<String>,
+    #[serde(rename = "imageContext")]
+    image_context: Option<serde_json::Value>,
+}
+
+/// What an upload says about its image besides the bytes.
+#[derive(Default)]
+struct UploadMeta {
+    category: Option<String>,
+    original_url: Option<String>,
+    page: PageInfo,
+    original_filename: Option<String>,
+}
+
+#[derive(Serialize)]
+struct UploadReply {
+    success: bool,
+    #[serde(rename = "taskId")]
+    task_id: String,
+    #[serde(rename = "imageId")]
+    image_id: String,
+    filename: String,
+    #[serde(rename = "fileSize")]
+    file_size: u64,
+    category: &'static str,
+    #[serde(rename = "originalFilename", skip_serializing_if = "Option::is_none")]
+    original_filename: Option<String>,
+    #[serde(rename = "isLoggedIn")]
+    is_logged_in: bool,
+    message: String,
+}
+
+async fn upload_json(
+    state: Arc<AppState>,
+    caller: Option<Caller>,
+    req: JsonUpload,
+    route: Route,
+) -> Result<warp::reply::Response, Rejection> {
+    let missing = match route {
+        Route::Clipboard => ApiError::EmptyClipboard,
+        _ => ApiError::MissingImageData,
+    };
+    let data = req
+        .image_data
+        .filter(|d| !d.trim().is_empty())
+        .ok_or_else(|| reject(missing))?;
+    let bytes = decode_image_data(&data).map_err(reject)?;
+    let meta = UploadMeta {
+        category: req.category.and_then(|c| c.as_str().map(str::to_string)),
+        original_url: req.original_url,
+        page: req.page_info.unwrap_or_default(),
+        original_filename: None,
+    };
+    save(state, caller, bytes, meta, route).await
+}
+
+/// Accepts `data:image/...;base64,` URLs and bare base64 (whitespace and missing padding allowed).
+fn decode_image_data(data: &str) -> Result<Vec<u8>, ApiError> {
+    let data = data.trim();
+    if data.starts_with("http://") || data.starts_with("https://") {
+        return Err(ApiError::BadRequest(
+            "暂不支持通过URL保存图片，请发送base64图片数据".into(),
+        ));
+    }
+    let payload = match data.strip_prefix("data:") {
+        Some(rest) => {
+            let (header, payload) = rest.split_once(',').ok_or(ApiError::UnsupportedFormat)?;
+            if !header.ends_with(";base64") {
+                return Err(ApiError::UnsupportedFormat);
+            }
+            payload
+        }
+        None => data,
+    };
+    let compact: Vec<u8> = payload
+        .bytes()
+        .filter(|b| !b.is_ascii_whitespace())
+        .collect();
+    if compact.len() as u64 / 4 * 3 > MAX_IMAGE_BYTES + 2 {
+        return Err(ApiError::FileTooLarge);
+    }
+    let engine = base64::engine::GeneralPurpose::new(
+        &base64::alphabet::STANDARD,
+        base64::engine::GeneralPurposeConfig::new()
+            .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent),
+    );
+    let bytes = engine
+        .decode(&compact)
+        .map_err(|_| ApiError::UnsupportedFormat)?;
+    if bytes.len() as u64 > MAX_IMAGE_BYTES {
+        return Err(ApiError::FileTooLarge);
+    }
+    Ok(bytes)
+}
+
+/// A multipart form of any length: the file part's own limit is enforced while it is read.
+fn multipart_form() -> impl Filter<Extract = (FormData,), Error = Rejection> + Clone {
+    warp::header::optional::<String>("content-type")
+        .and_then(|ct: Option<String>| async move {
+            match ct {
+                Some(ct) if ct.to_ascii_lowercase().starts_with("multipart/form-data") => Ok(()),
+                _ => Err(reject(ApiError::NoFile)),
+            }
+        })
+        .untuple_one()
+        .and(warp::multipart::form().max_length(None))
+}
+
+async fn upload_file(
+    state: Arc<AppState>,
+    caller: Option<Caller>,
+    form: FormData,
+) -> Result<warp::reply::Response, Rejection> {
+    let (bytes, meta) = read_form(form).await.map_err(reject)?;
+    save(state, caller, bytes, meta, Route::File).await
+}
+
+/// Reads the `file` and `category` parts, refusing a file over the limit as soon as it passes it.
+async fn read_form(form: FormData) -> Result<(Vec<u8>, UploadMeta), ApiError> {
+    let bad = |e: warp::Error| ApiError::BadRequest(format!("无效的表单数据: {e}"));
+    let mut form = std::pin::pin!(form);
+    let mut file: Option<Vec<u8>> = None;
+    let mut meta = UploadMeta::default();
+    while let Some(part) = form.next().await {
+        let part = part.map_err(bad)?;
+        match part.name() {
+            "file" if file.is_none() => {
+                let name = part.filename().ok_or(ApiError::NoFile)?.to_string();
+                if name.trim().is_empty() {
+                    return Err(ApiError::EmptyFilename);
+                }
+                meta.original_filename = Some(name.chars().take(255).collect());
+                file =
+                    Some(read_part(part, MAX_IMAGE_BYTES as usize, ApiError::FileTooLarge).await?);
+            }
+            "category" => {
+                let raw = read_part(part, MAX_FORM_FIELD, ApiError::BodyTooLarge).await?;
+                meta.category = Some(String::from_utf8_lossy(&raw).into_owned());
+            }
+            _ => {
+                read_part(part, MAX_FORM_FIELD, ApiError::BodyTooLarge).await?;
+            }
+        }
+    }
+    let bytes = file.ok_or(ApiError::NoFile)?;
+    Ok((bytes, meta))
+}
+
+async fn read_part(
+    part: warp::multipart::Part,
+    limit: usize,
+    too_large: ApiError,
+) -> Result<Vec<u8>, ApiError> {
+    let mut out = Vec::new();
+    let mut stream = std::pin::pin!(part.stream());
+    while let Some(chunk) = stream.next().await {
+        let mut chunk = chunk.map_err(|e| ApiError::BadRequest(format!("无效的表单数据: {e}")))?;
+        if out.len() + chunk.remaining() > limit {
+            return Err(too_large);
+        }
+        while chunk.has_remaining() {
+            let piece = chunk.chunk();
+            out.extend_from_slice(piece);
+            let n = piece.len();
+            chunk.advance(n);
+        }
+    }
+    Ok(out)
+}
+
+/// Probes, stores and queues an upload, then shapes the seed's answer.
+async fn save(
+    state: Arc<AppState>,
+    caller: Option<Caller>,
+    bytes: Vec<u8>,
+    meta: UploadMeta,
+    route: Route,
+) -> Result<warp::reply::Response, Rejection> {
+    let category = Category::for_upload(meta.category.as_deref());
+    let logged_in = caller.is_some();
+    let owner = caller.map_or_else(|| state.default_user_id.clone(), |c| c.user.user_id);
+    let original_filename = meta.original_filename.clone();
+    let store_state = state.clone();
+    let (image, task) = blocking(move || {
+        let probe = media::probe(&bytes).map_err(|e| match e {
+            MediaError::TooLarge { width, height } => ApiError::ImageTooLarge {
+                width,
+                height,
+                max_side: media::MAX_SIDE,
+            },
+            MediaError::UnknownFormat | MediaError::Malformed(_) => ApiError::UnsupportedFormat,
+        })?;
+        let blob = BlobHash::of(&bytes);
+        let context_json = meta.page.image_context.as_ref().map(|v| v.to_string());
+        // A file name repeats only if two uploads share a second and 32 random bits.
+        for _ in 0..4 {
+            let now = clock::now();
+            let uuid = uuid::Uuid::new_v4();
+            let short = &uuid.simple().to_string()[..8];
+            let image = ImageRecord {
+                id: format!("i-{uuid}"),
+                user_id: owner.clone(),
+                filename: format!(
+                    "{category}_{}_{short}.{}",
+                    clock::filename_stamp(now),
+                    probe.kind.ext()
+                ),
+                category,
+                kind: probe.kind,
+                blob,
+                original_url: meta.original_url.clone(),
+                page_url: meta.page.url.clone(),
+                page_title: meta.page.title.clone(),
+                context_json: context_json.clone(),
+                saved_at: now,
+                file_size: bytes.len() as u64,
+                width: probe.width,
+                height: probe.height,
+                cloud_synced: false,
+                task_id: format!("t-{}", uuid::Uuid::new_v4()),
+            };
+            let task = TaskRecord {
+                task_id: image.task_id.clone(),
+                user_id: owner.clone(),
+                image_id: image.id.clone(),
+                status: TaskStatus::Processing,
+                error: None,
+                created_at: now,
+                updated_at: now,
+            };
+            match store_state.store.save_image(&image, &bytes, &task) {
+                Ok(()) => return Ok((image, task)),
+                Err(StoreError::Conflict) => continue,
+                Err(e) => return Err(route.save_failed(e.to_string())),
+            }
+        }
+        Err(route.save_failed("no free file name after 4 tries".into()))
+    })
+    .await
+    .map_err(reject)?;
+    tracing::info!(image_id = %image.id, user_id = %image.user_id, size = image.file_size, "image saved");
+    state
+        .jobs
+        .enqueue(task.task_id.clone(), image.blob, image.kind)
+        .await;
+    let reply = UploadReply {
+        success: true,
+        task_id: task.task_id,
+        image_id: image.id,
+        filename: image.filename,
+        file_size: image.file_size,
+        category: category.as_str(),
+        original_filename: match route {
+            Route::File => original_filename,
+            _ => None,
+        },
+        is_logged_in: logged_in,
+        message: route.message(category, logged_in),
+    };
+    Ok(warp::reply::json(&reply).into_response())
+}
+
+/// The seed's image object.
+#[derive(Serialize)]
+struct ImageView {
+    id: String,
+    user_id: String,
+    filename: String,
+    original_url: Option<String>,
+    page_url: Option<String>,
+    page_title: Option<String>,
+    saved_at: String,
+    file_size: u64,
+    image_width: u32,
+    image_height: u32,
+    context_info: serde_json::Map<String, serde_json::Value>,
+    status: &'static str,
+    cloud_synced: bool,
+    preview_url: String,
+    thumbnail_url: String,
+}
+
+impl From<ImageRecord> for ImageView {
+    fn from(r: ImageRecord) -> Self {
+        let mut context_info = match r
+            .context_json
+            .as_deref()
+            .and_then(|j| serde_json::from_str(j).ok())
+        {
+            Some(serde_json::Value::Object(map)) => map,
+            Some(other) => serde_json::Map::from_iter([("value".to_string(), other)]),
+            None => serde_json::Map::new(),
+        };
+        context_info.insert("category".into(), r.category.as_str().into());
+        Self {
+            preview_url: format!("/api/user/{}/images/{}", r.user_id, r.filename),
+            thumbnail_url: format!("/api/user/{}/thumbnails/{}", r.user_id, r.filename),
+            id: r.id,
+            user_id: r.user_id,
+            filename: r.filename,
+            original_url: r.original_url,
+            page_url: r.page_url,
+            page_title: r.page_title,
+            saved_at: clock::display(r.saved_at),
+            file_size: r.file_size,
+            image_width: r.width,
+            image_height: r.height,
+            context_info,
+            status: "saved",
+            cloud_synced: r.cloud_synced,
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct ImageList {
+    images: Vec<ImageView>,
+    total: u64,
+    page: u64,
+    per_page: u64,
+    pages: u64,
+}
+
+async fn list(
+    state: Arc<AppState>,
+    caller: Caller,
+    query: HashMap<String, String>,
+) -> Result<impl Reply, Rejection> {
+    // Like the seed: unparsable numbers fall back to the defaults, per_page is kept within 1..=100.
+    let number = |key: &str, default: u64| {
+        query
+            .get(key)
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .filter(|&n| n > 0)
+            .unwrap_or(default)
+    };
+    let page = number("page", 1);
+    let per_page = number("per_page", 20).min(100);
+    let user_id = caller.user.user_id;
+    let found = blocking(move || Ok(state.store.list_images(&user_id, page, per_page)?))
+        .await
+        .map_err(reject)?;
+    Ok(warp::reply::json(&ImageList {
+        pages: found.total.div_ceil(per_page),
+        images: found.images.into_iter().map(ImageView::from).collect(),
+        total: found.total,
+        page,
+        per_page,
+    }))
+}
+
+async fn serve_file(
+    state: Arc<AppState>,
+    caller: Caller,
+    (user_id, category, filename): (String, Option<String>, String),
+    if_none_match: Option<String>,
+    thumbnail: bool,
+) -> Result<warp::reply::Response, Rejection> {
+    let category = match category {
+        Some(raw) => Some(Category::parse(&raw).ok_or_else(|| reject(ApiError::InvalidCategory))?),
+        None => None,
+    };
+    if caller.user.user_id != user_id {
+        return Err(reject(ApiError::Forbidden));
+    }
+    let (image, mut blob) = blocking(move || {
+        let image = state
+            .store
+            .image_by_name(&user_id, &filename)?
+            .filter(|img| category.is_none_or(|c| c == img.category))
+            .ok_or(ApiError::ImageNotFound)?;
+        let blob = state
+            .store
+            .blob(&image.blob)?
+            .ok_or_else(|| ApiError::Internal(format!("image {} has no blob", image.id)))?;
+        Ok((image, blob))
+    })
+    .await
+    .map_err(reject)?;
+
+    let etag = format!("\"{}\"", image.blob.to_hex());
+    // Originals never change under a file name; thumbnails will, so they are revalidated.
+    let cache = if thumbnail {
+        "private, no-cache"
+    } else {
+        "private, max-age=31536000, immutable"
+    };
+    let mut resp = if etag_matches(if_none_match.as_deref(), &etag) {
+        let mut resp = warp::reply().into_response();
+        *resp.status_mut() = StatusCode::NOT_MODIFIED;
+        resp
+    } else if blob.record.size <= STREAM_ABOVE {
+        let bytes = blocking(move || Ok(blob.read_all()?))
+            .await
+            .map_err(reject)?;
+        warp::http::Response::new(bytes.into())
+    } else {
+        let size = blob.record.size;
+        let mut resp = warp::reply::stream(stream_blob(blob)).into_response();
+        resp.headers_mut()
+            .insert(header::CONTENT_LENGTH, HeaderValue::from(size));
+        resp
+    };
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(image.kind.mime()),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
+    if let Ok(v) = HeaderValue::from_str(&etag) {
+        h.insert(header::ETAG, v);
+    }
+    Ok(resp)
+}
+
+/// `If-None-Match` holds a list of tags or `*`; weak tags compare by their opaque part.
+fn etag_matches(header: Option<&str>, etag: &str) -> bool {
+    header.is_some_and(|h| {
+        h.split(',')
+            .map(|t| t.trim().trim_start_matches("W/"))
+            .any(|t| t == "*" || t == etag)
+    })
+}
+
+/// The blob's bytes as a stream of pieces, each read on the blocking pool when the client is ready
+/// for it, so a 10 MB image costs one piece of memory per download, not 10 MB.
+fn stream_blob(
+    blob: BlobChunks,
+) -> impl futures_util::Stream<Item = Result<Bytes, std::io::Error>> + Send + Sync + 'static {
+    futures_util::stream::unfold(Some(blob), |blob| async move {
+        let mut blob = blob?;
+        let read = tokio::task::spawn_blocking(move || {
+            let piece = blob.next_bytes(STREAM_PIECE);
+            (blob, piece)
+        })
+        .await;
+        match read {
+            Ok((blob, Ok(Some(piece)))) => Some((Ok(piece), Some(blob))),
+            Ok((_, Ok(None))) => None,
+            Ok((_, Err(e))) => Some((Err(std::io::Error::other(e.to_string())), None)),
+            Err(e) => Some((Err(std::io::Error::other(e.to_string())), None)),
+        }
+    })
+}
+
+#[derive(Serialize)]
+struct Deleted {
+    success: bool,
+    message: &'static str,
+    #[serde(rename = "imageId")]
+    image_id: String,
+}
+
+async fn delete(
+    image_id: String,
+    state: Arc<AppState>,
+    caller: Caller,
+) -> Result<impl Reply, Rejection> {
+    let id = image_id.clone();
+    let outcome = blocking(move || Ok(state.store.delete_image(&id, &caller.user.user_id)?))
+        .await
+        .map_err(reject)?;
+    match outcome {
+        DeleteOutcome::Deleted => {
+            tracing::info!(%image_id, "image deleted");
+            Ok(warp::reply::json(&Deleted {
+                success: true,
+                message: "图片已删除",
+                image_id,
+            }))
+        }
+        DeleteOutcome::NotFound => Err(reject(ApiError::ImageNotFound)),
+        DeleteOutcome::NotOwner => Err(reject(ApiError::Forbidden)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn image_data_accepts_data_urls_and_bare_base64() {
+        let png = b"\x89PNG\r\n\x1a\nrest";
+        let b64 = base64::engine::general_purpose::STANDARD.encode(png);
+        assert_eq!(
+            decode_image_data(&format!("data:image/png;base64,{b64}")).unwrap(),
+            png
+        );
+        assert_eq!(decode_image_data(&b64).unwrap(), png);
+        let wrapped = format!("{}\n{}", &b64[..8], b64[8..].trim_end_matches('='));
+        assert_eq!(decode_image_data(&wrapped).unwrap(), png);
+        assert!(matches!(
+            decode_image_data("data:image/png,abc"),
+            Err(ApiError::UnsupportedFormat)
+        ));
+        assert!(matches!(
+            decode_image_data("!!!not base64!!!"),
+            Err(ApiError::UnsupportedFormat)
+        ));
+    }
+
+    #[test]
+    fn etags_match_lists_weak_tags_and_star() {
+        assert!(etag_matches(Some("\"a\""), "\"a\""));
+        assert!(etag_matches(Some("\"x\", W/\"a\""), "\"a\""));
+        assert!(etag_matches(Some("*"), "\"a\""));
+        assert!(!etag_matches(Some("\"b\""), "\"a\""));
+        assert!(!etag_matches(None, "\"a\""));
+    }
+}

@@ -1,0 +1,72 @@
+//! HTTP only: the seed's endpoints as warp filters, one module per resource. Handlers read like a
+//! sentence (authenticate, validate, call the store, shape the answer); they never open a table and
+//! never format an error themselves (`error` does).
+
+mod auth;
+mod body;
+mod cors;
+pub mod error;
+mod images;
+mod status;
+mod sync;
+mod tasks;
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use warp::{Filter, Rejection, Reply};
+
+use crate::AppState;
+pub use error::ApiError;
+
+/// Every route of the server, with CORS, request logging and the JSON error mapping applied.
+pub fn routes(
+    state: Arc<AppState>,
+) -> impl Filter<Extract = (impl Reply,), Error = Infallible> + Clone {
+    let api = status::routes(state.clone())
+        .or(auth::routes(state.clone()))
+        .or(images::routes(state.clone()))
+        .or(tasks::routes(state.clone()))
+        .or(sync::routes(state.clone()));
+    warp::header::headers_cloned()
+        .and(
+            cors::preflight(state.clone())
+                .or(api)
+                .recover(error::recover),
+        )
+        .map(move |headers, reply| cors::decorate(&state, &headers, reply))
+        .with(warp::reply::with::header(
+            "x-content-type-options",
+            "nosniff",
+        ))
+        .with(warp::log::custom(log_request))
+}
+
+fn log_request(info: warp::log::Info<'_>) {
+    let status = info.status().as_u16();
+    let ms = info.elapsed().as_secs_f64() * 1000.0;
+    if status >= 500 {
+        tracing::warn!(method = %info.method(), path = info.path(), status, ms, "request failed");
+    } else {
+        tracing::debug!(method = %info.method(), path = info.path(), status, ms, "request");
+    }
+}
+
+fn with_state(
+    state: Arc<AppState>,
+) -> impl Filter<Extract = (Arc<AppState>,), Error = Infallible> + Clone {
+    warp::any().map(move || state.clone())
+}
+
+/// Runs blocking work (redb, argon2, hashing) on the blocking pool, off the async workers.
+async fn blocking<T, F>(f: F) -> Result<T, ApiError>
+where
+    F: FnOnce() -> Result<T, ApiError> + Send + 'static,
+    T: Send + 'static,
+{
+    tokio::task::spawn_blocking(f).await?
+}
+
+fn reject(e: ApiError) -> Rejection {
+    warp::reject::custom(e)
+}

@@ -1,0 +1,36 @@
+//! Time as imgvault stores and shows it: stored as UTC microseconds since the Unix epoch (cheap to
+//! order and compare), shown in the server's local time in the seed's two formats.
+
+use chrono::{DateTime, Local, Utc};
+
+/// Microseconds since the Unix epoch, UTC.
+pub type Micros = i64;
+
+pub fn now() -> Micros {
+    Utc::now().timestamp_micros()
+}
+
+fn local(at: Micros) -> DateTime<Local> {
+    DateTime::<Utc>::from_timestamp_micros(at)
+        .unwrap_or_default()
+        .with_timezone(&Local)
+}
+
+/// `2025-06-13 18:45:30`: the seed's format for stored dates.
+pub fn display(at: Micros) -> String {
+    local(at).format("%Y-%m-%d %H:%M:%S").to_string()
+}
+
+/// `2025-06-13T18:45:30.123456`: the seed's format for `/api/status`.
+pub fn iso(at: Micros) -> String {
+    local(at).format("%Y-%m-%dT%H:%M:%S%.6f").to_string()
+}
+
+/// `20250613_184530`: the date part of stored file names.
+pub fn filename_stamp(at: Micros) -> String {
+    local(at).format("%Y%m%d_%H%M%S").to_string()
+}
+
+pub const SECOND: Micros = 1_000_000;
+pub const HOUR: Micros = 3_600 * SECOND;
+pub const DAY: Micros = 24 * HOUR;

@@ -1,0 +1,39 @@
+//! Everything the server is told at start-up, in one struct, with the defaults of DECISIONS.md.
+//! Built from the command line (`cli`) by the binary and directly by tests and embedders.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use crate::store::DEFAULT_CACHE_BYTES;
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where to accept connections; port 0 lets the OS choose.
+    pub listen: SocketAddr,
+    /// The one data file; created if missing.
+    pub data: PathBuf,
+    /// The hub's API base (the seed's `CLOUD_SERVER_URL`); `None` disables cloud sync.
+    pub cloud_url: Option<String>,
+    /// Password for the `admin` account when the data file is new; random (and printed) if `None`.
+    pub admin_password: Option<String>,
+    /// redb page cache in bytes.
+    pub cache_bytes: usize,
+    /// Web origins, besides browser extensions, allowed to call the API from a browser.
+    pub cors_origins: Vec<String>,
+    /// Threads processing uploads in the background.
+    pub media_workers: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data: PathBuf::from("imgvault.redb"),
+            cloud_url: None,
+            admin_password: None,
+            cache_bytes: DEFAULT_CACHE_BYTES,
+            cors_origins: Vec::new(),
+            media_workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        }
+    }
+}

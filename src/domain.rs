@@ -1,0 +1,202 @@
+//! Values that carry their own validity: a `Username`, `Email`, `Password` or `Category` exists only
+//! after its constructor accepted the input, so code past the HTTP edge never re-checks them.
+//!
+//! This module knows nothing of HTTP or storage; callers map `Invalid` to whatever their layer needs.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// Why a value was refused, in words a user can act on.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Invalid(pub &'static str);
+
+/// A username: 3 to 20 characters, letters, digits, `_`, `-` and `.` only.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Username(String);
+
+impl Username {
+    pub fn parse(raw: &str) -> Result<Self, Invalid> {
+        let name = raw.trim();
+        let len = name.chars().count();
+        if !(3..=20).contains(&len) {
+            return Err(Invalid("用户名长度需为3-20位"));
+        }
+        if !name
+            .chars()
+            .all(|c| c.is_alphanumeric() || matches!(c, '_' | '-' | '.'))
+        {
+            return Err(Invalid("用户名只能包含字母、数字、下划线、连字符和点"));
+        }
+        Ok(Self(name.to_string()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The form uniqueness is checked on: `Admin` and `admin` are the same account name.
+    pub fn key(&self) -> String {
+        self.0.to_lowercase()
+    }
+}
+
+/// An email address that is plausible: one `@`, a non-empty local part, a dotted domain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Email(String);
+
+impl Email {
+    pub fn parse(raw: &str) -> Result<Self, Invalid> {
+        const BAD: Invalid = Invalid("邮箱格式不正确");
+        let email = raw.trim();
+        if email.len() > 254 || email.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(BAD);
+        }
+        let (local, domain) = email.split_once('@').ok_or(BAD)?;
+        let domain_ok = !domain.contains('@')
+            && domain.contains('.')
+            && domain.split('.').all(|label| !label.is_empty());
+        if local.is_empty() || !domain_ok {
+            return Err(BAD);
+        }
+        Ok(Self(email.to_string()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The form uniqueness is checked on.
+    pub fn key(&self) -> String {
+        self.0.to_lowercase()
+    }
+}
+
+/// A new password: 6 to 1024 characters (the upper bound keeps hashing cost bounded).
+pub struct Password(String);
+
+impl Password {
+    pub fn parse(raw: &str) -> Result<Self, Invalid> {
+        match raw.chars().count() {
+            0..=5 => Err(Invalid("密码长度至少6位")),
+            6..=1024 => Ok(Self(raw.to_string())),
+            _ => Err(Invalid("密码过长")),
+        }
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Password {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Password(..)")
+    }
+}
+
+/// The two collections of the seed. Stored as one byte.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Category {
+    Clothes,
+    Char,
+}
+
+impl Category {
+    pub const ALL: [Category; 2] = [Category::Clothes, Category::Char];
+
+    /// Strict parsing, for routes where an unknown category is an error.
+    pub fn parse(raw: &str) -> Option<Self> {
+        match raw {
+            "clothes" => Some(Self::Clothes),
+            "char" => Some(Self::Char),
+            _ => None,
+        }
+    }
+
+    /// Upload rule of the seed: missing or unknown categories fall back to `clothes`.
+    pub fn for_upload(raw: Option<&str>) -> Self {
+        raw.and_then(|r| Self::parse(r.trim()))
+            .unwrap_or(Self::Clothes)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Clothes => "clothes",
+            Self::Char => "char",
+        }
+    }
+}
+
+impl fmt::Display for Category {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The blake3 hash of a blob's bytes: its identity in the store and its `ETag`.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct BlobHash(pub [u8; 32]);
+
+impl BlobHash {
+    pub fn of(bytes: &[u8]) -> Self {
+        Self(*blake3::hash(bytes).as_bytes())
+    }
+
+    pub fn to_hex(self) -> String {
+        blake3::Hash::from_bytes(self.0).to_hex().to_string()
+    }
+}
+
+impl fmt::Debug for BlobHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "BlobHash({})", self.to_hex())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usernames_are_bounded_and_case_folded_for_uniqueness() {
+        assert!(Username::parse("ab").is_err());
+        assert!(Username::parse(&"a".repeat(21)).is_err());
+        assert!(Username::parse("bad name").is_err());
+        assert!(Username::parse("../x").is_err());
+        let name = Username::parse("  Alice_01 ").unwrap();
+        assert_eq!(name.as_str(), "Alice_01");
+        assert_eq!(name.key(), "alice_01");
+        assert!(Username::parse("用户名").is_ok());
+    }
+
+    #[test]
+    fn emails_must_look_like_addresses() {
+        for bad in [
+            "", "a", "a@b", "@b.c", "a@@b.c", "a b@c.d", "a@b..c", "a@.c",
+        ] {
+            assert!(Email::parse(bad).is_err(), "{bad} accepted");
+        }
+        assert_eq!(
+            Email::parse("A@Example.com").unwrap().key(),
+            "a@example.com"
+        );
+    }
+
+    #[test]
+    fn passwords_need_six_characters() {
+        assert!(Password::parse("12345").is_err());
+        assert!(Password::parse("123456").is_ok());
+        assert!(Password::parse("密码密码密码").is_ok());
+        assert!(Password::parse(&"x".repeat(1025)).is_err());
+    }
+
+    #[test]
+    fn unknown_upload_categories_fall_back_to_clothes() {
+        assert_eq!(Category::for_upload(None), Category::Clothes);
+        assert_eq!(Category::for_upload(Some("char")), Category::Char);
+        assert_eq!(Category::for_upload(Some("shoes")), Category::Clothes);
+        assert_eq!(Category::parse("shoes"), None);
+    }
+}

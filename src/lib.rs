@@ -1,0 +1,177 @@
+//! imgvault: a self-hosted image vault. One binary, one data file.
+//!
+//! `serve` opens the data file, makes sure the `admin` account exists, starts the background media
+//! workers and serves the HTTP API until the shutdown future resolves. The binary and the tests
+//! both start the server through it.
+
+pub mod api;
+pub mod auth;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod domain;
+pub mod jobs;
+pub mod media;
+pub mod store;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use config::Config;
+use store::records::UserRecord;
+use store::{Store, StoreError};
+
+/// What every request handler shares.
+pub struct AppState {
+    pub store: Arc<Store>,
+    pub config: Config,
+    pub jobs: jobs::Jobs,
+    /// Owner of uploads sent without a session: the `admin` account.
+    pub default_user_id: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("cannot open the data file {path}: {source}")]
+    Store {
+        path: String,
+        #[source]
+        source: StoreError,
+    },
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("start-up task failed: {0}")]
+    Startup(String),
+}
+
+/// How often expired sessions are swept from the data file.
+const SESSION_SWEEP_EVERY: Duration = Duration::from_secs(3600);
+
+/// Runs the server until `shutdown` resolves, then finishes in-flight requests, stops the workers
+/// and closes the data file. Prints `listening on http://ADDR` once connections are accepted.
+pub async fn serve(
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    let path = config.data.clone();
+    let cache = config.cache_bytes;
+    let store_error = |source| ServeError::Store {
+        path: path.display().to_string(),
+        source,
+    };
+    let store = tokio::task::spawn_blocking({
+        let path = path.clone();
+        move || Store::open(&path, cache)
+    })
+    .await
+    .map_err(|e| ServeError::Startup(e.to_string()))?
+    .map_err(store_error)?;
+    let store = Arc::new(store);
+
+    let default_user_id = tokio::task::spawn_blocking({
+        let store = store.clone();
+        let password = config.admin_password.clone();
+        move || ensure_admin(&store, password)
+    })
+    .await
+    .map_err(|e| ServeError::Startup(e.to_string()))?
+    .map_err(store_error)?;
+
+    if config.cloud_url.is_some() {
+        tracing::warn!("cloud sync is not implemented in this version; --cloud-url is ignored");
+    }
+
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| ServeError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| ServeError::Bind {
+        addr: config.listen,
+        source,
+    })?;
+
+    let jobs = jobs::Jobs::start(store.clone(), config.media_workers);
+    let state = Arc::new(AppState {
+        store: store.clone(),
+        config,
+        jobs,
+        default_user_id,
+    });
+
+    let background = tokio::spawn({
+        let state = state.clone();
+        async move {
+            state.jobs.resume_pending(state.store.clone()).await;
+            sweep_sessions(state.store.clone()).await;
+        }
+    });
+
+    println!("listening on http://{addr}");
+    tracing::info!(%addr, data = %path.display(), "imgvault started");
+    warp::serve(api::routes(state.clone()))
+        .incoming(listener)
+        .graceful(shutdown)
+        .run()
+        .await;
+
+    tracing::info!("shutting down");
+    background.abort();
+    let _ = background.await;
+    tokio::task::spawn_blocking(move || state.jobs.shutdown())
+        .await
+        .map_err(|e| ServeError::Startup(e.to_string()))?;
+    tracing::info!("data file closed");
+    Ok(())
+}
+
+/// Creates the `admin` account on a new data file and returns its user id.
+fn ensure_admin(store: &Store, password: Option<String>) -> Result<String, StoreError> {
+    if let Some(admin) = store.user_by_username("admin")? {
+        return Ok(admin.user_id);
+    }
+    let generated = password.is_none();
+    let password = password.unwrap_or_else(auth::random_password);
+    let admin = UserRecord {
+        user_id: format!(
+            "default-user-{}",
+            &uuid::Uuid::new_v4().simple().to_string()[..8]
+        ),
+        username: "admin".into(),
+        email: "admin@local.com".into(),
+        password_hash: auth::hash_password(&password),
+        created_at: clock::now(),
+        last_login: None,
+        cloud_sync_enabled: false,
+    };
+    store.create_user(&admin, "admin", "admin@local.com")?;
+    if generated {
+        println!("created user 'admin' with password: {password}");
+        println!("(shown once; set IMGVAULT_ADMIN_PASSWORD before the first start to choose it)");
+    } else {
+        tracing::info!("created user 'admin' with the password from IMGVAULT_ADMIN_PASSWORD");
+    }
+    Ok(admin.user_id)
+}
+
+/// Deletes expired sessions now and then; a session is refused once expired even before this runs.
+async fn sweep_sessions(store: Arc<Store>) {
+    let mut every = tokio::time::interval(SESSION_SWEEP_EVERY);
+    loop {
+        every.tick().await;
+        let store = store.clone();
+        match tokio::task::spawn_blocking(move || store.purge_expired_sessions(clock::now())).await
+        {
+            Ok(Ok(n)) if n > 0 => tracing::info!(removed = n, "expired sessions removed"),
+            Ok(Err(e)) => tracing::warn!(error = %e, "session sweep failed"),
+            _ => {}
+        }
+    }
+}

@@ -1,0 +1,119 @@
+//! Content-addressed image bytes: stored once per blake3 hash in fixed-size chunks, with a reference
+//! count in a separate small record so that sharing or releasing a blob never rewrites its bytes.
+
+use bytes::{Bytes, BytesMut};
+use redb::{ReadOnlyTable, ReadableTable, WriteTransaction};
+
+use super::records::{BlobRecord, Record};
+use super::tables::*;
+use super::{Result, Store, StoreError};
+use crate::domain::BlobHash;
+
+/// Adds one reference to the blob of `bytes`, writing its chunks if the store does not hold it yet.
+pub(super) fn add_ref(tx: &WriteTransaction, hash: &BlobHash, bytes: &[u8]) -> Result<()> {
+    let mut blobs = tx.open_table(BLOBS)?;
+    let existing = blobs
+        .get(&hash.0)?
+        .map(|v| BlobRecord::decode(v.value()))
+        .transpose()?;
+    let record = match existing {
+        Some(mut record) => {
+            record.refs += 1;
+            record
+        }
+        None => {
+            let mut chunks = tx.open_table(BLOB_CHUNKS)?;
+            let mut count = 0u32;
+            for (i, chunk) in bytes.chunks(CHUNK_SIZE).enumerate() {
+                chunks.insert((&hash.0, i as u32), chunk)?;
+                count += 1;
+            }
+            BlobRecord {
+                size: bytes.len() as u64,
+                chunks: count,
+                refs: 1,
+            }
+        }
+    };
+    blobs.insert(&hash.0, record.encode().as_slice())?;
+    Ok(())
+}
+
+/// Drops one reference; the blob's chunks are deleted with its last reference.
+pub(super) fn release(tx: &WriteTransaction, hash: &BlobHash) -> Result<()> {
+    let mut blobs = tx.open_table(BLOBS)?;
+    let Some(mut record) = blobs
+        .get(&hash.0)?
+        .map(|v| BlobRecord::decode(v.value()))
+        .transpose()?
+    else {
+        return Err(StoreError::Corrupt(format!(
+            "image points at missing blob {}",
+            hash.to_hex()
+        )));
+    };
+    if record.refs > 1 {
+        record.refs -= 1;
+        blobs.insert(&hash.0, record.encode().as_slice())?;
+    } else {
+        blobs.remove(&hash.0)?;
+        let mut chunks = tx.open_table(BLOB_CHUNKS)?;
+        for i in 0..record.chunks {
+            chunks.remove((&hash.0, i))?;
+        }
+    }
+    Ok(())
+}
+
+/// A blob opened for reading in one read transaction: its size and a cursor over its chunks, so
+/// a large image is sent chunk by chunk rather than loaded whole.
+pub struct BlobChunks {
+    table: ReadOnlyTable<(&'static [u8; 32], u32), &'static [u8]>,
+    hash: BlobHash,
+    next: u32,
+    pub record: BlobRecord,
+}
+
+impl BlobChunks {
+    /// Reads up to `max_bytes` (rounded up to whole chunks) of what is left; `None` at the end.
+    pub fn next_bytes(&mut self, max_bytes: usize) -> Result<Option<Bytes>> {
+        if self.next >= self.record.chunks {
+            return Ok(None);
+        }
+        let mut out = BytesMut::with_capacity(max_bytes.min(self.record.size as usize));
+        while self.next < self.record.chunks && out.len() < max_bytes {
+            let chunk = self.table.get((&self.hash.0, self.next))?.ok_or_else(|| {
+                StoreError::Corrupt(format!(
+                    "blob {} lacks chunk {}",
+                    self.hash.to_hex(),
+                    self.next
+                ))
+            })?;
+            out.extend_from_slice(chunk.value());
+            self.next += 1;
+        }
+        Ok(Some(out.freeze()))
+    }
+
+    /// The whole remaining blob in one buffer.
+    pub fn read_all(&mut self) -> Result<Bytes> {
+        Ok(self.next_bytes(usize::MAX)?.unwrap_or_default())
+    }
+}
+
+impl Store {
+    /// Opens the blob `hash` for reading; `None` if the store does not hold it.
+    pub fn blob(&self, hash: &BlobHash) -> Result<Option<BlobChunks>> {
+        let tx = self.read()?;
+        let Some(record) = tx.open_table(BLOBS)?.get(&hash.0)? else {
+            return Ok(None);
+        };
+        let record = BlobRecord::decode(record.value())?;
+        Ok(Some(BlobChunks {
+            table: tx.open_table(BLOB_CHUNKS)?,
+            hash: *hash,
+            next: 0,
+            record,
+        }))
+    }
+}

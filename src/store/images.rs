@@ -1,0 +1,279 @@
+//! Image records with their indexes and counters. Every change to an image touches the record, the
+//! name and time indexes, the blob's reference count and both counters in one transaction, so the
+//! counters can be read in O(1) and always agree with the records.
+
+use redb::{ReadableTable, WriteTransaction};
+
+use super::blobs;
+use super::records::{ImageRecord, Record, TaskRecord};
+use super::tables::*;
+use super::{Result, Store, StoreError};
+
+pub(super) const TOTAL_IMAGES_KEY: &str = "total_images";
+
+/// One page of a user's images, newest first.
+#[derive(Debug)]
+pub struct ImagePage {
+    pub images: Vec<ImageRecord>,
+    /// All of the user's images, not just this page.
+    pub total: u64,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum DeleteOutcome {
+    Deleted,
+    NotFound,
+    NotOwner,
+}
+
+fn bump(tx: &WriteTransaction, user_id: &str, delta: i64) -> Result<()> {
+    let apply = |v: u64| v.checked_add_signed(delta).unwrap_or(0);
+    let mut counts = tx.open_table(USER_IMAGE_COUNTS)?;
+    let user = counts.get(user_id)?.map_or(0, |v| v.value());
+    match apply(user) {
+        0 => counts.remove(user_id)?,
+        n => counts.insert(user_id, n)?,
+    };
+    let mut meta = tx.open_table(META)?;
+    let total = meta.get(TOTAL_IMAGES_KEY)?.map_or(0, |v| v.value());
+    meta.insert(TOTAL_IMAGES_KEY, apply(total))?;
+    Ok(())
+}
+
+impl Store {
+    /// Stores an uploaded image, its bytes (deduplicated) and its `processing` task, in one commit.
+    /// `Conflict` if the user already has an image of that file name; nothing is written then.
+    pub fn save_image(&self, image: &ImageRecord, bytes: &[u8], task: &TaskRecord) -> Result<()> {
+        let tx = self.write()?;
+        {
+            let mut names = tx.open_table(IMAGE_NAMES)?;
+            let name_key = (image.user_id.as_str(), image.filename.as_str());
+            if names.get(name_key)?.is_some() {
+                return Err(StoreError::Conflict);
+            }
+            names.insert(name_key, image.id.as_str())?;
+            blobs::add_ref(&tx, &image.blob, bytes)?;
+            tx.open_table(IMAGES)?
+                .insert(image.id.as_str(), image.encode().as_slice())?;
+            tx.open_table(USER_IMAGES)?.insert(
+                (image.user_id.as_str(), image.saved_at, image.id.as_str()),
+                (),
+            )?;
+            bump(&tx, &image.user_id, 1)?;
+            tx.open_table(TASKS)?
+                .insert(task.task_id.as_str(), task.encode().as_slice())?;
+            tx.open_table(PENDING_TASKS)?
+                .insert(task.task_id.as_str(), ())?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    pub fn image(&self, image_id: &str) -> Result<Option<ImageRecord>> {
+        let tx = self.read()?;
+        let images = tx.open_table(IMAGES)?;
+        let found = images.get(image_id)?;
+        found.map(|v| ImageRecord::decode(v.value())).transpose()
+    }
+
+    /// The image `filename` of `user_id`, if that user has one by that name.
+    pub fn image_by_name(&self, user_id: &str, filename: &str) -> Result<Option<ImageRecord>> {
+        let tx = self.read()?;
+        let Some(id) = tx.open_table(IMAGE_NAMES)?.get((user_id, filename))? else {
+            return Ok(None);
+        };
+        let images = tx.open_table(IMAGES)?;
+        let found = images.get(id.value())?;
+        match found {
+            Some(v) => Ok(Some(ImageRecord::decode(v.value())?)),
+            None => Err(StoreError::Corrupt(format!(
+                "name index points at missing image {}",
+                id.value()
+            ))),
+        }
+    }
+
+    /// Deletes an image if `owner` owns it: record, indexes, counters and blob reference in one
+    /// commit; the blob's bytes go with their last reference.
+    pub fn delete_image(&self, image_id: &str, owner: &str) -> Result<DeleteOutcome> {
+        let tx = self.write()?;
+        {
+            let mut images = tx.open_table(IMAGES)?;
+            let image = match images.get(image_id)? {
+                Some(v) => ImageRecord::decode(v.value())?,
+                None => return Ok(DeleteOutcome::NotFound),
+            };
+            if image.user_id != owner {
+                return Ok(DeleteOutcome::NotOwner);
+            }
+            images.remove(image_id)?;
+            tx.open_table(IMAGE_NAMES)?
+                .remove((image.user_id.as_str(), image.filename.as_str()))?;
+            tx.open_table(USER_IMAGES)?.remove((
+                image.user_id.as_str(),
+                image.saved_at,
+                image.id.as_str(),
+            ))?;
+            bump(&tx, &image.user_id, -1)?;
+            blobs::release(&tx, &image.blob)?;
+        }
+        tx.commit()?;
+        Ok(DeleteOutcome::Deleted)
+    }
+
+    /// Page `page` (1-based) of `user_id`'s images, newest first. Walks the time index to the page
+    /// and decodes only the records on it; the total is a counter read.
+    pub fn list_images(&self, user_id: &str, page: u64, per_page: u64) -> Result<ImagePage> {
+        let tx = self.read()?;
+        let total = tx
+            .open_table(USER_IMAGE_COUNTS)?
+            .get(user_id)?
+            .map_or(0, |v| v.value());
+        let skip = page.saturating_sub(1).saturating_mul(per_page);
+        if skip >= total {
+            return Ok(ImagePage {
+                images: Vec::new(),
+                total,
+            });
+        }
+        let index = tx.open_table(USER_IMAGES)?;
+        let images = tx.open_table(IMAGES)?;
+        let mut out = Vec::with_capacity(per_page.min(total - skip) as usize);
+        let range = index.range((user_id, i64::MIN, "")..=(user_id, i64::MAX, "\u{10FFFF}"))?;
+        for entry in range.rev().skip(skip as usize).take(per_page as usize) {
+            let (key, _) = entry?;
+            let (_, _, image_id) = key.value();
+            let record = images.get(image_id)?.ok_or_else(|| {
+                StoreError::Corrupt(format!("time index points at missing image {image_id}"))
+            })?;
+            out.push(ImageRecord::decode(record.value())?);
+        }
+        Ok(ImagePage { images: out, total })
+    }
+
+    /// Images in the whole file: one counter read.
+    pub fn total_images(&self) -> Result<u64> {
+        let tx = self.read()?;
+        let meta = tx.open_table(META)?;
+        Ok(meta.get(TOTAL_IMAGES_KEY)?.map_or(0, |v| v.value()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::records::{BlobRecord, TaskStatus};
+    use super::super::test_support::temp_store;
+    use super::*;
+    use crate::domain::{BlobHash, Category};
+    use crate::media::ImageKind;
+
+    fn image(id: &str, user: &str, saved_at: i64, bytes: &[u8]) -> (ImageRecord, TaskRecord) {
+        let image = ImageRecord {
+            id: id.into(),
+            user_id: user.into(),
+            filename: format!("{id}.png"),
+            category: Category::Clothes,
+            kind: ImageKind::Png,
+            blob: BlobHash::of(bytes),
+            original_url: None,
+            page_url: None,
+            page_title: None,
+            context_json: None,
+            saved_at,
+            file_size: bytes.len() as u64,
+            width: 1,
+            height: 1,
+            cloud_synced: false,
+            task_id: format!("t-{id}"),
+        };
+        let task = TaskRecord {
+            task_id: format!("t-{id}"),
+            user_id: user.into(),
+            image_id: id.into(),
+            status: TaskStatus::Processing,
+            error: None,
+            created_at: saved_at,
+            updated_at: saved_at,
+        };
+        (image, task)
+    }
+
+    fn blob_record(store: &Store, bytes: &[u8]) -> Option<BlobRecord> {
+        store.blob(&BlobHash::of(bytes)).unwrap().map(|b| b.record)
+    }
+
+    #[test]
+    fn identical_bytes_share_one_blob_until_the_last_reference_goes() {
+        let (_dir, store) = temp_store();
+        let bytes = vec![7u8; 100_000];
+        for (id, user) in [("a", "u1"), ("b", "u2")] {
+            let (img, task) = image(id, user, 1, &bytes);
+            store.save_image(&img, &bytes, &task).unwrap();
+        }
+        let rec = blob_record(&store, &bytes).unwrap();
+        assert_eq!((rec.refs, rec.size, rec.chunks), (2, 100_000, 4));
+        assert_eq!(store.total_images().unwrap(), 2);
+
+        assert_eq!(
+            store.delete_image("a", "u2").unwrap(),
+            DeleteOutcome::NotOwner
+        );
+        assert_eq!(
+            store.delete_image("a", "u1").unwrap(),
+            DeleteOutcome::Deleted
+        );
+        assert_eq!(blob_record(&store, &bytes).unwrap().refs, 1);
+        let mut chunks = store.blob(&BlobHash::of(&bytes)).unwrap().unwrap();
+        assert_eq!(chunks.read_all().unwrap().as_ref(), bytes.as_slice());
+
+        assert_eq!(
+            store.delete_image("b", "u2").unwrap(),
+            DeleteOutcome::Deleted
+        );
+        assert!(blob_record(&store, &bytes).is_none());
+        assert_eq!(store.total_images().unwrap(), 0);
+        assert_eq!(store.user_image_count("u1").unwrap(), 0);
+        assert_eq!(
+            store.delete_image("b", "u2").unwrap(),
+            DeleteOutcome::NotFound
+        );
+    }
+
+    #[test]
+    fn pages_are_newest_first_and_counted() {
+        let (_dir, store) = temp_store();
+        for i in 0..25u8 {
+            let (img, task) = image(&format!("i{i:02}"), "u", i64::from(i), &[i]);
+            store.save_image(&img, &[i], &task).unwrap();
+        }
+        let (other, task) = image("x", "v", 100, b"x");
+        store.save_image(&other, b"x", &task).unwrap();
+
+        let first = store.list_images("u", 1, 10).unwrap();
+        assert_eq!(first.total, 25);
+        let ids: Vec<_> = first.images.iter().map(|i| i.id.as_str()).collect();
+        assert_eq!(ids[0], "i24");
+        assert_eq!(ids[9], "i15");
+        let last = store.list_images("u", 3, 10).unwrap();
+        assert_eq!(last.images.len(), 5);
+        assert_eq!(last.images[4].id, "i00");
+        assert!(store.list_images("u", 4, 10).unwrap().images.is_empty());
+    }
+
+    #[test]
+    fn a_taken_file_name_writes_nothing() {
+        let (_dir, store) = temp_store();
+        let (img, task) = image("a", "u", 1, b"one");
+        store.save_image(&img, b"one", &task).unwrap();
+        let (mut dup, mut task2) = image("b", "u", 2, b"two");
+        dup.filename = img.filename.clone();
+        task2.task_id = "t-other".into();
+        assert!(matches!(
+            store.save_image(&dup, b"two", &task2),
+            Err(StoreError::Conflict)
+        ));
+        assert_eq!(store.total_images().unwrap(), 1);
+        assert!(blob_record(&store, b"two").is_none());
+        assert!(store.task("t-other").unwrap().is_none());
+    }
+}

@@ -1,0 +1,106 @@
+//! Brings a data file of any earlier schema version up to the current one when it is opened, so a
+//! file written by any release opens in every later release. A file from a newer release is refused,
+//! untouched, rather than misread.
+//!
+//! To change the format: bump `SCHEMA_VERSION` and append a step to `STEPS` that rewrites what
+//! changed, inside the same transaction as the version bump.
+
+use redb::{Database, ReadableTable, WriteTransaction};
+
+use super::tables::*;
+use super::{Result, StoreError};
+
+/// The schema this build writes.
+pub const SCHEMA_VERSION: u64 = 1;
+
+const VERSION_KEY: &str = "schema_version";
+
+/// `STEPS[n]` migrates a file from version `n + 1` to `n + 2`.
+type Step = fn(&WriteTransaction) -> Result<()>;
+const STEPS: &[Step] = &[];
+
+pub(super) fn run(db: &Database) -> Result<()> {
+    let tx = db.begin_write()?;
+    let found = tx.open_table(META)?.get(VERSION_KEY)?.map(|v| v.value());
+    match found {
+        Some(v) if v == SCHEMA_VERSION => return Ok(()),
+        Some(v) if v > SCHEMA_VERSION => {
+            return Err(StoreError::TooNew {
+                found: v,
+                supported: SCHEMA_VERSION,
+            });
+        }
+        Some(v) => {
+            for (i, step) in STEPS.iter().enumerate().skip((v - 1) as usize) {
+                tracing::info!(from = i + 1, to = i + 2, "migrating the data file");
+                step(&tx)?;
+            }
+        }
+        None => create_tables(&tx)?,
+    }
+    tx.open_table(META)?.insert(VERSION_KEY, SCHEMA_VERSION)?;
+    tx.commit()?;
+    Ok(())
+}
+
+/// Creates every table so read transactions never meet a missing one.
+fn create_tables(tx: &WriteTransaction) -> Result<()> {
+    tx.open_table(META)?
+        .insert(super::images::TOTAL_IMAGES_KEY, 0)?;
+    tx.open_table(USERS)?;
+    tx.open_table(USERNAMES)?;
+    tx.open_table(EMAILS)?;
+    tx.open_table(USER_IMAGE_COUNTS)?;
+    tx.open_table(SESSIONS)?;
+    tx.open_table(IMAGES)?;
+    tx.open_table(IMAGE_NAMES)?;
+    tx.open_table(USER_IMAGES)?;
+    tx.open_table(TASKS)?;
+    tx.open_table(PENDING_TASKS)?;
+    tx.open_table(BLOBS)?;
+    tx.open_table(BLOB_CHUNKS)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_file_from_a_newer_build_is_refused_untouched() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.redb");
+        {
+            let db = Database::create(&path).unwrap();
+            run(&db).unwrap();
+            let tx = db.begin_write().unwrap();
+            tx.open_table(META)
+                .unwrap()
+                .insert(VERSION_KEY, SCHEMA_VERSION + 1)
+                .unwrap();
+            tx.commit().unwrap();
+        }
+        let db = Database::create(&path).unwrap();
+        assert!(matches!(
+            run(&db),
+            Err(StoreError::TooNew { found, .. }) if found == SCHEMA_VERSION + 1
+        ));
+    }
+
+    #[test]
+    fn opening_twice_keeps_the_version() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Database::create(dir.path().join("t.redb")).unwrap();
+        run(&db).unwrap();
+        run(&db).unwrap();
+        let tx = db.begin_write().unwrap();
+        let v = tx
+            .open_table(META)
+            .unwrap()
+            .get(VERSION_KEY)
+            .unwrap()
+            .unwrap()
+            .value();
+        assert_eq!(v, SCHEMA_VERSION);
+    }
+}

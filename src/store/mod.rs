@@ -1,0 +1,110 @@
+//! The one data file: every user, session, image, task and image byte lives in a single redb
+//! database, so a backup is one file and every change is one ACID transaction.
+//!
+//! This layer speaks in records and plain values, never in HTTP types. Its methods block (redb does
+//! file I/O), so async callers run them on the blocking pool. Every method that changes data commits
+//! durably (fsync, two-phase commit) before it returns: when it says `Ok`, the change survives a
+//! power cut.
+
+mod blobs;
+mod images;
+mod migrate;
+pub mod records;
+mod sessions;
+pub mod tables;
+mod tasks;
+mod users;
+
+use std::path::Path;
+
+use redb::{Database, ReadTransaction, ReadableDatabase, WriteTransaction};
+
+pub use blobs::BlobChunks;
+pub use images::{DeleteOutcome, ImagePage};
+pub use migrate::SCHEMA_VERSION;
+
+/// Default page cache: small enough for a 1 GB Raspberry Pi, large enough to hold every index.
+pub const DEFAULT_CACHE_BYTES: usize = 64 * 1024 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error(transparent)]
+    Db(#[from] redb::Error),
+    #[error("the data file is damaged: {0}")]
+    Corrupt(String),
+    #[error(
+        "the data file has schema version {found}, newer than this build understands ({supported}); \
+         run a newer imgvault"
+    )]
+    TooNew { found: u64, supported: u64 },
+    #[error("the data file is in use by another process (is an imgvault server running on it?)")]
+    InUse,
+    #[error("already exists")]
+    Conflict,
+}
+
+macro_rules! from_redb {
+    ($($t:ty),*) => {$(
+        impl From<$t> for StoreError {
+            fn from(e: $t) -> Self {
+                StoreError::Db(e.into())
+            }
+        }
+    )*};
+}
+from_redb!(
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError
+);
+
+impl From<redb::DatabaseError> for StoreError {
+    fn from(e: redb::DatabaseError) -> Self {
+        match e {
+            redb::DatabaseError::DatabaseAlreadyOpen => StoreError::InUse,
+            other => StoreError::Db(other.into()),
+        }
+    }
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// An open data file. Cheap to share behind an `Arc`; redb serialises writers internally.
+pub struct Store {
+    db: Database,
+}
+
+impl Store {
+    /// Opens (or creates) the data file at `path` and brings its schema up to date.
+    pub fn open(path: &Path, cache_bytes: usize) -> Result<Self> {
+        let db = Database::builder()
+            .set_cache_size(cache_bytes)
+            .create(path)?;
+        migrate::run(&db)?;
+        Ok(Self { db })
+    }
+
+    fn read(&self) -> Result<ReadTransaction> {
+        Ok(self.db.begin_read()?)
+    }
+
+    /// A write transaction with two-phase commit: imgvault stores bytes from anonymous clients,
+    /// and redb advises 2PC for databases holding untrusted input.
+    fn write(&self) -> Result<WriteTransaction> {
+        let mut tx = self.db.begin_write()?;
+        tx.set_two_phase_commit(true);
+        Ok(tx)
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod test_support {
+    use super::*;
+
+    pub fn temp_store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("t.redb"), 1 << 20).unwrap();
+        (dir, store)
+    }
+}

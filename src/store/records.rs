@@ -1,0 +1,167 @@
+//! The structs stored in the data file and their encoding.
+//!
+//! Each record is one version byte followed by its postcard encoding (postcard 1.x has a frozen,
+//! documented wire format). A record type whose fields change gets a new version number and a
+//! conversion in `migrate`; `decode` refuses versions it does not know rather than misreading them.
+//! These types are the disk format, kept apart from the JSON shapes in `api` on purpose.
+
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
+
+use crate::clock::Micros;
+use crate::domain::{BlobHash, Category};
+use crate::media::ImageKind;
+
+use super::StoreError;
+
+/// A stored record type with its current encoding version.
+pub trait Record: Serialize + DeserializeOwned {
+    const NAME: &'static str;
+    const VERSION: u8;
+
+    fn encode(&self) -> Vec<u8> {
+        let mut out = vec![Self::VERSION];
+        // Serializing plain structs into a Vec cannot fail.
+        out.extend(postcard::to_stdvec(self).expect("postcard encodes plain structs"));
+        out
+    }
+
+    fn decode(bytes: &[u8]) -> Result<Self, StoreError> {
+        match bytes.split_first() {
+            Some((&v, rest)) if v == Self::VERSION => postcard::from_bytes(rest)
+                .map_err(|e| StoreError::Corrupt(format!("{} record: {e}", Self::NAME))),
+            Some((v, _)) => Err(StoreError::Corrupt(format!(
+                "{} record has unknown version {v}",
+                Self::NAME
+            ))),
+            None => Err(StoreError::Corrupt(format!("empty {} record", Self::NAME))),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UserRecord {
+    pub user_id: String,
+    pub username: String,
+    pub email: String,
+    /// PHC string of an argon2id hash. Never leaves the store layer except to be verified.
+    pub password_hash: String,
+    pub created_at: Micros,
+    pub last_login: Option<Micros>,
+    pub cloud_sync_enabled: bool,
+}
+
+impl Record for UserRecord {
+    const NAME: &'static str = "user";
+    const VERSION: u8 = 1;
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SessionRecord {
+    pub user_id: String,
+    pub created_at: Micros,
+    pub expires_at: Micros,
+    pub remember_me: bool,
+}
+
+impl Record for SessionRecord {
+    const NAME: &'static str = "session";
+    const VERSION: u8 = 1;
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ImageRecord {
+    pub id: String,
+    pub user_id: String,
+    pub filename: String,
+    pub category: Category,
+    pub kind: ImageKind,
+    pub blob: BlobHash,
+    pub original_url: Option<String>,
+    pub page_url: Option<String>,
+    pub page_title: Option<String>,
+    /// `pageInfo.imageContext` as sent (a JSON object, kept as its text).
+    pub context_json: Option<String>,
+    pub saved_at: Micros,
+    pub file_size: u64,
+    pub width: u32,
+    pub height: u32,
+    pub cloud_synced: bool,
+    pub task_id: String,
+}
+
+impl Record for ImageRecord {
+    const NAME: &'static str = "image";
+    const VERSION: u8 = 1;
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TaskStatus {
+    Processing,
+    Completed,
+    Failed,
+}
+
+impl TaskStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Processing => "processing",
+            Self::Completed => "completed",
+            Self::Failed => "failed",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskRecord {
+    pub task_id: String,
+    pub user_id: String,
+    pub image_id: String,
+    pub status: TaskStatus,
+    /// Why a task failed, for logs and the task endpoint.
+    pub error: Option<String>,
+    pub created_at: Micros,
+    pub updated_at: Micros,
+}
+
+impl Record for TaskRecord {
+    const NAME: &'static str = "task";
+    const VERSION: u8 = 1;
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlobRecord {
+    pub size: u64,
+    pub chunks: u32,
+    /// How many image records point at this blob; the blob is freed when it reaches zero.
+    pub refs: u64,
+}
+
+impl Record for BlobRecord {
+    const NAME: &'static str = "blob";
+    const VERSION: u8 = 1;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_round_trip_and_refuse_unknown_versions() {
+        let blob = BlobRecord {
+            size: 10,
+            chunks: 1,
+            refs: 2,
+        };
+        let bytes = blob.encode();
+        assert_eq!(bytes[0], BlobRecord::VERSION);
+        assert_eq!(BlobRecord::decode(&bytes).unwrap(), blob);
+
+        let mut future = bytes.clone();
+        future[0] = 99;
+        assert!(matches!(
+            BlobRecord::decode(&future),
+            Err(StoreError::Corrupt(_))
+        ));
+        assert!(BlobRecord::decode(&[]).is_err());
+    }
+}

@@ -1,0 +1,44 @@
+//! Every table of the data file, declared once. The layout is part of the on-disk format: a change
+//! here needs a schema version bump and a step in `migrate`.
+//!
+//! Records are stored as versioned bytes (see `records`); keys are plain redb types so that ranges
+//! and ordering come from redb itself.
+
+use redb::TableDefinition;
+
+/// `schema_version`, `total_images`: small facts about the whole file.
+pub const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+
+/// user_id → `UserRecord`.
+pub const USERS: TableDefinition<&str, &[u8]> = TableDefinition::new("users");
+/// lower-cased username → user_id: the uniqueness constraint and the login lookup.
+pub const USERNAMES: TableDefinition<&str, &str> = TableDefinition::new("usernames");
+/// lower-cased email → user_id.
+pub const EMAILS: TableDefinition<&str, &str> = TableDefinition::new("emails");
+/// user_id → number of images the user owns, kept in step with `USER_IMAGES`.
+pub const USER_IMAGE_COUNTS: TableDefinition<&str, u64> = TableDefinition::new("user_image_counts");
+
+/// blake3(session token) → `SessionRecord`. The token itself is never stored.
+pub const SESSIONS: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("sessions");
+
+/// image_id → `ImageRecord`.
+pub const IMAGES: TableDefinition<&str, &[u8]> = TableDefinition::new("images");
+/// (user_id, filename) → image_id: how the file routes find an image.
+pub const IMAGE_NAMES: TableDefinition<(&str, &str), &str> = TableDefinition::new("image_names");
+/// (user_id, saved_at, image_id): a user's images in time order, for paging without reading records.
+pub const USER_IMAGES: TableDefinition<(&str, i64, &str), ()> = TableDefinition::new("user_images");
+
+/// task_id → `TaskRecord`.
+pub const TASKS: TableDefinition<&str, &[u8]> = TableDefinition::new("tasks");
+/// task_id of every task still `processing`, so start-up resumes them without scanning `TASKS`.
+pub const PENDING_TASKS: TableDefinition<&str, ()> = TableDefinition::new("pending_tasks");
+
+/// blob hash → `BlobRecord` (size, chunk count, reference count): the blob facts that change.
+pub const BLOBS: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("blobs");
+/// (blob hash, chunk index) → at most `CHUNK_SIZE` bytes. Written once, never rewritten, so a blob's
+/// pages are not copied when its reference count changes.
+pub const BLOB_CHUNKS: TableDefinition<(&[u8; 32], u32), &[u8]> =
+    TableDefinition::new("blob_chunks");
+
+/// Bytes per blob chunk. 32 KiB keeps redb's page rounding waste near 3% (see DECISIONS.md).
+pub const CHUNK_SIZE: usize = 32 * 1024;
