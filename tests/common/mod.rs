@@ -126,7 +126,12 @@ impl TestApp {
         status_and_json(resp).await
     }
 
-    pub async fn post_json(&self, client: &reqwest::Client, path: &str, body: &Value) -> (u16, Value) {
+    pub async fn post_json(
+        &self,
+        client: &reqwest::Client,
+        path: &str,
+        body: &Value,
+    ) -> (u16, Value) {
         let resp = client
             .post(self.url(path))
             .json(body)
@@ -137,7 +142,12 @@ impl TestApp {
     }
 
     /// Registers a user and returns its `user_id`.
-    pub async fn register(&self, client: &reqwest::Client, username: &str, password: &str) -> String {
+    pub async fn register(
+        &self,
+        client: &reqwest::Client,
+        username: &str,
+        password: &str,
+    ) -> String {
         let (status, body) = self
             .post_json(
                 client,
@@ -190,12 +200,17 @@ impl TestApp {
     pub async fn wait_task(&self, task_id: &str) -> Value {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         loop {
-            let (status, body) = self.get_json(&self.client, &format!("/api/task/{task_id}")).await;
+            let (status, body) = self
+                .get_json(&self.client, &format!("/api/task/{task_id}"))
+                .await;
             assert_eq!(status, 200, "task {task_id}: {body}");
             if body["status"]["status"] != "processing" {
                 return body;
             }
-            assert!(tokio::time::Instant::now() < deadline, "task {task_id} still processing");
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "task {task_id} still processing"
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
