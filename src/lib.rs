@@ -13,6 +13,7 @@ pub mod domain;
 pub mod jobs;
 pub mod media;
 pub mod store;
+pub mod web;
 
 use std::future::Future;
 use std::net::SocketAddr;

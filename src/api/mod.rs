@@ -27,7 +27,8 @@ pub fn routes(
         .or(auth::routes(state.clone()))
         .or(images::routes(state.clone()))
         .or(tasks::routes(state.clone()))
-        .or(sync::routes(state.clone()));
+        .or(sync::routes(state.clone()))
+        .or(crate::web::routes());
     warp::header::headers_cloned()
         .and(
             cors::preflight(state.clone())

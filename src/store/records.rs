@@ -38,7 +38,7 @@ pub trait Record: Serialize + DeserializeOwned {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 pub struct UserRecord {
     pub user_id: String,
     pub username: String,
@@ -48,6 +48,20 @@ pub struct UserRecord {
     pub created_at: Micros,
     pub last_login: Option<Micros>,
     pub cloud_sync_enabled: bool,
+}
+
+/// Written by hand so the password hash can never reach a log line through `{:?}`.
+impl std::fmt::Debug for UserRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UserRecord")
+            .field("user_id", &self.user_id)
+            .field("username", &self.username)
+            .field("email", &self.email)
+            .field("created_at", &self.created_at)
+            .field("last_login", &self.last_login)
+            .field("cloud_sync_enabled", &self.cloud_sync_enabled)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Record for UserRecord {
