@@ -2,7 +2,7 @@
 //! refused as soon as it passes the limit (or at once, from its `Content-Length`), never after it was
 //! buffered whole.
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Buf, Bytes};
 use futures_util::{Stream, StreamExt};
 use serde::de::DeserializeOwned;
 use warp::{Filter, Rejection};
@@ -47,20 +47,29 @@ where
     S: Stream<Item = Result<B, warp::Error>>,
     B: Buf,
 {
-    let mut out = BytesMut::with_capacity(hint.min(limit) as usize);
+    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+    let mut out = Vec::with_capacity(usize::try_from(hint).unwrap_or(0).min(limit));
     let mut stream = std::pin::pin!(stream);
     while let Some(chunk) = stream.next().await {
-        let mut chunk =
+        let chunk =
             chunk.map_err(|e| Some(ApiError::BadRequest(format!("读取请求体失败: {e}"))))?;
-        if out.len() as u64 + chunk.remaining() as u64 > limit {
+        if !append_within(&mut out, chunk, limit) {
             return Err(None);
         }
-        while chunk.has_remaining() {
-            let part = chunk.chunk();
-            out.extend_from_slice(part);
-            let n = part.len();
-            chunk.advance(n);
-        }
     }
-    Ok(out.freeze())
+    Ok(out.into())
+}
+
+/// Appends `chunk` to `out` unless that would make `out` longer than `limit`; `false` then.
+pub(super) fn append_within(out: &mut Vec<u8>, mut chunk: impl Buf, limit: usize) -> bool {
+    if out.len().saturating_add(chunk.remaining()) > limit {
+        return false;
+    }
+    while chunk.has_remaining() {
+        let piece = chunk.chunk();
+        out.extend_from_slice(piece);
+        let n = piece.len();
+        chunk.advance(n);
+    }
+    true
 }

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use base64::Engine;
-use bytes::{Buf, Bytes};
+use bytes::Bytes;
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use warp::http::{HeaderValue, StatusCode, header};
@@ -294,15 +294,9 @@ async fn read_part(
     let mut out = Vec::new();
     let mut stream = std::pin::pin!(part.stream());
     while let Some(chunk) = stream.next().await {
-        let mut chunk = chunk.map_err(|e| ApiError::BadRequest(format!("无效的表单数据: {e}")))?;
-        if out.len() + chunk.remaining() > limit {
+        let chunk = chunk.map_err(|e| ApiError::BadRequest(format!("无效的表单数据: {e}")))?;
+        if !body::append_within(&mut out, chunk, limit) {
             return Err(too_large);
-        }
-        while chunk.has_remaining() {
-            let piece = chunk.chunk();
-            out.extend_from_slice(piece);
-            let n = piece.len();
-            chunk.advance(n);
         }
     }
     Ok(out)
