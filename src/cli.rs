@@ -59,9 +59,22 @@ pub struct ServeArgs {
     )]
     pub cors_origins: Vec<String>,
 
-    /// Threads that process uploads in the background (default: one per core).
+    /// Images processed at once in the background (default: one per core).
     #[arg(long, env = "IMGVAULT_MEDIA_WORKERS")]
     pub media_workers: Option<usize>,
+
+    /// Longest side of thumbnails in pixels. Changing it remakes thumbnails as they are requested.
+    #[arg(long, env = "IMGVAULT_THUMB_SIZE", default_value_t = 512, value_parser = clap::value_parser!(u32).range(32..=4096))]
+    pub thumb_size: u32,
+
+    /// Allow images by URL from loopback and private network addresses (refused by default, so
+    /// the server cannot be used to probe your LAN).
+    #[arg(long, env = "IMGVAULT_ALLOW_PRIVATE_FETCH")]
+    pub allow_private_fetch: bool,
+
+    /// Seconds allowed for fetching an image by URL.
+    #[arg(long, env = "IMGVAULT_FETCH_TIMEOUT", default_value_t = 15, value_parser = clap::value_parser!(u64).range(1..=300))]
+    pub fetch_timeout: u64,
 }
 
 impl ServeArgs {
@@ -79,6 +92,9 @@ impl ServeArgs {
             cache_bytes: (self.cache_mb as usize) * 1024 * 1024,
             cors_origins: self.cors_origins,
             media_workers: self.media_workers.unwrap_or(defaults.media_workers),
+            thumb_size: self.thumb_size,
+            allow_private_fetch: self.allow_private_fetch,
+            fetch_timeout: std::time::Duration::from_secs(self.fetch_timeout),
         }
     }
 }

@@ -3,7 +3,9 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
+use crate::media::thumbnail::DEFAULT_MAX_SIDE;
 use crate::store::DEFAULT_CACHE_BYTES;
 
 #[derive(Debug, Clone)]
@@ -20,8 +22,14 @@ pub struct Config {
     pub cache_bytes: usize,
     /// Web origins, besides browser extensions, allowed to call the API from a browser.
     pub cors_origins: Vec<String>,
-    /// Threads processing uploads in the background.
+    /// Images processed at once in the background (decoding is CPU- and memory-bound).
     pub media_workers: usize,
+    /// Longest side of thumbnails, in pixels.
+    pub thumb_size: u32,
+    /// Whether `imageData` URLs may point at loopback or private addresses (LAN use, tests).
+    pub allow_private_fetch: bool,
+    /// Time limit for fetching an image by URL.
+    pub fetch_timeout: Duration,
 }
 
 impl Default for Config {
@@ -34,6 +42,9 @@ impl Default for Config {
             cache_bytes: DEFAULT_CACHE_BYTES,
             cors_origins: Vec::new(),
             media_workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            thumb_size: DEFAULT_MAX_SIDE,
+            allow_private_fetch: false,
+            fetch_timeout: Duration::from_secs(15),
         }
     }
 }

@@ -1,146 +1,229 @@
-//! Post-upload processing on a bounded pool of threads, off the async workers: an upload's task is
-//! `processing` until its image has been decoded in full (under the decode limits) and `completed`
-//! or `failed` after. The queue is bounded, so a burst of uploads waits for room instead of
-//! starting a decode per request.
+//! Thumbnail generation in the background, bounded: at most `workers` images are decoded at once
+//! (a semaphore shared by the queue workers and by requests that need a thumbnail now), each on
+//! the blocking pool, never on the async workers. The queue is bounded too, so a burst of uploads
+//! waits for room instead of piling up decodes or memory.
 //!
-//! Tasks that a previous run left `processing` are queued again at start-up; on shutdown the
-//! workers finish the image in hand and leave the rest pending for the next start.
+//! An upload's task stays `processing` until its thumbnail exists, then becomes `completed`, or
+//! `failed` with the reason when the image does not decode. Requests for one image's thumbnail
+//! while it is being made wait for that single generation. Work left by a previous run (pending
+//! tasks, the thumbnail backlog of older data files) is queued again at start-up; on shutdown the
+//! images in hand are finished and the rest stays pending for the next start.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 
-use tokio::sync::mpsc;
+use tokio::sync::{OnceCell, Semaphore, mpsc};
+use tokio::task::JoinHandle;
 
 use crate::clock;
 use crate::domain::BlobHash;
-use crate::media::{self, ImageKind};
-use crate::store::Store;
+use crate::media::{self, MediaError, thumbnail};
+use crate::store::records::ThumbRecord;
+use crate::store::{Store, StoreError};
 
 /// How many jobs may wait before uploads feel back-pressure.
 const QUEUE_DEPTH: usize = 1024;
 
+/// A thumbnail to make, and the upload task waiting for it, if any.
 struct Job {
-    task_id: String,
-    blob: BlobHash,
-    kind: ImageKind,
+    task_id: Option<String>,
+    source: BlobHash,
 }
 
-/// Handle to the worker pool.
+/// The thumbnail of a source, or why none could be read or written (a store failure: the task is
+/// failed, the thumbnail route falls back to the original).
+pub type Outcome = Result<ThumbRecord, String>;
+
 pub struct Jobs {
-    /// `None` once shut down; dropping the last sender closes the queue and wakes idle workers.
+    store: Arc<Store>,
+    max_side: u32,
+    workers: u32,
+    permits: Arc<Semaphore>,
+    inflight: Mutex<HashMap<BlobHash, Arc<OnceCell<Outcome>>>>,
+    /// `None` once shut down.
     tx: Mutex<Option<mpsc::Sender<Job>>>,
-    stopping: Arc<AtomicBool>,
-    workers: Mutex<Vec<JoinHandle<()>>>,
+    rx: tokio::sync::Mutex<mpsc::Receiver<Job>>,
+    stopping: AtomicBool,
+    handles: Mutex<Vec<JoinHandle<()>>>,
 }
 
 impl Jobs {
-    /// Starts `workers` threads working on `store`.
-    pub fn start(store: Arc<Store>, workers: usize) -> Self {
-        let (tx, rx) = mpsc::channel::<Job>(QUEUE_DEPTH);
-        let rx = Arc::new(Mutex::new(rx));
-        let stopping = Arc::new(AtomicBool::new(false));
-        let handles = (0..workers.max(1))
-            .map(|i| {
-                let (rx, store, stopping) = (rx.clone(), store.clone(), stopping.clone());
-                std::thread::Builder::new()
-                    .name(format!("imgvault-media-{i}"))
-                    .spawn(move || work(&rx, &store, &stopping))
-                    .expect("spawn a media worker thread")
-            })
-            .collect();
-        Self {
+    /// Starts `workers` queue workers making thumbnails with a longest side of `max_side`.
+    pub fn start(store: Arc<Store>, workers: usize, max_side: u32) -> Arc<Self> {
+        let workers = workers.clamp(1, 64) as u32;
+        let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
+        let jobs = Arc::new(Self {
+            store,
+            max_side,
+            workers,
+            permits: Arc::new(Semaphore::new(workers as usize)),
+            inflight: Mutex::new(HashMap::new()),
             tx: Mutex::new(Some(tx)),
-            stopping,
-            workers: Mutex::new(handles),
-        }
+            rx: tokio::sync::Mutex::new(rx),
+            stopping: AtomicBool::new(false),
+            handles: Mutex::new(Vec::new()),
+        });
+        let handles = (0..workers)
+            .map(|_| tokio::spawn(work(jobs.clone())))
+            .collect();
+        *jobs.handles.lock().expect("handles lock") = handles;
+        jobs
     }
 
-    /// Queues a task; waits (asynchronously) while the queue is full.
-    pub async fn enqueue(&self, task_id: String, blob: BlobHash, kind: ImageKind) {
-        let job = Job {
-            task_id,
-            blob,
-            kind,
-        };
+    pub fn max_side(&self) -> u32 {
+        self.max_side
+    }
+
+    /// Queues the thumbnail of `source` for the upload task `task_id`; waits while the queue is full.
+    pub async fn enqueue(&self, task_id: Option<String>, source: BlobHash) {
         let tx = self.tx.lock().expect("jobs lock").clone();
         let sent = match tx {
-            Some(tx) => tx.send(job).await.is_ok(),
+            Some(tx) => tx.send(Job { task_id, source }).await.is_ok(),
             None => false,
         };
         if !sent {
-            tracing::debug!("media workers stopped; the task stays pending until the next start");
+            tracing::debug!("shutting down; the task stays pending until the next start");
         }
     }
 
-    /// Queues every task a previous run left `processing`.
-    pub async fn resume_pending(&self, store: Arc<Store>) {
-        let pending = tokio::task::spawn_blocking(move || {
-            let tasks = store.pending_tasks()?;
-            let mut jobs = Vec::with_capacity(tasks.len());
-            for task in tasks {
-                if let Some(image) = store.image(&task.image_id)? {
-                    jobs.push((task.task_id, image.blob, image.kind));
-                } else {
-                    store.finish_task(&task.task_id, Err("图片已删除".into()), clock::now())?;
+    /// The thumbnail of `source`: the stored one if it is current, otherwise made now. Concurrent
+    /// callers for the same source share one generation.
+    pub async fn thumbnail(&self, source: BlobHash) -> Outcome {
+        let cell = self
+            .inflight
+            .lock()
+            .expect("inflight lock")
+            .entry(source)
+            .or_default()
+            .clone();
+        let outcome = cell
+            .get_or_init(|| async {
+                let Ok(_permit) = self.permits.clone().acquire_owned().await else {
+                    return Err("shutting down".to_string());
+                };
+                let (store, max_side) = (self.store.clone(), self.max_side);
+                tokio::task::spawn_blocking(move || generate(&store, source, max_side))
+                    .await
+                    .unwrap_or_else(|e| Err(format!("thumbnail worker failed: {e}")))
+            })
+            .await
+            .clone();
+        let mut inflight = self.inflight.lock().expect("inflight lock");
+        if inflight.get(&source).is_some_and(|c| Arc::ptr_eq(c, &cell)) {
+            inflight.remove(&source);
+        }
+        outcome
+    }
+
+    /// Queues what a previous run left: tasks still `processing` and the thumbnail backlog.
+    pub async fn resume(&self) {
+        let store = self.store.clone();
+        let found = tokio::task::spawn_blocking(move || {
+            let mut jobs = Vec::new();
+            for task in store.pending_tasks()? {
+                match store.image(&task.image_id)? {
+                    Some(image) => jobs.push((Some(task.task_id), image.blob)),
+                    None => {
+                        store.finish_task(&task.task_id, Err("图片已删除".into()), clock::now())?
+                    }
                 }
             }
-            Ok::<_, crate::store::StoreError>(jobs)
+            jobs.extend(store.thumb_backlog()?.into_iter().map(|b| (None, b)));
+            Ok::<_, StoreError>(jobs)
         })
         .await;
-        match pending {
+        match found {
             Ok(Ok(jobs)) => {
                 if !jobs.is_empty() {
-                    tracing::info!(count = jobs.len(), "resuming unfinished tasks");
+                    tracing::info!(count = jobs.len(), "queueing unfinished thumbnails");
                 }
-                for (task_id, blob, kind) in jobs {
-                    self.enqueue(task_id, blob, kind).await;
+                for (task_id, source) in jobs {
+                    self.enqueue(task_id, source).await;
                 }
             }
-            Ok(Err(e)) => tracing::error!(error = %e, "could not list unfinished tasks"),
-            Err(e) => tracing::error!(error = %e, "could not list unfinished tasks"),
+            Ok(Err(e)) => tracing::error!(error = %e, "could not list unfinished work"),
+            Err(e) => tracing::error!(error = %e, "could not list unfinished work"),
         }
     }
 
-    /// Stops taking jobs and waits for each worker to finish the one in hand.
-    pub fn shutdown(&self) {
+    /// Stops taking jobs and waits until no image is being processed.
+    pub async fn shutdown(&self) {
         self.stopping.store(true, Ordering::SeqCst);
         self.tx.lock().expect("jobs lock").take();
-        let handles = std::mem::take(&mut *self.workers.lock().expect("workers lock"));
-        for h in handles {
-            let _ = h.join();
+        // Holding every permit means no generation is running or can start.
+        if let Ok(all) = self.permits.acquire_many(self.workers).await {
+            all.forget();
+        }
+        self.permits.close();
+        for handle in std::mem::take(&mut *self.handles.lock().expect("handles lock")) {
+            handle.abort();
         }
     }
 }
 
-fn work(rx: &Mutex<mpsc::Receiver<Job>>, store: &Store, stopping: &AtomicBool) {
+async fn work(jobs: Arc<Jobs>) {
     loop {
-        let job = match rx.lock() {
-            Ok(mut rx) => rx.blocking_recv(),
-            Err(_) => return,
-        };
+        let job = jobs.rx.lock().await.recv().await;
         let Some(job) = job else { return };
-        if stopping.load(Ordering::SeqCst) {
+        if jobs.stopping.load(Ordering::SeqCst) {
             return;
         }
-        let outcome = process(store, &job);
-        if let Err(reason) = &outcome {
-            tracing::warn!(task_id = %job.task_id, %reason, "image processing failed");
+        let outcome = jobs.thumbnail(job.source).await;
+        let Some(task_id) = job.task_id else { continue };
+        let result = match outcome {
+            Ok(ThumbRecord::Ready { .. }) => Ok(()),
+            Ok(ThumbRecord::Failed { reason }) => Err(reason),
+            Err(reason) => Err(reason),
+        };
+        if let Err(reason) = &result {
+            tracing::warn!(%task_id, %reason, "image processing failed");
         }
-        if let Err(e) = store.finish_task(&job.task_id, outcome, clock::now()) {
-            tracing::error!(task_id = %job.task_id, error = %e, "could not record the task's end");
+        let store = jobs.store.clone();
+        let finished =
+            tokio::task::spawn_blocking(move || store.finish_task(&task_id, result, clock::now()))
+                .await;
+        if let Ok(Err(e)) = finished {
+            tracing::error!(error = %e, "could not record the end of a task");
         }
     }
 }
 
-/// Decodes the stored image in full; an image that does not decode fails its task.
-fn process(store: &Store, job: &Job) -> Result<(), String> {
-    let mut blob = store
-        .blob(&job.blob)
-        .map_err(|e| format!("读取图片失败: {e}"))?
-        .ok_or_else(|| "图片已删除".to_string())?;
-    let bytes = blob.read_all().map_err(|e| format!("读取图片失败: {e}"))?;
-    media::decode(&bytes, job.kind)
-        .map(|_| ())
-        .map_err(|e| format!("图片解码失败: {e}"))
+/// Makes and stores the thumbnail of `source` unless a current one exists. Blocking.
+fn generate(store: &Store, source: BlobHash, max_side: u32) -> Outcome {
+    let err = |e: StoreError| e.to_string();
+    match store.thumbnail(&source).map_err(err)? {
+        Some(ready @ ThumbRecord::Ready { max_side: m, .. }) if m == max_side => return Ok(ready),
+        Some(failed @ ThumbRecord::Failed { .. }) => return Ok(failed),
+        _ => {}
+    }
+    let Some(mut blob) = store.blob(&source).map_err(err)? else {
+        return Err("图片已删除".into());
+    };
+    let bytes = blob.read_all().map_err(err)?;
+    let made = media::sniff(&bytes)
+        .ok_or(MediaError::UnknownFormat)
+        .and_then(|kind| thumbnail::make(&bytes, kind, max_side));
+    let (record, thumb_bytes) = match made {
+        Ok(t) => (
+            ThumbRecord::Ready {
+                blob: BlobHash::of(&t.bytes),
+                kind: t.kind,
+                width: t.width,
+                height: t.height,
+                max_side,
+            },
+            t.bytes,
+        ),
+        Err(e) => (
+            ThumbRecord::Failed {
+                reason: format!("图片解码失败: {e}"),
+            },
+            Vec::new(),
+        ),
+    };
+    store
+        .put_thumbnail(&source, &record, &thumb_bytes)
+        .map_err(err)?;
+    Ok(record)
 }

@@ -28,7 +28,7 @@ use store::{Store, StoreError};
 pub struct AppState {
     pub store: Arc<Store>,
     pub config: Config,
-    pub jobs: jobs::Jobs,
+    pub jobs: Arc<jobs::Jobs>,
     /// Owner of uploads sent without a session: the `admin` account.
     pub default_user_id: String,
 }
@@ -99,7 +99,7 @@ pub async fn serve(
         source,
     })?;
 
-    let jobs = jobs::Jobs::start(store.clone(), config.media_workers);
+    let jobs = jobs::Jobs::start(store.clone(), config.media_workers, config.thumb_size);
     let state = Arc::new(AppState {
         store: store.clone(),
         config,
@@ -110,7 +110,7 @@ pub async fn serve(
     let background = tokio::spawn({
         let state = state.clone();
         async move {
-            state.jobs.resume_pending(state.store.clone()).await;
+            state.jobs.resume().await;
             sweep_sessions(state.store.clone()).await;
         }
     });
@@ -126,9 +126,7 @@ pub async fn serve(
     tracing::info!("shutting down");
     background.abort();
     let _ = background.await;
-    tokio::task::spawn_blocking(move || state.jobs.shutdown())
-        .await
-        .map_err(|e| ServeError::Startup(e.to_string()))?;
+    state.jobs.shutdown().await;
     tracing::info!("data file closed");
     Ok(())
 }

@@ -337,7 +337,6 @@ async fn image_routes_serve_the_bytes_with_an_etag_and_304() {
     for path in [
         format!("/api/user/{user_id}/images/{filename}"),
         format!("/api/user/{user_id}/images/char/{filename}"),
-        format!("/api/user/{user_id}/thumbnails/{filename}"),
     ] {
         let resp = client.get(app.url(&path)).send().await.unwrap();
         assert_eq!(resp.status(), 200, "{path}");
@@ -603,7 +602,7 @@ async fn everything_survives_a_restart_on_the_same_file() {
     let app = spawn_app_in(dir, &[]).await;
 
     // The remembered session still works, from a client that only has the cookie value.
-    let fresh = reqwest::Client::new();
+    let fresh = new_client();
     let get = |path: String| {
         fresh
             .get(app.url(&path))

@@ -1,6 +1,10 @@
-//! Request bodies read under a byte limit that is enforced while the bytes arrive: an oversize body is
-//! refused as soon as it passes the limit (or at once, from its `Content-Length`), never after it was
-//! buffered whole.
+//! Request bodies read under a byte limit that is enforced while the bytes arrive: nothing past the
+//! limit is ever buffered.
+//!
+//! An oversize body is still read to its end (and thrown away) up to `DRAIN_CAP`, because an HTTP
+//! client that is still writing when the server answers and closes usually loses the answer to a
+//! broken pipe; draining lets it see the 413 and its JSON. Bodies declared larger than the cap are
+//! refused at once, before any byte is read.
 
 use bytes::{Buf, Bytes};
 use futures_util::{Stream, StreamExt};
@@ -8,6 +12,9 @@ use serde::de::DeserializeOwned;
 use warp::{Filter, Rejection};
 
 use super::{ApiError, reject};
+
+/// Largest oversize body read to its end (and discarded) so the client gets a clean 413.
+const DRAIN_CAP: u64 = 64 * 1024 * 1024;
 
 /// The body as bytes, at most `limit` of them; `too_large` otherwise.
 pub fn limited(
@@ -19,7 +26,7 @@ pub fn limited(
         .and_then(move |declared: Option<u64>, stream| {
             let too_large = too_large.clone();
             async move {
-                if declared.is_some_and(|n| n > limit) {
+                if declared.is_some_and(|n| n > DRAIN_CAP.max(limit)) {
                     return Err(reject(too_large));
                 }
                 collect(stream, limit, declared.unwrap_or(0))
@@ -54,10 +61,25 @@ where
         let chunk =
             chunk.map_err(|e| Some(ApiError::BadRequest(format!("读取请求体失败: {e}"))))?;
         if !append_within(&mut out, chunk, limit) {
+            drain(stream, out.len() as u64).await;
             return Err(None);
         }
     }
     Ok(out.into())
+}
+
+/// Reads and discards what is left of an oversize body, up to `DRAIN_CAP` in all.
+async fn drain<S, B>(mut stream: std::pin::Pin<&mut S>, mut seen: u64)
+where
+    S: Stream<Item = Result<B, warp::Error>>,
+    B: Buf,
+{
+    while seen <= DRAIN_CAP {
+        match stream.next().await {
+            Some(Ok(chunk)) => seen += chunk.remaining() as u64,
+            _ => return,
+        }
+    }
 }
 
 /// Appends `chunk` to `out` unless that would make `out` longer than `limit`; `false` then.

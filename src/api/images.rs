@@ -18,9 +18,9 @@ use warp::{Filter, Rejection, Reply};
 use super::auth::{Caller, optional_user, require_user};
 use super::{ApiError, blocking, body, reject, with_state};
 use crate::domain::{BlobHash, Category};
-use crate::media::{self, MediaError};
-use crate::store::records::{ImageRecord, TaskRecord, TaskStatus};
-use crate::store::{BlobChunks, DeleteOutcome, StoreError};
+use crate::media::{self, ImageKind, MediaError};
+use crate::store::records::{ImageRecord, TaskRecord, TaskStatus, ThumbRecord};
+use crate::store::{BlobChunks, DeleteOutcome, Store, StoreError};
 use crate::{AppState, clock};
 
 /// The seed's upload limit, on decoded image bytes.
@@ -322,7 +322,14 @@ async fn save(
                 height,
                 max_side: media::MAX_SIDE,
             },
-            MediaError::UnknownFormat | MediaError::Malformed(_) => ApiError::UnsupportedFormat,
+            MediaError::Bomb { width, height } => ApiError::ImageTooLarge {
+                width,
+                height,
+                max_side: media::MAX_SIDE,
+            },
+            MediaError::UnknownFormat | MediaError::Malformed(_) | MediaError::Encode(_) => {
+                ApiError::UnsupportedFormat
+            }
         })?;
         let blob = BlobHash::of(&bytes);
         let context_json = meta.page.image_context.as_ref().map(|v| v.to_string());
@@ -375,7 +382,7 @@ async fn save(
     tracing::info!(image_id = %image.id, user_id = %image.user_id, size = image.file_size, "image saved");
     state
         .jobs
-        .enqueue(task.task_id.clone(), image.blob, image.kind)
+        .enqueue(Some(task.task_id.clone()), image.blob)
         .await;
     let reply = UploadReply {
         success: true,
@@ -497,54 +504,124 @@ async fn serve_file(
     if caller.user.user_id != user_id {
         return Err(reject(ApiError::Forbidden));
     }
-    let (image, mut blob) = blocking(move || {
-        let image = state
-            .store
-            .image_by_name(&user_id, &filename)?
-            .filter(|img| category.is_none_or(|c| c == img.category))
-            .ok_or(ApiError::ImageNotFound)?;
-        let blob = state
-            .store
-            .blob(&image.blob)?
-            .ok_or_else(|| ApiError::Internal(format!("image {} has no blob", image.id)))?;
-        Ok((image, blob))
-    })
-    .await
-    .map_err(reject)?;
-
-    let etag = format!("\"{}\"", image.blob.to_hex());
-    // Originals never change under a file name; thumbnails will, so they are revalidated.
+    // Originals never change under a file name; thumbnails may be remade, so they are revalidated.
     let cache = if thumbnail {
         "private, no-cache"
     } else {
         "private, max-age=31536000, immutable"
     };
-    let mut resp = if etag_matches(if_none_match.as_deref(), &etag) {
-        let mut resp = warp::reply().into_response();
-        *resp.status_mut() = StatusCode::NOT_MODIFIED;
-        resp
-    } else if blob.record.size <= STREAM_ABOVE {
-        let bytes = blocking(move || Ok(blob.read_all()?))
-            .await
-            .map_err(reject)?;
-        warp::http::Response::new(bytes.into())
-    } else {
-        let size = blob.record.size;
-        let mut resp = warp::reply::stream(stream_blob(blob)).into_response();
-        resp.headers_mut()
-            .insert(header::CONTENT_LENGTH, HeaderValue::from(size));
-        resp
+    let max_side = state.jobs.max_side();
+    let (lookup_state, inm) = (state.clone(), if_none_match.clone());
+    let found = blocking(move || {
+        let store = &lookup_state.store;
+        let image = store
+            .image_by_name(&user_id, &filename)?
+            .filter(|img| category.is_none_or(|c| c == img.category))
+            .ok_or(ApiError::ImageNotFound)?;
+        let target = if thumbnail {
+            match store.thumbnail(&image.blob)? {
+                Some(ThumbRecord::Ready {
+                    blob,
+                    kind,
+                    max_side: made_for,
+                    ..
+                }) if made_for == max_side => (blob, kind),
+                Some(ThumbRecord::Failed { .. }) => (image.blob, image.kind),
+                _ => return Ok(Err(image)),
+            }
+        } else {
+            (image.blob, image.kind)
+        };
+        Ok(Ok(open_blob(store, target, inm.as_deref())?))
+    })
+    .await
+    .map_err(reject)?;
+    let opened = match found {
+        Ok(opened) => opened,
+        Err(image) => {
+            // No current thumbnail yet: make it now (sharing a generation already under way).
+            let target = match state.jobs.thumbnail(image.blob).await {
+                Ok(ThumbRecord::Ready { blob, kind, .. }) => (blob, kind),
+                _ => (image.blob, image.kind),
+            };
+            blocking(move || open_blob(&state.store, target, if_none_match.as_deref()))
+                .await
+                .map_err(reject)?
+        }
     };
-    let h = resp.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static(image.kind.mime()),
-    );
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
-    if let Ok(v) = HeaderValue::from_str(&etag) {
-        h.insert(header::ETAG, v);
+    Ok(opened.into_response(cache))
+}
+
+/// A blob ready to be sent: nothing (the client's copy is current), all of it, or a stream.
+struct Opened {
+    hash: BlobHash,
+    kind: ImageKind,
+    payload: Payload,
+}
+
+enum Payload {
+    NotModified,
+    Whole(Bytes),
+    Stream(BlobChunks),
+}
+
+/// Opens a blob for sending, reading small ones whole. Blocking.
+fn open_blob(
+    store: &Store,
+    (hash, kind): (BlobHash, ImageKind),
+    if_none_match: Option<&str>,
+) -> Result<Opened, ApiError> {
+    let payload = if etag_matches(if_none_match, &etag(hash)) {
+        Payload::NotModified
+    } else {
+        let mut blob = store
+            .blob(&hash)?
+            .ok_or_else(|| ApiError::Internal(format!("blob {} is missing", hash.to_hex())))?;
+        if blob.record.size <= STREAM_ABOVE {
+            Payload::Whole(blob.read_all()?)
+        } else {
+            Payload::Stream(blob)
+        }
+    };
+    Ok(Opened {
+        hash,
+        kind,
+        payload,
+    })
+}
+
+fn etag(hash: BlobHash) -> String {
+    format!("\"{}\"", hash.to_hex())
+}
+
+impl Opened {
+    fn into_response(self, cache: &'static str) -> warp::reply::Response {
+        let mut resp = match self.payload {
+            Payload::NotModified => {
+                let mut resp = warp::reply().into_response();
+                *resp.status_mut() = StatusCode::NOT_MODIFIED;
+                resp
+            }
+            Payload::Whole(bytes) => warp::http::Response::new(bytes.into()),
+            Payload::Stream(blob) => {
+                let size = blob.record.size;
+                let mut resp = warp::reply::stream(stream_blob(blob)).into_response();
+                resp.headers_mut()
+                    .insert(header::CONTENT_LENGTH, HeaderValue::from(size));
+                resp
+            }
+        };
+        let h = resp.headers_mut();
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(self.kind.mime()),
+        );
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
+        if let Ok(v) = HeaderValue::from_str(&etag(self.hash)) {
+            h.insert(header::ETAG, v);
+        }
+        resp
     }
-    Ok(resp)
 }
 
 /// `If-None-Match` holds a list of tags or `*`; weak tags compare by their opaque part.

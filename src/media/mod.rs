@@ -5,14 +5,23 @@
 //! memory on hostile input: it reads headers and walks container structure, it never inflates data.
 //! It knows nothing of users, HTTP or storage.
 
+pub mod thumbnail;
+
 use std::io::Cursor;
 
+use image::ImageDecoder;
 use serde::{Deserialize, Serialize};
 
 /// Largest width or height accepted, in pixels.
 pub const MAX_SIDE: u32 = 16_384;
-/// Largest pixel count accepted (about 100 megapixels, 400 MB as RGBA once decoded).
-pub const MAX_PIXELS: u64 = 100_000_000;
+/// Largest pixel count accepted: 64 megapixels (an 8000×8000 image, past every phone camera).
+pub const MAX_PIXELS: u64 = 64_000_000;
+/// Largest decoded pixel buffer accepted, from the header: 64 megapixels of 8-bit RGBA.
+pub const MAX_DECODE_BYTES: u64 = 256 * 1024 * 1024;
+/// Decoded images past this size must not compress better than `BOMB_RATIO` to one: real pictures
+/// compress 5–100:1, a decompression bomb of zeros about 1000:1.
+const BOMB_CHECK_ABOVE: u64 = 32 * 1024 * 1024;
+const BOMB_RATIO: u64 = 400;
 
 /// The formats imgvault stores. Anything else is refused at the door.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -69,6 +78,10 @@ pub enum MediaError {
     Malformed(ImageKind),
     #[error("{width}x{height} pixels is over the limit")]
     TooLarge { width: u32, height: u32 },
+    #[error("a {width}x{height} image in so few bytes is a decompression bomb")]
+    Bomb { width: u32, height: u32 },
+    #[error("encoding failed: {0}")]
+    Encode(String),
 }
 
 /// Names the format from its magic bytes.
@@ -91,15 +104,26 @@ pub fn sniff(bytes: &[u8]) -> Option<ImageKind> {
 /// than stored and found broken later).
 pub fn probe(bytes: &[u8]) -> Result<Probe, MediaError> {
     let kind = sniff(bytes).ok_or(MediaError::UnknownFormat)?;
-    let reader = image::ImageReader::with_format(Cursor::new(bytes), kind.image_format());
-    let (width, height) = reader
-        .into_dimensions()
+    let mut reader = image::ImageReader::with_format(Cursor::new(bytes), kind.image_format());
+    // Only the header is read here; the real limits apply where pixels are decoded.
+    reader.no_limits();
+    let decoder = reader
+        .into_decoder()
         .map_err(|_| MediaError::Malformed(kind))?;
+    let (width, height) = decoder.dimensions();
     if width == 0 || height == 0 {
         return Err(MediaError::Malformed(kind));
     }
-    if width > MAX_SIDE || height > MAX_SIDE || u64::from(width) * u64::from(height) > MAX_PIXELS {
+    let decoded = decoder.total_bytes();
+    if width > MAX_SIDE
+        || height > MAX_SIDE
+        || u64::from(width) * u64::from(height) > MAX_PIXELS
+        || decoded > MAX_DECODE_BYTES
+    {
         return Err(MediaError::TooLarge { width, height });
+    }
+    if decoded > BOMB_CHECK_ABOVE && decoded / (bytes.len() as u64).max(1) > BOMB_RATIO {
+        return Err(MediaError::Bomb { width, height });
     }
     if !is_complete(kind, bytes) {
         return Err(MediaError::Malformed(kind));
@@ -111,19 +135,16 @@ pub fn probe(bytes: &[u8]) -> Result<Probe, MediaError> {
     })
 }
 
-/// Largest buffer a decode may allocate.
-pub const MAX_DECODE_BYTES: u64 = 512 * 1024 * 1024;
-
-/// Decodes the whole image under the size and allocation limits, so a hostile file cannot make the
-/// decoder allocate without bound.
-pub fn decode(bytes: &[u8], kind: ImageKind) -> Result<image::DynamicImage, MediaError> {
+/// A reader for `bytes` under the decode limits: no side over `MAX_SIDE`, no allocation over
+/// `MAX_DECODE_BYTES`.
+fn limited_reader(bytes: &[u8], kind: ImageKind) -> image::ImageReader<Cursor<&[u8]>> {
     let mut reader = image::ImageReader::with_format(Cursor::new(bytes), kind.image_format());
     let mut limits = image::Limits::default();
     limits.max_image_width = Some(MAX_SIDE);
     limits.max_image_height = Some(MAX_SIDE);
-    limits.max_alloc = Some(MAX_DECODE_BYTES);
+    limits.max_alloc = Some(MAX_DECODE_BYTES + MAX_DECODE_BYTES / 4);
     reader.limits(limits);
-    reader.decode().map_err(|_| MediaError::Malformed(kind))
+    reader
 }
 
 /// Walks the container far enough to see that the file was not cut short.
@@ -231,6 +252,23 @@ mod tests {
         assert!(matches!(
             probe(&png),
             Err(MediaError::TooLarge { .. } | MediaError::Malformed(_))
+        ));
+    }
+
+    #[test]
+    fn a_png_of_zeros_is_a_bomb() {
+        use image::codecs::png::{CompressionType, FilterType, PngEncoder};
+        let img = image::GrayImage::new(8000, 8000);
+        let mut out = Cursor::new(Vec::new());
+        let encoder =
+            PngEncoder::new_with_quality(&mut out, CompressionType::Best, FilterType::NoFilter);
+        img.write_with_encoder(encoder).unwrap();
+        assert!(matches!(
+            probe(out.get_ref()),
+            Err(MediaError::Bomb {
+                width: 8000,
+                height: 8000
+            })
         ));
     }
 }

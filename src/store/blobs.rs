@@ -39,7 +39,7 @@ pub(super) fn add_ref(tx: &WriteTransaction, hash: &BlobHash, bytes: &[u8]) -> R
     Ok(())
 }
 
-/// Drops one reference; the blob's chunks are deleted with its last reference.
+/// Drops one reference; the blob's chunks, and its thumbnail, are deleted with its last reference.
 pub(super) fn release(tx: &WriteTransaction, hash: &BlobHash) -> Result<()> {
     let mut blobs = tx.open_table(BLOBS)?;
     let Some(mut record) = blobs
@@ -57,10 +57,15 @@ pub(super) fn release(tx: &WriteTransaction, hash: &BlobHash) -> Result<()> {
         blobs.insert(&hash.0, record.encode().as_slice())?;
     } else {
         blobs.remove(&hash.0)?;
-        let mut chunks = tx.open_table(BLOB_CHUNKS)?;
-        for i in 0..record.chunks {
-            chunks.remove((&hash.0, i))?;
+        drop(blobs);
+        {
+            let mut chunks = tx.open_table(BLOB_CHUNKS)?;
+            for i in 0..record.chunks {
+                chunks.remove((&hash.0, i))?;
+            }
         }
+        // Releasing the thumbnail opens these tables again, so they must be closed first.
+        super::thumbs::release_for(tx, hash)?;
     }
     Ok(())
 }

@@ -7,17 +7,37 @@
 
 use redb::{Database, ReadableTable, WriteTransaction};
 
+use super::records::{ImageRecord, Record};
 use super::tables::*;
 use super::{Result, StoreError};
 
 /// The schema this build writes.
-pub const SCHEMA_VERSION: u64 = 1;
+pub const SCHEMA_VERSION: u64 = 2;
 
 const VERSION_KEY: &str = "schema_version";
 
 /// `STEPS[n]` migrates a file from version `n + 1` to `n + 2`.
 type Step = fn(&WriteTransaction) -> Result<()>;
-const STEPS: &[Step] = &[];
+const STEPS: &[Step] = &[v1_to_v2];
+
+/// Version 2 adds thumbnails: every image stored so far goes on the backlog to get one.
+fn v1_to_v2(tx: &WriteTransaction) -> Result<()> {
+    tx.open_table(THUMBS)?;
+    let blobs: Vec<[u8; 32]> = {
+        let images = tx.open_table(IMAGES)?;
+        let mut out = Vec::new();
+        for entry in images.iter()? {
+            let (_, raw) = entry?;
+            out.push(ImageRecord::decode(raw.value())?.blob.0);
+        }
+        out
+    };
+    let mut backlog = tx.open_table(THUMB_BACKLOG)?;
+    for blob in &blobs {
+        backlog.insert(blob, ())?;
+    }
+    Ok(())
+}
 
 pub(super) fn run(db: &Database) -> Result<()> {
     let tx = db.begin_write()?;
@@ -59,6 +79,8 @@ fn create_tables(tx: &WriteTransaction) -> Result<()> {
     tx.open_table(PENDING_TASKS)?;
     tx.open_table(BLOBS)?;
     tx.open_table(BLOB_CHUNKS)?;
+    tx.open_table(THUMBS)?;
+    tx.open_table(THUMB_BACKLOG)?;
     Ok(())
 }
 

@@ -13,6 +13,7 @@ pub mod records;
 mod sessions;
 pub mod tables;
 mod tasks;
+mod thumbs;
 mod users;
 
 use std::path::Path;

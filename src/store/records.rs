@@ -155,6 +155,26 @@ impl Record for BlobRecord {
     const VERSION: u8 = 1;
 }
 
+/// The thumbnail of one source blob, or why it could not be made.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ThumbRecord {
+    Ready {
+        blob: BlobHash,
+        kind: ImageKind,
+        width: u32,
+        height: u32,
+        /// The longest-side setting it was made for; another setting makes a new one.
+        max_side: u32,
+    },
+    /// The source does not decode; the thumbnail route serves the original instead.
+    Failed { reason: String },
+}
+
+impl Record for ThumbRecord {
+    const NAME: &'static str = "thumbnail";
+    const VERSION: u8 = 1;
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

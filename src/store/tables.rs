@@ -40,5 +40,12 @@ pub const BLOBS: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("blobs
 pub const BLOB_CHUNKS: TableDefinition<(&[u8; 32], u32), &[u8]> =
     TableDefinition::new("blob_chunks");
 
+/// source blob hash → `ThumbRecord`: one thumbnail per distinct image, shared by every record that
+/// points at the same bytes. The thumbnail's own bytes are a blob like any other.
+pub const THUMBS: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("thumbs");
+/// Source blobs that still need a thumbnail without an upload task waiting for it (images stored
+/// before thumbnails existed): drained in the background at start-up.
+pub const THUMB_BACKLOG: TableDefinition<&[u8; 32], ()> = TableDefinition::new("thumb_backlog");
+
 /// Bytes per blob chunk. 32 KiB keeps redb's page rounding waste near 3% (see DECISIONS.md).
 pub const CHUNK_SIZE: usize = 32 * 1024;

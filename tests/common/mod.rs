@@ -38,6 +38,8 @@ pub async fn spawn_app_with(args: &[&str]) -> TestApp {
 
 /// Starts the binary on the data file inside `dir` (created if it does not exist yet).
 pub async fn spawn_app_in(dir: tempfile::TempDir, args: &[&str]) -> TestApp {
+    // Built before the child exists, so a failure here cannot leave a server running.
+    let client = new_client();
     let data = data_path(dir.path());
     let mut child = Command::new(env!("CARGO_BIN_EXE_imgvault"))
         .arg("serve")
@@ -72,7 +74,7 @@ pub async fn spawn_app_in(dir: tempfile::TempDir, args: &[&str]) -> TestApp {
     .expect("reader thread");
     TestApp {
         base,
-        client: new_client(),
+        client,
         child,
         dir,
     }
@@ -84,6 +86,8 @@ pub fn data_path(dir: &Path) -> PathBuf {
 
 /// A client with an empty cookie jar of its own.
 pub fn new_client() -> reqwest::Client {
+    // reqwest is built without a default TLS provider (the server picks ring); tests need one too.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::Client::builder()
         .cookie_store(true)
         .timeout(Duration::from_secs(60))
