@@ -1,0 +1,122 @@
+//! The media pipeline against the real binary: real thumbnails made in the background, shared by
+//! identical images, transparent images kept transparent, corrupt images failed with a reason, and
+//! a data file from the first schema given thumbnails after an upgrade.
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+
+async fn thumbnail(
+    app: &TestApp,
+    client: &reqwest::Client,
+    user_id: &str,
+    up: &Value,
+) -> (String, Vec<u8>) {
+    let path = format!(
+        "/api/user/{user_id}/thumbnails/{}",
+        up["filename"].as_str().unwrap()
+    );
+    let resp = client.get(app.url(&path)).send().await.unwrap();
+    assert_eq!(resp.status(), 200, "{path}");
+    let mime = resp.headers()["content-type"].to_str().unwrap().to_string();
+    (mime, resp.bytes().await.unwrap().to_vec())
+}
+
+#[tokio::test]
+async fn a_large_upload_gets_a_smaller_512_px_thumbnail_before_its_task_completes() {
+    let app = spawn_app().await;
+    let (client, user_id) = app.user_client("thumbs").await;
+    let bytes = jpeg(2000, 1500, 5);
+    let (status, up) = app
+        .receive_image(&client, "image/jpeg", &bytes, "clothes")
+        .await;
+    assert_eq!(status, 200, "{up}");
+    let task = app.wait_task(up["taskId"].as_str().unwrap()).await;
+    assert_eq!(task["status"]["status"], "completed", "{task}");
+    let (mime, thumb) = thumbnail(&app, &client, &user_id, &up).await;
+    assert_eq!(mime, "image/jpeg");
+    assert!(
+        thumb.len() < bytes.len(),
+        "{} >= {}",
+        thumb.len(),
+        bytes.len()
+    );
+    let img = image::load_from_memory(&thumb).unwrap();
+    assert_eq!((img.width(), img.height()), (512, 384));
+}
+
+#[tokio::test]
+async fn small_images_are_not_upscaled_and_transparency_is_kept() {
+    let app = spawn_app().await;
+    let (client, user_id) = app.user_client("alpha").await;
+    let mut rgba = image::RgbaImage::from_pixel(200, 100, image::Rgba([10, 200, 10, 255]));
+    for (x, _, p) in rgba.enumerate_pixels_mut() {
+        if x < 100 {
+            p.0[3] = 0;
+        }
+    }
+    let mut png_bytes = std::io::Cursor::new(Vec::new());
+    rgba.write_to(&mut png_bytes, image::ImageFormat::Png)
+        .unwrap();
+    let (_, up) = app
+        .receive_image(&client, "image/png", png_bytes.get_ref(), "clothes")
+        .await;
+    app.wait_task(up["taskId"].as_str().unwrap()).await;
+    let (mime, thumb) = thumbnail(&app, &client, &user_id, &up).await;
+    assert_eq!(mime, "image/webp");
+    let img = image::load_from_memory(&thumb).unwrap().into_rgba8();
+    assert_eq!(img.dimensions(), (200, 100));
+    assert_eq!(img.get_pixel(10, 50).0[3], 0);
+    assert_eq!(img.get_pixel(190, 50).0[3], 255);
+}
+
+#[tokio::test]
+async fn a_corrupt_image_fails_its_task_and_its_thumbnail_is_the_original() {
+    let mut app = spawn_app().await;
+    let (client, user_id) = app.user_client("broken").await;
+    let mut bytes = png(64, 64, 3);
+    let idat = bytes.windows(4).position(|w| w == b"IDAT").unwrap();
+    for b in &mut bytes[idat + 4..idat + 40] {
+        *b ^= 0x5A;
+    }
+    let (status, up) = app
+        .receive_image(&client, "image/png", &bytes, "clothes")
+        .await;
+    assert_eq!(status, 200);
+    let task = app.wait_task(up["taskId"].as_str().unwrap()).await;
+    assert_eq!(task["status"]["status"], "failed");
+    let (mime, thumb) = thumbnail(&app, &client, &user_id, &up).await;
+    assert_eq!(mime, "image/png");
+    assert_eq!(thumb, bytes);
+    assert!(app.is_alive());
+}
+
+#[tokio::test]
+async fn a_schema_one_data_file_opens_and_its_images_get_thumbnails() {
+    let dir = tempfile::tempdir().unwrap();
+    let fixture = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/v1.redb");
+    std::fs::copy(fixture, data_path(dir.path())).unwrap();
+    let app = spawn_app_in(dir, &[]).await;
+    let client = new_client();
+    let user = app.login(&client, "olduser", "oldpassword").await;
+    let user_id = user["user_id"].as_str().unwrap().to_string();
+    let (status, list) = app.get_json(&client, "/api/user/images").await;
+    assert_eq!(status, 200);
+    assert_eq!(list["total"], 2);
+    let images = list["images"].as_array().unwrap();
+    assert_eq!(images[0]["page_title"], "Old page");
+    assert_eq!(images[0]["context_info"]["category"], "char");
+    for img in images {
+        let (mime, bytes) = thumbnail(&app, &client, &user_id, img).await;
+        assert!(mime == "image/jpeg" || mime == "image/webp", "{mime}");
+        let decoded = image::load_from_memory(&bytes).unwrap();
+        assert!(decoded.width().max(decoded.height()) <= 512);
+        assert!((bytes.len() as u64) < img["file_size"].as_u64().unwrap() || mime == "image/webp");
+    }
+    // The anonymous upload of the old file still belongs to admin.
+    let admin = new_client();
+    app.login(&admin, "admin", "fixture-admin").await;
+    let (_, list) = app.get_json(&admin, "/api/user/images").await;
+    assert_eq!(list["total"], 1);
+}
