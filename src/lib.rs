@@ -10,6 +10,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod domain;
+pub mod fetch;
 pub mod jobs;
 pub mod media;
 pub mod store;
@@ -29,6 +30,8 @@ pub struct AppState {
     pub store: Arc<Store>,
     pub config: Config,
     pub jobs: Arc<jobs::Jobs>,
+    /// Downloads images sent to `/api/receive-image` as URLs.
+    pub fetcher: fetch::Fetcher,
     /// Owner of uploads sent without a session: the `admin` account.
     pub default_user_id: String,
 }
@@ -99,11 +102,18 @@ pub async fn serve(
         source,
     })?;
 
+    let fetcher = fetch::Fetcher::new(
+        config.allow_private_fetch,
+        config.fetch_timeout,
+        api::MAX_IMAGE_BYTES as usize,
+    )
+    .map_err(|e| ServeError::Startup(format!("HTTP client: {e}")))?;
     let jobs = jobs::Jobs::start(store.clone(), config.media_workers, config.thumb_size);
     let state = Arc::new(AppState {
         store: store.clone(),
         config,
         jobs,
+        fetcher,
         default_user_id,
     });
 

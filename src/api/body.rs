@@ -83,7 +83,7 @@ where
 }
 
 /// Appends `chunk` to `out` unless that would make `out` longer than `limit`; `false` then.
-pub(super) fn append_within(out: &mut Vec<u8>, mut chunk: impl Buf, limit: usize) -> bool {
+pub(crate) fn append_within(out: &mut Vec<u8>, mut chunk: impl Buf, limit: usize) -> bool {
     if out.len().saturating_add(chunk.remaining()) > limit {
         return false;
     }

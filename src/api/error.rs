@@ -9,6 +9,7 @@ use warp::http::StatusCode;
 use warp::reject::Reject;
 use warp::{Rejection, Reply};
 
+use crate::fetch::FetchError;
 use crate::store::StoreError;
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -54,6 +55,14 @@ pub enum ApiError {
     /// A request that could not be understood; the text says what was wrong.
     #[error("{0}")]
     BadRequest(String),
+    /// An image URL we will not fetch: not http(s), or an address inside the server's network.
+    #[error("无法从该URL获取图片：{0}")]
+    UrlRefused(String),
+    /// The image's server could not be reached or did not give the image.
+    #[error("获取图片失败：{0}")]
+    FetchFailed(String),
+    #[error("获取图片超时（{0} 秒）")]
+    FetchTimeout(u64),
     /// Something failed on our side. The cause is logged, never sent.
     #[error("服务器内部错误")]
     Internal(String),
@@ -77,6 +86,8 @@ impl ApiError {
             FileTooLarge | BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Internal(_) | SaveFailed { .. } => StatusCode::INTERNAL_SERVER_ERROR,
             CloudSyncDisabled => StatusCode::OK,
+            FetchFailed(_) => StatusCode::BAD_GATEWAY,
+            FetchTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
             MissingRegistrationFields
             | UserExists
             | MissingImageData
@@ -86,6 +97,7 @@ impl ApiError {
             | UnsupportedFormat
             | ImageTooLarge { .. }
             | InvalidCategory
+            | UrlRefused(_)
             | BadRequest(_) => StatusCode::BAD_REQUEST,
         }
     }
@@ -122,6 +134,24 @@ impl ApiError {
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         ApiError::Internal(e.to_string())
+    }
+}
+
+impl From<FetchError> for ApiError {
+    fn from(e: FetchError) -> Self {
+        match e {
+            FetchError::BadUrl(why) => ApiError::UrlRefused(why),
+            FetchError::Blocked { host, addr } => ApiError::UrlRefused(format!(
+                "{host} 指向内网或本机地址 {addr}（服务器以 --allow-private-fetch 启动时才允许）"
+            )),
+            FetchError::TooLarge { .. } => ApiError::FileTooLarge,
+            FetchError::Timeout(limit) => ApiError::FetchTimeout(limit.as_secs()),
+            FetchError::Status(status) => ApiError::FetchFailed(format!("图片服务器返回 {status}")),
+            FetchError::TooManyRedirects => {
+                ApiError::FetchFailed(format!("重定向超过 {} 次", crate::fetch::MAX_REDIRECTS))
+            }
+            FetchError::Network(why) => ApiError::FetchFailed(why),
+        }
     }
 }
 

@@ -184,24 +184,48 @@ async fn upload_json(
         .image_data
         .filter(|d| !d.trim().is_empty())
         .ok_or_else(|| reject(missing))?;
-    let bytes = decode_image_data(&data).map_err(reject)?;
+    let page = req.page_info.unwrap_or_default();
+    let mut original_url = req.original_url;
+    let bytes = match image_url(&data) {
+        Some(url) if matches!(route, Route::Receive) => {
+            tracing::debug!(%url, "fetching image by URL");
+            let bytes = state
+                .fetcher
+                .fetch(url, page.url.as_deref())
+                .await
+                .map_err(|e| {
+                    tracing::info!(%url, error = %e, "image URL not fetched");
+                    reject(e.into())
+                })?;
+            original_url.get_or_insert_with(|| url.to_string());
+            bytes
+        }
+        Some(_) => {
+            return Err(reject(ApiError::BadRequest(
+                "剪切板上传需要base64图片数据；图片URL请发送到 /api/receive-image".into(),
+            )));
+        }
+        None => decode_image_data(&data).map_err(reject)?,
+    };
     let meta = UploadMeta {
         category: req.category.and_then(|c| c.as_str().map(str::to_string)),
-        original_url: req.original_url,
-        page: req.page_info.unwrap_or_default(),
+        original_url,
+        page,
         original_filename: None,
     };
     save(state, caller, bytes, meta, route).await
 }
 
+/// `imageData` that names an image to download rather than carrying it.
+fn image_url(data: &str) -> Option<&str> {
+    let data = data.trim();
+    let scheme = data.get(..8)?.to_ascii_lowercase();
+    (scheme.starts_with("http://") || scheme == "https://").then_some(data)
+}
+
 /// Accepts `data:image/...;base64,` URLs and bare base64 (whitespace and missing padding allowed).
 fn decode_image_data(data: &str) -> Result<Vec<u8>, ApiError> {
     let data = data.trim();
-    if data.starts_with("http://") || data.starts_with("https://") {
-        return Err(ApiError::BadRequest(
-            "暂不支持通过URL保存图片，请发送base64图片数据".into(),
-        ));
-    }
     let payload = match data.strip_prefix("data:") {
         Some(rest) => {
             let (header, payload) = rest.split_once(',').ok_or(ApiError::UnsupportedFormat)?;

@@ -3,7 +3,7 @@
 //! never format an error themselves (`error` does).
 
 mod auth;
-mod body;
+pub(crate) mod body;
 mod cors;
 pub mod error;
 mod images;
@@ -18,6 +18,7 @@ use warp::{Filter, Rejection, Reply};
 
 use crate::AppState;
 pub use error::ApiError;
+pub use images::MAX_IMAGE_BYTES;
 
 /// Every route of the server, with CORS, request logging and the JSON error mapping applied.
 pub fn routes(
