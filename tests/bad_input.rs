@@ -420,6 +420,49 @@ async fn png_claiming_100000_by_100000_pixels_is_refused_and_nothing_is_stored()
     assert_unharmed(&mut app, before).await;
 }
 
+/// A real, valid PNG of 8000×8000 zero pixels: 64 MB once decoded, about 60 KB on the wire.
+fn zero_png_bomb() -> Vec<u8> {
+    use image::codecs::png::{CompressionType, FilterType, PngEncoder};
+    let img = image::GrayImage::new(8000, 8000);
+    let mut out = std::io::Cursor::new(Vec::new());
+    let encoder =
+        PngEncoder::new_with_quality(&mut out, CompressionType::Best, FilterType::NoFilter);
+    img.write_with_encoder(encoder).unwrap();
+    out.into_inner()
+}
+
+#[tokio::test]
+async fn a_decompression_bomb_png_is_refused_at_upload_and_nothing_is_stored() {
+    let mut app = spawn_app().await;
+    let before = total_images(&app).await;
+    let bomb = zero_png_bomb();
+    assert!(
+        bomb.len() < 200 * 1024,
+        "the bomb should be small: {}",
+        bomb.len()
+    );
+    for (route, (status, body)) in upload_everywhere(&app, &bomb).await {
+        assert_eq!(status, 400, "{route}: {body}");
+        let error = body["error"].as_str().unwrap();
+        assert!(error.contains("8000×8000"), "{route}: {error}");
+    }
+    assert_unharmed(&mut app, before).await;
+}
+
+#[tokio::test]
+async fn a_gif_with_a_huge_logical_screen_is_refused_at_upload() {
+    let mut app = spawn_app().await;
+    let before = total_images(&app).await;
+    let mut huge = gif(4, 4, 1);
+    // The logical screen width and height are the little-endian u16s at bytes 6..10.
+    huge[6..8].copy_from_slice(&65_535u16.to_le_bytes());
+    huge[8..10].copy_from_slice(&65_535u16.to_le_bytes());
+    for (route, (status, body)) in upload_everywhere(&app, &huge).await {
+        assert_eq!(status, 400, "{route}: {body}");
+    }
+    assert_unharmed(&mut app, before).await;
+}
+
 #[tokio::test]
 async fn malformed_json_bodies_are_refused_with_a_json_error() {
     let mut app = spawn_app().await;
