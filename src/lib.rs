@@ -5,6 +5,7 @@
 //! both start the server through it.
 
 pub mod api;
+pub mod atomic_file;
 pub mod auth;
 pub mod cli;
 pub mod clock;

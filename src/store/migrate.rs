@@ -14,7 +14,7 @@ use super::{Result, StoreError};
 /// The schema this build writes.
 pub const SCHEMA_VERSION: u64 = 2;
 
-const VERSION_KEY: &str = "schema_version";
+pub(super) const VERSION_KEY: &str = "schema_version";
 
 /// `STEPS[n]` migrates a file from version `n + 1` to `n + 2`.
 type Step = fn(&WriteTransaction) -> Result<()>;

@@ -6,7 +6,9 @@
 //! durably (fsync, two-phase commit) before it returns: when it says `Ok`, the change survives a
 //! power cut.
 
+pub mod backup;
 mod blobs;
+pub mod check;
 mod images;
 mod migrate;
 pub mod records;
@@ -42,6 +44,8 @@ pub enum StoreError {
     InUse,
     #[error("already exists")]
     Conflict,
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
 }
 
 macro_rules! from_redb {
