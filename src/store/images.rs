@@ -40,6 +40,20 @@ fn bump(tx: &WriteTransaction, user_id: &str, delta: i64) -> Result<()> {
     Ok(())
 }
 
+/// Removes an image record with its indexes, its share of the counters and its blob reference.
+pub(super) fn remove(tx: &WriteTransaction, image: &ImageRecord) -> Result<()> {
+    tx.open_table(IMAGES)?.remove(image.id.as_str())?;
+    tx.open_table(IMAGE_NAMES)?
+        .remove((image.user_id.as_str(), image.filename.as_str()))?;
+    tx.open_table(USER_IMAGES)?.remove((
+        image.user_id.as_str(),
+        image.saved_at,
+        image.id.as_str(),
+    ))?;
+    bump(tx, &image.user_id, -1)?;
+    blobs::release(tx, &image.blob)
+}
+
 impl Store {
     /// Stores an uploaded image, its bytes (deduplicated) and its `processing` task, in one commit.
     /// `Conflict` if the user already has an image of that file name; nothing is written then.
@@ -98,7 +112,7 @@ impl Store {
     pub fn delete_image(&self, image_id: &str, owner: &str) -> Result<DeleteOutcome> {
         let tx = self.write()?;
         {
-            let mut images = tx.open_table(IMAGES)?;
+            let images = tx.open_table(IMAGES)?;
             let image = match images.get(image_id)? {
                 Some(v) => ImageRecord::decode(v.value())?,
                 None => return Ok(DeleteOutcome::NotFound),
@@ -106,19 +120,39 @@ impl Store {
             if image.user_id != owner {
                 return Ok(DeleteOutcome::NotOwner);
             }
-            images.remove(image_id)?;
-            tx.open_table(IMAGE_NAMES)?
-                .remove((image.user_id.as_str(), image.filename.as_str()))?;
-            tx.open_table(USER_IMAGES)?.remove((
-                image.user_id.as_str(),
-                image.saved_at,
-                image.id.as_str(),
-            ))?;
-            bump(&tx, &image.user_id, -1)?;
-            blobs::release(&tx, &image.blob)?;
+            drop(images);
+            remove(&tx, &image)?;
         }
         tx.commit()?;
         Ok(DeleteOutcome::Deleted)
+    }
+
+    /// Every image of `user_id`, oldest first.
+    pub fn images_of(&self, user_id: &str) -> Result<Vec<ImageRecord>> {
+        let tx = self.read()?;
+        let index = tx.open_table(USER_IMAGES)?;
+        let images = tx.open_table(IMAGES)?;
+        let mut out = Vec::new();
+        for entry in index.range((user_id, i64::MIN, "")..=(user_id, i64::MAX, "\u{10FFFF}"))? {
+            let (key, _) = entry?;
+            let (_, _, image_id) = key.value();
+            let record = images.get(image_id)?.ok_or_else(|| {
+                StoreError::Corrupt(format!("time index points at missing image {image_id}"))
+            })?;
+            out.push(ImageRecord::decode(record.value())?);
+        }
+        Ok(out)
+    }
+
+    /// Every image in the file, in id order.
+    pub fn all_images(&self) -> Result<Vec<ImageRecord>> {
+        let tx = self.read()?;
+        let images = tx.open_table(IMAGES)?;
+        let mut out = Vec::new();
+        for entry in images.iter()? {
+            out.push(ImageRecord::decode(entry?.1.value())?);
+        }
+        Ok(out)
     }
 
     /// Page `page` (1-based) of `user_id`'s images, newest first. Walks the time index to the page

@@ -1,8 +1,8 @@
 //! Accounts: creation with unique username and email, lookups, and login bookkeeping.
 
-use redb::ReadableTable;
+use redb::{ReadableTable, WriteTransaction};
 
-use super::records::{Record, SessionRecord, UserRecord};
+use super::records::{ImageRecord, Record, SessionRecord, TaskRecord, UserRecord};
 use super::tables::*;
 use super::{Result, Store, StoreError};
 use crate::clock::Micros;
@@ -51,6 +51,88 @@ impl Store {
         record.map(|v| UserRecord::decode(v.value())).transpose()
     }
 
+    /// Every account, in username order.
+    pub fn users(&self) -> Result<Vec<UserRecord>> {
+        let tx = self.read()?;
+        let users = tx.open_table(USERS)?;
+        let mut out = Vec::new();
+        for entry in users.iter()? {
+            out.push(UserRecord::decode(entry?.1.value())?);
+        }
+        out.sort_by_key(|u| u.username.to_lowercase());
+        Ok(out)
+    }
+
+    /// Replaces the password hash of `user_id` and ends every session of that user, in one commit.
+    /// Returns how many sessions were ended, or `None` if there is no such user.
+    pub fn set_password(&self, user_id: &str, password_hash: &str) -> Result<Option<usize>> {
+        let tx = self.write()?;
+        let ended = {
+            let mut users = tx.open_table(USERS)?;
+            let mut user = match users.get(user_id)? {
+                Some(v) => UserRecord::decode(v.value())?,
+                None => return Ok(None),
+            };
+            user.password_hash = password_hash.to_string();
+            users.insert(user_id, user.encode().as_slice())?;
+            drop(users);
+            end_sessions(&tx, user_id)?
+        };
+        tx.commit()?;
+        Ok(Some(ended))
+    }
+
+    /// Deletes an account with its sessions, its images (their bytes go with their last
+    /// reference) and its tasks, in one commit. Returns how many images went, or `None` if there
+    /// is no such user.
+    pub fn delete_user(&self, user_id: &str) -> Result<Option<u64>> {
+        let tx = self.write()?;
+        let removed = {
+            let user = match tx.open_table(USERS)?.remove(user_id)? {
+                Some(v) => UserRecord::decode(v.value())?,
+                None => return Ok(None),
+            };
+            tx.open_table(USERNAMES)?
+                .remove(user.username.to_lowercase().as_str())?;
+            tx.open_table(EMAILS)?
+                .remove(user.email.to_lowercase().as_str())?;
+            end_sessions(&tx, user_id)?;
+            let images: Vec<ImageRecord> = {
+                let index = tx.open_table(USER_IMAGES)?;
+                let records = tx.open_table(IMAGES)?;
+                let mut out = Vec::new();
+                let range = (user_id, i64::MIN, "")..=(user_id, i64::MAX, "\u{10FFFF}");
+                for entry in index.range(range)? {
+                    let (key, _) = entry?;
+                    if let Some(raw) = records.get(key.value().2)? {
+                        out.push(ImageRecord::decode(raw.value())?);
+                    }
+                }
+                out
+            };
+            for image in &images {
+                super::images::remove(&tx, image)?;
+            }
+            let task_ids: Vec<String> = {
+                let mut tasks = tx.open_table(TASKS)?;
+                let mut ids = Vec::new();
+                for entry in tasks.extract_if(|_, raw| {
+                    TaskRecord::decode(raw).is_ok_and(|t| t.user_id == user_id)
+                })? {
+                    ids.push(entry?.0.value().to_string());
+                }
+                ids
+            };
+            let mut pending = tx.open_table(PENDING_TASKS)?;
+            for id in &task_ids {
+                pending.remove(id.as_str())?;
+            }
+            images.len() as u64
+        };
+        tx.commit()?;
+        Ok(Some(removed))
+    }
+
     /// How many images the user owns: one counter read, kept in step by every image write.
     pub fn user_image_count(&self, user_id: &str) -> Result<u64> {
         let tx = self.read()?;
@@ -82,6 +164,19 @@ impl Store {
         tx.commit()?;
         Ok(user)
     }
+}
+
+/// Removes every session of `user_id`; returns how many.
+fn end_sessions(tx: &WriteTransaction, user_id: &str) -> Result<usize> {
+    let mut sessions = tx.open_table(SESSIONS)?;
+    let mut ended = 0;
+    for entry in sessions
+        .extract_if(|_, raw| SessionRecord::decode(raw).is_ok_and(|s| s.user_id == user_id))?
+    {
+        entry?;
+        ended += 1;
+    }
+    Ok(ended)
 }
 
 #[cfg(test)]
@@ -120,5 +215,90 @@ mod tests {
             store.user_by_username("ann").unwrap().unwrap().user_id,
             "u1"
         );
+    }
+
+    #[test]
+    fn a_new_password_ends_sessions_and_deleting_a_user_takes_its_images() {
+        use crate::domain::{BlobHash, Category};
+        use crate::media::ImageKind;
+        use crate::store::records::TaskStatus;
+
+        let (_dir, store) = temp_store();
+        store
+            .create_user(&user("u1", "ann"), "ann", "ann@x.org")
+            .unwrap();
+        store
+            .create_user(&user("u2", "bob"), "bob", "bob@x.org")
+            .unwrap();
+        let session = SessionRecord {
+            user_id: "u1".into(),
+            created_at: 1,
+            expires_at: i64::MAX,
+            remember_me: false,
+        };
+        store.login("u1", &[1; 32], &session, 2).unwrap();
+        assert_eq!(store.set_password("u1", "new").unwrap(), Some(1));
+        assert_eq!(store.user("u1").unwrap().unwrap().password_hash, "new");
+        assert!(store.session_user(&[1; 32], 3).unwrap().is_none());
+        assert_eq!(store.set_password("nobody", "x").unwrap(), None);
+
+        for (id, owner, bytes) in [
+            ("a", "u1", b"shared"),
+            ("b", "u2", b"shared"),
+            ("c", "u1", b"single"),
+        ] {
+            let image = ImageRecord {
+                id: id.into(),
+                user_id: owner.into(),
+                filename: format!("{id}.png"),
+                category: Category::Clothes,
+                kind: ImageKind::Png,
+                blob: BlobHash::of(bytes),
+                original_url: None,
+                page_url: None,
+                page_title: None,
+                context_json: None,
+                saved_at: 1,
+                file_size: 6,
+                width: 1,
+                height: 1,
+                cloud_synced: false,
+                task_id: format!("t-{id}"),
+            };
+            let task = TaskRecord {
+                task_id: format!("t-{id}"),
+                user_id: owner.into(),
+                image_id: id.into(),
+                status: TaskStatus::Processing,
+                error: None,
+                created_at: 1,
+                updated_at: 1,
+            };
+            store.save_image(&image, bytes, &task).unwrap();
+        }
+        assert_eq!(store.delete_user("u1").unwrap(), Some(2));
+        assert!(store.user_by_username("ann").unwrap().is_none());
+        assert_eq!(store.total_images().unwrap(), 1);
+        assert!(store.blob(&BlobHash::of(b"single")).unwrap().is_none());
+        assert_eq!(
+            store
+                .blob(&BlobHash::of(b"shared"))
+                .unwrap()
+                .unwrap()
+                .record
+                .refs,
+            1
+        );
+        assert!(store.task("t-a").unwrap().is_none());
+        assert_eq!(store.pending_tasks().unwrap().len(), 1);
+        assert!(store.check().unwrap().is_clean());
+        assert_eq!(store.delete_user("u1").unwrap(), None);
+        let names: Vec<_> = store
+            .users()
+            .unwrap()
+            .into_iter()
+            .map(|u| u.username)
+            .collect();
+        assert_eq!(names, ["bob"]);
     }
 }
