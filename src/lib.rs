@@ -12,6 +12,7 @@ pub mod clock;
 pub mod config;
 pub mod domain;
 pub mod fetch;
+pub mod ingest;
 pub mod jobs;
 pub mod media;
 pub mod store;

@@ -18,8 +18,9 @@ use warp::{Filter, Rejection, Reply};
 use super::auth::{Caller, optional_user, require_user};
 use super::{ApiError, blocking, body, reject, with_state};
 use crate::domain::{BlobHash, Category};
+use crate::ingest::{self, NewImage};
 use crate::media::{self, ImageKind, MediaError};
-use crate::store::records::{ImageRecord, TaskRecord, TaskStatus, ThumbRecord};
+use crate::store::records::{ImageRecord, ThumbRecord};
 use crate::store::{BlobChunks, DeleteOutcome, Store, StoreError};
 use crate::{AppState, clock};
 
@@ -355,51 +356,21 @@ async fn save(
                 ApiError::UnsupportedFormat
             }
         })?;
-        let blob = BlobHash::of(&bytes);
-        let context_json = meta.page.image_context.as_ref().map(|v| v.to_string());
-        // A file name repeats only if two uploads share a second and 32 random bits.
-        for _ in 0..4 {
-            let now = clock::now();
-            let uuid = uuid::Uuid::new_v4();
-            let short = &uuid.simple().to_string()[..8];
-            let image = ImageRecord {
-                id: format!("i-{uuid}"),
-                user_id: owner.clone(),
-                filename: format!(
-                    "{category}_{}_{short}.{}",
-                    clock::filename_stamp(now),
-                    probe.kind.ext()
-                ),
-                category,
-                kind: probe.kind,
-                blob,
-                original_url: meta.original_url.clone(),
-                page_url: meta.page.url.clone(),
-                page_title: meta.page.title.clone(),
-                context_json: context_json.clone(),
-                saved_at: now,
-                file_size: bytes.len() as u64,
-                width: probe.width,
-                height: probe.height,
-                cloud_synced: false,
-                task_id: format!("t-{}", uuid::Uuid::new_v4()),
-            };
-            let task = TaskRecord {
-                task_id: image.task_id.clone(),
-                user_id: owner.clone(),
-                image_id: image.id.clone(),
-                status: TaskStatus::Processing,
-                error: None,
-                created_at: now,
-                updated_at: now,
-            };
-            match store_state.store.save_image(&image, &bytes, &task) {
-                Ok(()) => return Ok((image, task)),
-                Err(StoreError::Conflict) => continue,
-                Err(e) => return Err(route.save_failed(e.to_string())),
-            }
-        }
-        Err(route.save_failed("no free file name after 4 tries".into()))
+        let new = NewImage {
+            owner,
+            category,
+            probe,
+            original_url: meta.original_url,
+            page_url: meta.page.url,
+            page_title: meta.page.title,
+            context_json: meta.page.image_context.map(|v| v.to_string()),
+            saved_at: None,
+            filename: None,
+        };
+        ingest::save(&store_state.store, &new, &bytes).map_err(|e| match e {
+            StoreError::Conflict => route.save_failed("no free file name".into()),
+            e => route.save_failed(e.to_string()),
+        })
     })
     .await
     .map_err(reject)?;
