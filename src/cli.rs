@@ -3,10 +3,12 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::config::Config;
+use crate::config::{BackupSchedule, Config};
+use crate::domain::Category;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -14,9 +16,11 @@ use crate::config::Config;
     version,
     about = "A self-hosted image vault: one binary, one data file",
     long_about = "imgvault keeps images collected from the web (browser extension, clipboard, \
-                  uploads) on your own hardware. Everything lives in one data file: back it up by \
-                  copying that file while the server is stopped.\n\n\
-                  Run without a subcommand to start the server (same as `imgvault serve`).",
+                  uploads) on your own hardware. Everything lives in one data file; `imgvault \
+                  backup` copies it consistently, also while the server runs.\n\n\
+                  Run without a subcommand to start the server (same as `imgvault serve`).\n\n\
+                  Exit status: 0 on success, 1 when a command fails or `check` finds problems, \
+                  2 for a command line that does not parse.",
     args_conflicts_with_subcommands = true
 )]
 pub struct Cli {
@@ -30,6 +34,190 @@ pub struct Cli {
 pub enum Command {
     /// Run the HTTP server (the default).
     Serve(ServeArgs),
+    /// Write a consistent copy of the data file, also while a server runs.
+    #[command(
+        long_about = "Write a consistent snapshot of the data file to OUT. The snapshot is \
+        taken in one read transaction, so uploads keep working while it is written and none is half \
+        in it. It is written under a temporary name, flushed to disk and only then renamed, so OUT is \
+        never a partial file. The result is an ordinary data file: restore it by starting a server on \
+        it (`imgvault serve --data OUT`).\n\n\
+        With --server the running server takes the snapshot and sends it (admin only): the login is \
+        IMGVAULT_USER (default admin) with IMGVAULT_PASSWORD, or the password is asked for. Without \
+        it the data file is read directly, which is refused while a server holds it."
+    )]
+    Backup(BackupArgs),
+    /// Verify the data file; `--repair` fixes what can be recomputed.
+    #[command(
+        long_about = "Verify the data file: every image's bytes exist and hash to their \
+        key, reference counts and image counters match the records, and every index entry points at \
+        its record and back. Prints a summary and each problem on its own line; exits with 1 if there \
+        is any.\n\n\
+        --repair fixes counters, reference counts and index entries, and removes what nothing refers \
+        to (orphan blobs, chunks, sessions, thumbnails). It never deletes an image: an image whose \
+        bytes are lost is reported for restoring from a backup. Works on a stopped server's file."
+    )]
+    Check(CheckArgs),
+    /// Write every image and its metadata as plain files (the seed's `saved_images` layout).
+    #[command(
+        long_about = "Write every image as a plain file in the original server's layout, \
+        DIR/saved_images/{user_id}/{category}/{filename}, and all metadata (users without their \
+        password hashes, and every image's fields) to DIR/metadata.json, written last. DIR must not \
+        hold an earlier export. Works on a stopped server's file; `imgvault import DIR` reads it back."
+    )]
+    Export(ExportArgs),
+    /// Add a folder of images, or an export, to the data file.
+    #[command(
+        long_about = "Add the images under DIR to the data file (created if missing). Every \
+        file is checked like an upload (PNG, JPEG, GIF or WebP by content, at most 10 MiB, size \
+        limits), and a file whose bytes the owner already has is skipped.\n\n\
+        An export (DIR/saved_images/{user_id}/{category}/...) keeps owners and categories: a \
+        directory is the user with that user id, else the user named like it, else (with \
+        metadata.json) a new account of the exported username without a password (set one with \
+        `imgvault user passwd`); default-user-* directories go to admin. File names, dates and page \
+        information come back from metadata.json. Any other folder goes to --user and --category; \
+        files keep their modification time as their save date.\n\n\
+        Prints a summary of what was imported and what was skipped and why. Thumbnails are made by \
+        the server at its next start. Works on a stopped server's file."
+    )]
+    Import(ImportArgs),
+    /// Add, list, delete accounts or set a password, in the data file of a stopped server.
+    #[command(
+        subcommand,
+        long_about = "Add, list, delete accounts or set a password, in the data file of a \
+        stopped server (a running server holds the file, and these commands refuse then). \
+        Passwords are asked on the terminal without echo, or read from the first line of \
+        standard input when it is not a terminal."
+    )]
+    User(UserCommand),
+}
+
+/// The data file a command works on.
+#[derive(Debug, Args, Clone)]
+pub struct DataArg {
+    /// The data file, as for `serve`.
+    #[arg(long, env = "IMGVAULT_DATA", default_value = "imgvault.redb")]
+    pub data: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct BackupArgs {
+    /// Where to write the backup. An existing directory gets a file named
+    /// imgvault-YYYYMMDD-HHMMSS.redb (UTC); an existing file is replaced once the backup is
+    /// complete.
+    pub out: PathBuf,
+
+    #[command(flatten)]
+    pub data: DataArg,
+
+    /// Base URL of a running server, e.g. http://nas.lan:8080: ask it for the backup instead of
+    /// reading the data file (`--data` is then ignored).
+    #[arg(long, value_name = "URL")]
+    pub server: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    #[command(flatten)]
+    pub data: DataArg,
+
+    /// Fix what can be recomputed from the records, then check again.
+    #[arg(long)]
+    pub repair: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// Directory to write into (created if missing).
+    pub dir: PathBuf,
+
+    #[command(flatten)]
+    pub data: DataArg,
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// Folder of images, or a directory written by `imgvault export`.
+    pub dir: PathBuf,
+
+    #[command(flatten)]
+    pub data: DataArg,
+
+    /// Owner of images that no exported user directory claims.
+    #[arg(long, default_value = "admin")]
+    pub user: String,
+
+    /// Category of images outside a clothes/ or char/ directory.
+    #[arg(long, default_value = "clothes", value_parser = parse_category)]
+    pub category: Category,
+}
+
+/// The `user` commands.
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create an account.
+    Add {
+        /// Username: 3 to 20 letters, digits, `_`, `-` or `.`.
+        name: String,
+        /// Email address (unique, like the username).
+        #[arg(long)]
+        email: String,
+        #[command(flatten)]
+        data: DataArg,
+    },
+    /// Set a new password for an account; its sessions end.
+    Passwd {
+        name: String,
+        #[command(flatten)]
+        data: DataArg,
+    },
+    /// List the accounts with their image counts.
+    List {
+        #[command(flatten)]
+        data: DataArg,
+    },
+    /// Delete an account and its sessions (`admin` cannot be deleted).
+    Delete {
+        name: String,
+        /// Also delete the account's images; without it an account that has images is kept.
+        #[arg(long)]
+        delete_images: bool,
+        #[command(flatten)]
+        data: DataArg,
+    },
+}
+
+fn parse_category(raw: &str) -> Result<Category, String> {
+    Category::parse(raw).ok_or_else(|| format!("{raw:?} is not a category (clothes or char)"))
+}
+
+/// `30s`, `30m`, `6h`, `1d`, or combined like `1h30m`.
+pub fn parse_duration(raw: &str) -> Result<Duration, String> {
+    let bad = || format!("{raw:?} is not a duration like 30m, 6h or 1d");
+    let mut total = 0u64;
+    let mut digits = String::new();
+    for c in raw.trim().chars() {
+        if c.is_ascii_digit() {
+            digits.push(c);
+            continue;
+        }
+        let unit = match c {
+            's' => 1,
+            'm' => 60,
+            'h' => 3600,
+            'd' => 86_400,
+            _ => return Err(bad()),
+        };
+        let n: u64 = digits.parse().map_err(|_| bad())?;
+        total = n
+            .checked_mul(unit)
+            .and_then(|s| total.checked_add(s))
+            .ok_or_else(bad)?;
+        digits.clear();
+    }
+    if !digits.is_empty() || total == 0 {
+        return Err(bad());
+    }
+    Ok(Duration::from_secs(total))
 }
 
 #[derive(Debug, Args, Clone)]
@@ -75,6 +263,19 @@ pub struct ServeArgs {
     /// Seconds allowed for fetching an image by URL.
     #[arg(long, env = "IMGVAULT_FETCH_TIMEOUT", default_value_t = 15, value_parser = clap::value_parser!(u64).range(1..=300))]
     pub fetch_timeout: u64,
+
+    /// Write a backup into DIR every --backup-every (named imgvault-YYYYMMDD-HHMMSS.redb, UTC),
+    /// keeping the newest --backup-keep. Unset: no scheduled backups. Give each server its own.
+    #[arg(long, env = "IMGVAULT_BACKUP_DIR", value_name = "DIR")]
+    pub backup_dir: Option<PathBuf>,
+
+    /// Time between scheduled backups, like 30m, 6h or 1d.
+    #[arg(long, env = "IMGVAULT_BACKUP_EVERY", default_value = "24h", value_parser = parse_duration)]
+    pub backup_every: Duration,
+
+    /// Scheduled backups kept; older ones are deleted after each new one.
+    #[arg(long, env = "IMGVAULT_BACKUP_KEEP", default_value_t = 7, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub backup_keep: u32,
 }
 
 impl ServeArgs {
@@ -94,7 +295,43 @@ impl ServeArgs {
             media_workers: self.media_workers.unwrap_or(defaults.media_workers),
             thumb_size: self.thumb_size,
             allow_private_fetch: self.allow_private_fetch,
-            fetch_timeout: std::time::Duration::from_secs(self.fetch_timeout),
+            fetch_timeout: Duration::from_secs(self.fetch_timeout),
+            backups: self.backup_dir.map(|dir| BackupSchedule {
+                dir,
+                every: self.backup_every,
+                keep: self.backup_keep as usize,
+            }),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_take_units_and_combinations() {
+        assert_eq!(parse_duration("30m"), Ok(Duration::from_secs(1800)));
+        assert_eq!(parse_duration("1d"), Ok(Duration::from_secs(86_400)));
+        assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("1s"), Ok(Duration::from_secs(1)));
+        for bad in ["", "0s", "10", "h", "1w", "-1h", "99999999999999999999d"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn every_command_parses_and_serve_is_the_default() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+        let cli = Cli::try_parse_from(["imgvault", "--listen", "127.0.0.1:1"]).unwrap();
+        assert!(cli.command.is_none());
+        let cli = Cli::try_parse_from(["imgvault", "user", "add", "bob", "--email", "b@x.org"]);
+        assert!(matches!(
+            cli.unwrap().command,
+            Some(Command::User(UserCommand::Add { .. }))
+        ));
+        let cli = Cli::try_parse_from(["imgvault", "import", "d", "--category", "hats"]);
+        assert!(cli.is_err());
     }
 }

@@ -30,6 +30,17 @@ pub struct Config {
     pub allow_private_fetch: bool,
     /// Time limit for fetching an image by URL.
     pub fetch_timeout: Duration,
+    /// Scheduled backups; `None` takes none.
+    pub backups: Option<BackupSchedule>,
+}
+
+/// Where and how often `serve` writes backups of the data file.
+#[derive(Debug, Clone)]
+pub struct BackupSchedule {
+    pub dir: PathBuf,
+    pub every: Duration,
+    /// Newest backups kept; older ones are deleted.
+    pub keep: usize,
 }
 
 impl Default for Config {
@@ -45,6 +56,7 @@ impl Default for Config {
             thumb_size: DEFAULT_MAX_SIDE,
             allow_private_fetch: false,
             fetch_timeout: Duration::from_secs(15),
+            backups: None,
         }
     }
 }

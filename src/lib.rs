@@ -15,6 +15,7 @@ pub mod fetch;
 pub mod ingest;
 pub mod jobs;
 pub mod media;
+pub mod ops;
 pub mod store;
 pub mod web;
 
@@ -89,6 +90,9 @@ pub async fn serve(
     .map_err(|e| ServeError::Startup(e.to_string()))?
     .map_err(store_error)?;
 
+    let _backups = ops::schedule::start(store.clone(), config.backups.clone())
+        .map_err(|e| ServeError::Startup(format!("backup directory: {e}")))?;
+
     if config.cloud_url.is_some() {
         tracing::warn!("cloud sync is not implemented in this version; --cloud-url is ignored");
     }
@@ -144,7 +148,7 @@ pub async fn serve(
 }
 
 /// Creates the `admin` account on a new data file and returns its user id.
-fn ensure_admin(store: &Store, password: Option<String>) -> Result<String, StoreError> {
+pub(crate) fn ensure_admin(store: &Store, password: Option<String>) -> Result<String, StoreError> {
     if let Some(admin) = store.user_by_username("admin")? {
         return Ok(admin.user_id);
     }

@@ -18,6 +18,7 @@ fn main() -> ExitCode {
     let args = match cli.command {
         Some(Command::Serve(args)) => args,
         None => cli.serve,
+        Some(other) => return imgvault::ops::run(other),
     };
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,

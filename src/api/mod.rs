@@ -2,6 +2,7 @@
 //! sentence (authenticate, validate, call the store, shape the answer); they never open a table and
 //! never format an error themselves (`error` does).
 
+mod admin;
 mod auth;
 pub(crate) mod body;
 mod cors;
@@ -29,6 +30,7 @@ pub fn routes(
         .or(images::routes(state.clone()))
         .or(tasks::routes(state.clone()))
         .or(sync::routes(state.clone()))
+        .or(admin::routes(state.clone()))
         .or(crate::web::routes());
     warp::header::headers_cloned()
         .and(

@@ -1,0 +1,108 @@
+//! Administration over HTTP: `GET /api/admin/backup` sends the `admin` account a consistent
+//! snapshot of the data file, so a running server can be backed up from another machine
+//! (`imgvault backup OUT --server URL`) without stopping it.
+//!
+//! The snapshot is written next to the data file on the blocking pool (uploads go on meanwhile),
+//! then streamed from an open handle; the file itself is unlinked as soon as it is open, so nothing
+//! is left behind when the download ends or breaks off.
+
+use std::io::Read;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use tokio::sync::Semaphore;
+use warp::http::{HeaderValue, header};
+use warp::{Filter, Rejection, Reply};
+
+use super::auth::{Caller, require_user};
+use super::{ApiError, blocking, reject, with_state};
+use crate::AppState;
+
+/// One snapshot at a time: each needs as much free disk as the data file.
+static SNAPSHOTS: Semaphore = Semaphore::const_new(1);
+const PIECE: usize = 256 * 1024;
+
+pub fn routes(
+    state: Arc<AppState>,
+) -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clone {
+    warp::path!("api" / "admin" / "backup")
+        .and(warp::get())
+        .and(with_state(state.clone()))
+        .and(require_user(state))
+        .and_then(backup)
+}
+
+async fn backup(state: Arc<AppState>, caller: Caller) -> Result<warp::reply::Response, Rejection> {
+    if caller.user.user_id != state.default_user_id {
+        return Err(reject(ApiError::Forbidden));
+    }
+    let permit = SNAPSHOTS
+        .acquire()
+        .await
+        .map_err(|e| reject(ApiError::Internal(e.to_string())))?;
+    let started = std::time::Instant::now();
+    let name = crate::ops::schedule::file_name_now();
+    let (file, size) = blocking(move || {
+        let target = state
+            .config
+            .data
+            .with_file_name(format!(".imgvault-download-{}.redb", uuid::Uuid::new_v4()));
+        let stats = state
+            .store
+            .snapshot(&target, &mut |_| {})
+            .map_err(|e| ApiError::Internal(format!("backup snapshot: {e}")))?;
+        let opened = std::fs::File::open(&target);
+        // Unlinked at once: the open handle keeps the bytes readable until the stream ends.
+        crate::atomic_file::discard(&target);
+        let file = opened.map_err(|e| ApiError::Internal(format!("backup snapshot: {e}")))?;
+        Ok((file, stats.file_size))
+    })
+    .await
+    .map_err(reject)?;
+    tracing::info!(
+        bytes = size,
+        ms = started.elapsed().as_millis() as u64,
+        "backup snapshot taken for download"
+    );
+
+    let mut resp = warp::reply::stream(stream_file(file, permit)).into_response();
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(size));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{name}\"")) {
+        h.insert(header::CONTENT_DISPOSITION, v);
+    }
+    Ok(resp)
+}
+
+/// The file's bytes in pieces, each read on the blocking pool; holds `permit` until the end.
+fn stream_file(
+    file: std::fs::File,
+    permit: tokio::sync::SemaphorePermit<'static>,
+) -> impl futures_util::Stream<Item = Result<Bytes, std::io::Error>> + Send + Sync + 'static {
+    futures_util::stream::unfold(Some((file, permit)), |open| async move {
+        let (mut file, permit) = open?;
+        let read = tokio::task::spawn_blocking(move || {
+            let mut piece = vec![0u8; PIECE];
+            let n = file.read(&mut piece);
+            (
+                file,
+                n.map(|n| {
+                    piece.truncate(n);
+                    piece
+                }),
+            )
+        })
+        .await;
+        match read {
+            Ok((_, Ok(piece))) if piece.is_empty() => None,
+            Ok((file, Ok(piece))) => Some((Ok(Bytes::from(piece)), Some((file, permit)))),
+            Ok((_, Err(e))) => Some((Err(e), None)),
+            Err(e) => Some((Err(std::io::Error::other(e.to_string())), None)),
+        }
+    })
+}
