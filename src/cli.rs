@@ -71,11 +71,13 @@ pub enum Command {
         file is checked like an upload (PNG, JPEG, GIF or WebP by content, at most 10 MiB, size \
         limits), and a file whose bytes the owner already has is skipped.\n\n\
         An export (DIR/saved_images/{user_id}/{category}/...) keeps owners and categories: a \
-        directory is the user with that user id, else the user named like it, else (with \
-        metadata.json) a new account of the exported username without a password (set one with \
-        `imgvault user passwd`); default-user-* directories go to admin. File names, dates and page \
-        information come back from metadata.json. Any other folder goes to --user and --category; \
-        files keep their modification time as their save date.\n\n\
+        user directory belongs to the user with that user id; default-user-* to admin; else, with \
+        metadata.json, to the user with the exported username or a new account of that user id, \
+        username and email without a password (set one with `imgvault user passwd`); else to the \
+        user named like the directory; else to --user. File names, dates and page information \
+        come back from metadata.json. Any other folder goes to --user and --category, each file \
+        dated by its modification time. Hidden and system directories (.*, @eaDir) are left \
+        out.\n\n\
         Prints a summary of what was imported and what was skipped and why. Thumbnails are made by \
         the server at its next start. Works on a stopped server's file."
     )]

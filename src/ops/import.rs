@@ -68,6 +68,7 @@ pub fn run(args: ImportArgs) -> Result<Outcome, OpsError> {
         metadata: None,
         items: Vec::new(),
         notes: Vec::new(),
+        skipped: Vec::new(),
     };
     planner.plan()?;
     for note in &planner.notes {
@@ -85,7 +86,7 @@ pub fn run(args: ImportArgs) -> Result<Outcome, OpsError> {
         known: HashMap::new(),
         imported: BTreeMap::new(),
         bytes: 0,
-        skipped: Vec::new(),
+        skipped: std::mem::take(&mut planner.skipped),
     };
     let mut progress = Progress::new("importing", Some(planner.items.len() as u64), Unit::Files);
     for item in &planner.items {
@@ -113,6 +114,8 @@ struct Planner<'a> {
     metadata: Option<Metadata>,
     items: Vec<Item>,
     notes: Vec<String>,
+    /// Directories left out, with the reason.
+    skipped: Vec<(String, String)>,
 }
 
 impl Planner<'_> {
@@ -167,9 +170,18 @@ impl Planner<'_> {
             return Ok(());
         }
         for entry in sorted_entries(path)? {
-            // Symlinked directories are not followed, so a link cannot loop or leave the tree.
-            let linked_dir = entry.is_symlink() && entry.is_dir();
-            if !linked_dir {
+            let shown = relative(&self.base, &entry);
+            if !entry.is_dir() {
+                self.add_tree(&entry, owner, category)?;
+            } else if entry.is_symlink() {
+                // Not followed, so a link cannot loop or lead out of the tree.
+                self.skipped
+                    .push((shown, "symbolic link to a directory".into()));
+            } else if file_name(&entry).starts_with(['.', '@']) {
+                // Where NAS systems keep their own thumbnails (`@eaDir`, `.@__thumb`).
+                self.skipped
+                    .push((shown, "hidden or system directory".into()));
+            } else {
                 self.add_tree(&entry, owner, category)?;
             }
         }
@@ -396,7 +408,7 @@ impl Importer<'_> {
             human_bytes(self.bytes)
         );
         if !self.skipped.is_empty() {
-            println!("skipped {} files:", self.skipped.len());
+            println!("skipped {}:", self.skipped.len());
             for (path, why) in &self.skipped {
                 println!("  {path}: {why}");
             }
