@@ -8,6 +8,7 @@ pub mod api;
 pub mod auth;
 pub mod cli;
 pub mod clock;
+pub mod cloud;
 pub mod config;
 pub mod domain;
 pub mod fetch;
@@ -32,6 +33,10 @@ pub struct AppState {
     pub jobs: Arc<jobs::Jobs>,
     /// Downloads images sent to `/api/receive-image` as URLs.
     pub fetcher: fetch::Fetcher,
+    /// The hub for cloud sync, when `--cloud-url` is set.
+    pub hub: Option<cloud::Hub>,
+    /// The running cloud sync of each user: user id → task id.
+    pub syncs: std::sync::Mutex<std::collections::HashMap<String, String>>,
     /// Owner of uploads sent without a session: the `admin` account.
     pub default_user_id: String,
 }
@@ -87,8 +92,27 @@ pub async fn serve(
     .map_err(|e| ServeError::Startup(e.to_string()))?
     .map_err(store_error)?;
 
-    if config.cloud_url.is_some() {
-        tracing::warn!("cloud sync is not implemented in this version; --cloud-url is ignored");
+    let hub = match &config.cloud_url {
+        Some(url) => {
+            let hub = cloud::Hub::new(url, config.cloud_timeout)
+                .map_err(|e| ServeError::Startup(format!("HTTP client: {e}")))?;
+            tracing::info!(hub = %hub.base(), "cloud sync enabled");
+            Some(hub)
+        }
+        None => None,
+    };
+    let abandoned = tokio::task::spawn_blocking({
+        let store = store.clone();
+        move || store.abandon_sync_tasks(clock::now())
+    })
+    .await
+    .map_err(|e| ServeError::Startup(e.to_string()))?
+    .map_err(store_error)?;
+    if abandoned > 0 {
+        tracing::warn!(
+            abandoned,
+            "cloud syncs interrupted by the last stop were ended"
+        );
     }
 
     let listener = tokio::net::TcpListener::bind(config.listen)
@@ -114,6 +138,8 @@ pub async fn serve(
         config,
         jobs,
         fetcher,
+        hub,
+        syncs: Default::default(),
         default_user_id,
     });
 

@@ -92,6 +92,11 @@ async fn web_ui_end_to_end_in_chromium() {
 }
 
 #[tokio::test]
+async fn web_ui_shows_hostile_metadata_as_text() {
+    run_script("xss.mjs", &[]).await;
+}
+
+#[tokio::test]
 async fn extension_saves_an_image_with_its_page_info() {
     run_script("extension.mjs", &[]).await;
 }

@@ -224,7 +224,7 @@ fn image_url(data: &str) -> Option<&str> {
 }
 
 /// Accepts `data:image/...;base64,` URLs and bare base64 (whitespace and missing padding allowed).
-fn decode_image_data(data: &str) -> Result<Vec<u8>, ApiError> {
+pub(super) fn decode_image_data(data: &str) -> Result<Vec<u8>, ApiError> {
     let data = data.trim();
     let payload = match data.strip_prefix("data:") {
         Some(rest) => {
@@ -445,18 +445,24 @@ struct ImageView {
     thumbnail_url: String,
 }
 
+/// The seed's `context_info`: what the client sent as `imageContext`, plus the category.
+pub fn context_info(r: &ImageRecord) -> serde_json::Map<String, serde_json::Value> {
+    let mut context_info = match r
+        .context_json
+        .as_deref()
+        .and_then(|j| serde_json::from_str(j).ok())
+    {
+        Some(serde_json::Value::Object(map)) => map,
+        Some(other) => serde_json::Map::from_iter([("value".to_string(), other)]),
+        None => serde_json::Map::new(),
+    };
+    context_info.insert("category".into(), r.category.as_str().into());
+    context_info
+}
+
 impl From<ImageRecord> for ImageView {
     fn from(r: ImageRecord) -> Self {
-        let mut context_info = match r
-            .context_json
-            .as_deref()
-            .and_then(|j| serde_json::from_str(j).ok())
-        {
-            Some(serde_json::Value::Object(map)) => map,
-            Some(other) => serde_json::Map::from_iter([("value".to_string(), other)]),
-            None => serde_json::Map::new(),
-        };
-        context_info.insert("category".into(), r.category.as_str().into());
+        let context_info = context_info(&r);
         Self {
             preview_url: format!("/api/user/{}/images/{}", r.user_id, r.filename),
             thumbnail_url: format!("/api/user/{}/thumbnails/{}", r.user_id, r.filename),

@@ -11,6 +11,7 @@ mod images;
 mod migrate;
 pub mod records;
 mod sessions;
+mod sync;
 pub mod tables;
 mod tasks;
 mod thumbs;

@@ -2,7 +2,7 @@
 
 use redb::ReadableTable;
 
-use super::records::{Record, SessionRecord, UserRecord};
+use super::records::{HubSessionRecord, Record, SessionRecord, UserRecord};
 use super::tables::*;
 use super::{Result, Store, StoreError};
 use crate::clock::Micros;
@@ -58,12 +58,14 @@ impl Store {
         Ok(counts.get(user_id)?.map_or(0, |v| v.value()))
     }
 
-    /// Records a successful login and opens its session, in one commit. Returns the updated user.
+    /// Records a successful login and opens its session (with its hub session when the hub
+    /// accepted the login too), in one commit. Returns the updated user.
     pub fn login(
         &self,
         user_id: &str,
         token_hash: &[u8; 32],
         session: &SessionRecord,
+        hub: Option<&HubSessionRecord>,
         at: Micros,
     ) -> Result<UserRecord> {
         let tx = self.write()?;
@@ -74,9 +76,14 @@ impl Store {
                 None => return Err(StoreError::Corrupt(format!("user {user_id} vanished"))),
             };
             user.last_login = Some(at);
+            user.cloud_sync_enabled = hub.is_some();
             users.insert(user_id, user.encode().as_slice())?;
             tx.open_table(SESSIONS)?
                 .insert(token_hash, session.encode().as_slice())?;
+            if let Some(hub) = hub {
+                tx.open_table(HUB_SESSIONS)?
+                    .insert(token_hash, hub.encode().as_slice())?;
+            }
             user
         };
         tx.commit()?;
