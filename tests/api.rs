@@ -297,6 +297,11 @@ async fn upload_file_names_the_file_by_its_content_not_its_name() {
         .unwrap();
     assert_eq!(resp.headers()["content-type"], "image/jpeg");
     assert_eq!(resp.bytes().await.unwrap().as_ref(), bytes.as_slice());
+    let (_, list) = app.get_json(&client, "/api/user/images").await;
+    assert_eq!(
+        list["images"][0]["context_info"]["original_filename"],
+        "holiday.png"
+    );
 }
 
 #[tokio::test]

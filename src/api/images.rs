@@ -216,6 +216,24 @@ async fn upload_json(
     save(state, caller, bytes, meta, route).await
 }
 
+/// What `context_info` will show: the client's `imageContext`, plus the name of an uploaded file
+/// (so a gallery can title it as its owner knows it).
+fn context_json(
+    context: Option<&serde_json::Value>,
+    original_filename: Option<&str>,
+) -> Option<String> {
+    let Some(name) = original_filename else {
+        return context.map(|v| v.to_string());
+    };
+    let mut map = match context {
+        Some(serde_json::Value::Object(map)) => map.clone(),
+        Some(other) => serde_json::Map::from_iter([("value".to_string(), other.clone())]),
+        None => serde_json::Map::new(),
+    };
+    map.insert("original_filename".into(), name.into());
+    Some(serde_json::Value::Object(map).to_string())
+}
+
 /// `imageData` that names an image to download rather than carrying it.
 fn image_url(data: &str) -> Option<&str> {
     let data = data.trim();
@@ -356,7 +374,10 @@ async fn save(
             }
         })?;
         let blob = BlobHash::of(&bytes);
-        let context_json = meta.page.image_context.as_ref().map(|v| v.to_string());
+        let context_json = context_json(
+            meta.page.image_context.as_ref(),
+            meta.original_filename.as_deref(),
+        );
         // A file name repeats only if two uploads share a second and 32 random bits.
         for _ in 0..4 {
             let now = clock::now();
