@@ -16,6 +16,7 @@ pub mod jobs;
 pub mod media;
 pub mod store;
 pub mod web;
+pub mod writer;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -31,6 +32,8 @@ pub struct AppState {
     pub store: Arc<Store>,
     pub config: Config,
     pub jobs: Arc<jobs::Jobs>,
+    /// Stores uploads, several to a commit.
+    pub writer: writer::Writer,
     /// Downloads images sent to `/api/receive-image` as URLs.
     pub fetcher: fetch::Fetcher,
     /// The hub for cloud sync, when `--cloud-url` is set.
@@ -132,11 +135,14 @@ pub async fn serve(
         api::MAX_IMAGE_BYTES as usize,
     )
     .map_err(|e| ServeError::Startup(format!("HTTP client: {e}")))?;
+    let writer = writer::Writer::start(store.clone())
+        .map_err(|e| ServeError::Startup(format!("writer thread: {e}")))?;
     let jobs = jobs::Jobs::start(store.clone(), config.media_workers, config.thumb_size);
     let state = Arc::new(AppState {
         store: store.clone(),
         config,
         jobs,
+        writer,
         fetcher,
         hub,
         syncs: Default::default(),

@@ -356,74 +356,80 @@ async fn save(
     let logged_in = caller.is_some();
     let owner = caller.map_or_else(|| state.default_user_id.clone(), |c| c.user.user_id);
     let original_filename = meta.original_filename.clone();
-    let store_state = state.clone();
-    let (image, task) = blocking(move || {
+    let (bytes, probe, blob) = blocking(move || {
         let probe = media::probe(&bytes).map_err(|e| match e {
-            MediaError::TooLarge { width, height } => ApiError::ImageTooLarge {
-                width,
-                height,
-                max_side: media::MAX_SIDE,
-            },
-            MediaError::Bomb { width, height } => ApiError::ImageTooLarge {
-                width,
-                height,
-                max_side: media::MAX_SIDE,
-            },
+            MediaError::TooLarge { width, height } | MediaError::Bomb { width, height } => {
+                ApiError::ImageTooLarge {
+                    width,
+                    height,
+                    max_side: media::MAX_SIDE,
+                }
+            }
             MediaError::UnknownFormat | MediaError::Malformed(_) | MediaError::Encode(_) => {
                 ApiError::UnsupportedFormat
             }
         })?;
         let blob = BlobHash::of(&bytes);
-        let context_json = context_json(
-            meta.page.image_context.as_ref(),
-            meta.original_filename.as_deref(),
-        );
-        // A file name repeats only if two uploads share a second and 32 random bits.
-        for _ in 0..4 {
-            let now = clock::now();
-            let uuid = uuid::Uuid::new_v4();
-            let short = &uuid.simple().to_string()[..8];
-            let image = ImageRecord {
-                id: format!("i-{uuid}"),
-                user_id: owner.clone(),
-                filename: format!(
-                    "{category}_{}_{short}.{}",
-                    clock::filename_stamp(now),
-                    probe.kind.ext()
-                ),
-                category,
-                kind: probe.kind,
-                blob,
-                original_url: meta.original_url.clone(),
-                page_url: meta.page.url.clone(),
-                page_title: meta.page.title.clone(),
-                context_json: context_json.clone(),
-                saved_at: now,
-                file_size: bytes.len() as u64,
-                width: probe.width,
-                height: probe.height,
-                cloud_synced: false,
-                task_id: format!("t-{}", uuid::Uuid::new_v4()),
-            };
-            let task = TaskRecord {
-                task_id: image.task_id.clone(),
-                user_id: owner.clone(),
-                image_id: image.id.clone(),
-                status: TaskStatus::Processing,
-                error: None,
-                created_at: now,
-                updated_at: now,
-            };
-            match store_state.store.save_image(&image, &bytes, &task) {
-                Ok(()) => return Ok((image, task)),
-                Err(StoreError::Conflict) => continue,
-                Err(e) => return Err(route.save_failed(e.to_string())),
-            }
-        }
-        Err(route.save_failed("no free file name after 4 tries".into()))
+        Ok((Bytes::from(bytes), probe, blob))
     })
     .await
     .map_err(reject)?;
+    let context_json = context_json(
+        meta.page.image_context.as_ref(),
+        meta.original_filename.as_deref(),
+    );
+    let mut saved = None;
+    // A file name repeats only if two uploads share a second and 32 random bits.
+    for _ in 0..4 {
+        let now = clock::now();
+        let uuid = uuid::Uuid::new_v4();
+        let short = &uuid.simple().to_string()[..8];
+        let image = ImageRecord {
+            id: format!("i-{uuid}"),
+            user_id: owner.clone(),
+            filename: format!(
+                "{category}_{}_{short}.{}",
+                clock::filename_stamp(now),
+                probe.kind.ext()
+            ),
+            category,
+            kind: probe.kind,
+            blob,
+            original_url: meta.original_url.clone(),
+            page_url: meta.page.url.clone(),
+            page_title: meta.page.title.clone(),
+            context_json: context_json.clone(),
+            saved_at: now,
+            file_size: bytes.len() as u64,
+            width: probe.width,
+            height: probe.height,
+            cloud_synced: false,
+            task_id: format!("t-{}", uuid::Uuid::new_v4()),
+        };
+        let task = TaskRecord {
+            task_id: image.task_id.clone(),
+            user_id: owner.clone(),
+            image_id: image.id.clone(),
+            status: TaskStatus::Processing,
+            error: None,
+            created_at: now,
+            updated_at: now,
+        };
+        match state
+            .writer
+            .save(image.clone(), bytes.clone(), task.clone())
+            .await
+        {
+            Ok(()) => {
+                saved = Some((image, task));
+                break;
+            }
+            Err(StoreError::Conflict) => continue,
+            Err(e) => return Err(reject(route.save_failed(e.to_string()))),
+        }
+    }
+    let (image, task) =
+        saved.ok_or_else(|| reject(route.save_failed("no free file name after 4 tries".into())))?;
     tracing::info!(image_id = %image.id, user_id = %image.user_id, size = image.file_size, "image saved");
     state
         .jobs

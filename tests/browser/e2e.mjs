@@ -215,8 +215,9 @@ async function mainFlow(browser) {
   assert.equal(all.length, 3);
   assert.deepEqual(all.map(([, c]) => c).sort(), ["char", "char", "clothes"], "categories of the three images");
   assert.equal(all[0][1], "clothes", "newest first: the pasted image leads");
-  const serverTotal = Number(await page.getByTestId("server-total-count").getAttribute("data-value"));
-  assert.ok(serverTotal >= 3, `the server total (${serverTotal}) counts the uploads`);
+  // The header's total is refreshed shortly after uploads settle.
+  await waitUntil(page, "the server total counts the uploads", () =>
+    Number(document.querySelector("[data-testid=server-total-count]").dataset.value) >= 3);
 
   // Filters.
   await page.getByTestId("filter-char").click();
