@@ -71,15 +71,15 @@ pub fn routes(
         .map(|user_id, filename| (user_id, None, filename))
         .and(with_state(state.clone()))
         .and(require_user(state.clone()))
-        .and(warp::header::optional::<String>("if-none-match"))
-        .and_then(|target, state, caller, etag| serve_file(state, caller, target, etag, true));
+        .and(conditions())
+        .and_then(|target, state, caller, cond| serve_file(state, caller, target, cond, true));
     let originals = original
         .or(by_category)
         .unify()
         .and(with_state(state.clone()))
         .and(require_user(state.clone()))
-        .and(warp::header::optional::<String>("if-none-match"))
-        .and_then(|target, state, caller, etag| serve_file(state, caller, target, etag, false));
+        .and(conditions())
+        .and_then(|target, state, caller, cond| serve_file(state, caller, target, cond, false));
     let delete = warp::path!("api" / "user" / "images" / String)
         .and(warp::delete())
         .and(with_state(state.clone()))
@@ -547,11 +547,30 @@ async fn list(
     }))
 }
 
+/// The request headers that shape a file answer: revalidation and byte ranges.
+#[derive(Clone, Default)]
+struct Conditions {
+    if_none_match: Option<String>,
+    range: Option<String>,
+    if_range: Option<String>,
+}
+
+fn conditions() -> impl Filter<Extract = (Conditions,), Error = Rejection> + Clone {
+    warp::header::optional::<String>("if-none-match")
+        .and(warp::header::optional::<String>("range"))
+        .and(warp::header::optional::<String>("if-range"))
+        .map(|if_none_match, range, if_range| Conditions {
+            if_none_match,
+            range,
+            if_range,
+        })
+}
+
 async fn serve_file(
     state: Arc<AppState>,
     caller: Caller,
     (user_id, category, filename): (String, Option<String>, String),
-    if_none_match: Option<String>,
+    conditions: Conditions,
     thumbnail: bool,
 ) -> Result<warp::reply::Response, Rejection> {
     let category = match category {
@@ -568,7 +587,7 @@ async fn serve_file(
         "private, max-age=31536000, immutable"
     };
     let max_side = state.jobs.max_side();
-    let (lookup_state, inm) = (state.clone(), if_none_match.clone());
+    let (lookup_state, cond) = (state.clone(), conditions.clone());
     let found = blocking(move || {
         let store = &lookup_state.store;
         let image = store
@@ -589,7 +608,7 @@ async fn serve_file(
         } else {
             (image.blob, image.kind)
         };
-        Ok(Ok(open_blob(store, target, inm.as_deref())?))
+        Ok(Ok(open_blob(store, target, &cond)?))
     })
     .await
     .map_err(reject)?;
@@ -601,7 +620,7 @@ async fn serve_file(
                 Ok(ThumbRecord::Ready { blob, kind, .. }) => (blob, kind),
                 _ => (image.blob, image.kind),
             };
-            blocking(move || open_blob(&state.store, target, if_none_match.as_deref()))
+            blocking(move || open_blob(&state.store, target, &conditions))
                 .await
                 .map_err(reject)?
         }
@@ -614,37 +633,93 @@ struct Opened {
     hash: BlobHash,
     kind: ImageKind,
     payload: Payload,
+    /// `(first, last, size)` of a partial answer to a `Range` request.
+    partial: Option<(u64, u64, u64)>,
 }
 
 enum Payload {
     NotModified,
+    /// A range past the end: 416, with the size.
+    Unsatisfiable(u64),
     Whole(Bytes),
     Stream(BlobChunks),
 }
 
-/// Opens a blob for sending, reading small ones whole. Blocking.
+/// Opens a blob for sending (the requested range of it, if any), reading small ones whole.
+/// Blocking.
 fn open_blob(
     store: &Store,
     (hash, kind): (BlobHash, ImageKind),
-    if_none_match: Option<&str>,
+    cond: &Conditions,
 ) -> Result<Opened, ApiError> {
-    let payload = if etag_matches(if_none_match, &etag(hash)) {
+    let tag = etag(hash);
+    let mut partial = None;
+    let payload = if etag_matches(cond.if_none_match.as_deref(), &tag) {
         Payload::NotModified
     } else {
         let mut blob = store
             .blob(&hash)?
             .ok_or_else(|| ApiError::Internal(format!("blob {} is missing", hash.to_hex())))?;
-        if blob.record.size <= STREAM_ABOVE {
-            Payload::Whole(blob.read_all()?)
-        } else {
-            Payload::Stream(blob)
+        let size = blob.record.size;
+        // `If-Range` with another version means: send it all.
+        let range = cond
+            .range
+            .as_deref()
+            .filter(|_| cond.if_range.as_deref().is_none_or(|t| t.trim() == tag));
+        match range.map(|r| parse_range(r, size)) {
+            Some(Some(Ok((first, last)))) => {
+                blob.restrict(first, last - first + 1);
+                partial = Some((first, last, size));
+                if last - first < STREAM_ABOVE {
+                    Payload::Whole(blob.read_all()?)
+                } else {
+                    Payload::Stream(blob)
+                }
+            }
+            Some(Some(Err(()))) => Payload::Unsatisfiable(size),
+            _ if size <= STREAM_ABOVE => Payload::Whole(blob.read_all()?),
+            _ => Payload::Stream(blob),
         }
     };
     Ok(Opened {
         hash,
         kind,
         payload,
+        partial,
     })
+}
+
+/// A single `bytes=` range as `(first, last)` inclusive; `Err` if it lies past the end, `None` if
+/// it is not one we serve (malformed or several ranges: the whole file is sent, as HTTP allows).
+fn parse_range(header: &str, size: u64) -> Option<Result<(u64, u64), ()>> {
+    let spec = header.trim().strip_prefix("bytes=")?;
+    if spec.contains(',') {
+        return None;
+    }
+    let (first, last) = spec.split_once('-')?;
+    let (first, last) = (first.trim(), last.trim());
+    let range = if first.is_empty() {
+        let suffix: u64 = last.parse().ok()?;
+        if suffix == 0 || size == 0 {
+            return Some(Err(()));
+        }
+        (size.saturating_sub(suffix), size - 1)
+    } else {
+        let first: u64 = first.parse().ok()?;
+        let last = if last.is_empty() {
+            u64::MAX
+        } else {
+            last.parse().ok()?
+        };
+        if last < first {
+            return None;
+        }
+        if first >= size {
+            return Some(Err(()));
+        }
+        (first, last.min(size - 1))
+    };
+    Some(Ok(range))
 }
 
 fn etag(hash: BlobHash) -> String {
@@ -659,9 +734,17 @@ impl Opened {
                 *resp.status_mut() = StatusCode::NOT_MODIFIED;
                 resp
             }
+            Payload::Unsatisfiable(size) => {
+                let mut resp = warp::reply().into_response();
+                *resp.status_mut() = StatusCode::RANGE_NOT_SATISFIABLE;
+                if let Ok(v) = HeaderValue::from_str(&format!("bytes */{size}")) {
+                    resp.headers_mut().insert(header::CONTENT_RANGE, v);
+                }
+                resp
+            }
             Payload::Whole(bytes) => warp::http::Response::new(bytes.into()),
             Payload::Stream(blob) => {
-                let size = blob.record.size;
+                let size = blob.remaining();
                 let mut resp = warp::reply::stream(stream_blob(blob)).into_response();
                 resp.headers_mut()
                     .insert(header::CONTENT_LENGTH, HeaderValue::from(size));
@@ -674,8 +757,15 @@ impl Opened {
             HeaderValue::from_static(self.kind.mime()),
         );
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
+        h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
         if let Ok(v) = HeaderValue::from_str(&etag(self.hash)) {
             h.insert(header::ETAG, v);
+        }
+        if let Some((first, last, size)) = self.partial {
+            if let Ok(v) = HeaderValue::from_str(&format!("bytes {first}-{last}/{size}")) {
+                h.insert(header::CONTENT_RANGE, v);
+            }
+            *resp.status_mut() = StatusCode::PARTIAL_CONTENT;
         }
         resp
     }
