@@ -642,7 +642,7 @@ enum Payload {
     /// A range past the end: 416, with the size.
     Unsatisfiable(u64),
     Whole(Bytes),
-    Stream(BlobChunks),
+    Stream(Box<BlobChunks>),
 }
 
 /// Opens a blob for sending (the requested range of it, if any), reading small ones whole.
@@ -673,12 +673,12 @@ fn open_blob(
                 if last - first < STREAM_ABOVE {
                     Payload::Whole(blob.read_all()?)
                 } else {
-                    Payload::Stream(blob)
+                    Payload::Stream(Box::new(blob))
                 }
             }
             Some(Some(Err(()))) => Payload::Unsatisfiable(size),
             _ if size <= STREAM_ABOVE => Payload::Whole(blob.read_all()?),
-            _ => Payload::Stream(blob),
+            _ => Payload::Stream(Box::new(blob)),
         }
     };
     Ok(Opened {
@@ -745,7 +745,7 @@ impl Opened {
             Payload::Whole(bytes) => warp::http::Response::new(bytes.into()),
             Payload::Stream(blob) => {
                 let size = blob.remaining();
-                let mut resp = warp::reply::stream(stream_blob(blob)).into_response();
+                let mut resp = warp::reply::stream(stream_blob(*blob)).into_response();
                 resp.headers_mut()
                     .insert(header::CONTENT_LENGTH, HeaderValue::from(size));
                 resp
