@@ -236,6 +236,10 @@ pub struct ServeArgs {
     #[arg(long, env = "IMGVAULT_CLOUD_URL")]
     pub cloud_url: Option<String>,
 
+    /// Seconds allowed for each request to the hub during a sync.
+    #[arg(long, env = "IMGVAULT_CLOUD_TIMEOUT", default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub cloud_timeout: u64,
+
     /// Database page cache in MiB. The default suits a 1 GB Raspberry Pi.
     #[arg(long, env = "IMGVAULT_CACHE_MB", default_value_t = 64, value_parser = clap::value_parser!(u64).range(4..=65536))]
     pub cache_mb: u64,
@@ -289,6 +293,7 @@ impl ServeArgs {
             listen: self.listen,
             data: self.data,
             cloud_url: self.cloud_url.filter(|u| !u.trim().is_empty()),
+            cloud_timeout: std::time::Duration::from_secs(self.cloud_timeout),
             admin_password: std::env::var("IMGVAULT_ADMIN_PASSWORD")
                 .ok()
                 .filter(|p| !p.is_empty()),

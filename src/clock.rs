@@ -21,6 +21,15 @@ pub fn display(at: Micros) -> String {
     local(at).format("%Y-%m-%d %H:%M:%S").to_string()
 }
 
+/// Reads back what `display` wrote (local time); `None` if it is not in that format.
+pub fn parse_display(text: &str) -> Option<Micros> {
+    chrono::NaiveDateTime::parse_from_str(text.trim(), "%Y-%m-%d %H:%M:%S")
+        .ok()?
+        .and_local_timezone(Local)
+        .earliest()
+        .map(|t| t.timestamp_micros())
+}
+
 /// `2025-06-13T18:45:30.123456`: the seed's format for `/api/status`.
 pub fn iso(at: Micros) -> String {
     local(at).format("%Y-%m-%dT%H:%M:%S%.6f").to_string()

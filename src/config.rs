@@ -16,6 +16,8 @@ pub struct Config {
     pub data: PathBuf,
     /// The hub's API base (the seed's `CLOUD_SERVER_URL`); `None` disables cloud sync.
     pub cloud_url: Option<String>,
+    /// Time limit of each request to the hub during a sync (the seed's five minutes).
+    pub cloud_timeout: Duration,
     /// Password for the `admin` account when the data file is new; random (and printed) if `None`.
     pub admin_password: Option<String>,
     /// redb page cache in bytes.
@@ -49,6 +51,7 @@ impl Default for Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             data: PathBuf::from("imgvault.redb"),
             cloud_url: None,
+            cloud_timeout: Duration::from_secs(300),
             admin_password: None,
             cache_bytes: DEFAULT_CACHE_BYTES,
             cors_origins: Vec::new(),

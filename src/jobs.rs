@@ -1,7 +1,8 @@
 //! Thumbnail generation in the background, bounded: at most `workers` images are decoded at once
 //! (a semaphore shared by the queue workers and by requests that need a thumbnail now), each on
-//! the blocking pool, never on the async workers. The queue is bounded too, so a burst of uploads
-//! waits for room instead of piling up decodes or memory.
+//! the blocking pool, never on the async workers. The queue is bounded too; an upload never waits
+//! for room in it: when it is full the task simply stays on the pending list in the data file,
+//! and the workers list pending work again once the queue has drained.
 //!
 //! An upload's task stays `processing` until its thumbnail exists, then becomes `completed`, or
 //! `failed` with the reason when the image does not decode. Requests for one image's thumbnail
@@ -22,7 +23,7 @@ use crate::media::{self, MediaError, thumbnail};
 use crate::store::records::ThumbRecord;
 use crate::store::{Store, StoreError};
 
-/// How many jobs may wait before uploads feel back-pressure.
+/// Jobs held in memory; beyond this, work waits in the data file's pending list.
 const QUEUE_DEPTH: usize = 1024;
 
 /// A thumbnail to make, and the upload task waiting for it, if any.
@@ -45,6 +46,8 @@ pub struct Jobs {
     tx: Mutex<Option<mpsc::Sender<Job>>>,
     rx: tokio::sync::Mutex<mpsc::Receiver<Job>>,
     stopping: AtomicBool,
+    /// Work was left out of a full queue: list pending work again when it drains.
+    overflowed: AtomicBool,
     handles: Mutex<Vec<JoinHandle<()>>>,
 }
 
@@ -62,6 +65,7 @@ impl Jobs {
             tx: Mutex::new(Some(tx)),
             rx: tokio::sync::Mutex::new(rx),
             stopping: AtomicBool::new(false),
+            overflowed: AtomicBool::new(false),
             handles: Mutex::new(Vec::new()),
         });
         let handles = (0..workers)
@@ -75,16 +79,23 @@ impl Jobs {
         self.max_side
     }
 
-    /// Queues the thumbnail of `source` for the upload task `task_id`; waits while the queue is full.
+    /// Queues the thumbnail of `source` for the upload task `task_id`. Never waits: with the
+    /// queue full, the work stays pending in the data file and is listed again later.
     pub async fn enqueue(&self, task_id: Option<String>, source: BlobHash) {
         let tx = self.tx.lock().expect("jobs lock").clone();
-        let sent = match tx {
-            Some(tx) => tx.send(Job { task_id, source }).await.is_ok(),
-            None => false,
-        };
-        if !sent {
+        let Some(tx) = tx else {
             tracing::debug!("shutting down; the task stays pending until the next start");
+            return;
+        };
+        if let Err(mpsc::error::TrySendError::Full(_)) = tx.try_send(Job { task_id, source }) {
+            self.overflowed.store(true, Ordering::SeqCst);
         }
+    }
+
+    fn queue_is_empty(&self) -> bool {
+        let tx = self.tx.lock().expect("jobs lock");
+        tx.as_ref()
+            .is_some_and(|tx| tx.capacity() == tx.max_capacity())
     }
 
     /// The thumbnail of `source`: the stored one if it is current, otherwise made now. Concurrent
@@ -170,6 +181,14 @@ async fn work(jobs: Arc<Jobs>) {
             return;
         }
         let outcome = jobs.thumbnail(job.source).await;
+        if jobs.overflowed.load(Ordering::SeqCst)
+            && jobs.queue_is_empty()
+            && jobs.overflowed.swap(false, Ordering::SeqCst)
+        {
+            tracing::debug!("queue drained; listing pending work again");
+            let again = jobs.clone();
+            tokio::spawn(async move { again.resume().await });
+        }
         let Some(task_id) = job.task_id else { continue };
         let result = match outcome {
             Ok(ThumbRecord::Ready { .. }) => Ok(()),

@@ -9,6 +9,7 @@ pub mod atomic_file;
 pub mod auth;
 pub mod cli;
 pub mod clock;
+pub mod cloud;
 pub mod config;
 pub mod domain;
 pub mod fetch;
@@ -18,6 +19,7 @@ pub mod media;
 pub mod ops;
 pub mod store;
 pub mod web;
+pub mod writer;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -33,8 +35,14 @@ pub struct AppState {
     pub store: Arc<Store>,
     pub config: Config,
     pub jobs: Arc<jobs::Jobs>,
+    /// Stores uploads, several to a commit.
+    pub writer: writer::Writer,
     /// Downloads images sent to `/api/receive-image` as URLs.
     pub fetcher: fetch::Fetcher,
+    /// The hub for cloud sync, when `--cloud-url` is set.
+    pub hub: Option<cloud::Hub>,
+    /// The running cloud sync of each user: user id → task id.
+    pub syncs: std::sync::Mutex<std::collections::HashMap<String, String>>,
     /// Owner of uploads sent without a session: the `admin` account.
     pub default_user_id: String,
 }
@@ -93,8 +101,27 @@ pub async fn serve(
     let _backups = ops::schedule::start(store.clone(), config.backups.clone())
         .map_err(|e| ServeError::Startup(format!("backup directory: {e}")))?;
 
-    if config.cloud_url.is_some() {
-        tracing::warn!("cloud sync is not implemented in this version; --cloud-url is ignored");
+    let hub = match &config.cloud_url {
+        Some(url) => {
+            let hub = cloud::Hub::new(url, config.cloud_timeout)
+                .map_err(|e| ServeError::Startup(format!("HTTP client: {e}")))?;
+            tracing::info!(hub = %hub.base(), "cloud sync enabled");
+            Some(hub)
+        }
+        None => None,
+    };
+    let abandoned = tokio::task::spawn_blocking({
+        let store = store.clone();
+        move || store.abandon_sync_tasks(clock::now())
+    })
+    .await
+    .map_err(|e| ServeError::Startup(e.to_string()))?
+    .map_err(store_error)?;
+    if abandoned > 0 {
+        tracing::warn!(
+            abandoned,
+            "cloud syncs interrupted by the last stop were ended"
+        );
     }
 
     let listener = tokio::net::TcpListener::bind(config.listen)
@@ -114,12 +141,17 @@ pub async fn serve(
         api::MAX_IMAGE_BYTES as usize,
     )
     .map_err(|e| ServeError::Startup(format!("HTTP client: {e}")))?;
+    let writer = writer::Writer::start(store.clone())
+        .map_err(|e| ServeError::Startup(format!("writer thread: {e}")))?;
     let jobs = jobs::Jobs::start(store.clone(), config.media_workers, config.thumb_size);
     let state = Arc::new(AppState {
         store: store.clone(),
         config,
         jobs,
+        writer,
         fetcher,
+        hub,
+        syncs: Default::default(),
         default_user_id,
     });
 

@@ -297,6 +297,11 @@ async fn upload_file_names_the_file_by_its_content_not_its_name() {
         .unwrap();
     assert_eq!(resp.headers()["content-type"], "image/jpeg");
     assert_eq!(resp.bytes().await.unwrap().as_ref(), bytes.as_slice());
+    let (_, list) = app.get_json(&client, "/api/user/images").await;
+    assert_eq!(
+        list["images"][0]["context_info"]["original_filename"],
+        "holiday.png"
+    );
 }
 
 #[tokio::test]
@@ -399,6 +404,89 @@ async fn large_images_are_streamed_whole() {
     );
     let got = resp.bytes().await.unwrap();
     assert!(got.as_ref() == bytes.as_slice(), "streamed bytes differ");
+}
+
+#[tokio::test]
+async fn byte_ranges_are_served_with_206_and_the_exact_bytes() {
+    let app = spawn_app().await;
+    let (client, user_id) = app.user_client("ray").await;
+    let bytes = png(900, 900, 12);
+    let n = bytes.len();
+    let (_, up) = app
+        .receive_image(&client, "image/png", &bytes, "clothes")
+        .await;
+    let url = app.url(&format!(
+        "/api/user/{user_id}/images/{}",
+        up["filename"].as_str().unwrap()
+    ));
+    let whole = client.get(&url).send().await.unwrap();
+    assert_eq!(whole.headers()["accept-ranges"], "bytes");
+    let tag = whole.headers()["etag"].to_str().unwrap().to_string();
+    // Within a chunk, across the 32 KiB chunk boundary, open-ended, a suffix, the last byte, and a
+    // range longer than the 512 KiB piece that is streamed.
+    for (range, first, last) in [
+        ("bytes=0-99", 0, 99),
+        ("bytes=32760-32800", 32760, 32800),
+        ("bytes=1000-", 1000, n - 1),
+        ("bytes=-50", n - 50, n - 1),
+        (&*format!("bytes={}-{}", n - 1, n + 100), n - 1, n - 1),
+        ("bytes=5-700000", 5, 700_000),
+    ] {
+        let resp = client
+            .get(&url)
+            .header("range", range)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 206, "{range}");
+        assert_eq!(
+            resp.headers()["content-range"],
+            format!("bytes {first}-{last}/{n}").as_str(),
+            "{range}"
+        );
+        assert_eq!(
+            resp.headers()["content-length"],
+            (last - first + 1).to_string().as_str()
+        );
+        let got = resp.bytes().await.unwrap();
+        assert!(got.as_ref() == &bytes[first..=last], "{range}: wrong bytes");
+    }
+    let past = client
+        .get(&url)
+        .header("range", format!("bytes={n}-"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(past.status(), 416);
+    assert_eq!(
+        past.headers()["content-range"],
+        format!("bytes */{n}").as_str()
+    );
+    // An If-Range naming another version, or several ranges: the whole file.
+    let stale = client
+        .get(&url)
+        .header("range", "bytes=0-1")
+        .header("if-range", "\"stale\"")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stale.status(), 200);
+    assert_eq!(stale.bytes().await.unwrap().len(), n);
+    let multi = client
+        .get(&url)
+        .header("range", "bytes=0-1,5-6")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(multi.status(), 200);
+    let same = client
+        .get(&url)
+        .header("range", "bytes=0-1")
+        .header("if-range", &tag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(same.status(), 206);
 }
 
 #[tokio::test]

@@ -414,7 +414,7 @@ async fn check_finds_planted_inconsistencies_and_repair_fixes_them() {
 fn collection(store: &Store, username: &str) -> Vec<(String, String, String, Option<String>, u64)> {
     let user = store.user_by_username(username).unwrap().unwrap();
     let mut out: Vec<_> = store
-        .images_of(&user.user_id)
+        .user_images(&user.user_id)
         .unwrap()
         .into_iter()
         .map(|i| {
@@ -624,7 +624,7 @@ async fn a_plain_folder_goes_to_the_chosen_user_and_category_and_bad_files_are_s
     }
     let store = Store::open(&data, DEFAULT_CACHE_BYTES).unwrap();
     let carol = store.user_by_username("carol").unwrap().unwrap();
-    let images = store.images_of(&carol.user_id).unwrap();
+    let images = store.user_images(&carol.user_id).unwrap();
     assert_eq!(images.len(), 2);
     assert!(images.iter().all(|i| i.category.as_str() == "char"));
     assert!(images.iter().all(|i| i.filename.starts_with("char_")));
@@ -749,7 +749,7 @@ fn a_schema_one_file_is_backed_up_as_it_is_and_migrated_with_every_record_intact
     let run = imgvault(&["check", "--data", s(&data)], &[], "");
     assert_eq!(run.code, 0, "{run}");
     for expected in [
-        "schema version 2",
+        "schema version 3",
         "2 users, 1 sessions",
         "3 images, 3 tasks",
         "2 blobs (311.1 KiB), 0 thumbnails",
@@ -777,7 +777,7 @@ fn a_schema_one_file_is_backed_up_as_it_is_and_migrated_with_every_record_intact
     assert_eq!(store.total_images().unwrap(), 3);
     assert_eq!(store.user_image_count(&old.user_id).unwrap(), 2);
     assert_eq!(store.user_image_count(&admin.user_id).unwrap(), 1);
-    let images = store.images_of(&old.user_id).unwrap();
+    let images = store.user_images(&old.user_id).unwrap();
     let summary: Vec<_> = images
         .iter()
         .map(|i| {
@@ -818,7 +818,7 @@ fn a_schema_one_file_is_backed_up_as_it_is_and_migrated_with_every_record_intact
             ),
         ]
     );
-    let anonymous = store.images_of(&admin.user_id).unwrap();
+    let anonymous = store.user_images(&admin.user_id).unwrap();
     assert_eq!(anonymous.len(), 1);
     assert_eq!(
         anonymous[0].blob, images[0].blob,

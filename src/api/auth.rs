@@ -13,8 +13,8 @@ use warp::{Filter, Rejection, Reply};
 use super::{ApiError, blocking, body, reject, with_state};
 use crate::domain::{Email, Password, Username};
 use crate::store::StoreError;
-use crate::store::records::{SessionRecord, UserRecord};
-use crate::{AppState, auth, clock};
+use crate::store::records::{HubSessionRecord, SessionRecord, UserRecord};
+use crate::{AppState, auth, clock, cloud};
 
 const COOKIE: &str = "session";
 const REMEMBER_FOR: clock::Micros = 7 * clock::DAY;
@@ -26,7 +26,9 @@ const ACCOUNT_BODY_LIMIT: u64 = 64 * 1024;
 #[derive(Debug, Clone)]
 pub struct Caller {
     pub user: UserRecord,
-    token_hash: [u8; 32],
+    pub(super) token_hash: [u8; 32],
+    /// The session token itself: the key to this session's sealed hub token.
+    pub(super) token: String,
 }
 
 /// The logged-in caller, or `None`. Unknown, expired and logged-out tokens are `None`.
@@ -42,7 +44,11 @@ pub fn optional_user(
             let token_hash = auth::token_hash(&token);
             blocking(move || {
                 let found = state.store.session_user(&token_hash, clock::now())?;
-                Ok(found.map(|(_, user)| Caller { user, token_hash }))
+                Ok(found.map(|(_, user)| Caller {
+                    user,
+                    token_hash,
+                    token,
+                }))
             })
             .await
             .map_err(reject)
@@ -125,28 +131,43 @@ async fn register(state: Arc<AppState>, req: RegisterRequest) -> Result<impl Rep
     let email = Email::parse(&email).map_err(invalid)?;
     let password = Password::parse(&password).map_err(invalid)?;
 
-    let user_id = blocking(move || {
-        let user = UserRecord {
-            user_id: uuid::Uuid::new_v4().to_string(),
-            username: username.as_str().to_string(),
-            email: email.as_str().to_string(),
-            password_hash: auth::hash_password(password.expose()),
-            created_at: clock::now(),
-            last_login: None,
-            cloud_sync_enabled: false,
-        };
-        match state
-            .store
-            .create_user(&user, &username.key(), &email.key())
-        {
-            Ok(()) => Ok(user.user_id),
-            Err(StoreError::Conflict) => Err(ApiError::UserExists),
-            Err(e) => Err(e.into()),
+    let hub_account = (
+        username.as_str().to_string(),
+        email.as_str().to_string(),
+        password.expose().to_string(),
+    );
+    let user_id = blocking({
+        let state = state.clone();
+        move || {
+            let user = UserRecord {
+                user_id: uuid::Uuid::new_v4().to_string(),
+                username: username.as_str().to_string(),
+                email: email.as_str().to_string(),
+                password_hash: auth::hash_password(password.expose()),
+                created_at: clock::now(),
+                last_login: None,
+                cloud_sync_enabled: false,
+            };
+            match state
+                .store
+                .create_user(&user, &username.key(), &email.key())
+            {
+                Ok(()) => Ok(user.user_id),
+                Err(StoreError::Conflict) => Err(ApiError::UserExists),
+                Err(e) => Err(e.into()),
+            }
         }
     })
     .await
     .map_err(reject)?;
     tracing::info!(%user_id, "user registered");
+    if let Some(hub) = &state.hub {
+        let (username, email, password) = hub_account;
+        match hub.register(&username, &email, &password).await {
+            Ok(()) => tracing::info!(%user_id, "user registered on the hub"),
+            Err(e) => tracing::warn!(%user_id, error = %e, "registration on the hub failed"),
+        }
+    }
     Ok(warp::reply::json(&Registered {
         success: true,
         user_id,
@@ -191,26 +212,46 @@ async fn login(state: Arc<AppState>, req: LoginRequest) -> Result<impl Reply, Re
     let remember = truthy(req.remember_me.as_ref());
     let username = req.username.unwrap_or_default().trim().to_lowercase();
     let password = req.password.unwrap_or_default();
-    let (user, token) = blocking(move || {
-        let Some(user) = state.store.user_by_username(&username)? else {
-            auth::verify_against_nothing(&password);
-            return Err(ApiError::BadCredentials);
-        };
-        if !auth::verify_password(&user.password_hash, &password) {
-            return Err(ApiError::BadCredentials);
+    let user = blocking({
+        let state = state.clone();
+        let password = password.clone();
+        move || {
+            let Some(user) = state.store.user_by_username(&username)? else {
+                auth::verify_against_nothing(&password);
+                return Err(ApiError::BadCredentials);
+            };
+            if !auth::verify_password(&user.password_hash, &password) {
+                return Err(ApiError::BadCredentials);
+            }
+            Ok(user)
         }
-        let now = clock::now();
-        let (token, token_hash) = auth::new_session_token();
+    })
+    .await
+    .map_err(reject)?;
+    let now = clock::now();
+    let (token, token_hash) = auth::new_session_token();
+    let expires_at = now + if remember { REMEMBER_FOR } else { SESSION_FOR };
+    let hub = hub_login(&state, &user, &password, remember)
+        .await
+        .map(|login| {
+            let (nonce, sealed) = cloud::seal(&token, &login.token);
+            HubSessionRecord {
+                hub_user_id: login.user_id,
+                nonce,
+                sealed,
+                expires_at,
+            }
+        });
+    let user = blocking(move || {
         let session = SessionRecord {
             user_id: user.user_id.clone(),
             created_at: now,
-            expires_at: now + if remember { REMEMBER_FOR } else { SESSION_FOR },
+            expires_at,
             remember_me: remember,
         };
-        let user = state
+        Ok(state
             .store
-            .login(&user.user_id, &token_hash, &session, now)?;
-        Ok((user, token))
+            .login(&user.user_id, &token_hash, &session, hub.as_ref(), now)?)
     })
     .await
     .map_err(reject)?;
@@ -231,6 +272,37 @@ async fn login(state: Arc<AppState>, req: LoginRequest) -> Result<impl Reply, Re
         message: "登录成功",
     });
     Ok(warp::reply::with_header(reply, SET_COOKIE, cookie))
+}
+
+/// Logs the user in on the hub too, creating the account there first if the hub does not know it
+/// (registered while the hub was down). `None`, logged, when the hub is off or refuses.
+async fn hub_login(
+    state: &AppState,
+    user: &UserRecord,
+    password: &str,
+    remember: bool,
+) -> Option<cloud::HubLogin> {
+    let hub = state.hub.as_ref()?;
+    let first = hub.login(&user.username, password, remember).await;
+    let login = match first {
+        Err(cloud::HubError::Refused(_)) => {
+            match hub.register(&user.username, &user.email, password).await {
+                Ok(()) => hub.login(&user.username, password, remember).await,
+                Err(e) => Err(e),
+            }
+        }
+        other => other,
+    };
+    match login {
+        Ok(login) => {
+            tracing::info!(user_id = %user.user_id, "logged in on the hub");
+            Some(login)
+        }
+        Err(e) => {
+            tracing::warn!(user_id = %user.user_id, error = %e, "login on the hub failed; cloud sync is off for this session");
+            None
+        }
+    }
 }
 
 #[derive(Serialize)]

@@ -52,6 +52,9 @@ pub enum ApiError {
     ImageNotFound,
     #[error("云端同步功能已禁用")]
     CloudSyncDisabled,
+    /// Sync is on, but this session holds no (working) login on the hub.
+    #[error("云端账户未登录或登录已过期，请重新登录后再同步")]
+    HubLoginNeeded,
     /// A request that could not be understood; the text says what was wrong.
     #[error("{0}")]
     BadRequest(String),
@@ -98,6 +101,7 @@ impl ApiError {
             | ImageTooLarge { .. }
             | InvalidCategory
             | UrlRefused(_)
+            | HubLoginNeeded
             | BadRequest(_) => StatusCode::BAD_REQUEST,
         }
     }

@@ -18,7 +18,7 @@ use warp::{Filter, Rejection, Reply};
 use super::auth::{Caller, optional_user, require_user};
 use super::{ApiError, blocking, body, reject, with_state};
 use crate::domain::{BlobHash, Category};
-use crate::ingest::{self, NewImage};
+use crate::ingest::{self, Incoming};
 use crate::media::{self, ImageKind, MediaError};
 use crate::store::records::{ImageRecord, ThumbRecord};
 use crate::store::{BlobChunks, DeleteOutcome, Store, StoreError};
@@ -72,15 +72,15 @@ pub fn routes(
         .map(|user_id, filename| (user_id, None, filename))
         .and(with_state(state.clone()))
         .and(require_user(state.clone()))
-        .and(warp::header::optional::<String>("if-none-match"))
-        .and_then(|target, state, caller, etag| serve_file(state, caller, target, etag, true));
+        .and(conditions())
+        .and_then(|target, state, caller, cond| serve_file(state, caller, target, cond, true));
     let originals = original
         .or(by_category)
         .unify()
         .and(with_state(state.clone()))
         .and(require_user(state.clone()))
-        .and(warp::header::optional::<String>("if-none-match"))
-        .and_then(|target, state, caller, etag| serve_file(state, caller, target, etag, false));
+        .and(conditions())
+        .and_then(|target, state, caller, cond| serve_file(state, caller, target, cond, false));
     let delete = warp::path!("api" / "user" / "images" / String)
         .and(warp::delete())
         .and(with_state(state.clone()))
@@ -217,6 +217,24 @@ async fn upload_json(
     save(state, caller, bytes, meta, route).await
 }
 
+/// What `context_info` will show: the client's `imageContext`, plus the name of an uploaded file
+/// (so a gallery can title it as its owner knows it).
+fn context_json(
+    context: Option<&serde_json::Value>,
+    original_filename: Option<&str>,
+) -> Option<String> {
+    let Some(name) = original_filename else {
+        return context.map(|v| v.to_string());
+    };
+    let mut map = match context {
+        Some(serde_json::Value::Object(map)) => map.clone(),
+        Some(other) => serde_json::Map::from_iter([("value".to_string(), other.clone())]),
+        None => serde_json::Map::new(),
+    };
+    map.insert("original_filename".into(), name.into());
+    Some(serde_json::Value::Object(map).to_string())
+}
+
 /// `imageData` that names an image to download rather than carrying it.
 fn image_url(data: &str) -> Option<&str> {
     let data = data.trim();
@@ -225,7 +243,7 @@ fn image_url(data: &str) -> Option<&str> {
 }
 
 /// Accepts `data:image/...;base64,` URLs and bare base64 (whitespace and missing padding allowed).
-fn decode_image_data(data: &str) -> Result<Vec<u8>, ApiError> {
+pub(super) fn decode_image_data(data: &str) -> Result<Vec<u8>, ApiError> {
     let data = data.trim();
     let payload = match data.strip_prefix("data:") {
         Some(rest) => {
@@ -339,41 +357,57 @@ async fn save(
     let logged_in = caller.is_some();
     let owner = caller.map_or_else(|| state.default_user_id.clone(), |c| c.user.user_id);
     let original_filename = meta.original_filename.clone();
-    let store_state = state.clone();
-    let (image, task) = blocking(move || {
+    let (bytes, probe, blob) = blocking(move || {
         let probe = media::probe(&bytes).map_err(|e| match e {
-            MediaError::TooLarge { width, height } => ApiError::ImageTooLarge {
-                width,
-                height,
-                max_side: media::MAX_SIDE,
-            },
-            MediaError::Bomb { width, height } => ApiError::ImageTooLarge {
-                width,
-                height,
-                max_side: media::MAX_SIDE,
-            },
+            MediaError::TooLarge { width, height } | MediaError::Bomb { width, height } => {
+                ApiError::ImageTooLarge {
+                    width,
+                    height,
+                    max_side: media::MAX_SIDE,
+                }
+            }
             MediaError::UnknownFormat | MediaError::Malformed(_) | MediaError::Encode(_) => {
                 ApiError::UnsupportedFormat
             }
         })?;
-        let new = NewImage {
-            owner,
-            category,
-            probe,
-            original_url: meta.original_url,
-            page_url: meta.page.url,
-            page_title: meta.page.title,
-            context_json: meta.page.image_context.map(|v| v.to_string()),
-            saved_at: None,
-            filename: None,
-        };
-        ingest::save(&store_state.store, &new, &bytes).map_err(|e| match e {
-            StoreError::Conflict => route.save_failed("no free file name".into()),
-            e => route.save_failed(e.to_string()),
-        })
+        let blob = BlobHash::of(&bytes);
+        Ok((Bytes::from(bytes), probe, blob))
     })
     .await
     .map_err(reject)?;
+    let context_json = context_json(
+        meta.page.image_context.as_ref(),
+        meta.original_filename.as_deref(),
+    );
+    let incoming = Incoming {
+        owner: owner.clone(),
+        category,
+        probe,
+        original_url: meta.original_url.clone(),
+        page_url: meta.page.url.clone(),
+        page_title: meta.page.title.clone(),
+        context_json,
+        saved_at: None,
+        filename: None,
+    };
+    let mut saved = None;
+    for attempt in 0..ingest::NAME_TRIES {
+        let (image, task) = ingest::records(&incoming, blob, bytes.len() as u64, attempt);
+        match state
+            .writer
+            .save(image.clone(), bytes.clone(), task.clone())
+            .await
+        {
+            Ok(()) => {
+                saved = Some((image, task));
+                break;
+            }
+            Err(StoreError::Conflict) => continue,
+            Err(e) => return Err(reject(route.save_failed(e.to_string()))),
+        }
+    }
+    let (image, task) =
+        saved.ok_or_else(|| reject(route.save_failed("no free file name after 4 tries".into())))?;
     tracing::info!(image_id = %image.id, user_id = %image.user_id, size = image.file_size, "image saved");
     state
         .jobs
@@ -416,18 +450,24 @@ struct ImageView {
     thumbnail_url: String,
 }
 
+/// The seed's `context_info`: what the client sent as `imageContext`, plus the category.
+pub fn context_info(r: &ImageRecord) -> serde_json::Map<String, serde_json::Value> {
+    let mut context_info = match r
+        .context_json
+        .as_deref()
+        .and_then(|j| serde_json::from_str(j).ok())
+    {
+        Some(serde_json::Value::Object(map)) => map,
+        Some(other) => serde_json::Map::from_iter([("value".to_string(), other)]),
+        None => serde_json::Map::new(),
+    };
+    context_info.insert("category".into(), r.category.as_str().into());
+    context_info
+}
+
 impl From<ImageRecord> for ImageView {
     fn from(r: ImageRecord) -> Self {
-        let mut context_info = match r
-            .context_json
-            .as_deref()
-            .and_then(|j| serde_json::from_str(j).ok())
-        {
-            Some(serde_json::Value::Object(map)) => map,
-            Some(other) => serde_json::Map::from_iter([("value".to_string(), other)]),
-            None => serde_json::Map::new(),
-        };
-        context_info.insert("category".into(), r.category.as_str().into());
+        let context_info = context_info(&r);
         Self {
             preview_url: format!("/api/user/{}/images/{}", r.user_id, r.filename),
             thumbnail_url: format!("/api/user/{}/thumbnails/{}", r.user_id, r.filename),
@@ -485,11 +525,30 @@ async fn list(
     }))
 }
 
+/// The request headers that shape a file answer: revalidation and byte ranges.
+#[derive(Clone, Default)]
+struct Conditions {
+    if_none_match: Option<String>,
+    range: Option<String>,
+    if_range: Option<String>,
+}
+
+fn conditions() -> impl Filter<Extract = (Conditions,), Error = Rejection> + Clone {
+    warp::header::optional::<String>("if-none-match")
+        .and(warp::header::optional::<String>("range"))
+        .and(warp::header::optional::<String>("if-range"))
+        .map(|if_none_match, range, if_range| Conditions {
+            if_none_match,
+            range,
+            if_range,
+        })
+}
+
 async fn serve_file(
     state: Arc<AppState>,
     caller: Caller,
     (user_id, category, filename): (String, Option<String>, String),
-    if_none_match: Option<String>,
+    conditions: Conditions,
     thumbnail: bool,
 ) -> Result<warp::reply::Response, Rejection> {
     let category = match category {
@@ -506,7 +565,7 @@ async fn serve_file(
         "private, max-age=31536000, immutable"
     };
     let max_side = state.jobs.max_side();
-    let (lookup_state, inm) = (state.clone(), if_none_match.clone());
+    let (lookup_state, cond) = (state.clone(), conditions.clone());
     let found = blocking(move || {
         let store = &lookup_state.store;
         let image = store
@@ -527,7 +586,7 @@ async fn serve_file(
         } else {
             (image.blob, image.kind)
         };
-        Ok(Ok(open_blob(store, target, inm.as_deref())?))
+        Ok(Ok(open_blob(store, target, &cond)?))
     })
     .await
     .map_err(reject)?;
@@ -539,7 +598,7 @@ async fn serve_file(
                 Ok(ThumbRecord::Ready { blob, kind, .. }) => (blob, kind),
                 _ => (image.blob, image.kind),
             };
-            blocking(move || open_blob(&state.store, target, if_none_match.as_deref()))
+            blocking(move || open_blob(&state.store, target, &conditions))
                 .await
                 .map_err(reject)?
         }
@@ -552,37 +611,93 @@ struct Opened {
     hash: BlobHash,
     kind: ImageKind,
     payload: Payload,
+    /// `(first, last, size)` of a partial answer to a `Range` request.
+    partial: Option<(u64, u64, u64)>,
 }
 
 enum Payload {
     NotModified,
+    /// A range past the end: 416, with the size.
+    Unsatisfiable(u64),
     Whole(Bytes),
-    Stream(BlobChunks),
+    Stream(Box<BlobChunks>),
 }
 
-/// Opens a blob for sending, reading small ones whole. Blocking.
+/// Opens a blob for sending (the requested range of it, if any), reading small ones whole.
+/// Blocking.
 fn open_blob(
     store: &Store,
     (hash, kind): (BlobHash, ImageKind),
-    if_none_match: Option<&str>,
+    cond: &Conditions,
 ) -> Result<Opened, ApiError> {
-    let payload = if etag_matches(if_none_match, &etag(hash)) {
+    let tag = etag(hash);
+    let mut partial = None;
+    let payload = if etag_matches(cond.if_none_match.as_deref(), &tag) {
         Payload::NotModified
     } else {
         let mut blob = store
             .blob(&hash)?
             .ok_or_else(|| ApiError::Internal(format!("blob {} is missing", hash.to_hex())))?;
-        if blob.record.size <= STREAM_ABOVE {
-            Payload::Whole(blob.read_all()?)
-        } else {
-            Payload::Stream(blob)
+        let size = blob.record.size;
+        // `If-Range` with another version means: send it all.
+        let range = cond
+            .range
+            .as_deref()
+            .filter(|_| cond.if_range.as_deref().is_none_or(|t| t.trim() == tag));
+        match range.map(|r| parse_range(r, size)) {
+            Some(Some(Ok((first, last)))) => {
+                blob.restrict(first, last - first + 1);
+                partial = Some((first, last, size));
+                if last - first < STREAM_ABOVE {
+                    Payload::Whole(blob.read_all()?)
+                } else {
+                    Payload::Stream(Box::new(blob))
+                }
+            }
+            Some(Some(Err(()))) => Payload::Unsatisfiable(size),
+            _ if size <= STREAM_ABOVE => Payload::Whole(blob.read_all()?),
+            _ => Payload::Stream(Box::new(blob)),
         }
     };
     Ok(Opened {
         hash,
         kind,
         payload,
+        partial,
     })
+}
+
+/// A single `bytes=` range as `(first, last)` inclusive; `Err` if it lies past the end, `None` if
+/// it is not one we serve (malformed or several ranges: the whole file is sent, as HTTP allows).
+fn parse_range(header: &str, size: u64) -> Option<Result<(u64, u64), ()>> {
+    let spec = header.trim().strip_prefix("bytes=")?;
+    if spec.contains(',') {
+        return None;
+    }
+    let (first, last) = spec.split_once('-')?;
+    let (first, last) = (first.trim(), last.trim());
+    let range = if first.is_empty() {
+        let suffix: u64 = last.parse().ok()?;
+        if suffix == 0 || size == 0 {
+            return Some(Err(()));
+        }
+        (size.saturating_sub(suffix), size - 1)
+    } else {
+        let first: u64 = first.parse().ok()?;
+        let last = if last.is_empty() {
+            u64::MAX
+        } else {
+            last.parse().ok()?
+        };
+        if last < first {
+            return None;
+        }
+        if first >= size {
+            return Some(Err(()));
+        }
+        (first, last.min(size - 1))
+    };
+    Some(Ok(range))
 }
 
 fn etag(hash: BlobHash) -> String {
@@ -597,10 +712,18 @@ impl Opened {
                 *resp.status_mut() = StatusCode::NOT_MODIFIED;
                 resp
             }
+            Payload::Unsatisfiable(size) => {
+                let mut resp = warp::reply().into_response();
+                *resp.status_mut() = StatusCode::RANGE_NOT_SATISFIABLE;
+                if let Ok(v) = HeaderValue::from_str(&format!("bytes */{size}")) {
+                    resp.headers_mut().insert(header::CONTENT_RANGE, v);
+                }
+                resp
+            }
             Payload::Whole(bytes) => warp::http::Response::new(bytes.into()),
             Payload::Stream(blob) => {
-                let size = blob.record.size;
-                let mut resp = warp::reply::stream(stream_blob(blob)).into_response();
+                let size = blob.remaining();
+                let mut resp = warp::reply::stream(stream_blob(*blob)).into_response();
                 resp.headers_mut()
                     .insert(header::CONTENT_LENGTH, HeaderValue::from(size));
                 resp
@@ -612,8 +735,15 @@ impl Opened {
             HeaderValue::from_static(self.kind.mime()),
         );
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
+        h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
         if let Ok(v) = HeaderValue::from_str(&etag(self.hash)) {
             h.insert(header::ETAG, v);
+        }
+        if let Some((first, last, size)) = self.partial {
+            if let Ok(v) = HeaderValue::from_str(&format!("bytes {first}-{last}/{size}")) {
+                h.insert(header::CONTENT_RANGE, v);
+            }
+            *resp.status_mut() = StatusCode::PARTIAL_CONTENT;
         }
         resp
     }

@@ -1,5 +1,6 @@
-//! `GET /api/task/{task_id}`: the processing state of an upload. Open to anonymous callers, as the
-//! seed says: task ids are random UUIDs, known only to whoever uploaded.
+//! `GET /api/task/{task_id}`: the processing state of an upload, or the progress and outcome of a
+//! cloud sync. Open to anonymous callers, as the seed says: task ids are random UUIDs, known only
+//! to whoever started them.
 
 use std::sync::Arc;
 
@@ -7,7 +8,7 @@ use serde::Serialize;
 use warp::{Filter, Rejection, Reply};
 
 use super::{ApiError, blocking, reject, with_state};
-use crate::store::records::TaskRecord;
+use crate::store::records::{SyncProgressRecord, TaskRecord};
 use crate::{AppState, clock};
 
 #[derive(Serialize)]
@@ -26,6 +27,46 @@ struct TaskView {
     /// Why processing failed; only present on failed tasks.
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<String>,
+    /// Cloud-sync tasks only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    progress: Option<SyncProgressView>,
+}
+
+#[derive(Serialize)]
+struct SyncProgressView {
+    total_images: u64,
+    synced_images: u64,
+    files_sent: u64,
+    bytes_sent: u64,
+    batches: u64,
+    total_files_missing: u64,
+    refused_count: u64,
+    refused: Vec<RefusedView>,
+}
+
+#[derive(Serialize)]
+struct RefusedView {
+    id: String,
+    reason: String,
+}
+
+impl From<SyncProgressRecord> for SyncProgressView {
+    fn from(p: SyncProgressRecord) -> Self {
+        Self {
+            total_images: p.total,
+            synced_images: p.synced,
+            files_sent: p.files_sent,
+            bytes_sent: p.bytes_sent,
+            batches: p.batches,
+            total_files_missing: p.missing,
+            refused_count: p.refused_count,
+            refused: p
+                .refused
+                .into_iter()
+                .map(|(id, reason)| RefusedView { id, reason })
+                .collect(),
+        }
+    }
 }
 
 impl From<TaskRecord> for TaskView {
@@ -38,6 +79,7 @@ impl From<TaskRecord> for TaskView {
             user_id: t.user_id,
             image_id: t.image_id,
             error: t.error,
+            progress: None,
         }
     }
 }
@@ -49,11 +91,14 @@ pub fn routes(
         .and(warp::get())
         .and(with_state(state))
         .and_then(|task_id: String, state: Arc<AppState>| async move {
-            let task = blocking(move || state.store.task(&task_id)?.ok_or(ApiError::TaskNotFound))
-                .await
-                .map_err(reject)?;
-            Ok::<_, Rejection>(warp::reply::json(&TaskReply {
-                status: task.into(),
-            }))
+            let (task, progress) = blocking(move || {
+                let task = state.store.task(&task_id)?.ok_or(ApiError::TaskNotFound)?;
+                Ok((task, state.store.sync_progress(&task_id)?))
+            })
+            .await
+            .map_err(reject)?;
+            let mut view = TaskView::from(task);
+            view.progress = progress.map(Into::into);
+            Ok::<_, Rejection>(warp::reply::json(&TaskReply { status: view }))
         })
 }

@@ -17,7 +17,7 @@ use crate::api::MAX_IMAGE_BYTES;
 use crate::cli::ImportArgs;
 use crate::clock::{self, Micros};
 use crate::domain::{BlobHash, Category, Email, Username};
-use crate::ingest::{self, NewImage};
+use crate::ingest::{self, Incoming};
 use crate::media;
 use crate::store::records::UserRecord;
 use crate::store::{DEFAULT_CACHE_BYTES, Store, StoreError};
@@ -347,7 +347,7 @@ impl Importer<'_> {
         let blob = BlobHash::of(&bytes);
         let owner = item.owner.as_str();
         if !self.known.contains_key(owner) {
-            let images = self.store.images_of(owner)?;
+            let images = self.store.user_images(owner)?;
             let blobs = images.into_iter().map(|i| (i.blob, i.filename)).collect();
             self.known.insert(owner.to_string(), blobs);
         }
@@ -365,7 +365,7 @@ impl Importer<'_> {
                 && name.starts_with(&format!("{}_", item.category))
                 && name.ends_with(&format!(".{}", probe.kind.ext()))
         });
-        let new = NewImage {
+        let new = Incoming {
             owner: owner.to_string(),
             category: item.category,
             probe,

@@ -159,6 +159,8 @@ fn write_snapshot(
         copy.table(BLOB_CHUNKS)?;
         copy.table(THUMBS)?;
         copy.table(THUMB_BACKLOG)?;
+        copy.table(HUB_SESSIONS)?;
+        copy.table(SYNC_TASKS)?;
         let mut last = db.begin_write()?;
         last.set_two_phase_commit(true);
         last.commit()?;

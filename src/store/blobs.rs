@@ -76,17 +76,35 @@ pub struct BlobChunks {
     table: ReadOnlyTable<(&'static [u8; 32], u32), &'static [u8]>,
     hash: BlobHash,
     next: u32,
+    /// Bytes of chunk `next` to skip (a range starting inside it).
+    skip: usize,
+    /// Bytes still to read.
+    remaining: u64,
     pub record: BlobRecord,
 }
 
 impl BlobChunks {
+    /// Limits reading to `len` bytes from `start` (an HTTP range); reads only the chunks it spans.
+    pub fn restrict(&mut self, start: u64, len: u64) {
+        let start = start.min(self.record.size);
+        self.next = (start / CHUNK_SIZE as u64) as u32;
+        self.skip = (start % CHUNK_SIZE as u64) as usize;
+        self.remaining = len.min(self.record.size - start);
+    }
+
+    /// Bytes left to read.
+    pub fn remaining(&self) -> u64 {
+        self.remaining
+    }
+
     /// Reads up to `max_bytes` (rounded up to whole chunks) of what is left; `None` at the end.
     pub fn next_bytes(&mut self, max_bytes: usize) -> Result<Option<Bytes>> {
-        if self.next >= self.record.chunks {
+        if self.remaining == 0 || self.next >= self.record.chunks {
             return Ok(None);
         }
-        let mut out = BytesMut::with_capacity(max_bytes.min(self.record.size as usize));
-        while self.next < self.record.chunks && out.len() < max_bytes {
+        let want = (max_bytes as u64).min(self.remaining) as usize;
+        let mut out = BytesMut::with_capacity(want.min(self.remaining as usize));
+        while self.next < self.record.chunks && self.remaining > 0 && out.len() < max_bytes {
             let chunk = self.table.get((&self.hash.0, self.next))?.ok_or_else(|| {
                 StoreError::Corrupt(format!(
                     "blob {} lacks chunk {}",
@@ -94,7 +112,11 @@ impl BlobChunks {
                     self.next
                 ))
             })?;
-            out.extend_from_slice(chunk.value());
+            let bytes = chunk.value().get(self.skip..).unwrap_or_default();
+            let take = bytes.len().min(self.remaining as usize);
+            out.extend_from_slice(&bytes[..take]);
+            self.remaining -= take as u64;
+            self.skip = 0;
             self.next += 1;
         }
         Ok(Some(out.freeze()))
@@ -118,6 +140,8 @@ impl Store {
             table: tx.open_table(BLOB_CHUNKS)?,
             hash: *hash,
             next: 0,
+            skip: 0,
+            remaining: record.size,
             record,
         }))
     }

@@ -18,7 +18,8 @@ use redb::{ReadTransaction, ReadableTable, ReadableTableMetadata, WriteTransacti
 use super::images::TOTAL_IMAGES_KEY;
 use super::migrate::{SCHEMA_VERSION, VERSION_KEY};
 use super::records::{
-    BlobRecord, ImageRecord, Record, SessionRecord, TaskRecord, TaskStatus, ThumbRecord, UserRecord,
+    BlobRecord, HubSessionRecord, ImageRecord, Record, SessionRecord, SyncProgressRecord,
+    TaskRecord, TaskStatus, ThumbRecord, UserRecord,
 };
 use super::tables::*;
 use super::{Result, Store};
@@ -105,6 +106,8 @@ enum Fix {
     AddPending(String),
     RemovePending(String),
     RemoveSession([u8; 32]),
+    RemoveHubSession([u8; 32]),
+    RemoveSyncTask(String),
     /// Drops a thumbnail record; when its source is still used it goes on the backlog to be remade.
     RemoveThumb([u8; 32], bool),
     RemoveBacklog([u8; 32]),
@@ -529,6 +532,24 @@ fn check_tasks(tx: &ReadTransaction, report: &mut CheckReport, out: &mut Finding
         all.insert(id);
     }
     report.tasks = all.len() as u64;
+    // Cloud-sync tasks are processing without being media work: they stay off the pending index.
+    for entry in tx.open_table(SYNC_TASKS)?.iter()? {
+        let (id, raw) = entry?;
+        let id = id.value().to_string();
+        let decodes = SyncProgressRecord::decode(raw.value()).map(|_| ());
+        if !all.contains(&id) {
+            out.found(
+                format!("sync progress of task {id}, which does not exist"),
+                Some(Fix::RemoveSyncTask(id.clone())),
+            );
+        } else if let Err(e) = decodes {
+            out.found(
+                format!("sync progress of task {id}: {e}"),
+                Some(Fix::RemoveSyncTask(id.clone())),
+            );
+        }
+        processing.remove(&id);
+    }
     let pending: HashSet<String> = tx
         .open_table(PENDING_TASKS)?
         .iter()?
@@ -568,11 +589,14 @@ fn check_sessions(
 ) -> Result<()> {
     let sessions = tx.open_table(SESSIONS)?;
     report.sessions = sessions.len()?;
+    let mut kept = HashSet::new();
     for entry in sessions.iter()? {
         let (hash, raw) = entry?;
         let hash = *hash.value();
         match SessionRecord::decode(raw.value()) {
-            Ok(s) if users.contains_key(&s.user_id) => {}
+            Ok(s) if users.contains_key(&s.user_id) => {
+                kept.insert(hash);
+            }
             Ok(s) => out.found(
                 format!(
                     "a session belongs to user {}, who does not exist",
@@ -581,6 +605,22 @@ fn check_sessions(
                 Some(Fix::RemoveSession(hash)),
             ),
             Err(e) => out.found(format!("a session: {e}"), Some(Fix::RemoveSession(hash))),
+        }
+    }
+    // A hub session lives and ends with the local session it belongs to.
+    for entry in tx.open_table(HUB_SESSIONS)?.iter()? {
+        let (hash, raw) = entry?;
+        let hash = *hash.value();
+        if !kept.contains(&hash) {
+            out.found(
+                "a hub session belongs to no live local session".into(),
+                Some(Fix::RemoveHubSession(hash)),
+            );
+        } else if let Err(e) = HubSessionRecord::decode(raw.value()) {
+            out.found(
+                format!("a hub session: {e}"),
+                Some(Fix::RemoveHubSession(hash)),
+            );
         }
     }
     Ok(())
@@ -867,6 +907,12 @@ fn apply(tx: &WriteTransaction, fix: &Fix) -> Result<()> {
         Fix::RemoveSession(hash) => {
             tx.open_table(SESSIONS)?.remove(hash)?;
         }
+        Fix::RemoveHubSession(hash) => {
+            tx.open_table(HUB_SESSIONS)?.remove(hash)?;
+        }
+        Fix::RemoveSyncTask(id) => {
+            tx.open_table(SYNC_TASKS)?.remove(id.as_str())?;
+        }
         Fix::RemoveThumb(source, remake) => {
             tx.open_table(THUMBS)?.remove(source)?;
             if *remake {
@@ -1103,5 +1149,54 @@ mod tests {
         assert!(store.blob(&BlobHash::of(b"thumb")).unwrap().is_none());
         assert!(store.thumbnail(&shared.blob).unwrap().is_none());
         assert_eq!(store.total_images().unwrap(), 1);
+    }
+
+    #[test]
+    fn sync_tasks_stay_off_the_pending_index_and_orphan_hub_sessions_go() {
+        let (_dir, store, _, _) = populated();
+        let task = TaskRecord {
+            task_id: "t-sync".into(),
+            user_id: "u1".into(),
+            image_id: String::new(),
+            status: TaskStatus::Processing,
+            error: None,
+            created_at: 1,
+            updated_at: 1,
+        };
+        store
+            .create_sync_task(&task, &SyncProgressRecord::default())
+            .unwrap();
+        assert!(store.check().unwrap().is_clean());
+        let tx = store.write().unwrap();
+        {
+            let hub = HubSessionRecord {
+                hub_user_id: "h".into(),
+                nonce: [0; 12],
+                sealed: vec![1, 2, 3],
+                expires_at: i64::MAX,
+            };
+            tx.open_table(HUB_SESSIONS)
+                .unwrap()
+                .insert(&[9u8; 32], hub.encode().as_slice())
+                .unwrap();
+            tx.open_table(SYNC_TASKS)
+                .unwrap()
+                .insert("t-gone", SyncProgressRecord::default().encode().as_slice())
+                .unwrap();
+        }
+        tx.commit().unwrap();
+        let report = store.check().unwrap();
+        let text = lines(&report);
+        assert_eq!(report.problems.len(), 2, "{text}");
+        assert!(
+            text.contains("a hub session belongs to no live local session"),
+            "{text}"
+        );
+        assert!(
+            text.contains("sync progress of task t-gone, which does not exist"),
+            "{text}"
+        );
+        assert!(store.repair().unwrap().after.is_clean());
+        assert!(store.sync_progress("t-sync").unwrap().is_some());
     }
 }

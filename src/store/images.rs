@@ -40,6 +40,42 @@ fn bump(tx: &WriteTransaction, user_id: &str, delta: i64) -> Result<()> {
     Ok(())
 }
 
+/// An upload to store: its record, bytes and `processing` task.
+pub struct NewImage<'a> {
+    pub image: &'a ImageRecord,
+    pub bytes: &'a [u8],
+    pub task: &'a TaskRecord,
+}
+
+/// Writes one upload inside `tx`. Checks the name first, so a `Conflict` writes nothing.
+fn save_in(
+    tx: &WriteTransaction,
+    image: &ImageRecord,
+    bytes: &[u8],
+    task: &TaskRecord,
+) -> Result<()> {
+    let mut names = tx.open_table(IMAGE_NAMES)?;
+    let name_key = (image.user_id.as_str(), image.filename.as_str());
+    if names.get(name_key)?.is_some() {
+        return Err(StoreError::Conflict);
+    }
+    names.insert(name_key, image.id.as_str())?;
+    drop(names);
+    blobs::add_ref(tx, &image.blob, bytes)?;
+    tx.open_table(IMAGES)?
+        .insert(image.id.as_str(), image.encode().as_slice())?;
+    tx.open_table(USER_IMAGES)?.insert(
+        (image.user_id.as_str(), image.saved_at, image.id.as_str()),
+        (),
+    )?;
+    bump(tx, &image.user_id, 1)?;
+    tx.open_table(TASKS)?
+        .insert(task.task_id.as_str(), task.encode().as_slice())?;
+    tx.open_table(PENDING_TASKS)?
+        .insert(task.task_id.as_str(), ())?;
+    Ok(())
+}
+
 /// Removes an image record with its indexes, its share of the counters and its blob reference.
 pub(super) fn remove(tx: &WriteTransaction, image: &ImageRecord) -> Result<()> {
     tx.open_table(IMAGES)?.remove(image.id.as_str())?;
@@ -59,28 +95,28 @@ impl Store {
     /// `Conflict` if the user already has an image of that file name; nothing is written then.
     pub fn save_image(&self, image: &ImageRecord, bytes: &[u8], task: &TaskRecord) -> Result<()> {
         let tx = self.write()?;
-        {
-            let mut names = tx.open_table(IMAGE_NAMES)?;
-            let name_key = (image.user_id.as_str(), image.filename.as_str());
-            if names.get(name_key)?.is_some() {
-                return Err(StoreError::Conflict);
-            }
-            names.insert(name_key, image.id.as_str())?;
-            blobs::add_ref(&tx, &image.blob, bytes)?;
-            tx.open_table(IMAGES)?
-                .insert(image.id.as_str(), image.encode().as_slice())?;
-            tx.open_table(USER_IMAGES)?.insert(
-                (image.user_id.as_str(), image.saved_at, image.id.as_str()),
-                (),
-            )?;
-            bump(&tx, &image.user_id, 1)?;
-            tx.open_table(TASKS)?
-                .insert(task.task_id.as_str(), task.encode().as_slice())?;
-            tx.open_table(PENDING_TASKS)?
-                .insert(task.task_id.as_str(), ())?;
-        }
+        save_in(&tx, image, bytes, task)?;
         tx.commit()?;
         Ok(())
+    }
+
+    /// Stores several uploads in one durable commit (one fsync for all). Each gets its own
+    /// outcome: one upload's name conflict does not affect the others. If the commit fails, all
+    /// fail and nothing is written.
+    pub fn save_images(&self, uploads: &[NewImage<'_>]) -> Result<Vec<Result<()>>> {
+        let tx = self.write()?;
+        let mut outcomes = Vec::with_capacity(uploads.len());
+        for upload in uploads {
+            outcomes.push(
+                match save_in(&tx, upload.image, upload.bytes, upload.task) {
+                    Err(StoreError::Conflict) => Err(StoreError::Conflict),
+                    Err(e) => return Err(e),
+                    Ok(()) => Ok(()),
+                },
+            );
+        }
+        tx.commit()?;
+        Ok(outcomes)
     }
 
     pub fn image(&self, image_id: &str) -> Result<Option<ImageRecord>> {
@@ -125,23 +161,6 @@ impl Store {
         }
         tx.commit()?;
         Ok(DeleteOutcome::Deleted)
-    }
-
-    /// Every image of `user_id`, oldest first.
-    pub fn images_of(&self, user_id: &str) -> Result<Vec<ImageRecord>> {
-        let tx = self.read()?;
-        let index = tx.open_table(USER_IMAGES)?;
-        let images = tx.open_table(IMAGES)?;
-        let mut out = Vec::new();
-        for entry in index.range((user_id, i64::MIN, "")..=(user_id, i64::MAX, "\u{10FFFF}"))? {
-            let (key, _) = entry?;
-            let (_, _, image_id) = key.value();
-            let record = images.get(image_id)?.ok_or_else(|| {
-                StoreError::Corrupt(format!("time index points at missing image {image_id}"))
-            })?;
-            out.push(ImageRecord::decode(record.value())?);
-        }
-        Ok(out)
     }
 
     /// Every image in the file, in id order.
@@ -234,6 +253,46 @@ mod tests {
 
     fn blob_record(store: &Store, bytes: &[u8]) -> Option<BlobRecord> {
         store.blob(&BlobHash::of(bytes)).unwrap().map(|b| b.record)
+    }
+
+    #[test]
+    fn a_group_commit_keeps_each_uploads_outcome_apart() {
+        let (_dir, store) = temp_store();
+        let (first, t1) = image("i-1", "u", 1, b"same");
+        store.save_image(&first, b"same", &t1).unwrap();
+        let (dup_name, t2) = image("i-1", "u", 2, b"other");
+        let dup_name = ImageRecord {
+            id: "i-2".into(),
+            ..dup_name
+        };
+        let (second, t3) = image("i-3", "u", 3, b"same");
+        let (third, t4) = image("i-4", "v", 4, b"new");
+        let outcomes = store
+            .save_images(&[
+                NewImage {
+                    image: &dup_name,
+                    bytes: b"other",
+                    task: &t2,
+                },
+                NewImage {
+                    image: &second,
+                    bytes: b"same",
+                    task: &t3,
+                },
+                NewImage {
+                    image: &third,
+                    bytes: b"new",
+                    task: &t4,
+                },
+            ])
+            .unwrap();
+        assert!(matches!(outcomes[0], Err(StoreError::Conflict)));
+        assert!(outcomes[1].is_ok() && outcomes[2].is_ok());
+        assert!(store.image("i-2").unwrap().is_none());
+        assert!(blob_record(&store, b"other").is_none());
+        assert_eq!(blob_record(&store, b"same").unwrap().refs, 2);
+        assert_eq!(store.total_images().unwrap(), 3);
+        assert_eq!(store.list_images("u", 1, 10).unwrap().total, 2);
     }
 
     #[test]

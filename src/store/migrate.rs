@@ -12,13 +12,13 @@ use super::tables::*;
 use super::{Result, StoreError};
 
 /// The schema this build writes.
-pub const SCHEMA_VERSION: u64 = 2;
+pub const SCHEMA_VERSION: u64 = 3;
 
 pub(super) const VERSION_KEY: &str = "schema_version";
 
 /// `STEPS[n]` migrates a file from version `n + 1` to `n + 2`.
 type Step = fn(&WriteTransaction) -> Result<()>;
-const STEPS: &[Step] = &[v1_to_v2];
+const STEPS: &[Step] = &[v1_to_v2, v2_to_v3];
 
 /// Version 2 adds thumbnails: every image stored so far goes on the backlog to get one.
 fn v1_to_v2(tx: &WriteTransaction) -> Result<()> {
@@ -36,6 +36,13 @@ fn v1_to_v2(tx: &WriteTransaction) -> Result<()> {
     for blob in &blobs {
         backlog.insert(blob, ())?;
     }
+    Ok(())
+}
+
+/// Version 3 adds cloud sync: hub sessions and sync progress.
+fn v2_to_v3(tx: &WriteTransaction) -> Result<()> {
+    tx.open_table(HUB_SESSIONS)?;
+    tx.open_table(SYNC_TASKS)?;
     Ok(())
 }
 
@@ -81,6 +88,8 @@ fn create_tables(tx: &WriteTransaction) -> Result<()> {
     tx.open_table(BLOB_CHUNKS)?;
     tx.open_table(THUMBS)?;
     tx.open_table(THUMB_BACKLOG)?;
+    tx.open_table(HUB_SESSIONS)?;
+    tx.open_table(SYNC_TASKS)?;
     Ok(())
 }
 

@@ -13,6 +13,7 @@ mod images;
 mod migrate;
 pub mod records;
 mod sessions;
+mod sync;
 pub mod tables;
 mod tasks;
 mod thumbs;
@@ -23,7 +24,7 @@ use std::path::Path;
 use redb::{Database, ReadTransaction, ReadableDatabase, WriteTransaction};
 
 pub use blobs::BlobChunks;
-pub use images::{DeleteOutcome, ImagePage};
+pub use images::{DeleteOutcome, ImagePage, NewImage};
 pub use migrate::SCHEMA_VERSION;
 
 /// Default page cache: small enough for a 1 GB Raspberry Pi, large enough to hold every index.
@@ -44,6 +45,11 @@ pub enum StoreError {
     InUse,
     #[error("already exists")]
     Conflict,
+    /// The commit shared with other uploads failed; nothing of it was written.
+    #[error("the commit failed: {0}")]
+    Batch(String),
+    #[error("the server is shutting down")]
+    Closed,
     #[error(transparent)]
     Io(#[from] std::io::Error),
 }

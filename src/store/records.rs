@@ -199,3 +199,41 @@ mod tests {
         assert!(BlobRecord::decode(&[]).is_err());
     }
 }
+
+/// A local session's login on the hub. `sealed` is the hub's session token encrypted (AEAD) under
+/// a key derived from the local session token, so a copy of the data file cannot act on the hub.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HubSessionRecord {
+    pub hub_user_id: String,
+    pub nonce: [u8; 12],
+    pub sealed: Vec<u8>,
+    pub expires_at: Micros,
+}
+
+impl Record for HubSessionRecord {
+    const NAME: &'static str = "hub session";
+    const VERSION: u8 = 1;
+}
+
+/// How far a cloud sync got, and how it ended.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SyncProgressRecord {
+    /// Images that were not yet synced when the sync started.
+    pub total: u64,
+    /// Of those, how many the hub now holds.
+    pub synced: u64,
+    /// Image files sent over the network (others the hub already held).
+    pub files_sent: u64,
+    pub bytes_sent: u64,
+    pub batches: u64,
+    /// Images whose bytes were missing locally.
+    pub missing: u64,
+    /// Images the hub refused, with its reason, at most a few.
+    pub refused: Vec<(String, String)>,
+    pub refused_count: u64,
+}
+
+impl Record for SyncProgressRecord {
+    const NAME: &'static str = "sync progress";
+    const VERSION: u8 = 1;
+}

@@ -1,6 +1,6 @@
 //! Login sessions, keyed by the hash of their token so a copied data file holds no usable session.
 
-use super::records::{Record, SessionRecord, UserRecord};
+use super::records::{HubSessionRecord, Record, SessionRecord, UserRecord};
 use super::tables::*;
 use super::{Result, Store};
 use crate::clock::Micros;
@@ -34,6 +34,7 @@ impl Store {
     pub fn delete_session(&self, token_hash: &[u8; 32]) -> Result<bool> {
         let tx = self.write()?;
         let existed = tx.open_table(SESSIONS)?.remove(token_hash)?.is_some();
+        tx.open_table(HUB_SESSIONS)?.remove(token_hash)?;
         tx.commit()?;
         Ok(existed)
     }
@@ -49,6 +50,12 @@ impl Store {
             {
                 entry?;
                 removed += 1;
+            }
+            let mut hub = tx.open_table(HUB_SESSIONS)?;
+            for entry in hub.extract_if(|_, v| {
+                HubSessionRecord::decode(v).map_or(true, |s| s.expires_at <= now)
+            })? {
+                entry?;
             }
             removed
         };

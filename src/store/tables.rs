@@ -49,3 +49,9 @@ pub const THUMB_BACKLOG: TableDefinition<&[u8; 32], ()> = TableDefinition::new("
 
 /// Bytes per blob chunk. 32 KiB keeps redb's page rounding waste near 3% (see DECISIONS.md).
 pub const CHUNK_SIZE: usize = 32 * 1024;
+
+/// The hub session a local login opened, keyed like `SESSIONS` by the local token's hash; the hub's
+/// token inside is sealed with a key derived from the local token, which the file never holds.
+pub const HUB_SESSIONS: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("hub_sessions");
+/// Progress and outcome of cloud-sync tasks (their `TaskRecord` lives in `TASKS`).
+pub const SYNC_TASKS: TableDefinition<&str, &[u8]> = TableDefinition::new("sync_tasks");

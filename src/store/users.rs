@@ -2,7 +2,9 @@
 
 use redb::{ReadableTable, WriteTransaction};
 
-use super::records::{ImageRecord, Record, SessionRecord, TaskRecord, UserRecord};
+use super::records::{
+    HubSessionRecord, ImageRecord, Record, SessionRecord, TaskRecord, UserRecord,
+};
 use super::tables::*;
 use super::{Result, Store, StoreError};
 use crate::clock::Micros;
@@ -124,8 +126,10 @@ impl Store {
                 ids
             };
             let mut pending = tx.open_table(PENDING_TASKS)?;
+            let mut sync = tx.open_table(SYNC_TASKS)?;
             for id in &task_ids {
                 pending.remove(id.as_str())?;
+                sync.remove(id.as_str())?;
             }
             images.len() as u64
         };
@@ -140,12 +144,14 @@ impl Store {
         Ok(counts.get(user_id)?.map_or(0, |v| v.value()))
     }
 
-    /// Records a successful login and opens its session, in one commit. Returns the updated user.
+    /// Records a successful login and opens its session (with its hub session when the hub
+    /// accepted the login too), in one commit. Returns the updated user.
     pub fn login(
         &self,
         user_id: &str,
         token_hash: &[u8; 32],
         session: &SessionRecord,
+        hub: Option<&HubSessionRecord>,
         at: Micros,
     ) -> Result<UserRecord> {
         let tx = self.write()?;
@@ -156,9 +162,14 @@ impl Store {
                 None => return Err(StoreError::Corrupt(format!("user {user_id} vanished"))),
             };
             user.last_login = Some(at);
+            user.cloud_sync_enabled = hub.is_some();
             users.insert(user_id, user.encode().as_slice())?;
             tx.open_table(SESSIONS)?
                 .insert(token_hash, session.encode().as_slice())?;
+            if let Some(hub) = hub {
+                tx.open_table(HUB_SESSIONS)?
+                    .insert(token_hash, hub.encode().as_slice())?;
+            }
             user
         };
         tx.commit()?;
@@ -166,17 +177,22 @@ impl Store {
     }
 }
 
-/// Removes every session of `user_id`; returns how many.
+/// Removes every session of `user_id`, with their hub sessions; returns how many.
 fn end_sessions(tx: &WriteTransaction, user_id: &str) -> Result<usize> {
-    let mut sessions = tx.open_table(SESSIONS)?;
-    let mut ended = 0;
-    for entry in sessions
-        .extract_if(|_, raw| SessionRecord::decode(raw).is_ok_and(|s| s.user_id == user_id))?
+    let mut ended = Vec::new();
     {
-        entry?;
-        ended += 1;
+        let mut sessions = tx.open_table(SESSIONS)?;
+        for entry in sessions
+            .extract_if(|_, raw| SessionRecord::decode(raw).is_ok_and(|s| s.user_id == user_id))?
+        {
+            ended.push(*entry?.0.value());
+        }
     }
-    Ok(ended)
+    let mut hub = tx.open_table(HUB_SESSIONS)?;
+    for token_hash in &ended {
+        hub.remove(token_hash)?;
+    }
+    Ok(ended.len())
 }
 
 #[cfg(test)]
@@ -236,7 +252,7 @@ mod tests {
             expires_at: i64::MAX,
             remember_me: false,
         };
-        store.login("u1", &[1; 32], &session, 2).unwrap();
+        store.login("u1", &[1; 32], &session, None, 2).unwrap();
         assert_eq!(store.set_password("u1", "new").unwrap(), Some(1));
         assert_eq!(store.user("u1").unwrap().unwrap().password_hash, "new");
         assert!(store.session_user(&[1; 32], 3).unwrap().is_none());

@@ -120,6 +120,14 @@ impl TestApp {
         std::mem::replace(&mut self.dir, placeholder)
     }
 
+    /// Kills the process outright (SIGKILL, as a power cut would) and hands back its data directory.
+    pub fn kill(mut self) -> tempfile::TempDir {
+        self.child.kill().expect("kill imgvault");
+        self.child.wait().expect("wait for imgvault");
+        let placeholder = tempfile::tempdir().expect("temp dir");
+        std::mem::replace(&mut self.dir, placeholder)
+    }
+
     /// Whether the process is still running (it must survive every bad request).
     pub fn is_alive(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))

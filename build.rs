@@ -1,0 +1,50 @@
+//! Embeds every file under `assets/` into the binary (`OUT_DIR/assets.rs`), so the web UI and the
+//! browser extension ship inside the one binary and a new asset needs no code change to be served.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+fn main() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets");
+    println!("cargo:rerun-if-changed=assets");
+    let mut files = Vec::new();
+    collect(&root, &mut files);
+    files.sort();
+    let mut out = String::from("pub static FILES: &[(&str, &[u8])] = &[\n");
+    for path in files {
+        let name = path
+            .strip_prefix(&root)
+            .expect("under assets/")
+            .to_str()
+            .expect("asset names are UTF-8")
+            .replace('\\', "/");
+        writeln!(
+            out,
+            "    ({name:?}, include_bytes!({:?})),",
+            path.display().to_string()
+        )
+        .unwrap();
+    }
+    out.push_str("];\n");
+    let dest = PathBuf::from(std::env::var("OUT_DIR").unwrap()).join("assets.rs");
+    std::fs::write(dest, out).expect("write assets.rs");
+}
+
+fn collect(dir: &Path, files: &mut Vec<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let name = entry.file_name();
+        // Editor droppings and dotfiles are not assets.
+        if name.to_string_lossy().starts_with('.') || name.to_string_lossy().ends_with('~') {
+            continue;
+        }
+        if path.is_dir() {
+            collect(&path, files);
+        } else {
+            files.push(path);
+        }
+    }
+}

@@ -1,0 +1,182 @@
+//! What cloud sync keeps in the data file: the hub session of each local login, which images the
+//! hub holds (`cloud_synced`, set batch by batch so an interrupted sync resumes where it stopped),
+//! and the progress of sync tasks.
+
+use std::collections::HashSet;
+
+use bytes::Bytes;
+use redb::ReadableTable;
+
+use super::records::{
+    HubSessionRecord, ImageRecord, Record, SyncProgressRecord, TaskRecord, TaskStatus,
+};
+use super::tables::*;
+use super::{Result, Store, StoreError};
+use crate::clock::Micros;
+use crate::domain::BlobHash;
+
+impl Store {
+    pub fn hub_session(&self, token_hash: &[u8; 32]) -> Result<Option<HubSessionRecord>> {
+        let tx = self.read()?;
+        let table = tx.open_table(HUB_SESSIONS)?;
+        let found = table.get(token_hash)?;
+        found
+            .map(|v| HubSessionRecord::decode(v.value()))
+            .transpose()
+    }
+
+    /// Forgets a hub session the hub no longer accepts.
+    pub fn drop_hub_session(&self, token_hash: &[u8; 32]) -> Result<()> {
+        let tx = self.write()?;
+        tx.open_table(HUB_SESSIONS)?.remove(token_hash)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// `user_id`'s images the hub does not hold yet, oldest first.
+    pub fn unsynced_images(&self, user_id: &str) -> Result<Vec<ImageRecord>> {
+        Ok(self
+            .user_images(user_id)?
+            .into_iter()
+            .filter(|i| !i.cloud_synced)
+            .collect())
+    }
+
+    /// Every image of `user_id`, oldest first.
+    pub fn user_images(&self, user_id: &str) -> Result<Vec<ImageRecord>> {
+        let tx = self.read()?;
+        let index = tx.open_table(USER_IMAGES)?;
+        let images = tx.open_table(IMAGES)?;
+        let mut out = Vec::new();
+        for entry in index.range((user_id, i64::MIN, "")..=(user_id, i64::MAX, "\u{10FFFF}"))? {
+            let (key, _) = entry?;
+            let (_, _, image_id) = key.value();
+            let record = images.get(image_id)?.ok_or_else(|| {
+                StoreError::Corrupt(format!("time index points at missing image {image_id}"))
+            })?;
+            out.push(ImageRecord::decode(record.value())?);
+        }
+        Ok(out)
+    }
+
+    /// The blobs `user_id`'s images use: what the hub may reuse without being sent the bytes.
+    pub fn user_blobs(&self, user_id: &str) -> Result<HashSet<BlobHash>> {
+        Ok(self
+            .user_images(user_id)?
+            .into_iter()
+            .map(|i| i.blob)
+            .collect())
+    }
+
+    /// A whole blob in memory; `None` if the store does not hold it.
+    pub fn blob_bytes(&self, hash: &BlobHash) -> Result<Option<Bytes>> {
+        self.blob(hash)?.map(|mut b| b.read_all()).transpose()
+    }
+
+    /// Sets `cloud_synced` on these images in one commit. Ids that no longer exist are skipped
+    /// (deleted while the batch was on its way).
+    pub fn mark_synced(&self, image_ids: &[String]) -> Result<usize> {
+        let tx = self.write()?;
+        let mut marked = 0;
+        {
+            let mut images = tx.open_table(IMAGES)?;
+            for id in image_ids {
+                let record = images
+                    .get(id.as_str())?
+                    .map(|v| ImageRecord::decode(v.value()))
+                    .transpose()?;
+                if let Some(mut image) = record.filter(|i| !i.cloud_synced) {
+                    image.cloud_synced = true;
+                    images.insert(id.as_str(), image.encode().as_slice())?;
+                    marked += 1;
+                }
+            }
+        }
+        tx.commit()?;
+        Ok(marked)
+    }
+
+    /// Opens a sync task, `processing`. Sync tasks are not media work: they stay off the pending
+    /// list that the media workers resume.
+    pub fn create_sync_task(&self, task: &TaskRecord, progress: &SyncProgressRecord) -> Result<()> {
+        let tx = self.write()?;
+        tx.open_table(TASKS)?
+            .insert(task.task_id.as_str(), task.encode().as_slice())?;
+        tx.open_table(SYNC_TASKS)?
+            .insert(task.task_id.as_str(), progress.encode().as_slice())?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    pub fn sync_progress(&self, task_id: &str) -> Result<Option<SyncProgressRecord>> {
+        let tx = self.read()?;
+        let table = tx.open_table(SYNC_TASKS)?;
+        let found = table.get(task_id)?;
+        found
+            .map(|v| SyncProgressRecord::decode(v.value()))
+            .transpose()
+    }
+
+    /// Records progress; with `outcome`, also ends the task `completed` or `failed`.
+    pub fn update_sync_task(
+        &self,
+        task_id: &str,
+        progress: &SyncProgressRecord,
+        outcome: Option<Result<(), String>>,
+        at: Micros,
+    ) -> Result<()> {
+        let tx = self.write()?;
+        {
+            tx.open_table(SYNC_TASKS)?
+                .insert(task_id, progress.encode().as_slice())?;
+            let mut tasks = tx.open_table(TASKS)?;
+            let task = tasks
+                .get(task_id)?
+                .map(|v| TaskRecord::decode(v.value()))
+                .transpose()?;
+            if let Some(mut task) = task {
+                task.updated_at = at;
+                if let Some(outcome) = outcome {
+                    (task.status, task.error) = match outcome {
+                        Ok(()) => (TaskStatus::Completed, None),
+                        Err(why) => (TaskStatus::Failed, Some(why)),
+                    };
+                }
+                tasks.insert(task_id, task.encode().as_slice())?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Ends sync tasks a previous run left `processing` (it stopped mid-sync); returns how many.
+    /// What they synced stays synced; the next sync sends the rest.
+    pub fn abandon_sync_tasks(&self, at: Micros) -> Result<usize> {
+        let ids: Vec<String> = {
+            let tx = self.read()?;
+            let table = tx.open_table(SYNC_TASKS)?;
+            let mut ids = Vec::new();
+            for entry in table.iter()? {
+                ids.push(entry?.0.value().to_string());
+            }
+            ids
+        };
+        let mut ended = 0;
+        for id in ids {
+            if self
+                .task(&id)?
+                .is_some_and(|t| t.status == TaskStatus::Processing)
+            {
+                let progress = self.sync_progress(&id)?.unwrap_or_default();
+                self.update_sync_task(
+                    &id,
+                    &progress,
+                    Some(Err("服务器重启，同步中断；再次同步将从中断处继续".into())),
+                    at,
+                )?;
+                ended += 1;
+            }
+        }
+        Ok(ended)
+    }
+}

@@ -1,0 +1,102 @@
+//! The web UI and the browser extension in a real headless Chromium (Debian's `chromium`), driven
+//! by playwright-core from the scripts in `tests/browser/`. Each test starts the real binary on
+//! `127.0.0.1:0` with a fresh data file and runs one script against it; the script's assertions
+//! decide, its exit status is the verdict. Screenshots land in `target/browser-artifacts/`.
+//!
+//! Needs `chromium` and Node.js; `npm ci` in `tests/browser` is run here when its `node_modules`
+//! is missing. A missing browser fails the test with the command that installs it: these tests are
+//! never skipped silently.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::*;
+
+/// One browser at a time: two Chromiums on a 2-core machine make both flaky and neither faster.
+static BROWSER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn chromium() -> PathBuf {
+    let path = std::env::var_os("CHROMIUM")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/usr/bin/chromium"));
+    assert!(
+        path.exists(),
+        "Chromium not found at {}: install it with `apt-get install chromium` (`.ci/run` does), \
+         or point CHROMIUM at one",
+        path.display()
+    );
+    path
+}
+
+/// Installs the driver from the lock file if it is not there yet.
+fn ensure_node_modules() {
+    let dir = root().join("tests/browser");
+    if dir
+        .join("node_modules/playwright-core/package.json")
+        .exists()
+    {
+        return;
+    }
+    let status = Command::new("npm")
+        .args(["ci", "--no-audit", "--no-fund"])
+        .current_dir(&dir)
+        .status()
+        .expect("npm not found: install Node.js and npm");
+    assert!(status.success(), "npm ci in tests/browser failed");
+}
+
+async fn run_script(script: &str, server_args: &[&str]) {
+    let _one_at_a_time = BROWSER.lock().await;
+    let chromium = chromium();
+    ensure_node_modules();
+    let mut app = spawn_app_with(server_args).await;
+    let artifacts = root().join("target/browser-artifacts");
+    let mut node = Command::new("node");
+    node.arg(root().join("tests/browser").join(script))
+        .current_dir(root())
+        .env("IMGVAULT_URL", &app.base)
+        .env("IMGVAULT_ADMIN_PASSWORD", ADMIN_PASSWORD)
+        .env("ARTIFACTS_DIR", &artifacts)
+        .env("CHROMIUM", &chromium);
+    // The scripts end themselves after two minutes (`deadline` in chromium.mjs).
+    let output = tokio::task::spawn_blocking(move || node.output())
+        .await
+        .unwrap()
+        .expect("node not found: install Node.js");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    println!("{stdout}");
+    eprintln!("{stderr}");
+    assert!(
+        output.status.success(),
+        "{script} failed ({}):\n{stdout}\n{stderr}",
+        output.status
+    );
+    assert!(app.is_alive(), "the server died during {script}");
+}
+
+#[tokio::test]
+async fn web_ui_end_to_end_in_chromium() {
+    run_script("e2e.mjs", &[]).await;
+    for shot in ["gallery-desktop.png", "gallery-phone.png"] {
+        let path = root().join("target/browser-artifacts").join(shot);
+        let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        assert!(bytes.starts_with(b"\x89PNG"), "{shot} is not a PNG");
+    }
+}
+
+#[tokio::test]
+async fn web_ui_shows_hostile_metadata_as_text() {
+    run_script("xss.mjs", &[]).await;
+}
+
+#[tokio::test]
+async fn extension_saves_an_image_with_its_page_info() {
+    run_script("extension.mjs", &[]).await;
+}

@@ -1,0 +1,340 @@
+// The browser extension in Debian's Chromium: load assets/extension unpacked, configure it through
+// its options page, then save images from a local test page through the extension's own save path
+// (the function its context-menu handler calls) and check what imgvault stored.
+//
+// Run by tests/browser.rs as `node tests/browser/extension.mjs` from the repository root, with
+// IMGVAULT_URL pointing at a fresh imgvault. A native context menu cannot be clicked from a test,
+// so the menu is checked by the entries the service worker created, and the click handler's
+// function, saveImage, is called in the service worker with what a click passes it.
+import { createServer } from "node:http";
+import { randomBytes } from "node:crypto";
+import { join, resolve } from "node:path";
+import { isDeepStrictEqual } from "node:util";
+import { deflateSync } from "node:zlib";
+import { ADMIN_PASSWORD, ARTIFACTS, BASE, deadline, launchWithExtension } from "./chromium.mjs";
+
+deadline(120);
+
+const EXTENSION_DIR = resolve("assets/extension");
+
+// ---- helpers ---------------------------------------------------------------------------------
+
+function check(condition, message, detail) {
+  if (!condition) {
+    throw new Error(detail === undefined ? message : `${message}: ${JSON.stringify(detail, null, 1)}`);
+  }
+}
+
+function equal(actual, expected, what) {
+  check(isDeepStrictEqual(actual, expected), `${what}: expected ${JSON.stringify(expected)}, got ${JSON.stringify(actual)}`);
+}
+
+/** Polls `probe` until it returns something truthy; fails with `what` after `ms`. */
+async function until(what, probe, ms = 10000) {
+  const end = Date.now() + ms;
+  for (;;) {
+    const value = await probe();
+    if (value) return value;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+const CRC_TABLE = Array.from({ length: 256 }, (_, n) => {
+  let c = n;
+  for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+  return c >>> 0;
+});
+
+function crc32(bytes) {
+  let c = 0xffffffff;
+  for (const b of bytes) c = CRC_TABLE[(c ^ b) & 0xff] ^ (c >>> 8);
+  return (c ^ 0xffffffff) >>> 0;
+}
+
+/** A valid RGB PNG of random pixels, so its bytes are this run's own. */
+function makePng(width, height) {
+  const chunk = (type, data) => {
+    const body = Buffer.concat([Buffer.from(type, "ascii"), data]);
+    const out = Buffer.alloc(body.length + 8);
+    out.writeUInt32BE(data.length, 0);
+    body.copy(out, 4);
+    out.writeUInt32BE(crc32(body), body.length + 4);
+    return out;
+  };
+  const ihdr = Buffer.alloc(13);
+  ihdr.writeUInt32BE(width, 0);
+  ihdr.writeUInt32BE(height, 4);
+  ihdr.set([8, 2, 0, 0, 0], 8); // 8-bit RGB
+  const rows = [];
+  for (let y = 0; y < height; y++) rows.push(Buffer.from([0]), randomBytes(width * 3));
+  return Buffer.concat([
+    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
+    chunk("IHDR", ihdr),
+    chunk("IDAT", deflateSync(Buffer.concat(rows))),
+    chunk("IEND", Buffer.alloc(0)),
+  ]);
+}
+
+async function api(path, { method = "GET", body, cookie } = {}) {
+  const response = await fetch(BASE + path, {
+    method,
+    headers: { ...(body ? { "content-type": "application/json" } : {}), ...(cookie ? { cookie } : {}) },
+    body: body ? JSON.stringify(body) : undefined,
+  });
+  return response;
+}
+
+async function login(username, password) {
+  const response = await api("/api/login", { method: "POST", body: { username, password } });
+  const reply = await response.json();
+  check(response.ok && reply.success, `login as ${username} failed`, reply);
+  const cookie = response.headers.get("set-cookie");
+  check(cookie, `login as ${username} set no cookie`);
+  return cookie.split(";")[0];
+}
+
+async function newestImage(cookie) {
+  const response = await api("/api/user/images?per_page=1", { cookie });
+  const reply = await response.json();
+  check(response.ok && reply.images?.length === 1, "GET /api/user/images gave no image", reply);
+  return reply.images[0];
+}
+
+// ---- the test page ---------------------------------------------------------------------------
+
+const PNG_WIDTH = 9;
+const PNG_HEIGHT = 6;
+const png = makePng(PNG_WIDTH, PNG_HEIGHT);
+const PAGE_TITLE = "扩展测试页 · imgvault extension test";
+const ALT = "红色连衣裙 red dress";
+const IMG_TITLE = "夏季新款 summer collection";
+const CAPTION = "图 1：测试用的连衣裙 (figure caption)";
+const DESCRIBED = "Described by another element";
+const NEARBY = "Words next to the picture";
+
+const PAGE = `<!doctype html>
+<html lang="zh-CN"><head><meta charset="utf-8"><title>${PAGE_TITLE}</title></head>
+<body>
+  <h1>imgvault</h1>
+  <figure>
+    <img id="shirt" src="/shirt.png" alt="${ALT}" title="${IMG_TITLE}" width="90" height="60">
+    <figcaption>  ${CAPTION}
+    </figcaption>
+  </figure>
+  <img id="broken" src="/broken.png" alt="broken" aria-describedby="desc">
+  <p id="desc">${DESCRIBED}</p>
+  <div><p>${NEARBY} <img id="nearby" src="/nearby.png" alt=""></p></div>
+</body></html>`;
+
+const BIG = 10 * 1024 * 1024 + 1; // one byte over the limit
+const hits = new Map();
+
+const pageServer = createServer((req, res) => {
+  const path = new URL(req.url, "http://x").pathname;
+  hits.set(path, (hits.get(path) || 0) + 1);
+  if (path === "/page.html") {
+    res.writeHead(200, { "content-type": "text/html; charset=utf-8" }).end(PAGE);
+  } else if (path === "/shirt.png") {
+    res.writeHead(200, { "content-type": "image/png", "content-length": png.length }).end(png);
+  } else if (path === "/big.png") {
+    // No Content-Length: the extension must stop reading once the stream passes the limit.
+    res.writeHead(200, { "content-type": "image/png" });
+    const piece = Buffer.alloc(1024 * 1024, 7);
+    let left = BIG;
+    const pump = () => {
+      while (left > 0) {
+        const part = piece.subarray(0, Math.min(left, piece.length));
+        left -= part.length;
+        if (!res.write(part)) return res.once("drain", pump);
+      }
+      res.end();
+    };
+    res.on("error", () => {});
+    pump();
+  } else {
+    res.writeHead(path === "/broken.png" ? 500 : 404, { "content-type": "text/plain" }).end("no");
+  }
+});
+
+async function listen(server) {
+  await new Promise((ok) => server.listen(0, "127.0.0.1", ok));
+  return `http://127.0.0.1:${server.address().port}`;
+}
+
+/** An address where nothing listens: a port we held and let go. */
+async function closedAddress() {
+  const server = createServer();
+  const address = await listen(server);
+  await new Promise((ok) => server.close(ok));
+  return address;
+}
+
+// ---- the run ---------------------------------------------------------------------------------
+
+const ORIGIN = await listen(pageServer);
+const PAGE_URL = `${ORIGIN}/page.html`;
+const SRC_URL = `${ORIGIN}/shirt.png`;
+let context;
+
+try {
+  context = await launchWithExtension(EXTENSION_DIR);
+  const worker =
+    context.serviceWorkers().find((w) => w.url().startsWith("chrome-extension://")) ||
+    (await context.waitForEvent("serviceworker", { timeout: 30000 }));
+  const extensionId = new URL(worker.url()).host;
+  console.log(`extension ${extensionId} loaded, service worker ${worker.url()}`);
+  check(worker.url().endsWith("/background.js"), "unexpected service worker", worker.url());
+
+  // The context menu: the parent and one entry per category, created without runtime.lastError
+  // (createMenu rejects on it, so menusReady would reject).
+  const menus = await until("the context menu entries", () =>
+    worker.evaluate(async () => {
+      const created = await menusReady;
+      return created.length ? created : null;
+    }),
+  );
+  equal(menus.map((m) => [m.id, m.parentId ?? null, m.contexts]), [
+    ["imgvault", null, ["image"]],
+    ["save-clothes", "imgvault", ["image"]],
+    ["save-char", "imgvault", ["image"]],
+  ], "context menu entries");
+  const menuTitle = await worker.evaluate(() => chrome.i18n.getMessage("menuParent"));
+  equal(menus[0].title, menuTitle, "context menu title");
+  check(menuTitle, "menuParent message missing");
+
+  // ---- options page ----
+  const options = await context.newPage();
+  await options.goto(`chrome-extension://${extensionId}/options.html`);
+  await options.waitForFunction(() => document.getElementById("server").value === "http://localhost:8080");
+  check(await options.textContent("label[for=server]"), "options page labels are not localized");
+
+  // An address that is not http(s) is refused and not stored.
+  await options.fill("#server", "ftp://example.com/");
+  await options.click("#save");
+  await options.waitForSelector("#status.error");
+  equal((await worker.evaluate(() => chrome.storage.local.get("server"))).server, undefined, "stored server after a bad address");
+
+  await options.fill("#server", `${BASE}/`);
+  await options.selectOption("#category", "char");
+  await options.click("#save");
+  await options.waitForSelector("#status.ok");
+  equal(await worker.evaluate(() => chrome.storage.local.get(null)), { defaultCategory: "char", server: BASE }, "stored options");
+  equal(await options.inputValue("#server"), BASE, "server field after saving");
+
+  const { total_images: total } = await (await api("/api/status")).json();
+  await options.evaluate(() => { document.getElementById("status").className = ""; }); // no stale result
+  await options.click("#test");
+  const testText = await until("the connection test result", () =>
+    options.evaluate(() => {
+      const status = document.getElementById("status"); // "ok" or "error" once the answer is in
+      return status.className ? `${status.className}: ${status.textContent}` : null;
+    }),
+  );
+  check(testText.startsWith("ok: "), "connection test failed", testText);
+  check(testText.includes(String(total)), `connection test should show the total (${total})`, testText);
+  await options.screenshot({ path: join(ARTIFACTS, "extension-options.png") });
+
+  // The default category comes first in the menu once the options change.
+  const reordered = await until("the menu to follow the default category", () =>
+    worker.evaluate(async () => {
+      const created = await menusReady;
+      return created[1]?.id === "save-char" ? created : null;
+    }),
+  );
+  check(reordered[1].title.endsWith(await worker.evaluate(() => chrome.i18n.getMessage("menuDefaultSuffix"))), "default entry not marked", reordered);
+
+  // ---- save from the test page, as a context-menu click on the figure's image would ----
+  const page = await context.newPage();
+  await page.goto(PAGE_URL);
+  await page.waitForFunction(() => document.getElementById("shirt").complete);
+  const tabId = await worker.evaluate(async (url) => (await chrome.tabs.query({})).find((t) => t.url === url)?.id, PAGE_URL);
+  check(typeof tabId === "number", "test page tab not found");
+
+  const save = (srcUrl, category) =>
+    worker.evaluate(
+      async ({ srcUrl, pageUrl, tabId, category }) => {
+        const result = await saveImage({ srcUrl, pageUrl, tabId, frameId: 0, category });
+        const shown = result.notificationId ? await chrome.notifications.getAll() : {};
+        return { ...result, shown: Boolean(shown[result.notificationId]) };
+      },
+      { srcUrl, pageUrl: PAGE_URL, tabId, category },
+    );
+
+  const shirtFetches = hits.get("/shirt.png") || 0;
+  const saved = await save(SRC_URL, "clothes");
+  console.log("anonymous save:", saved);
+  check(saved.ok, "saving the image failed", saved);
+  equal(saved.sent, "data", "what the extension sent");
+  check(saved.text.includes("clothes"), "notification should carry the server's message", saved);
+  check(saved.shown, "no notification shown", saved);
+  check((hits.get("/shirt.png") || 0) > shirtFetches, "the extension did not fetch the image itself");
+
+  const admin = await login("admin", ADMIN_PASSWORD);
+  const record = await newestImage(admin);
+  console.log("stored record:", record);
+  equal(record.page_url, PAGE_URL, "page_url");
+  equal(record.page_title, PAGE_TITLE, "page_title");
+  equal(record.original_url, SRC_URL, "original_url");
+  equal(record.context_info, { alt: ALT, title: IMG_TITLE, caption: CAPTION, category: "clothes" }, "context_info");
+  equal([record.image_width, record.image_height], [PNG_WIDTH, PNG_HEIGHT], "image size");
+  equal(record.file_size, png.length, "file_size");
+  const stored = Buffer.from(await (await api(record.preview_url, { cookie: admin })).arrayBuffer());
+  check(stored.equals(png), `stored bytes differ from the PNG (${stored.length} vs ${png.length} bytes)`);
+
+  // ---- with a session in the browser, the save belongs to that user (credentials: "include") ----
+  const user = { username: `ext${randomBytes(3).toString("hex")}`, email: "", password: "extension-pw" };
+  user.email = `${user.username}@example.com`;
+  const registered = await (await api("/api/register", { method: "POST", body: user })).json();
+  check(registered.success, "register failed", registered);
+  const browserLogin = await context.request.post(`${BASE}/api/login`, { data: { username: user.username, password: user.password } });
+  check(browserLogin.ok(), "browser login failed", await browserLogin.text());
+  const savedAsUser = await save(SRC_URL, "char");
+  check(savedAsUser.ok && savedAsUser.sent === "data", "saving with a session failed", savedAsUser);
+  const userRecord = await newestImage(await login(user.username, user.password));
+  equal([userRecord.context_info.category, userRecord.page_url, userRecord.original_url], ["char", PAGE_URL, SRC_URL], "the logged-in user's record");
+  check(userRecord.filename.startsWith("char_"), "filename of a char image", userRecord.filename);
+
+  // ---- fallback: an image the extension cannot download is sent as its URL ----
+  const brokenUrl = `${ORIGIN}/broken.png`;
+  const brokenFetches = hits.get("/broken.png") || 0;
+  const fallback = await save(brokenUrl, "clothes");
+  console.log("fallback:", fallback);
+  equal(fallback.sent, "url", "what the extension sent for an image it could not fetch");
+  check((hits.get("/broken.png") || 0) > brokenFetches, "the extension did not try to fetch the image");
+  // The server got a URL: it refuses a loopback address (SSRF guard) or, with
+  // --allow-private-fetch, reports the origin's 500. Either way the user sees the server's error.
+  check(!fallback.ok && /无法从该URL获取图片|获取图片失败/.test(fallback.text), "expected the server's URL error", fallback);
+  check(fallback.shown, "no error notification shown", fallback);
+
+  // ---- page info fallbacks: aria-describedby, then nearby text ----
+  const described = await worker.evaluate(({ tabId, src, url }) => collectPageInfo(tabId, 0, src, url), { tabId, src: brokenUrl, url: PAGE_URL });
+  equal(described.imageContext, { alt: "broken", caption: DESCRIBED }, "imageContext from aria-describedby");
+  const nearby = await worker.evaluate(({ tabId, src, url }) => collectPageInfo(tabId, 0, src, url), { tabId, src: `${ORIGIN}/nearby.png`, url: PAGE_URL });
+  equal(nearby.imageContext, { caption: NEARBY }, "imageContext from nearby text");
+
+  // ---- helpers: base64 in chunks matches Node's; over 10 MiB is refused while streaming ----
+  const sample = Buffer.from(Array.from({ length: 70001 }, (_, i) => (i * 7 + (i >> 8)) % 256));
+  const encoded = await worker.evaluate((bytes) => toDataUrl(new Uint8Array(bytes), "image/png"), [...sample]);
+  equal(encoded, `data:image/png;base64,${sample.toString("base64")}`, "toDataUrl of 70001 bytes");
+  const tooBig = await worker.evaluate((url) => imageAsDataUrl(url).then(() => "accepted", (e) => e.message), `${ORIGIN}/big.png`);
+  equal(tooBig, "too large", "an image over 10 MiB");
+
+  // ---- server unreachable: a clear message, not a stack trace ----
+  const nowhere = await closedAddress();
+  await worker.evaluate((server) => chrome.storage.local.set({ server }), nowhere);
+  const unreachable = await save(SRC_URL, "clothes");
+  const expected = await worker.evaluate((server) => chrome.i18n.getMessage("errorUnreachable", [server]), nowhere);
+  check(!unreachable.ok && unreachable.text === expected && expected.includes(nowhere), "unreachable server message", unreachable);
+  check(unreachable.shown, "no notification for an unreachable server", unreachable);
+  await worker.evaluate((server) => chrome.storage.local.set({ server }), BASE);
+
+  console.log("extension test passed");
+} catch (error) {
+  console.error(`extension test FAILED: ${error.stack || error}`);
+  process.exitCode = 1;
+} finally {
+  await context?.close().catch(() => {});
+  pageServer.closeAllConnections();
+  pageServer.close();
+}

@@ -1,0 +1,191 @@
+//! The embedded web UI and extension over HTTP: types, versioned links, caching, gzip, 304, and an
+//! `/extension.zip` that a real unzip tool accepts with every extension file intact.
+
+mod common;
+
+use std::io::Read;
+use std::path::Path;
+
+use common::*;
+
+fn assets() -> &'static Path {
+    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/assets"))
+}
+
+/// The `/assets/...` links in the page, as served (with their `?v=` version).
+fn linked_assets(html: &str) -> Vec<String> {
+    html.split('"')
+        .filter(|part| part.starts_with("/assets/"))
+        .map(str::to_string)
+        .collect()
+}
+
+#[tokio::test]
+async fn the_page_links_versioned_assets_served_with_their_types_and_long_caching() {
+    let app = spawn_app().await;
+    let resp = app.client.get(app.url("/")).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["cache-control"], "no-cache");
+    let csp = resp.headers()["content-security-policy"].to_str().unwrap();
+    assert!(csp.contains("script-src 'self';"), "{csp}");
+    assert!(!csp.contains("unsafe-inline"), "{csp}");
+    let html = resp.text().await.unwrap();
+    let links = linked_assets(&html);
+    assert!(
+        links.iter().any(|l| l.starts_with("/assets/app.js?v=")),
+        "{links:?}"
+    );
+    assert!(
+        links.iter().any(|l| l.starts_with("/assets/app.css?v=")),
+        "{links:?}"
+    );
+    for link in links {
+        let resp = app.client.get(app.url(&link)).send().await.unwrap();
+        assert_eq!(resp.status(), 200, "{link}");
+        let name = link
+            .trim_start_matches("/assets/")
+            .split('?')
+            .next()
+            .unwrap();
+        let expected_type = match name.rsplit('.').next().unwrap() {
+            "js" => "text/javascript",
+            "css" => "text/css",
+            "svg" => "image/svg+xml",
+            "png" => "image/png",
+            other => panic!("unexpected linked asset type {other}"),
+        };
+        let ct = resp.headers()["content-type"].to_str().unwrap().to_string();
+        assert!(ct.starts_with(expected_type), "{link}: {ct}");
+        assert_eq!(
+            resp.headers()["cache-control"],
+            "public, max-age=31536000, immutable",
+            "{link}"
+        );
+        let body = resp.bytes().await.unwrap();
+        assert_eq!(
+            body.as_ref(),
+            std::fs::read(assets().join(name)).unwrap().as_slice(),
+            "{link} differs from assets/{name}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn text_assets_are_gzipped_when_accepted_and_revalidate_with_304() {
+    let app = spawn_app().await;
+    let plain = app
+        .client
+        .get(app.url("/assets/app.js"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(plain.status(), 200);
+    assert_eq!(plain.headers()["cache-control"], "no-cache");
+    let etag = plain.headers()["etag"].to_str().unwrap().to_string();
+    let original = plain.bytes().await.unwrap();
+
+    let packed = app
+        .client
+        .get(app.url("/assets/app.js"))
+        .header("accept-encoding", "gzip")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(packed.headers()["content-encoding"], "gzip");
+    assert_eq!(packed.headers()["vary"], "accept-encoding");
+    let packed = packed.bytes().await.unwrap();
+    assert!(packed.len() < original.len());
+    let mut unpacked = Vec::new();
+    flate2::read::GzDecoder::new(packed.as_ref())
+        .read_to_end(&mut unpacked)
+        .unwrap();
+    assert_eq!(unpacked, original.as_ref());
+
+    let again = app
+        .client
+        .get(app.url("/assets/app.js"))
+        .header("if-none-match", &etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 304);
+    assert!(again.bytes().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn unknown_assets_and_escapes_are_json_404s() {
+    let app = spawn_app().await;
+    for path in [
+        "/assets/nope.js",
+        "/assets/../Cargo.toml",
+        "/assets/%2e%2e/Cargo.toml",
+        "/assets/extension/manifest.json",
+    ] {
+        let (status, body) = app.get_json(&app.client, path).await;
+        assert_eq!(status, 404, "{path}: {body}");
+        assert_eq!(body["error"], "接口不存在", "{path}");
+    }
+}
+
+/// Every file of `assets/extension`, relative to it.
+fn extension_files(dir: &Path, base: &Path, out: &mut Vec<(String, Vec<u8>)>) {
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if entry.file_name().to_string_lossy().starts_with('.') {
+            continue;
+        }
+        if path.is_dir() {
+            extension_files(&path, base, out);
+        } else {
+            let rel = path
+                .strip_prefix(base)
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
+            out.push((rel, std::fs::read(&path).unwrap()));
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_extension_downloads_as_a_zip_that_unzip_tools_accept() {
+    let app = spawn_app().await;
+    let resp = app
+        .client
+        .get(app.url("/extension.zip"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["content-type"], "application/zip");
+    assert!(
+        resp.headers()["content-disposition"]
+            .to_str()
+            .unwrap()
+            .contains("imgvault-extension.zip")
+    );
+    let zip = resp.bytes().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let zip_path = dir.path().join("ext.zip");
+    std::fs::write(&zip_path, &zip).unwrap();
+    let out = dir.path().join("unpacked");
+    // Python's zipfile checks every CRC while extracting.
+    let status = std::process::Command::new("python3")
+        .args(["-c", "import sys, zipfile; z = zipfile.ZipFile(sys.argv[1]); bad = z.testzip(); assert bad is None, bad; z.extractall(sys.argv[2])"])
+        .arg(&zip_path)
+        .arg(&out)
+        .status()
+        .expect("python3");
+    assert!(status.success(), "python's zipfile refused the archive");
+    let base = assets().join("extension");
+    let mut expected = Vec::new();
+    extension_files(&base, &base, &mut expected);
+    assert!(
+        expected.iter().any(|(name, _)| name == "manifest.json"),
+        "assets/extension has no manifest.json"
+    );
+    for (name, bytes) in expected {
+        let got = std::fs::read(out.join(&name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(got, bytes, "{name} differs in the zip");
+    }
+}
