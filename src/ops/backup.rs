@@ -2,7 +2,7 @@
 //! running server and downloaded from it. Either way OUT appears only complete and verified.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use futures_util::StreamExt;
@@ -212,7 +212,7 @@ async fn save_body(resp: reqwest::Response, out: &Path) -> Result<FileSummary, O
     written
 }
 
-async fn write_stream(resp: reqwest::Response, partial: &PathBuf) -> Result<(), OpsError> {
+async fn write_stream(resp: reqwest::Response, partial: &Path) -> Result<(), OpsError> {
     let what = || format!("writing {}", partial.display());
     let mut file = std::fs::File::create(partial).map_err(OpsError::io(what()))?;
     let mut progress = Progress::new("downloading", resp.content_length(), Unit::Bytes);
