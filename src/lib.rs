@@ -98,7 +98,7 @@ pub async fn serve(
     .map_err(|e| ServeError::Startup(e.to_string()))?
     .map_err(store_error)?;
 
-    let _backups = ops::schedule::start(store.clone(), config.backups.clone())
+    let backups = ops::schedule::start(store.clone(), config.backups.clone())
         .map_err(|e| ServeError::Startup(format!("backup directory: {e}")))?;
 
     let hub = match &config.cloud_url {
@@ -175,8 +175,36 @@ pub async fn serve(
     background.abort();
     let _ = background.await;
     state.jobs.shutdown().await;
+    drop(backups);
+    drop(state);
+    close_store(store).await;
     tracing::info!("data file closed");
     Ok(())
+}
+
+/// Closes the data file once every other holder (the upload writer thread, the workers) has let
+/// go, so the next open, or `imgvault backup --data`, finds a cleanly closed file. Gives up after
+/// a while rather than hang the shutdown; redb then repairs the file at its next open.
+async fn close_store(mut store: Arc<Store>) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match Arc::try_unwrap(store) {
+            Ok(last) => {
+                let _ = tokio::task::spawn_blocking(move || drop(last)).await;
+                return;
+            }
+            Err(shared) if tokio::time::Instant::now() < deadline => {
+                store = shared;
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            Err(_) => {
+                tracing::warn!(
+                    "the data file is still in use; it will be repaired at the next open"
+                );
+                return;
+            }
+        }
+    }
 }
 
 /// Creates the `admin` account on a new data file and returns its user id.

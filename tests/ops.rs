@@ -209,6 +209,10 @@ async fn a_server_started_on_a_backup_has_the_same_logins_and_bytes() {
     let run = imgvault(&["backup", s(&restored), "--data", s(&data)], &[], "");
     assert_eq!(run.code, 0, "{run}");
     assert!(run.stdout.contains("2 users, 3 images"), "{run}");
+    assert!(
+        !run.stderr.contains("not closed cleanly"),
+        "a stopped server closes its file: {run}"
+    );
 
     let app = spawn_app_in(restored_dir, &[]).await;
     let client = new_client();
@@ -235,6 +239,60 @@ async fn a_server_started_on_a_backup_has_the_same_logins_and_bytes() {
         assert_eq!(status, 200);
     }
     admin_client(&app).await;
+}
+
+/// Starts the server on `data`, stores one image, and kills it (SIGKILL) so the file is left as a
+/// power cut would leave it.
+async fn crash_with_one_image(data: &Path) -> Vec<u8> {
+    use std::io::{BufRead, BufReader};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_imgvault"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--data", s(data)])
+        .env("IMGVAULT_ADMIN_PASSWORD", ADMIN_PASSWORD)
+        .env("RUST_LOG", "imgvault=warn")
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start imgvault");
+    let stdout = child.stdout.take().unwrap();
+    let base = tokio::task::spawn_blocking(move || {
+        let line = BufReader::new(stdout)
+            .lines()
+            .map(|l| l.unwrap())
+            .find(|l| l.contains("listening on http://"))
+            .expect("listening line");
+        line[line.find("http://").unwrap()..].trim().to_string()
+    })
+    .await
+    .unwrap();
+    let bytes = png(40, 30, 77);
+    let client = new_client();
+    let resp = client
+        .post(format!("{base}/api/receive-image"))
+        .json(&serde_json::json!({"imageData": data_url("image/png", &bytes)}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    bytes
+}
+
+#[tokio::test]
+async fn a_file_left_by_a_killed_server_is_repaired_and_backed_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("crashed.redb");
+    let bytes = crash_with_one_image(&data).await;
+    let out = dir.path().join("backup.redb");
+    let run = imgvault(&["backup", s(&out), "--data", s(&data)], &[], "");
+    assert_eq!(run.code, 0, "{run}");
+    assert!(run.stderr.contains("was not closed cleanly"), "{run}");
+    assert!(run.stdout.contains("1 users, 1 images"), "{run}");
+    let check = imgvault(&["check", "--data", s(&out)], &[], "");
+    assert_eq!(check.code, 0, "{check}");
+    let store = Store::open(&out, DEFAULT_CACHE_BYTES).unwrap();
+    let admin = store.user_by_username("admin").unwrap().unwrap();
+    let image = &store.user_images(&admin.user_id).unwrap()[0];
+    assert_eq!(read_blob(&store, &image.blob), bytes);
 }
 
 #[tokio::test]

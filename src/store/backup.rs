@@ -46,15 +46,28 @@ impl Store {
 }
 
 /// A snapshot of the data file at `data`, which no server may hold (`InUse` otherwise). The file is
-/// opened read-only: an older schema is copied as it is, not upgraded.
+/// opened read-only: an older schema is copied as it is, not upgraded. A file that was not closed
+/// cleanly (a crash, a power cut) cannot be opened read-only; it is repaired first, as `serve`
+/// would at its next start, which changes no record.
 pub fn snapshot_file(
     data: &Path,
     out: &Path,
     progress: &mut dyn FnMut(u64),
 ) -> Result<SnapshotStats> {
-    let db = open_read_only(data)?;
-    let tx = db.begin_read()?;
-    write_snapshot(&tx, out, progress)
+    match open_read_only(data) {
+        Ok(db) => write_snapshot(&db.begin_read()?, out, progress),
+        Err(StoreError::Db(redb::Error::RepairAborted)) => {
+            tracing::warn!(
+                file = %data.display(),
+                "the data file was not closed cleanly; repairing it before the backup"
+            );
+            let db = Database::builder()
+                .set_cache_size(SNAPSHOT_CACHE_BYTES)
+                .open(data)?;
+            write_snapshot(&db.begin_read()?, out, progress)
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// The facts `imgvault` prints about a data file, read without changing it.
