@@ -169,7 +169,12 @@ pub async fn serve(
     background.abort();
     let _ = background.await;
     state.jobs.shutdown().await;
-    tracing::info!("data file closed");
+    let store = state.store.clone();
+    match tokio::task::spawn_blocking(move || store.flush()).await {
+        Ok(Ok(())) => tracing::info!("data file closed"),
+        Ok(Err(e)) => tracing::error!(error = %e, "final flush of the data file failed"),
+        Err(e) => tracing::error!(error = %e, "final flush of the data file failed"),
+    }
     Ok(())
 }
 
