@@ -1,6 +1,6 @@
 //! Thumbnail generation in the background, bounded: at most `workers` images are decoded at once
-//! (a semaphore shared by the queue workers and by requests that need a thumbnail now), each on
-//! the blocking pool, never on the async workers. The queue is bounded too; an upload never waits
+//! (a semaphore shared by the queue workers and by requests that need a thumbnail now), on
+//! dedicated threads at a lower CPU priority, never on the async workers. The queue is bounded too; an upload never waits
 //! for room in it: when it is full the task simply stays on the pending list in the data file,
 //! and the workers list pending work again once the queue has drained.
 //!
@@ -41,6 +41,7 @@ pub struct Jobs {
     max_side: u32,
     workers: u32,
     permits: Arc<Semaphore>,
+    pool: Pool,
     inflight: Mutex<HashMap<BlobHash, Arc<OnceCell<Outcome>>>>,
     /// `None` once shut down.
     tx: Mutex<Option<mpsc::Sender<Job>>>,
@@ -61,6 +62,7 @@ impl Jobs {
             max_side,
             workers,
             permits: Arc::new(Semaphore::new(workers as usize)),
+            pool: Pool::start(workers as usize),
             inflight: Mutex::new(HashMap::new()),
             tx: Mutex::new(Some(tx)),
             rx: tokio::sync::Mutex::new(rx),
@@ -114,9 +116,10 @@ impl Jobs {
                     return Err("shutting down".to_string());
                 };
                 let (store, max_side) = (self.store.clone(), self.max_side);
-                tokio::task::spawn_blocking(move || generate(&store, source, max_side))
+                self.pool
+                    .run(move || generate(&store, source, max_side))
                     .await
-                    .unwrap_or_else(|e| Err(format!("thumbnail worker failed: {e}")))
+                    .unwrap_or_else(|| Err("thumbnail worker failed".to_string()))
             })
             .await
             .clone();
@@ -170,6 +173,60 @@ impl Jobs {
         for handle in std::mem::take(&mut *self.handles.lock().expect("handles lock")) {
             handle.abort();
         }
+    }
+}
+
+/// Threads that decode and encode at a lower CPU priority than the request handlers, so that on a
+/// small machine a burst of thumbnails uses the idle CPU and does not slow down upload answers.
+struct Pool {
+    tx: std::sync::mpsc::Sender<Box<dyn FnOnce() + Send>>,
+}
+
+impl Pool {
+    fn start(threads: usize) -> Self {
+        let (tx, rx) = std::sync::mpsc::channel::<Box<dyn FnOnce() + Send>>();
+        let rx = Arc::new(Mutex::new(rx));
+        for i in 0..threads {
+            let rx = rx.clone();
+            let spawned = std::thread::Builder::new()
+                .name(format!("imgvault-media-{i}"))
+                .spawn(move || {
+                    lower_priority();
+                    loop {
+                        let job = rx.lock().expect("pool lock").recv();
+                        match job {
+                            // A panicking decoder must not take the thread with it.
+                            Ok(job) => {
+                                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
+                            }
+                            Err(_) => return,
+                        }
+                    }
+                });
+            if let Err(e) = spawned {
+                tracing::error!(error = %e, "could not start a media thread");
+            }
+        }
+        Self { tx }
+    }
+
+    /// Runs `f` on a pool thread; `None` if it panicked or the pool is gone.
+    async fn run<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+        let (done, result) = tokio::sync::oneshot::channel();
+        let job = Box::new(move || {
+            let _ = done.send(f());
+        });
+        self.tx.send(job).ok()?;
+        result.await.ok()
+    }
+}
+
+/// Nice 10 for the calling thread (Linux schedules threads separately); elsewhere a no-op.
+fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: setpriority only reads its integer arguments; `who = 0` is the calling thread.
+    unsafe {
+        libc::setpriority(libc::PRIO_PROCESS, 0, 10);
     }
 }
 

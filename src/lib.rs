@@ -175,6 +175,12 @@ pub async fn serve(
     background.abort();
     let _ = background.await;
     state.jobs.shutdown().await;
+    let flushed = state.store.clone();
+    match tokio::task::spawn_blocking(move || flushed.flush()).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::error!(error = %e, "final flush of the data file failed"),
+        Err(e) => tracing::error!(error = %e, "final flush of the data file failed"),
+    }
     drop(backups);
     drop(state);
     close_store(store).await;

@@ -20,8 +20,11 @@ mod thumbs;
 mod users;
 
 use std::path::Path;
+use std::sync::atomic::{AtomicI64, Ordering};
 
-use redb::{Database, ReadTransaction, ReadableDatabase, WriteTransaction};
+use redb::{Database, Durability, ReadTransaction, ReadableDatabase, WriteTransaction};
+
+use crate::clock;
 
 pub use blobs::BlobChunks;
 pub use images::{DeleteOutcome, ImagePage, NewImage};
@@ -84,7 +87,13 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 /// An open data file. Cheap to share behind an `Arc`; redb serialises writers internally.
 pub struct Store {
     db: Database,
+    /// When the last durable commit began (µs); derived data is made durable at most this stale.
+    last_durable: AtomicI64,
 }
+
+/// Derived data (thumbnails, task completions) may lag on disk by this much: losing it in a crash
+/// only means remaking it, and not syncing each one keeps fsyncs for uploads.
+const DERIVED_LAG: clock::Micros = clock::SECOND;
 
 impl Store {
     /// Opens (or creates) the data file at `path` and brings its schema up to date.
@@ -93,7 +102,10 @@ impl Store {
             .set_cache_size(cache_bytes)
             .create(path)?;
         migrate::run(&db)?;
-        Ok(Self { db })
+        Ok(Self {
+            db,
+            last_durable: AtomicI64::new(clock::now()),
+        })
     }
 
     fn read(&self) -> Result<ReadTransaction> {
@@ -105,7 +117,29 @@ impl Store {
     fn write(&self) -> Result<WriteTransaction> {
         let mut tx = self.db.begin_write()?;
         tx.set_two_phase_commit(true);
+        self.last_durable.store(clock::now(), Ordering::Relaxed);
         Ok(tx)
+    }
+
+    /// A write transaction for data that can be made again from what is durable (thumbnails, the
+    /// end of a task): it reaches the disk with the next durable commit, or durably itself when
+    /// none happened for `DERIVED_LAG`. A crash loses at most that much of it, and the work is
+    /// redone at the next start because its task is still pending.
+    fn write_derived(&self) -> Result<WriteTransaction> {
+        let now = clock::now();
+        if now - self.last_durable.load(Ordering::Relaxed) >= DERIVED_LAG {
+            return self.write();
+        }
+        let mut tx = self.db.begin_write()?;
+        tx.set_durability(Durability::None)
+            .map_err(|e| StoreError::Corrupt(format!("durability: {e}")))?;
+        Ok(tx)
+    }
+
+    /// Makes everything committed so far durable (at shutdown).
+    pub fn flush(&self) -> Result<()> {
+        self.write()?.commit()?;
+        Ok(())
     }
 }
 

@@ -24,7 +24,7 @@ impl Store {
         outcome: Result<(), String>,
         at: Micros,
     ) -> Result<()> {
-        let tx = self.write()?;
+        let tx = self.write_derived()?;
         {
             if tx.open_table(PENDING_TASKS)?.remove(task_id)?.is_none() {
                 return Ok(());

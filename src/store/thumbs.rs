@@ -40,7 +40,7 @@ impl Store {
         record: &ThumbRecord,
         bytes: &[u8],
     ) -> Result<()> {
-        let tx = self.write()?;
+        let tx = self.write_derived()?;
         {
             if tx.open_table(BLOBS)?.get(&source.0)?.is_none() {
                 return Ok(());
