@@ -1,10 +1,11 @@
 //! Request bodies read under a byte limit that is enforced while the bytes arrive: nothing past the
 //! limit is ever buffered.
 //!
-//! An oversize body is still read to its end (and thrown away) up to `DRAIN_CAP`, because an HTTP
-//! client that is still writing when the server answers and closes usually loses the answer to a
-//! broken pipe; draining lets it see the 413 and its JSON. Bodies declared larger than the cap are
-//! refused at once, before any byte is read.
+//! An oversize body is still read to its end (and thrown away) up to a drain cap (64 MiB, or the
+//! route's limit plus 16 MiB for routes that take more), because an HTTP client that is still
+//! writing when the server answers and closes usually loses the answer to a broken pipe; draining
+//! lets it see the 413 and its JSON. Bodies declared larger than the cap are refused at once,
+//! before any byte is read.
 
 use bytes::{Buf, Bytes};
 use futures_util::{Stream, StreamExt};
@@ -15,6 +16,12 @@ use super::{ApiError, reject};
 
 /// Largest oversize body read to its end (and discarded) so the client gets a clean 413.
 const DRAIN_CAP: u64 = 64 * 1024 * 1024;
+/// How far past a large route limit a body is still drained.
+const DRAIN_SLACK: u64 = 16 * 1024 * 1024;
+
+fn drain_cap(limit: u64) -> u64 {
+    DRAIN_CAP.max(limit.saturating_add(DRAIN_SLACK))
+}
 
 /// The body as bytes, at most `limit` of them; `too_large` otherwise.
 pub fn limited(
@@ -26,7 +33,7 @@ pub fn limited(
         .and_then(move |declared: Option<u64>, stream| {
             let too_large = too_large.clone();
             async move {
-                if declared.is_some_and(|n| n > DRAIN_CAP.max(limit)) {
+                if declared.is_some_and(|n| n > drain_cap(limit)) {
                     return Err(reject(too_large));
                 }
                 collect(stream, limit, declared.unwrap_or(0))
@@ -61,20 +68,20 @@ where
         let chunk =
             chunk.map_err(|e| Some(ApiError::BadRequest(format!("读取请求体失败: {e}"))))?;
         if !append_within(&mut out, chunk, limit) {
-            drain(stream, out.len() as u64).await;
+            drain(stream, out.len() as u64, drain_cap(limit as u64)).await;
             return Err(None);
         }
     }
     Ok(out.into())
 }
 
-/// Reads and discards what is left of an oversize body, up to `DRAIN_CAP` in all.
-async fn drain<S, B>(mut stream: std::pin::Pin<&mut S>, mut seen: u64)
+/// Reads and discards what is left of an oversize body, up to `cap` bytes in all.
+async fn drain<S, B>(mut stream: std::pin::Pin<&mut S>, mut seen: u64, cap: u64)
 where
     S: Stream<Item = Result<B, warp::Error>>,
     B: Buf,
 {
-    while seen <= DRAIN_CAP {
+    while seen <= cap {
         match stream.next().await {
             Some(Ok(chunk)) => seen += chunk.remaining() as u64,
             _ => return,
