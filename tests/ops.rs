@@ -391,6 +391,7 @@ async fn scheduled_backups_rotate_keeping_the_newest_complete_files() {
 /// Opens `data` with redb directly and breaks what `check` must find: a user's count, the image
 /// total, a blob's reference count, and an orphan chunk.
 fn plant_inconsistencies(data: &Path, user_id: &str, blob: &BlobHash) {
+    use imgvault::store::records::{BlobRecord, Record};
     use imgvault::store::tables::{BLOB_CHUNKS, BLOBS, META, USER_IMAGE_COUNTS};
     use redb::ReadableTable;
     let db = redb::Database::open(data).unwrap();
@@ -409,12 +410,10 @@ fn plant_inconsistencies(data: &Path, user_id: &str, blob: &BlobHash) {
             .insert((&[0xAB; 32], 0), b"left over".as_slice())
             .unwrap();
         let mut blobs = tx.open_table(BLOBS).unwrap();
-        let mut raw = blobs.get(&blob.0).unwrap().unwrap().value().to_vec();
-        // The record is a version byte and postcard (size, chunks, refs); refs is the last
-        // varint, and 1 is one byte.
-        assert_eq!(raw.last(), Some(&1));
-        *raw.last_mut().unwrap() = 5;
-        blobs.insert(&blob.0, raw.as_slice()).unwrap();
+        let mut record = BlobRecord::decode(blobs.get(&blob.0).unwrap().unwrap().value()).unwrap();
+        assert_eq!(record.refs, 1);
+        record.refs = 5;
+        blobs.insert(&blob.0, record.encode().as_slice()).unwrap();
     }
     tx.commit().unwrap();
 }
@@ -807,7 +806,7 @@ fn a_schema_one_file_is_backed_up_as_it_is_and_migrated_with_every_record_intact
     let run = imgvault(&["check", "--data", s(&data)], &[], "");
     assert_eq!(run.code, 0, "{run}");
     for expected in [
-        "schema version 3",
+        "schema version 4",
         "2 users, 1 sessions",
         "3 images, 3 tasks",
         "2 blobs (311.1 KiB), 0 thumbnails",

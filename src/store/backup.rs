@@ -236,39 +236,16 @@ impl Copier<'_> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::records::{ImageRecord, TaskRecord, TaskStatus};
-    use super::super::test_support::temp_store;
+    use super::super::records::ImageRecord;
+    use super::super::test_support::{new_image, temp_store};
     use super::*;
-    use crate::domain::{BlobHash, Category};
-    use crate::media::ImageKind;
+    use crate::domain::Category;
 
     fn save(store: &Store, id: &str, bytes: &[u8]) {
+        let (image, task) = new_image(id, "u", 1, bytes);
         let image = ImageRecord {
-            id: id.into(),
-            user_id: "u".into(),
-            filename: format!("{id}.png"),
             category: Category::Char,
-            kind: ImageKind::Png,
-            blob: BlobHash::of(bytes),
-            original_url: None,
-            page_url: None,
-            page_title: None,
-            context_json: None,
-            saved_at: 1,
-            file_size: bytes.len() as u64,
-            width: 1,
-            height: 1,
-            cloud_synced: false,
-            task_id: format!("t-{id}"),
-        };
-        let task = TaskRecord {
-            task_id: format!("t-{id}"),
-            user_id: "u".into(),
-            image_id: id.into(),
-            status: TaskStatus::Processing,
-            error: None,
-            created_at: 1,
-            updated_at: 1,
+            ..image
         };
         store.save_image(&image, bytes, &task).unwrap();
     }

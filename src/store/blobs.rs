@@ -32,6 +32,7 @@ pub(super) fn add_ref(tx: &WriteTransaction, hash: &BlobHash, bytes: &[u8]) -> R
                 size: bytes.len() as u64,
                 chunks: count,
                 refs: 1,
+                chunk_size: CHUNK_SIZE as u32,
             }
         }
     };
@@ -87,8 +88,9 @@ impl BlobChunks {
     /// Limits reading to `len` bytes from `start` (an HTTP range); reads only the chunks it spans.
     pub fn restrict(&mut self, start: u64, len: u64) {
         let start = start.min(self.record.size);
-        self.next = (start / CHUNK_SIZE as u64) as u32;
-        self.skip = (start % CHUNK_SIZE as u64) as usize;
+        let chunk = u64::from(self.record.chunk_size.max(1));
+        self.next = (start / chunk) as u32;
+        self.skip = (start % chunk) as usize;
         self.remaining = len.min(self.record.size - start);
     }
 

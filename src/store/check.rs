@@ -928,9 +928,8 @@ fn apply(tx: &WriteTransaction, fix: &Fix) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::test_support::temp_store;
+    use super::super::test_support::{new_image, temp_store};
     use super::*;
-    use crate::domain::Category;
     use crate::media::ImageKind;
 
     fn user(store: &Store, id: &str) {
@@ -949,33 +948,7 @@ mod tests {
     }
 
     fn save(store: &Store, id: &str, owner: &str, bytes: &[u8]) -> ImageRecord {
-        let image = ImageRecord {
-            id: id.into(),
-            user_id: owner.into(),
-            filename: format!("{id}.png"),
-            category: Category::Clothes,
-            kind: ImageKind::Png,
-            blob: BlobHash::of(bytes),
-            original_url: None,
-            page_url: None,
-            page_title: None,
-            context_json: None,
-            saved_at: 10,
-            file_size: bytes.len() as u64,
-            width: 1,
-            height: 1,
-            cloud_synced: false,
-            task_id: format!("t-{id}"),
-        };
-        let task = TaskRecord {
-            task_id: image.task_id.clone(),
-            user_id: owner.into(),
-            image_id: id.into(),
-            status: TaskStatus::Processing,
-            error: None,
-            created_at: 10,
-            updated_at: 10,
-        };
+        let (image, task) = new_image(id, owner, 10, bytes);
         store.save_image(&image, bytes, &task).unwrap();
         image
     }

@@ -214,41 +214,13 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
-    use super::super::records::{BlobRecord, TaskStatus};
-    use super::super::test_support::temp_store;
+    use super::super::records::BlobRecord;
+    use super::super::test_support::{new_image, temp_store};
     use super::*;
-    use crate::domain::{BlobHash, Category};
-    use crate::media::ImageKind;
+    use crate::domain::BlobHash;
 
     fn image(id: &str, user: &str, saved_at: i64, bytes: &[u8]) -> (ImageRecord, TaskRecord) {
-        let image = ImageRecord {
-            id: id.into(),
-            user_id: user.into(),
-            filename: format!("{id}.png"),
-            category: Category::Clothes,
-            kind: ImageKind::Png,
-            blob: BlobHash::of(bytes),
-            original_url: None,
-            page_url: None,
-            page_title: None,
-            context_json: None,
-            saved_at,
-            file_size: bytes.len() as u64,
-            width: 1,
-            height: 1,
-            cloud_synced: false,
-            task_id: format!("t-{id}"),
-        };
-        let task = TaskRecord {
-            task_id: format!("t-{id}"),
-            user_id: user.into(),
-            image_id: id.into(),
-            status: TaskStatus::Processing,
-            error: None,
-            created_at: saved_at,
-            updated_at: saved_at,
-        };
-        (image, task)
+        new_image(id, user, saved_at, bytes)
     }
 
     fn blob_record(store: &Store, bytes: &[u8]) -> Option<BlobRecord> {

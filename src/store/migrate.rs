@@ -12,13 +12,13 @@ use super::tables::*;
 use super::{Result, StoreError};
 
 /// The schema this build writes.
-pub const SCHEMA_VERSION: u64 = 3;
+pub const SCHEMA_VERSION: u64 = 4;
 
 pub(super) const VERSION_KEY: &str = "schema_version";
 
 /// `STEPS[n]` migrates a file from version `n + 1` to `n + 2`.
 type Step = fn(&WriteTransaction) -> Result<()>;
-const STEPS: &[Step] = &[v1_to_v2, v2_to_v3];
+const STEPS: &[Step] = &[v1_to_v2, v2_to_v3, v3_to_v4];
 
 /// Version 2 adds thumbnails: every image stored so far goes on the backlog to get one.
 fn v1_to_v2(tx: &WriteTransaction) -> Result<()> {
@@ -43,6 +43,13 @@ fn v1_to_v2(tx: &WriteTransaction) -> Result<()> {
 fn v2_to_v3(tx: &WriteTransaction) -> Result<()> {
     tx.open_table(HUB_SESSIONS)?;
     tx.open_table(SYNC_TASKS)?;
+    Ok(())
+}
+
+/// Version 4 records each blob's chunk size (new blobs use smaller chunks that fit redb's pages).
+/// Existing blob records are read as 32 KiB chunks and stay as they are; this step only marks the
+/// file so that older builds, which cannot read the new records, refuse it.
+fn v3_to_v4(_tx: &WriteTransaction) -> Result<()> {
     Ok(())
 }
 

@@ -152,4 +152,41 @@ pub(crate) mod test_support {
         let store = Store::open(&dir.path().join("t.redb"), 1 << 20).unwrap();
         (dir, store)
     }
+
+    /// A 1×1 PNG record of `bytes` (named `{id}.png`) owned by `owner`, with its `processing` task.
+    pub fn new_image(
+        id: &str,
+        owner: &str,
+        saved_at: i64,
+        bytes: &[u8],
+    ) -> (records::ImageRecord, records::TaskRecord) {
+        let image = records::ImageRecord {
+            id: id.into(),
+            user_id: owner.into(),
+            filename: format!("{id}.png"),
+            category: crate::domain::Category::Clothes,
+            kind: crate::media::ImageKind::Png,
+            blob: crate::domain::BlobHash::of(bytes),
+            original_url: None,
+            page_url: None,
+            page_title: None,
+            context_json: None,
+            saved_at,
+            file_size: bytes.len() as u64,
+            width: 1,
+            height: 1,
+            cloud_synced: false,
+            task_id: format!("t-{id}"),
+        };
+        let task = records::TaskRecord {
+            task_id: image.task_id.clone(),
+            user_id: owner.into(),
+            image_id: id.into(),
+            status: records::TaskStatus::Processing,
+            error: None,
+            created_at: saved_at,
+            updated_at: saved_at,
+        };
+        (image, task)
+    }
 }

@@ -148,11 +148,45 @@ pub struct BlobRecord {
     pub chunks: u32,
     /// How many image records point at this blob; the blob is freed when it reaches zero.
     pub refs: u64,
+    /// Bytes in each chunk but the last.
+    pub chunk_size: u32,
 }
+
+/// Version 1 had no `chunk_size`: its blobs were cut in 32 KiB chunks.
+#[derive(Deserialize)]
+struct BlobRecordV1 {
+    size: u64,
+    chunks: u32,
+    refs: u64,
+}
+
+/// The chunk size of blobs written before `chunk_size` was recorded.
+pub const V1_CHUNK_SIZE: u32 = 32 * 1024;
 
 impl Record for BlobRecord {
     const NAME: &'static str = "blob";
-    const VERSION: u8 = 1;
+    const VERSION: u8 = 2;
+
+    fn decode(bytes: &[u8]) -> Result<Self, StoreError> {
+        match bytes.split_first() {
+            Some((1, rest)) => {
+                let v1: BlobRecordV1 = postcard::from_bytes(rest)
+                    .map_err(|e| StoreError::Corrupt(format!("blob record: {e}")))?;
+                Ok(Self {
+                    size: v1.size,
+                    chunks: v1.chunks,
+                    refs: v1.refs,
+                    chunk_size: V1_CHUNK_SIZE,
+                })
+            }
+            Some((2, rest)) => postcard::from_bytes(rest)
+                .map_err(|e| StoreError::Corrupt(format!("blob record: {e}"))),
+            Some((v, _)) => Err(StoreError::Corrupt(format!(
+                "blob record has unknown version {v}"
+            ))),
+            None => Err(StoreError::Corrupt("empty blob record".into())),
+        }
+    }
 }
 
 /// The thumbnail of one source blob, or why it could not be made.
@@ -185,6 +219,7 @@ mod tests {
             size: 10,
             chunks: 1,
             refs: 2,
+            chunk_size: 100,
         };
         let bytes = blob.encode();
         assert_eq!(bytes[0], BlobRecord::VERSION);
@@ -197,6 +232,15 @@ mod tests {
             Err(StoreError::Corrupt(_))
         ));
         assert!(BlobRecord::decode(&[]).is_err());
+    }
+
+    #[test]
+    fn version_one_blob_records_read_as_32_kib_chunks() {
+        let mut v1 = vec![1u8];
+        v1.extend(postcard::to_stdvec(&(70_000u64, 3u32, 1u64)).unwrap());
+        let blob = BlobRecord::decode(&v1).unwrap();
+        assert_eq!((blob.size, blob.chunks, blob.refs), (70_000, 3, 1));
+        assert_eq!(blob.chunk_size, V1_CHUNK_SIZE);
     }
 }
 

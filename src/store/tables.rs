@@ -47,8 +47,10 @@ pub const THUMBS: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("thum
 /// before thumbnails existed): drained in the background at start-up.
 pub const THUMB_BACKLOG: TableDefinition<&[u8; 32], ()> = TableDefinition::new("thumb_backlog");
 
-/// Bytes per blob chunk. 32 KiB keeps redb's page rounding waste near 3% (see DECISIONS.md).
-pub const CHUNK_SIZE: usize = 32 * 1024;
+/// Bytes per blob chunk for new blobs. A chunk and its key must fit a 32 KiB page: redb rounds a
+/// leaf up to a power of two, so exactly 32 KiB of value (plus key and header) took a 64 KiB page
+/// and data files grew to about 3.2× their payload; 256 bytes less gives about 1.1×.
+pub const CHUNK_SIZE: usize = 32 * 1024 - 256;
 
 /// The hub session a local login opened, keyed like `SESSIONS` by the local token's hash; the hub's
 /// token inside is sealed with a key derived from the local token, which the file never holds.

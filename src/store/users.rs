@@ -197,7 +197,7 @@ fn end_sessions(tx: &WriteTransaction, user_id: &str) -> Result<usize> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::test_support::temp_store;
+    use super::super::test_support::{new_image, temp_store};
     use super::*;
 
     fn user(id: &str, name: &str) -> UserRecord {
@@ -235,9 +235,7 @@ mod tests {
 
     #[test]
     fn a_new_password_ends_sessions_and_deleting_a_user_takes_its_images() {
-        use crate::domain::{BlobHash, Category};
-        use crate::media::ImageKind;
-        use crate::store::records::TaskStatus;
+        use crate::domain::BlobHash;
 
         let (_dir, store) = temp_store();
         store
@@ -263,33 +261,7 @@ mod tests {
             ("b", "u2", b"shared"),
             ("c", "u1", b"single"),
         ] {
-            let image = ImageRecord {
-                id: id.into(),
-                user_id: owner.into(),
-                filename: format!("{id}.png"),
-                category: Category::Clothes,
-                kind: ImageKind::Png,
-                blob: BlobHash::of(bytes),
-                original_url: None,
-                page_url: None,
-                page_title: None,
-                context_json: None,
-                saved_at: 1,
-                file_size: 6,
-                width: 1,
-                height: 1,
-                cloud_synced: false,
-                task_id: format!("t-{id}"),
-            };
-            let task = TaskRecord {
-                task_id: format!("t-{id}"),
-                user_id: owner.into(),
-                image_id: id.into(),
-                status: TaskStatus::Processing,
-                error: None,
-                created_at: 1,
-                updated_at: 1,
-            };
+            let (image, task) = new_image(id, owner, 1, bytes);
             store.save_image(&image, bytes, &task).unwrap();
         }
         assert_eq!(store.delete_user("u1").unwrap(), Some(2));
