@@ -14,10 +14,10 @@ use crate::store::{NewImage, Store, StoreError};
 
 /// Uploads in one commit at most.
 const MAX_BATCH: usize = 64;
-/// Image bytes in one commit at most: bounds the transaction's dirty pages.
-const MAX_BATCH_BYTES: usize = 32 * 1024 * 1024;
+/// Image bytes in one commit at most: bounds the transaction's dirty pages (memory).
+const MAX_BATCH_BYTES: usize = 8 * 1024 * 1024;
 /// Uploads waiting for the writer before senders wait.
-const QUEUE_DEPTH: usize = 128;
+const QUEUE_DEPTH: usize = 64;
 
 struct Pending {
     image: ImageRecord,
