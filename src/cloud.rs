@@ -144,7 +144,7 @@ impl SyncImage {
             file_size: image.file_size,
             image_width: image.width,
             image_height: image.height,
-            context_info: crate::api::context_info(image),
+            context_info: image.context_info(),
             status: "saved".into(),
             cloud_synced: image.cloud_synced,
             blake3: Some(image.blob.to_hex()),

@@ -450,24 +450,9 @@ struct ImageView {
     thumbnail_url: String,
 }
 
-/// The seed's `context_info`: what the client sent as `imageContext`, plus the category.
-pub fn context_info(r: &ImageRecord) -> serde_json::Map<String, serde_json::Value> {
-    let mut context_info = match r
-        .context_json
-        .as_deref()
-        .and_then(|j| serde_json::from_str(j).ok())
-    {
-        Some(serde_json::Value::Object(map)) => map,
-        Some(other) => serde_json::Map::from_iter([("value".to_string(), other)]),
-        None => serde_json::Map::new(),
-    };
-    context_info.insert("category".into(), r.category.as_str().into());
-    context_info
-}
-
 impl From<ImageRecord> for ImageView {
     fn from(r: ImageRecord) -> Self {
-        let context_info = context_info(&r);
+        let context_info = r.context_info();
         Self {
             preview_url: format!("/api/user/{}/images/{}", r.user_id, r.filename),
             thumbnail_url: format!("/api/user/{}/thumbnails/{}", r.user_id, r.filename),

@@ -103,6 +103,23 @@ pub struct ImageRecord {
     pub task_id: String,
 }
 
+impl ImageRecord {
+    /// The seed's `context_info`: what the client sent as `imageContext`, plus the category.
+    pub fn context_info(&self) -> serde_json::Map<String, serde_json::Value> {
+        let mut info = match self
+            .context_json
+            .as_deref()
+            .and_then(|j| serde_json::from_str(j).ok())
+        {
+            Some(serde_json::Value::Object(map)) => map,
+            Some(other) => serde_json::Map::from_iter([("value".to_string(), other)]),
+            None => serde_json::Map::new(),
+        };
+        info.insert("category".into(), self.category.as_str().into());
+        info
+    }
+}
+
 impl Record for ImageRecord {
     const NAME: &'static str = "image";
     const VERSION: u8 = 1;
