@@ -17,8 +17,8 @@ use super::images::decode_image_data;
 use super::{ApiError, blocking, body, reject, with_state};
 use crate::cloud::{self, ManifestReply, ManifestRequest, Refusal, SyncData, SyncImage, SyncReply};
 use crate::domain::{BlobHash, Category};
-use crate::store::StoreError;
 use crate::store::records::{ImageRecord, SyncProgressRecord, TaskRecord, TaskStatus};
+use crate::store::{NewImage, StoreError};
 use crate::{AppState, clock, media};
 
 /// One sync request may carry far more than an upload: a batch of files as data URLs.
@@ -288,37 +288,83 @@ fn ingest(
     // Files of this request by hash, so a later image with the same bytes needs no file.
     let mut decoded: HashMap<BlobHash, Bytes> = HashMap::new();
     let mut files = data.image_files;
+    // Ids new in this request, with their bytes' hash: a repeat is the same image or a conflict.
+    let mut new_ids: HashMap<String, BlobHash> = HashMap::new();
+    let mut fresh = Vec::new();
     for meta in data.images_metadata {
         let id = meta.id.clone();
+        if let Some(blob) = new_ids.get(&id) {
+            let same = meta
+                .blake3
+                .as_deref()
+                .and_then(BlobHash::from_hex)
+                .is_none_or(|h| h == *blob);
+            if same {
+                reply.accepted.push(id);
+            } else {
+                reply.refused.push(Refusal {
+                    id,
+                    reason: "the same id twice with other content".into(),
+                });
+            }
+            continue;
+        }
         let file = files.remove(&meta.filename);
         match ingest_one(state, user_id, &held, &mut decoded, meta, file) {
-            Ok(Ingested::Stored {
-                task_id,
-                blob,
-                received,
-            }) => {
-                reply.stored += 1;
-                if let Some(bytes) = received {
-                    reply.received_files += 1;
-                    reply.received_bytes += bytes;
-                }
-                queued.push((task_id, blob));
-                reply.accepted.push(id);
+            Ok(Ingested::New(new)) => {
+                new_ids.insert(id, new.image.blob);
+                fresh.push(new);
             }
             Ok(Ingested::AlreadyHeld) => reply.accepted.push(id),
             Err(reason) => reply.refused.push(Refusal { id, reason }),
         }
     }
+    // Everything new in one durable commit.
+    let uploads: Vec<NewImage<'_>> = fresh
+        .iter()
+        .map(|n| NewImage {
+            image: &n.image,
+            bytes: &n.bytes,
+            task: &n.task,
+        })
+        .collect();
+    let outcomes = store.save_images(&uploads)?;
+    for (new, outcome) in fresh.iter().zip(outcomes) {
+        let id = new.image.id.clone();
+        match outcome {
+            Ok(()) => {
+                reply.stored += 1;
+                if let Some(bytes) = new.received {
+                    reply.received_files += 1;
+                    reply.received_bytes += bytes;
+                }
+                queued.push((new.task.task_id.clone(), new.image.blob));
+                reply.accepted.push(id);
+            }
+            Err(StoreError::Conflict) => reply.refused.push(Refusal {
+                id,
+                reason: "the file name is used by another image".into(),
+            }),
+            Err(e) => reply.refused.push(Refusal {
+                id,
+                reason: format!("hub storage error: {e}"),
+            }),
+        }
+    }
     Ok((reply, queued))
 }
 
+/// An image checked and ready to store.
+struct Fresh {
+    image: ImageRecord,
+    task: TaskRecord,
+    bytes: Bytes,
+    /// Bytes of the file this image came with, if it came with one.
+    received: Option<u64>,
+}
+
 enum Ingested {
-    Stored {
-        task_id: String,
-        blob: BlobHash,
-        /// Bytes of the file this image came with, if it came with one.
-        received: Option<u64>,
-    },
+    New(Box<Fresh>),
     AlreadyHeld,
 }
 
@@ -424,17 +470,13 @@ fn ingest_one(
         created_at: now,
         updated_at: now,
     };
-    match store.save_image(&image, &bytes, &task) {
-        Ok(()) => {}
-        Err(StoreError::Conflict) => return Err("the file name is used by another image".into()),
-        Err(e) => return Err(internal(e)),
-    }
-    decoded.insert(blob, bytes);
-    Ok(Ingested::Stored {
-        task_id: task.task_id,
-        blob,
+    decoded.insert(blob, bytes.clone());
+    Ok(Ingested::New(Box::new(Fresh {
+        image,
+        task,
+        bytes,
         received,
-    })
+    })))
 }
 
 /// Ids and file names from another server end up in URLs and file names here: plain ASCII only.
