@@ -328,7 +328,11 @@ fn ingest(
             task: &n.task,
         })
         .collect();
-    let outcomes = store.save_images(&uploads)?;
+    let outcomes = if uploads.is_empty() {
+        Vec::new()
+    } else {
+        store.save_images(&uploads)?
+    };
     for (new, outcome) in fresh.iter().zip(outcomes) {
         let id = new.image.id.clone();
         match outcome {
