@@ -893,10 +893,12 @@ fn apply(tx: &WriteTransaction, fix: &Fix) -> Result<()> {
         Fix::AddTimeIndex(user, at, id) => {
             tx.open_table(USER_IMAGES)?
                 .insert((user.as_str(), *at, id.as_str()), ())?;
+            super::paging::bump_epoch(tx, user)?;
         }
         Fix::RemoveTimeIndex(user, at, id) => {
             tx.open_table(USER_IMAGES)?
                 .remove((user.as_str(), *at, id.as_str()))?;
+            super::paging::bump_epoch(tx, user)?;
         }
         Fix::AddPending(id) => {
             tx.open_table(PENDING_TASKS)?.insert(id.as_str(), ())?;

@@ -4,10 +4,10 @@
 
 use redb::{ReadableTable, WriteTransaction};
 
-use super::blobs;
 use super::records::{ImageRecord, Record, TaskRecord};
 use super::tables::*;
 use super::{Result, Store, StoreError};
+use super::{blobs, paging};
 
 pub(super) const TOTAL_IMAGES_KEY: &str = "total_images";
 
@@ -64,6 +64,7 @@ fn save_in(
     blobs::add_ref(tx, &image.blob, bytes)?;
     tx.open_table(IMAGES)?
         .insert(image.id.as_str(), image.encode().as_slice())?;
+    paging::before_insert(tx, &image.user_id, image.saved_at, &image.id)?;
     tx.open_table(USER_IMAGES)?.insert(
         (image.user_id.as_str(), image.saved_at, image.id.as_str()),
         (),
@@ -87,6 +88,7 @@ pub(super) fn remove(tx: &WriteTransaction, image: &ImageRecord) -> Result<()> {
         image.id.as_str(),
     ))?;
     bump(tx, &image.user_id, -1)?;
+    paging::bump_epoch(tx, &image.user_id)?;
     blobs::release(tx, &image.blob)
 }
 
@@ -191,12 +193,44 @@ impl Store {
         }
         let index = tx.open_table(USER_IMAGES)?;
         let images = tx.open_table(IMAGES)?;
-        let mut out = Vec::with_capacity(per_page.min(total - skip) as usize);
-        let range = index.range((user_id, i64::MIN, "")..=(user_id, i64::MAX, "\u{10FFFF}"))?;
-        for entry in range.rev().skip(skip as usize).take(per_page as usize) {
-            let (key, _) = entry?;
-            let (_, _, image_id) = key.value();
-            let record = images.get(image_id)?.ok_or_else(|| {
+        let take = per_page.min(total - skip);
+        let everything = (user_id, i64::MIN, "")..=(user_id, i64::MAX, "\u{10FFFF}");
+        let mut ids = Vec::with_capacity(take as usize);
+        // Oldest-first positions of the page's last and first image.
+        let (lo, hi) = (total - skip - take, total - 1 - skip);
+        let mark = if skip < 2 * paging::STRIDE {
+            None
+        } else {
+            let epoch = paging::epoch(&tx.open_table(META)?, user_id)?;
+            self.marks.mark_at_or_below(&index, user_id, epoch, lo)?
+        };
+        match mark {
+            Some((at_pos, (at, id))) => {
+                let from = (user_id, at, id.as_str())..=(user_id, i64::MAX, "\u{10FFFF}");
+                for entry in index
+                    .range(from)?
+                    .skip((lo - at_pos) as usize)
+                    .take(take as usize)
+                {
+                    ids.push(entry?.0.value().2.to_string());
+                }
+                ids.reverse();
+            }
+            None => {
+                for entry in index
+                    .range(everything)?
+                    .rev()
+                    .skip(skip as usize)
+                    .take(take as usize)
+                {
+                    ids.push(entry?.0.value().2.to_string());
+                }
+            }
+        }
+        debug_assert!(hi >= lo);
+        let mut out = Vec::with_capacity(ids.len());
+        for image_id in &ids {
+            let record = images.get(image_id.as_str())?.ok_or_else(|| {
                 StoreError::Corrupt(format!("time index points at missing image {image_id}"))
             })?;
             out.push(ImageRecord::decode(record.value())?);
@@ -225,6 +259,71 @@ mod tests {
 
     fn blob_record(store: &Store, bytes: &[u8]) -> Option<BlobRecord> {
         store.blob(&BlobHash::of(bytes)).unwrap().map(|b| b.record)
+    }
+
+    fn ids(page: ImagePage) -> Vec<String> {
+        page.images.into_iter().map(|i| i.id).collect()
+    }
+
+    /// Every page, at two page sizes, against the whole list walked from the newest end.
+    fn assert_pages_match(store: &Store, user: &str) {
+        let all = ids(store.list_images(user, 1, u64::MAX).unwrap());
+        for per_page in [20u64, 7] {
+            let pages = (all.len() as u64).div_ceil(per_page);
+            for page in 1..=pages {
+                let skip = ((page - 1) * per_page) as usize;
+                let want = &all[skip..(skip + per_page as usize).min(all.len())];
+                let got = ids(store.list_images(user, page, per_page).unwrap());
+                assert_eq!(got, want, "page {page} of {per_page}");
+            }
+        }
+    }
+
+    fn save_many(store: &Store, user: &str, times: impl Iterator<Item = i64>) {
+        let made: Vec<_> = times
+            .map(|t| {
+                image(
+                    &format!("{user}-{t}"),
+                    user,
+                    t,
+                    format!("{user}{t}").as_bytes(),
+                )
+            })
+            .collect();
+        let uploads: Vec<NewImage<'_>> = made
+            .iter()
+            .map(|(image, task)| NewImage {
+                image,
+                bytes: image.id.as_bytes(),
+                task,
+            })
+            .collect();
+        for outcome in store.save_images(&uploads).unwrap() {
+            outcome.unwrap();
+        }
+    }
+
+    #[test]
+    fn deep_pages_are_exact_through_appends_deletes_and_inserts_among_older_images() {
+        let (_dir, store) = temp_store();
+        save_many(&store, "u", (0..1500).map(|i| i * 10));
+        save_many(&store, "v", 0..30);
+        assert_pages_match(&store, "u");
+        // Appends keep the marks; the next deep page extends them.
+        save_many(&store, "u", (1500..2100).map(|i| i * 10));
+        assert_pages_match(&store, "u");
+        // Deletes and older inserts move positions: the epoch changes and marks are rebuilt.
+        for i in (0..2100).step_by(97) {
+            let id = format!("u-{}", i * 10);
+            assert_eq!(
+                store.delete_image(&id, "u").unwrap(),
+                DeleteOutcome::Deleted
+            );
+        }
+        assert_pages_match(&store, "u");
+        save_many(&store, "u", (0..300).map(|i| i * 10 + 5));
+        assert_pages_match(&store, "u");
+        assert_pages_match(&store, "v");
     }
 
     #[test]

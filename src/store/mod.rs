@@ -11,6 +11,7 @@ mod blobs;
 pub mod check;
 mod images;
 mod migrate;
+mod paging;
 pub mod records;
 mod sessions;
 mod sync;
@@ -89,6 +90,8 @@ pub struct Store {
     db: Database,
     /// When the last durable commit began (µs); derived data is made durable at most this stale.
     last_durable: AtomicI64,
+    /// Where deep pages of each user's images start (see `paging`).
+    marks: paging::PageMarks,
 }
 
 /// Derived data (thumbnails, task completions) may lag on disk by this much: losing it in a crash
@@ -105,6 +108,7 @@ impl Store {
         Ok(Self {
             db,
             last_durable: AtomicI64::new(clock::now()),
+            marks: paging::PageMarks::default(),
         })
     }
 
