@@ -176,8 +176,9 @@ impl Store {
         Ok(out)
     }
 
-    /// Page `page` (1-based) of `user_id`'s images, newest first. Walks the time index to the page
-    /// and decodes only the records on it; the total is a counter read.
+    /// Page `page` (1-based) of `user_id`'s images, newest first. Near the newest end it walks the
+    /// time index to the page; deeper, it starts from the mark below the page (`paging`), so any
+    /// page costs at most `STRIDE` steps plus its own records. The total is a counter read.
     pub fn list_images(&self, user_id: &str, page: u64, per_page: u64) -> Result<ImagePage> {
         let tx = self.read()?;
         let total = tx
