@@ -279,9 +279,25 @@ fn generate(store: &Store, source: BlobHash, max_side: u32) -> Outcome {
     let bytes = blob.read_all().map_err(err)?;
     let made = media::sniff(&bytes)
         .ok_or(MediaError::UnknownFormat)
-        .and_then(|kind| thumbnail::make(&bytes, kind, max_side));
+        .and_then(|kind| thumbnail::make(&bytes, kind, max_side).map(|t| (kind, t)));
     let (record, thumb_bytes) = match made {
-        Ok(t) => (
+        // A small or already well-compressed image: the original is the better thumbnail, and
+        // storing a second copy would only cost space.
+        Ok((kind, t)) if t.bytes.len() >= bytes.len() => {
+            let (width, height) =
+                media::probe(&bytes).map_or((t.width, t.height), |p| (p.width, p.height));
+            (
+                ThumbRecord::Ready {
+                    blob: source,
+                    kind,
+                    width,
+                    height,
+                    max_side,
+                },
+                Vec::new(),
+            )
+        }
+        Ok((_, t)) => (
             ThumbRecord::Ready {
                 blob: BlobHash::of(&t.bytes),
                 kind: t.kind,

@@ -47,6 +47,33 @@ async fn a_large_upload_gets_a_smaller_512_px_thumbnail_before_its_task_complete
 }
 
 #[tokio::test]
+async fn an_image_whose_thumbnail_would_be_larger_is_its_own_thumbnail() {
+    let app = spawn_app().await;
+    let (client, user_id) = app.user_client("noise").await;
+    // A small JPEG saved at low quality: re-encoding it at the thumbnail quality only grows it.
+    let mut state = 0x2545_f491u32;
+    let noise = image::RgbImage::from_fn(200, 150, |_, _| {
+        state ^= state << 13;
+        state ^= state >> 17;
+        state ^= state << 5;
+        image::Rgb([state as u8, (state >> 8) as u8, (state >> 16) as u8])
+    });
+    let mut bytes = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut bytes, 30)
+        .encode_image(&noise)
+        .unwrap();
+    let (status, up) = app
+        .receive_image(&client, "image/jpeg", &bytes, "char")
+        .await;
+    assert_eq!(status, 200, "{up}");
+    let task = app.wait_task(up["taskId"].as_str().unwrap()).await;
+    assert_eq!(task["status"]["status"], "completed", "{task}");
+    let (mime, thumb) = thumbnail(&app, &client, &user_id, &up).await;
+    assert_eq!(mime, "image/jpeg");
+    assert!(thumb == bytes, "the thumbnail should be the original");
+}
+
+#[tokio::test]
 async fn small_images_are_not_upscaled_and_transparency_is_kept() {
     let app = spawn_app().await;
     let (client, user_id) = app.user_client("alpha").await;

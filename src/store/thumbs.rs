@@ -1,5 +1,6 @@
 //! Thumbnails of source blobs: one per distinct image, shared by every image record with the same
-//! bytes, released together with their source.
+//! bytes, released together with their source. A thumbnail that would not be smaller than its
+//! source is the source itself: its record points at the source blob and holds no reference.
 
 use redb::{ReadableTable, WriteTransaction};
 
@@ -19,7 +20,9 @@ pub(super) fn release_for(tx: &WriteTransaction, source: &BlobHash) -> Result<()
     if let Some(ThumbRecord::Ready { blob, .. }) =
         old.map(|raw| ThumbRecord::decode(&raw)).transpose()?
     {
-        blobs::release(tx, &blob)?;
+        if blob != *source {
+            blobs::release(tx, &blob)?;
+        }
     }
     Ok(())
 }
@@ -47,7 +50,9 @@ impl Store {
             }
             release_for(&tx, source)?;
             if let ThumbRecord::Ready { blob, .. } = record {
-                blobs::add_ref(&tx, blob, bytes)?;
+                if blob != source {
+                    blobs::add_ref(&tx, blob, bytes)?;
+                }
             }
             tx.open_table(THUMBS)?
                 .insert(&source.0, record.encode().as_slice())?;
@@ -65,5 +70,46 @@ impl Store {
             out.push(BlobHash(*entry?.0.value()));
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::DeleteOutcome;
+    use super::super::test_support::{new_image, temp_store};
+    use super::*;
+    use crate::media::ImageKind;
+
+    #[test]
+    fn a_thumbnail_that_is_its_source_holds_no_reference_and_goes_with_it() {
+        let (_dir, store) = temp_store();
+        let (image, task) = new_image("i-1", "u", 1, b"tiny");
+        store.save_image(&image, b"tiny", &task).unwrap();
+        let itself = ThumbRecord::Ready {
+            blob: image.blob,
+            kind: ImageKind::Png,
+            width: 1,
+            height: 1,
+            max_side: 512,
+        };
+        store.put_thumbnail(&image.blob, &itself, &[]).unwrap();
+        assert_eq!(store.blob(&image.blob).unwrap().unwrap().record.refs, 1);
+        assert_eq!(store.thumbnail(&image.blob).unwrap(), Some(itself));
+        // Remade (here: the same again), the record is replaced without touching the count.
+        store
+            .put_thumbnail(
+                &image.blob,
+                &store.thumbnail(&image.blob).unwrap().unwrap(),
+                &[],
+            )
+            .unwrap();
+        assert_eq!(store.blob(&image.blob).unwrap().unwrap().record.refs, 1);
+        assert_eq!(
+            store.delete_image("i-1", "u").unwrap(),
+            DeleteOutcome::Deleted
+        );
+        assert!(store.blob(&image.blob).unwrap().is_none());
+        assert!(store.thumbnail(&image.blob).unwrap().is_none());
+        assert!(store.check().unwrap().is_clean());
     }
 }
