@@ -139,15 +139,7 @@ async fn register(state: Arc<AppState>, req: RegisterRequest) -> Result<impl Rep
     let user_id = blocking({
         let state = state.clone();
         move || {
-            let user = UserRecord {
-                user_id: uuid::Uuid::new_v4().to_string(),
-                username: username.as_str().to_string(),
-                email: email.as_str().to_string(),
-                password_hash: auth::hash_password(password.expose()),
-                created_at: clock::now(),
-                last_login: None,
-                cloud_sync_enabled: false,
-            };
+            let user = UserRecord::new(&username, &email, auth::hash_password(password.expose()));
             match state
                 .store
                 .create_user(&user, &username.key(), &email.key())

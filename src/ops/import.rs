@@ -252,13 +252,9 @@ impl Planner<'_> {
         let email = Email::parse(email).map_err(|e| e.0.to_string())?;
         let user = UserRecord {
             user_id: user_id.to_string(),
-            username: username.as_str().to_string(),
-            email: email.as_str().to_string(),
-            // Matches no password: the account opens once the admin sets one.
-            password_hash: String::new(),
             created_at: created_at.unwrap_or_else(clock::now),
-            last_login: None,
-            cloud_sync_enabled: false,
+            // An empty hash matches no password: the account opens once the admin sets one.
+            ..UserRecord::new(&username, &email, String::new())
         };
         match self.store.create_user(&user, &username.key(), &email.key()) {
             Ok(()) => Ok(()),

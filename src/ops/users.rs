@@ -58,15 +58,7 @@ fn add(store: &Store, name: &str, email: &str) -> Result<Outcome, OpsError> {
     let username = Username::parse(name).map_err(invalid)?;
     let email = Email::parse(email).map_err(invalid)?;
     let password = new_password(username.as_str())?;
-    let user = UserRecord {
-        user_id: uuid::Uuid::new_v4().to_string(),
-        username: username.as_str().to_string(),
-        email: email.as_str().to_string(),
-        password_hash: auth::hash_password(password.expose()),
-        created_at: clock::now(),
-        last_login: None,
-        cloud_sync_enabled: false,
-    };
+    let user = UserRecord::new(&username, &email, auth::hash_password(password.expose()));
     match store.create_user(&user, &username.key(), &email.key()) {
         Ok(()) => {
             println!("created user {} ({})", user.username, user.user_id);

@@ -8,7 +8,7 @@
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
 use crate::clock::Micros;
-use crate::domain::{BlobHash, Category};
+use crate::domain::{BlobHash, Category, Email, Username};
 use crate::media::ImageKind;
 
 use super::StoreError;
@@ -48,6 +48,21 @@ pub struct UserRecord {
     pub created_at: Micros,
     pub last_login: Option<Micros>,
     pub cloud_sync_enabled: bool,
+}
+
+impl UserRecord {
+    /// A new account with a fresh random id, created now.
+    pub fn new(username: &Username, email: &Email, password_hash: String) -> Self {
+        Self {
+            user_id: uuid::Uuid::new_v4().to_string(),
+            username: username.as_str().to_string(),
+            email: email.as_str().to_string(),
+            password_hash,
+            created_at: crate::clock::now(),
+            last_login: None,
+            cloud_sync_enabled: false,
+        }
+    }
 }
 
 /// Written by hand so the password hash can never reach a log line through `{:?}`.
