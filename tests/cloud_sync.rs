@@ -567,3 +567,43 @@ async fn sync_is_disabled_without_a_hub_and_needs_a_hub_login_with_one() {
         "{body}"
     );
 }
+
+#[tokio::test]
+async fn an_image_whose_bytes_are_missing_is_counted_and_the_rest_still_syncs() {
+    let hub = spawn_app().await;
+    let local = spawn_local(&hub.base, &[]).await;
+    let (client, _) = local.user_client("gappy").await;
+    let lost = png(50, 40, 21);
+    for bytes in [&lost, &png(51, 40, 22), &png(52, 40, 23)] {
+        upload(&local, &client, bytes, "clothes").await;
+    }
+    // The lost image's bytes vanish from the data file while the server is stopped.
+    let dir = local.stop();
+    {
+        use imgvault::store::tables::BLOBS;
+        let db = redb::Database::open(data_path(dir.path())).unwrap();
+        let tx = db.begin_write().unwrap();
+        let hash = *blake3::hash(&lost).as_bytes();
+        assert!(
+            tx.open_table(BLOBS)
+                .unwrap()
+                .remove(&hash)
+                .unwrap()
+                .is_some()
+        );
+        tx.commit().unwrap();
+    }
+    let args = cloud_args(&hub.base);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let local = spawn_app_in(dir, &args).await;
+    // The session and its hub login survived the restart.
+    let (task_id, started) = start_sync(&local, &client).await;
+    assert_eq!(started["sync_info"]["image_count"], 3);
+    let task = wait_sync(&local, &task_id).await;
+    assert_eq!(task["status"], "completed", "{task}");
+    assert_eq!(task["progress"]["total_files_missing"], 1, "{task}");
+    assert_eq!(task["progress"]["synced_images"], 2, "{task}");
+    let hub_client = new_client();
+    hub.login(&hub_client, "gappy", "password123").await;
+    assert_eq!(images_by_hash(&hub, &hub_client).await.len(), 2);
+}
