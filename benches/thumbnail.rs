@@ -1,6 +1,7 @@
 //! Thumbnail generation, single-threaded, as the background workers run it: a 12-megapixel
-//! photo-like JPEG, a 2000×2000 opaque PNG and a 2000×2000 transparent PNG (a cut-out garment),
-//! each to a 512 px thumbnail (`media::thumbnail::make`: decode, orient, resize, encode).
+//! photo-like JPEG (with full and with half-resolution chroma), a typical 1000×1300 web JPEG, a
+//! 2000×2000 opaque PNG and a 2000×2000 transparent PNG (a cut-out garment), each to a 512 px
+//! thumbnail (`media::thumbnail::make`: decode, orient, resize, encode).
 //!
 //! `cargo bench --bench thumbnail [-- --iterations N --size PX]`. Prints a table and writes
 //! `target/thumbnail-bench.json`. The sources are generated here (smooth gradients plus sensor-like
@@ -33,8 +34,18 @@ fn main() {
 
     let cases = [
         Case {
-            name: "JPEG 4000x3000 (12 MP)",
+            name: "JPEG 4000x3000 (12 MP), 4:4:4",
             bytes: photo_jpeg(4000, 3000),
+            kind: ImageKind::Jpeg,
+        },
+        Case {
+            name: "JPEG 4000x3000 (12 MP), 4:2:0 like a phone's",
+            bytes: photo_jpeg_420(4000, 3000),
+            kind: ImageKind::Jpeg,
+        },
+        Case {
+            name: "JPEG 1000x1300, a typical web image",
+            bytes: photo_jpeg(1000, 1300),
             kind: ImageKind::Jpeg,
         },
         Case {
@@ -134,6 +145,21 @@ fn photo_jpeg(w: u32, h: u32) -> Vec<u8> {
         .encode_image(&img)
         .expect("encode jpeg");
     out
+}
+
+/// The same picture with chroma at half resolution, as cameras and phones write it (the `image`
+/// encoder above only writes full-resolution chroma, the slowest kind to decode).
+fn photo_jpeg_420(w: u32, h: u32) -> Vec<u8> {
+    let mut noise = Noise(0x9e37_79b9_7f4a_7c15);
+    let img = RgbImage::from_fn(w, h, |x, y| image::Rgb(shade(x, y, w, h, &mut noise)));
+    let mut compress = mozjpeg::Compress::new(mozjpeg::ColorSpace::JCS_RGB);
+    compress.set_fastest_defaults();
+    compress.set_size(w as usize, h as usize);
+    compress.set_quality(90.0);
+    compress.set_chroma_sampling_pixel_sizes((2, 2), (2, 2));
+    let mut started = compress.start_compress(Vec::new()).expect("encode jpeg");
+    started.write_scanlines(img.as_raw()).expect("encode jpeg");
+    started.finish().expect("encode jpeg")
 }
 
 fn photo_png(w: u32, h: u32) -> Vec<u8> {

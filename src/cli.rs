@@ -240,8 +240,9 @@ pub struct ServeArgs {
     #[arg(long, env = "IMGVAULT_CLOUD_TIMEOUT", default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub cloud_timeout: u64,
 
-    /// Database page cache in MiB. The default suits a 1 GB Raspberry Pi.
-    #[arg(long, env = "IMGVAULT_CACHE_MB", default_value_t = 64, value_parser = clap::value_parser!(u64).range(4..=65536))]
+    /// Database page cache in MiB: it keeps the indexes in memory; image bytes are read through
+    /// the system's file cache anyway. The default suits a 1 GB Raspberry Pi.
+    #[arg(long, env = "IMGVAULT_CACHE_MB", default_value_t = (crate::store::DEFAULT_CACHE_BYTES >> 20) as u64, value_parser = clap::value_parser!(u64).range(4..=65536))]
     pub cache_mb: u64,
 
     /// An extra web origin allowed to call the API from a browser (repeatable; comma-separated in

@@ -9,6 +9,7 @@
 
 use bytes::{Buf, Bytes};
 use futures_util::{Stream, StreamExt};
+use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use warp::{Filter, Rejection};
 
@@ -48,10 +49,13 @@ pub fn json<T: DeserializeOwned + Send>(
     limit: u64,
     too_large: ApiError,
 ) -> impl Filter<Extract = (T,), Error = Rejection> + Clone {
-    limited(limit, too_large).and_then(|bytes: Bytes| async move {
-        serde_json::from_slice::<T>(&bytes)
-            .map_err(|e| reject(ApiError::BadRequest(format!("请求体不是有效的JSON: {e}"))))
-    })
+    limited(limit, too_large).and_then(|bytes: Bytes| async move { parse_json(&bytes) })
+}
+
+/// `bytes` as JSON of type `T`, which may borrow from them (large strings are then not copied).
+pub fn parse_json<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, Rejection> {
+    serde_json::from_slice::<T>(bytes)
+        .map_err(|e| reject(ApiError::BadRequest(format!("请求体不是有效的JSON: {e}"))))
 }
 
 /// Collects `stream` up to `limit` bytes. `Err(None)` when the limit is passed, `Err(Some(_))`

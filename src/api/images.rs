@@ -4,6 +4,7 @@
 //! stored with their task in one commit, and only then acknowledged. File routes serve the blob
 //! with its blake3 hash as `ETag`; large blobs are streamed chunk by chunk.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -41,14 +42,14 @@ pub fn routes(
         .and(warp::post())
         .and(with_state(state.clone()))
         .and(optional_user(state.clone()))
-        .and(body::json(MAX_JSON_UPLOAD, ApiError::FileTooLarge))
-        .and_then(|state, caller, req| upload_json(state, caller, req, Route::Receive));
+        .and(body::limited(MAX_JSON_UPLOAD, ApiError::FileTooLarge))
+        .and_then(|state, caller, body| upload_json(state, caller, body, Route::Receive));
     let clipboard = warp::path!("api" / "upload-clipboard")
         .and(warp::post())
         .and(with_state(state.clone()))
         .and(optional_user(state.clone()))
-        .and(body::json(MAX_JSON_UPLOAD, ApiError::FileTooLarge))
-        .and_then(|state, caller, req| upload_json(state, caller, req, Route::Clipboard));
+        .and(body::limited(MAX_JSON_UPLOAD, ApiError::FileTooLarge))
+        .and_then(|state, caller, body| upload_json(state, caller, body, Route::Clipboard));
     let file = warp::path!("api" / "upload-file")
         .and(warp::post())
         .and(with_state(state.clone()))
@@ -124,10 +125,12 @@ impl Route {
     }
 }
 
+/// Borrows the image data from the request body: at a few hundred KB it is the one field worth
+/// not copying.
 #[derive(Deserialize)]
-struct JsonUpload {
-    #[serde(rename = "imageData")]
-    image_data: Option<String>,
+struct JsonUpload<'a> {
+    #[serde(rename = "imageData", borrow)]
+    image_data: Option<Cow<'a, str>>,
     #[serde(rename = "originalUrl")]
     original_url: Option<String>,
     /// Kept loose: a category of the wrong type falls back to `clothes` like an unknown one.
@@ -174,9 +177,10 @@ struct UploadReply {
 async fn upload_json(
     state: Arc<AppState>,
     caller: Option<Caller>,
-    req: JsonUpload,
+    body: Bytes,
     route: Route,
 ) -> Result<warp::reply::Response, Rejection> {
+    let req: JsonUpload = body::parse_json(&body)?;
     let missing = match route {
         Route::Clipboard => ApiError::EmptyClipboard,
         _ => ApiError::MissingImageData,
@@ -214,6 +218,8 @@ async fn upload_json(
         page,
         original_filename: None,
     };
+    // The request body is the largest thing this upload holds; it is not needed past this point.
+    drop(body);
     save(state, caller, bytes, meta, route).await
 }
 
@@ -242,8 +248,15 @@ fn image_url(data: &str) -> Option<&str> {
     (scheme.starts_with("http://") || scheme == "https://").then_some(data)
 }
 
+/// Standard base64 that takes padded and unpadded input alike.
+const BASE64: base64::engine::GeneralPurpose = base64::engine::GeneralPurpose::new(
+    &base64::alphabet::STANDARD,
+    base64::engine::GeneralPurposeConfig::new()
+        .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent),
+);
+
 /// Accepts `data:image/...;base64,` URLs and bare base64 (whitespace and missing padding allowed).
-pub(super) fn decode_image_data(data: &str) -> Result<Vec<u8>, ApiError> {
+pub fn decode_image_data(data: &str) -> Result<Vec<u8>, ApiError> {
     let data = data.trim();
     let payload = match data.strip_prefix("data:") {
         Some(rest) => {
@@ -255,19 +268,20 @@ pub(super) fn decode_image_data(data: &str) -> Result<Vec<u8>, ApiError> {
         }
         None => data,
     };
-    let compact: Vec<u8> = payload
-        .bytes()
-        .filter(|b| !b.is_ascii_whitespace())
-        .collect();
+    // Data URLs from browsers carry no whitespace; only wrapped base64 needs a compacted copy.
+    let compact: Cow<[u8]> = if payload.bytes().any(|b| b.is_ascii_whitespace()) {
+        payload
+            .bytes()
+            .filter(|b| !b.is_ascii_whitespace())
+            .collect::<Vec<u8>>()
+            .into()
+    } else {
+        payload.as_bytes().into()
+    };
     if compact.len() as u64 / 4 * 3 > MAX_IMAGE_BYTES + 2 {
         return Err(ApiError::FileTooLarge);
     }
-    let engine = base64::engine::GeneralPurpose::new(
-        &base64::alphabet::STANDARD,
-        base64::engine::GeneralPurposeConfig::new()
-            .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent),
-    );
-    let bytes = engine
+    let bytes = BASE64
         .decode(&compact)
         .map_err(|_| ApiError::UnsupportedFormat)?;
     if bytes.len() as u64 > MAX_IMAGE_BYTES {

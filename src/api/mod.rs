@@ -19,7 +19,7 @@ use warp::{Filter, Rejection, Reply};
 
 use crate::AppState;
 pub use error::ApiError;
-pub use images::MAX_IMAGE_BYTES;
+pub use images::{MAX_IMAGE_BYTES, decode_image_data};
 
 /// Every route of the server, with CORS, request logging and the JSON error mapping applied.
 pub fn routes(

@@ -23,6 +23,17 @@ pub fn run(args: CheckArgs) -> Result<Outcome, OpsError> {
     };
     println!("{}", path.display());
     print_summary(&report);
+    let file_size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    let space = store.space().map_err(OpsError::store(path, ""))?;
+    println!(
+        "  file {}: {} of keys and values, {} of page headers and branches, {} unused in pages, \
+         {} of free pages",
+        human_bytes(file_size),
+        human_bytes(space.stored),
+        human_bytes(space.metadata),
+        human_bytes(space.fragmented),
+        human_bytes(file_size.saturating_sub(space.allocated)),
+    );
     if report.is_clean() {
         println!("no problems found");
         return Ok(Outcome::Done);

@@ -31,8 +31,10 @@ pub use blobs::BlobChunks;
 pub use images::{DeleteOutcome, ImagePage, NewImage};
 pub use migrate::SCHEMA_VERSION;
 
-/// Default page cache: small enough for a 1 GB Raspberry Pi, large enough to hold every index.
-pub const DEFAULT_CACHE_BYTES: usize = 64 * 1024 * 1024;
+/// Default page cache: small enough for a 1 GB Raspberry Pi, large enough for the index pages a
+/// gallery touches. Blob chunks pass through it too, but each is read once per request and the
+/// kernel's file cache holds them just as well, so a larger cache mostly holds image bytes.
+pub const DEFAULT_CACHE_BYTES: usize = 16 * 1024 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -145,6 +147,34 @@ impl Store {
         self.write()?.commit()?;
         Ok(())
     }
+
+    /// How the pages of the file are used. Takes the write lock for a moment (redb counts pages
+    /// only in a write transaction), which is then aborted.
+    pub fn space(&self) -> Result<Space> {
+        let tx = self.db.begin_write()?;
+        let stats = tx.stats()?;
+        tx.abort()?;
+        let page = stats.page_size() as u64;
+        Ok(Space {
+            allocated: stats.allocated_pages() * page,
+            stored: stats.stored_bytes(),
+            metadata: stats.metadata_bytes(),
+            fragmented: stats.fragmented_bytes(),
+        })
+    }
+}
+
+/// Bytes in the data file's pages, as redb accounts them.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Space {
+    /// Pages in use by tables (the rest of the file is free pages and headers).
+    pub allocated: u64,
+    /// Keys and values.
+    pub stored: u64,
+    /// Page headers and branch pages.
+    pub metadata: u64,
+    /// Unused room inside allocated pages.
+    pub fragmented: u64,
 }
 
 #[cfg(test)]
