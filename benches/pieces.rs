@@ -20,21 +20,22 @@
 //! `cargo bench --bench pieces -- thumbnail/web_jpeg`; `-- --list` lists the names. Results and
 //! the comparison with the previous run are kept under `target/criterion/`.
 //!
-//! The inputs are generated here, deterministically (smooth gradients plus seeded sensor-like noise,
-//! as in `benches/thumbnail.rs`), outside the timing; the larger ones only when a benchmark that
-//! uses them runs.
+//! The inputs are generated deterministically (`benches/common/images.rs`), outside the timing;
+//! the larger ones only when a benchmark that uses them runs.
 
 use std::hint::black_box;
-use std::io::Cursor;
 use std::sync::LazyLock;
 use std::time::Duration;
 
 use base64::Engine;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use image::{ImageEncoder, RgbImage, RgbaImage};
 use imgvault::api::decode_image_data;
 use imgvault::domain::BlobHash;
 use imgvault::media::{self, ImageKind, thumbnail};
+
+#[path = "common/images.rs"]
+mod images;
+use images::{cutout_png, encode_jpeg, photo_rgb};
 
 /// Size of the typical uploaded photo, as in `benches/load.rs`.
 const WEB_JPEG_TARGET_BYTES: usize = 250_000;
@@ -186,62 +187,3 @@ criterion_group! {
     targets = ingest, probe, thumbnails
 }
 criterion_main!(pieces);
-
-// ---------------------------------------------------------------------------------------------
-// Test images (the generators of benches/thumbnail.rs)
-
-/// Deterministic noise, so runs compare.
-struct Noise(u64);
-
-impl Noise {
-    fn next(&mut self) -> i32 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        (self.0 % 17) as i32 - 8
-    }
-}
-
-fn shade(x: u32, y: u32, w: u32, h: u32, noise: &mut Noise) -> [u8; 3] {
-    let fx = x as f32 / w as f32;
-    let fy = y as f32 / h as f32;
-    let base = [
-        60.0 + 150.0 * fx,
-        40.0 + 120.0 * fy,
-        90.0 + 80.0 * ((fx * 9.0).sin() * (fy * 7.0).cos()),
-    ];
-    base.map(|c| (c as i32 + noise.next()).clamp(0, 255) as u8)
-}
-
-fn photo_rgb(w: u32, h: u32) -> RgbImage {
-    let mut noise = Noise(0x9e37_79b9_7f4a_7c15);
-    RgbImage::from_fn(w, h, |x, y| image::Rgb(shade(x, y, w, h, &mut noise)))
-}
-
-fn encode_jpeg(img: &RgbImage, quality: u8) -> Vec<u8> {
-    let mut out = Vec::new();
-    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, quality)
-        .encode_image(img)
-        .expect("encode jpeg");
-    out
-}
-
-/// A garment-like shape on a fully transparent background.
-fn cutout_png(w: u32, h: u32) -> Vec<u8> {
-    let mut noise = Noise(0x5851_f42d_4c95_7f2d);
-    let img = RgbaImage::from_fn(w, h, |x, y| {
-        let dx = (x as f32 - w as f32 / 2.0) / (w as f32 * 0.35);
-        let dy = (y as f32 - h as f32 / 2.0) / (h as f32 * 0.45);
-        let [r, g, b] = shade(x, y, w, h, &mut noise);
-        if dx * dx + dy * dy <= 1.0 {
-            image::Rgba([r, g, b, 255])
-        } else {
-            image::Rgba([0, 0, 0, 0])
-        }
-    });
-    let mut out = Cursor::new(Vec::new());
-    image::codecs::png::PngEncoder::new(&mut out)
-        .write_image(img.as_raw(), w, h, image::ExtendedColorType::Rgba8)
-        .expect("encode png");
-    out.into_inner()
-}
