@@ -37,7 +37,7 @@ use imgvault::media::{self, ImageKind, thumbnail};
 mod images;
 use images::{cutout_png, encode_jpeg, photo_rgb};
 
-/// Size of the typical uploaded photo, as in `benches/load.rs`.
+/// Size of the typical uploaded photo, as in `benches/load/`.
 const WEB_JPEG_TARGET_BYTES: usize = 250_000;
 
 /// A typical photo on a web page, as the extension sends it: 1000×1300 JPEG of about 250 KB (the
