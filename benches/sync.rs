@@ -3,8 +3,8 @@
 //!
 //! 1. Registers and logs in one user on the local server (which mirrors the account on the hub).
 //! 2. Uploads N byte-distinct JPEGs of about K KB (noise from a seeded PRNG, as in
-//!    `benches/load/`, at the quality whose first image comes closest to K KB) to `POST /api/receive-image` at c=C.
-//!    Not part of the sync's time.
+//!    `benches/load/`, at the quality whose first image comes closest to K KB) to
+//!    `POST /api/receive-image` at c=C. Not part of the sync's time.
 //! 3. Waits (bounded) until both processes are idle, so leftover thumbnail work does not share the
 //!    sync's time, and resets their peak RSS (`/proc/PID/clear_refs`).
 //! 4. Times one full sync, from `POST /api/cloud/sync` to its task reading `completed` (polled every
