@@ -273,14 +273,15 @@ pub(crate) async fn post_uploads(
     concurrency: usize,
     session: Option<Session>,
 ) -> Run<Posted> {
-    let url = format!("{base}/api/receive-image");
+    let base = base.to_string();
     let clients: Vec<reqwest::Client> = (0..concurrency).map(|_| http_client()).collect();
     let count = uploads.len();
     hammer(concurrency, count, move |worker, index| {
+        let upload = &uploads[index];
         let mut request = clients[worker]
-            .post(&url)
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .body(uploads[index].body.clone());
+            .post(format!("{base}{}", upload.path))
+            .header(reqwest::header::CONTENT_TYPE, &upload.content_type)
+            .body(upload.body.clone());
         if let Some(session) = &session {
             request = request.header(reqwest::header::COOKIE, &session.cookie);
         }

@@ -16,22 +16,77 @@ const JPEG_TARGET_BYTES: usize = 250_000;
 /// Big images: random RGB compresses to nothing, so a PNG is about 3 bytes a pixel (~9.7 MB).
 pub(crate) const BIG_SIDE: u32 = 1800;
 
-/// One upload ready to send: the JSON body, and the size and hash of the image inside it.
+/// One upload ready to send: its route and body, and the size and hash of the image inside it.
 pub(crate) struct Upload {
+    /// The route it is posted to.
+    pub(crate) path: &'static str,
+    pub(crate) content_type: String,
     pub(crate) body: Bytes,
     pub(crate) image_bytes: usize,
     pub(crate) digest: blake3::Hash,
 }
 
+/// How an upload reaches the server.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Route {
+    /// `POST /api/receive-image` with the image as a base64 data URL, as the browser extension does.
+    Json,
+    /// `POST /api/upload-file` as multipart form data, as the web UI's file picker does.
+    Multipart,
+}
+
+impl Route {
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Route::Json => "json",
+            Route::Multipart => "multipart",
+        }
+    }
+}
+
+/// Separates the parts of the multipart bodies; never appears in a JPEG's first bytes or a name.
+const BOUNDARY: &str = "imgvault-load-bench-boundary-7f3a9c";
+
 impl Upload {
     pub(crate) fn new(mime: &str, image: &[u8]) -> Self {
-        let data = base64::engine::general_purpose::STANDARD.encode(image);
-        let body = json!({
-            "imageData": format!("data:{mime};base64,{data}"),
-            "category": "clothes",
-        });
+        Self::for_route(Route::Json, mime, image)
+    }
+
+    pub(crate) fn for_route(route: Route, mime: &str, image: &[u8]) -> Self {
+        let (path, content_type, body) = match route {
+            Route::Json => {
+                let data = base64::engine::general_purpose::STANDARD.encode(image);
+                let body = json!({
+                    "imageData": format!("data:{mime};base64,{data}"),
+                    "category": "clothes",
+                });
+                (
+                    "/api/receive-image",
+                    "application/json".to_string(),
+                    serde_json::to_vec(&body).expect("serialize upload"),
+                )
+            }
+            Route::Multipart => {
+                let ext = mime.rsplit('/').next().unwrap_or("bin");
+                let mut body = format!(
+                    "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"category\"\r\n\r\n\
+                     clothes\r\n--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"file\"; \
+                     filename=\"photo.{ext}\"\r\nContent-Type: {mime}\r\n\r\n"
+                )
+                .into_bytes();
+                body.extend_from_slice(image);
+                body.extend_from_slice(format!("\r\n--{BOUNDARY}--\r\n").as_bytes());
+                (
+                    "/api/upload-file",
+                    format!("multipart/form-data; boundary={BOUNDARY}"),
+                    body,
+                )
+            }
+        };
         Self {
-            body: Bytes::from(serde_json::to_vec(&body).expect("serialize upload")),
+            path,
+            content_type,
+            body: Bytes::from(body),
             image_bytes: image.len(),
             digest: blake3::hash(image),
         }
@@ -86,8 +141,9 @@ pub(crate) fn calibrate_quality() -> u8 {
     }
 }
 
-/// `n` byte-distinct JPEGs from seeds `first_seed..`, as upload bodies, encoded on every core.
-pub(crate) fn make_jpegs(first_seed: usize, n: usize, quality: u8) -> Vec<Upload> {
+/// `n` byte-distinct JPEGs from seeds `first_seed..`, as upload bodies for `route`, encoded on
+/// every core.
+pub(crate) fn make_jpegs(first_seed: usize, n: usize, quality: u8, route: Route) -> Vec<Upload> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let chunk = n.div_ceil(threads).max(1);
     let mut slots: Vec<Option<Upload>> = (0..n).map(|_| None).collect();
@@ -97,7 +153,7 @@ pub(crate) fn make_jpegs(first_seed: usize, n: usize, quality: u8) -> Vec<Upload
                 for (k, slot) in part.iter_mut().enumerate() {
                     let seed = (first_seed + t * chunk + k) as u64;
                     let jpeg = encode_jpeg(&noisy_pixels(seed), quality);
-                    *slot = Some(Upload::new("image/jpeg", &jpeg));
+                    *slot = Some(Upload::for_route(route, "image/jpeg", &jpeg));
                 }
             });
         }

@@ -11,9 +11,11 @@
 //! 1. **ingest**: one phase per `--concurrency` value (default `1,8,32`), each posting `--ingest`
 //!    fresh byte-distinct JPEGs of about 250 KB (640×480 noise from a seeded PRNG), encoded before
 //!    the phase as the extension's JSON body (`imageData` as a base64 data URL), anonymously to
-//!    `POST /api/receive-image` by C concurrent clients. After each phase the bench waits (bounded)
-//!    for the background thumbnail queue to drain (see "settling" below), and reports the
-//!    server's CPU and disk writes both for the requests alone and with the thumbnails included.
+//!    `POST /api/receive-image` by C concurrent clients. Then one phase per `--multipart` value
+//!    (default `32`) posts fresh JPEGs the way the web UI's file picker does, as multipart form
+//!    data to `POST /api/upload-file`. After each phase the bench waits (bounded) for the
+//!    background thumbnail queue to drain (see "settling" below), and reports the server's CPU
+//!    and disk writes both for the requests alone and with the thumbnails included.
 //! 2. **disk**: bytes the server wrote during the ingest phases (`write_bytes` of `/proc/PID/io`)
 //!    per image byte acknowledged; the data file's apparent size (its length) and allocated size
 //!    (its blocks) against the payload: the image bytes alone, and images plus stored thumbnails.
@@ -91,9 +93,10 @@ use crate::server::{ADMIN_PASSWORD, DataDir, Server};
 use crate::stats::{fmt, mib, ms};
 
 const USAGE: &str = "usage: cargo bench --bench load -- [--ingest N] [--concurrency C,...] \
-                     [--list-images M,...] [--requests R] [--fetch-requests F] [--data-dir DIR]
+                     [--multipart C,...] [--list-images M,...] [--requests R] [--fetch-requests F] [--data-dir DIR]
   --ingest N           ~250 KB JPEGs to ingest per concurrency (default 400)
-  --concurrency C,...  concurrent clients of each ingest phase (default 1,8,32)
+  --concurrency C,...  concurrent clients of each JSON ingest phase (default 1,8,32)
+  --multipart C,...    concurrent clients of each multipart ingest phase (default 32)
   --list-images M,...  list sizes, filled in turn (default 1000,10000,100000)
   --requests R         requests per list measurement (default 1000)
   --fetch-requests F   requests of the original-fetch phase (default 3000)
@@ -231,6 +234,8 @@ fn restart(
 pub(crate) struct Args {
     pub(crate) ingest: usize,
     pub(crate) concurrency: Vec<usize>,
+    /// Concurrencies of the multipart ingest phases.
+    pub(crate) multipart: Vec<usize>,
     /// Ascending, distinct.
     pub(crate) list_images: Vec<usize>,
     pub(crate) requests: usize,
@@ -244,6 +249,7 @@ impl Args {
         let mut args = Self {
             ingest: 400,
             concurrency: vec![1, 8, 32],
+            multipart: vec![32],
             list_images: vec![1_000, 10_000, 100_000],
             requests: 1_000,
             fetch_requests: 3_000,
@@ -261,7 +267,7 @@ impl Args {
                     println!("{USAGE}");
                     std::process::exit(0);
                 }
-                "--ingest" | "--concurrency" | "--list-images" | "--requests"
+                "--ingest" | "--concurrency" | "--multipart" | "--list-images" | "--requests"
                 | "--fetch-requests" | "--data-dir" => {}
                 _ => return Err(format!("unknown argument {word:?}\n{USAGE}")),
             }
@@ -274,6 +280,7 @@ impl Args {
             match name.as_str() {
                 "--ingest" => args.ingest = positive(&name, &value)?,
                 "--concurrency" => args.concurrency = positive_list(&name, &value)?,
+                "--multipart" => args.multipart = positive_list(&name, &value)?,
                 "--list-images" => {
                     let mut sizes = positive_list(&name, &value)?;
                     sizes.sort_unstable();
@@ -296,6 +303,7 @@ impl Args {
         json!({
             "ingest": self.ingest,
             "concurrency": self.concurrency,
+            "multipart": self.multipart,
             "list_images": self.list_images,
             "requests": self.requests,
             "fetch_requests": self.fetch_requests,
@@ -305,9 +313,11 @@ impl Args {
     pub(crate) fn command_line(&self) -> String {
         let list = |v: &[usize]| v.iter().map(usize::to_string).collect::<Vec<_>>().join(",");
         format!(
-            "--ingest {} --concurrency {} --list-images {} --requests {} --fetch-requests {}",
+            "--ingest {} --concurrency {} --multipart {} --list-images {} --requests {} \
+             --fetch-requests {}",
             self.ingest,
             list(&self.concurrency),
+            list(&self.multipart),
             list(&self.list_images),
             self.requests,
             self.fetch_requests

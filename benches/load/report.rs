@@ -143,16 +143,24 @@ impl Report {
         let ingest = &self.phases.ingest;
         let rows: Vec<&Measurement> = ingest.phases.iter().map(|p| &p.requests).collect();
         print_table(
-            "ingest: ~250 KB JPEGs, anonymous POST /api/receive-image",
+            "ingest: ~250 KB JPEGs, anonymous POST /api/receive-image (JSON) or /api/upload-file \
+             (multipart)",
             &rows,
         );
         println!(
-            "{:>4} {:>12} {:>10} {:>8} {:>24} {:>14}  thumbnails",
-            "c", "images MB/s", "wire MB/s", "mean KB", "incl. thumbs: CPU ms/img", "written B/B"
+            "{:>10} {:>4} {:>12} {:>10} {:>8} {:>24} {:>14}  thumbnails",
+            "route",
+            "c",
+            "images MB/s",
+            "wire MB/s",
+            "mean KB",
+            "incl. thumbs: CPU ms/img",
+            "written B/B"
         );
         for p in &ingest.phases {
             println!(
-                "{:>4} {:>12.2} {:>10.2} {:>8.1} {:>24} {:>14}  {}",
+                "{:>10} {:>4} {:>12.2} {:>10.2} {:>8.1} {:>24} {:>14}  {}",
+                p.route.name(),
                 p.requests.concurrency,
                 p.mb_per_s(p.image_bytes),
                 p.mb_per_s(p.wire_bytes),

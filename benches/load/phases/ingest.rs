@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use crate::Args;
 use crate::client::{Stored, post_uploads, stored_images};
-use crate::images::{JPEG_HEIGHT, JPEG_WIDTH, Upload, calibrate_quality, make_jpegs};
+use crate::images::{JPEG_HEIGHT, JPEG_WIDTH, Route, Upload, calibrate_quality, make_jpegs};
 use crate::measure::{Measurement, Monitor, Settled, Usage, measure, settle};
 use crate::stats::{mb, ratio};
 
@@ -21,6 +21,7 @@ pub(crate) struct Ingest {
 }
 
 pub(crate) struct IngestPhase {
+    pub(crate) route: Route,
     pub(crate) requests: Measurement,
     pub(crate) image_bytes: u64,
     pub(crate) wire_bytes: u64,
@@ -58,6 +59,7 @@ impl IngestPhase {
 
     pub(crate) fn json(&self) -> Value {
         json!({
+            "route": self.route.name(),
             "requests": self.requests.json(),
             "images": self.images(),
             "image_bytes": self.image_bytes,
@@ -85,15 +87,17 @@ pub(crate) async fn ingest_phases(
         stored: Vec::new(),
     };
     println!("ingest:");
-    for (round, &concurrency) in args.concurrency.iter().enumerate() {
+    let rounds = (args.concurrency.iter().map(|&c| (Route::Json, c)))
+        .chain(args.multipart.iter().map(|&c| (Route::Multipart, c)));
+    for (round, (route, concurrency)) in rounds.enumerate() {
         let started = Instant::now();
-        let uploads = make_jpegs(round * args.ingest, args.ingest, quality);
+        let uploads = make_jpegs(round * args.ingest, args.ingest, quality, route);
         println!(
             "  generated {} JPEGs {JPEG_WIDTH}x{JPEG_HEIGHT} at quality {quality} in {:.1} s",
             uploads.len(),
             started.elapsed().as_secs_f64()
         );
-        let (phase, stored) = ingest_phase(base, monitor, uploads, concurrency).await?;
+        let (phase, stored) = ingest_phase(base, monitor, uploads, route, concurrency).await?;
         ingest.phases.push(phase);
         ingest.stored.extend(stored);
     }
@@ -109,17 +113,22 @@ async fn ingest_phase(
     base: &str,
     monitor: &Monitor,
     uploads: Vec<Upload>,
+    route: Route,
     concurrency: usize,
 ) -> Result<(IngestPhase, Vec<Stored>), String> {
     let uploads = Arc::new(uploads);
     let mark = monitor.mark();
-    let name = format!("ingest c={concurrency}");
+    let name = match route {
+        Route::Json => format!("ingest c={concurrency}"),
+        Route::Multipart => format!("ingest multipart c={concurrency}"),
+    };
     let work = post_uploads(base, uploads.clone(), concurrency, None);
     let (requests, posted) = measure(monitor, name, concurrency, work).await?;
     let settled = settle(base, monitor, &posted).await?;
     let with_thumbnails = monitor.usage_since(&mark);
     println!("    {}", settled.describe());
     let phase = IngestPhase {
+        route,
         requests,
         image_bytes: uploads.iter().map(|u| u.image_bytes as u64).sum(),
         wire_bytes: uploads.iter().map(|u| u.body.len() as u64).sum(),
