@@ -6,9 +6,10 @@
 //! decoders, and encodes a 512 px thumbnail more than ten times faster than `image`'s encoder
 //! (`benches/thumbnail.rs`). Entropy decoding of the whole file is the floor no decoder avoids.
 //!
-//! Opaque images become JPEG (4:2:0, fast to encode, shown everywhere). Images with any transparent pixel
-//! (cut-out clothes are often transparent PNGs) become lossy WebP with alpha through libwebp: the
-//! `image` crate's WebP encoder is lossless only, which can make a thumbnail larger than its source.
+//! Opaque images become JPEG (4:2:0, fast to encode, shown everywhere). Images with any
+//! transparent pixel (cut-out clothes are often transparent PNGs) become lossy WebP with alpha
+//! through libwebp: the `image` crate's WebP encoder is lossless only, which can make a thumbnail
+//! larger than its source.
 //! Images are never upscaled. Every decode runs under the limits of `media::decode`.
 
 use fast_image_resize::{FilterType, ResizeAlg, ResizeOptions, Resizer};
