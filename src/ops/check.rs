@@ -26,12 +26,13 @@ pub fn run(args: CheckArgs) -> Result<Outcome, OpsError> {
     let file_size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
     let space = store.space().map_err(OpsError::store(path, ""))?;
     println!(
-        "  file {}: {} of keys and values, {} of page headers and branches, {} unused in pages, \
-         {} of free pages",
+        "  file {}: {} of keys and values, {} of page headers and branches, {} unused in pages \
+         ({} of it among image bytes), {} of free pages",
         human_bytes(file_size),
         human_bytes(space.stored),
         human_bytes(space.metadata),
         human_bytes(space.fragmented),
+        human_bytes(space.fragmented_in_chunks),
         human_bytes(file_size.saturating_sub(space.allocated)),
     );
     if report.is_clean() {

@@ -153,6 +153,7 @@ impl Store {
     pub fn space(&self) -> Result<Space> {
         let tx = self.db.begin_write()?;
         let stats = tx.stats()?;
+        let chunks = redb::ReadableTableMetadata::stats(&tx.open_table(tables::BLOB_CHUNKS)?)?;
         tx.abort()?;
         let page = stats.page_size() as u64;
         Ok(Space {
@@ -160,6 +161,7 @@ impl Store {
             stored: stats.stored_bytes(),
             metadata: stats.metadata_bytes(),
             fragmented: stats.fragmented_bytes(),
+            fragmented_in_chunks: chunks.fragmented_bytes(),
         })
     }
 }
@@ -175,6 +177,8 @@ pub struct Space {
     pub metadata: u64,
     /// Unused room inside allocated pages.
     pub fragmented: u64,
+    /// The part of `fragmented` in the pages of image bytes.
+    pub fragmented_in_chunks: u64,
 }
 
 #[cfg(test)]
