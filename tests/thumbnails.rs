@@ -120,6 +120,37 @@ async fn a_corrupt_image_fails_its_task_and_its_thumbnail_is_the_original() {
 }
 
 #[tokio::test]
+async fn a_jpeg_with_damaged_image_data_ends_its_task_and_the_server_keeps_serving() {
+    let mut app = spawn_app().await;
+    let (client, user_id) = app.user_client("badjpeg").await;
+    let mut bytes = jpeg(1600, 1200, 9);
+    // Scramble the entropy-coded data but keep the headers and the end marker, so the upload's
+    // header probe accepts it and only the thumbnail decoder meets the damage.
+    let scan = bytes.windows(2).position(|w| w == [0xFF, 0xDA]).unwrap() + 200;
+    let end = bytes.len() - 2;
+    for (i, b) in bytes[scan..end].iter_mut().enumerate() {
+        *b = b.wrapping_mul(31).wrapping_add(i as u8);
+    }
+    let (status, up) = app
+        .receive_image(&client, "image/jpeg", &bytes, "clothes")
+        .await;
+    assert_eq!(status, 200, "{up}");
+    let task = app.wait_task(up["taskId"].as_str().unwrap()).await;
+    let ended = task["status"]["status"].as_str().unwrap().to_string();
+    assert!(ended == "completed" || ended == "failed", "{task}");
+    let (mime, _) = thumbnail(&app, &client, &user_id, &up).await;
+    assert_eq!(mime, "image/jpeg");
+    let path = format!(
+        "/api/user/{user_id}/images/{}",
+        up["filename"].as_str().unwrap()
+    );
+    let original = client.get(app.url(&path)).send().await.unwrap();
+    assert_eq!(original.status(), 200);
+    assert_eq!(original.bytes().await.unwrap().to_vec(), bytes);
+    assert!(app.is_alive());
+}
+
+#[tokio::test]
 async fn a_schema_one_data_file_opens_and_its_images_get_thumbnails() {
     let dir = tempfile::tempdir().unwrap();
     let fixture = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/v1.redb");

@@ -129,7 +129,12 @@ impl Route {
 /// not copying.
 #[derive(Deserialize)]
 struct JsonUpload<'a> {
-    #[serde(rename = "imageData", borrow)]
+    #[serde(
+        rename = "imageData",
+        borrow,
+        default,
+        deserialize_with = "optional_borrowed"
+    )]
     image_data: Option<Cow<'a, str>>,
     #[serde(rename = "originalUrl")]
     original_url: Option<String>,
@@ -137,6 +142,17 @@ struct JsonUpload<'a> {
     category: Option<serde_json::Value>,
     #[serde(rename = "pageInfo")]
     page_info: Option<PageInfo>,
+}
+
+/// An optional string borrowed from the input when it has no escapes. serde borrows a `Cow` only
+/// as a field of its own, never inside an `Option`, hence the wrapper.
+fn optional_borrowed<'de, D>(deserializer: D) -> Result<Option<Cow<'de, str>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    #[derive(Deserialize)]
+    struct Text<'a>(#[serde(borrow)] Cow<'a, str>);
+    Ok(Option::<Text<'de>>::deserialize(deserializer)?.map(|text| text.0))
 }
 
 #[derive(Deserialize, Default)]
@@ -832,6 +848,25 @@ mod tests {
             decode_image_data("!!!not base64!!!"),
             Err(ApiError::UnsupportedFormat)
         ));
+    }
+
+    #[test]
+    fn image_data_with_json_escapes_is_unescaped_before_decoding() {
+        // Some clients escape `/` (PHP's json_encode does); the field then cannot borrow.
+        let bytes = [0xFFu8, 0xD8, 0xFF, 0xFB, 0xEF, 0xFF];
+        let b64 = base64::engine::general_purpose::STANDARD.encode(bytes);
+        assert!(b64.contains('/'));
+        let body = format!(
+            r#"{{"imageData": "data:image\/jpeg;base64,{}"}}"#,
+            b64.replace('/', "\\/")
+        );
+        let req: JsonUpload = serde_json::from_str(&body).unwrap();
+        let data = req.image_data.unwrap();
+        assert!(matches!(data, Cow::Owned(_)));
+        assert_eq!(decode_image_data(&data).unwrap(), bytes);
+        let plain = format!(r#"{{"imageData": "{b64}"}}"#);
+        let req: JsonUpload = serde_json::from_str(&plain).unwrap();
+        assert!(matches!(req.image_data, Some(Cow::Borrowed(_))));
     }
 
     #[test]

@@ -91,6 +91,13 @@ fn decode_oriented(bytes: &[u8], kind: ImageKind) -> Result<DynamicImage, MediaE
 /// 12-megapixel photo is decoded as 0.75 megapixels. Colour models libjpeg cannot turn into RGB
 /// (CMYK) fail here and go to the full decoder.
 fn decode_jpeg_reduced(bytes: &[u8], max_side: u32) -> Result<DynamicImage, MediaError> {
+    libjpeg(
+        || MediaError::Malformed(ImageKind::Jpeg),
+        || decode_jpeg_scaled(bytes, max_side),
+    )
+}
+
+fn decode_jpeg_scaled(bytes: &[u8], max_side: u32) -> Result<DynamicImage, MediaError> {
     let bad = |_| MediaError::Malformed(ImageKind::Jpeg);
     let mut decoder = mozjpeg::Decompress::new_mem(bytes).map_err(bad)?;
     let (w, h) = decoder.size();
@@ -151,6 +158,13 @@ fn jpeg_exif(bytes: &[u8]) -> Option<&[u8]> {
 /// Baseline 4:2:0 at `JPEG_QUALITY`: what cameras write, and the smallest at equal quality.
 /// mozjpeg's slow size optimisations (trellis quantisation, scan search) are turned off.
 fn encode_jpeg(rgb: &RgbImage) -> Result<Vec<u8>, MediaError> {
+    libjpeg(
+        || MediaError::Encode("libjpeg failed".into()),
+        || encode_jpeg_420(rgb),
+    )
+}
+
+fn encode_jpeg_420(rgb: &RgbImage) -> Result<Vec<u8>, MediaError> {
     let encode_error = |e: std::io::Error| MediaError::Encode(e.to_string());
     let mut compress = mozjpeg::Compress::new(mozjpeg::ColorSpace::JCS_RGB);
     compress.set_fastest_defaults();
@@ -164,6 +178,15 @@ fn encode_jpeg(rgb: &RgbImage) -> Result<Vec<u8>, MediaError> {
         .write_scanlines(rgb.as_raw())
         .map_err(encode_error)?;
     started.finish().map_err(encode_error)
+}
+
+/// Runs mozjpeg code: libjpeg reports a fatal error in a damaged file by unwinding (without the
+/// panic hook), which the crate leaves to its caller to catch; it becomes `failed()` here.
+fn libjpeg<T>(
+    failed: impl FnOnce() -> MediaError,
+    run: impl FnOnce() -> Result<T, MediaError>,
+) -> Result<T, MediaError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)).unwrap_or_else(|_| Err(failed()))
 }
 
 fn has_transparency(image: &DynamicImage) -> bool {
@@ -294,6 +317,26 @@ mod tests {
         assert_eq!(jpeg_exif(&[0xFF, 0xD8, 0xFF, 0xE1, 0x00, 0x00]), None);
         let rotated = with_exif_orientation(&src, 8);
         assert!(jpeg_exif(&rotated).is_some_and(|exif| exif.starts_with(b"II*\0")));
+    }
+
+    #[test]
+    fn damaged_jpegs_are_an_error_or_a_thumbnail_never_a_crash() {
+        let src = encode(noise(1600, 1200).into(), image::ImageFormat::Jpeg);
+        let truncated = &src[..src.len() / 2];
+        let mut scrambled = src.clone();
+        for (i, b) in scrambled.iter_mut().enumerate().skip(src.len() / 3) {
+            *b = b.wrapping_mul(31).wrapping_add(i as u8);
+        }
+        let header_only = &src[..src.iter().position(|&b| b == 0xDA).unwrap_or(20) + 1];
+        for (name, bytes) in [
+            ("truncated", truncated),
+            ("scrambled", scrambled.as_slice()),
+            ("header only", header_only),
+        ] {
+            if let Ok(thumb) = make(bytes, ImageKind::Jpeg, 512) {
+                assert_eq!((thumb.width, thumb.height), (512, 384), "{name}");
+            }
+        }
     }
 
     /// Inserts an APP1 Exif segment holding only an orientation tag after the SOI marker.
