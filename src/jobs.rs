@@ -14,6 +14,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
+use bytes::Bytes;
 use tokio::sync::{OnceCell, Semaphore, mpsc};
 use tokio::task::JoinHandle;
 
@@ -22,6 +23,7 @@ use crate::domain::BlobHash;
 use crate::media::{self, MediaError, thumbnail};
 use crate::store::records::ThumbRecord;
 use crate::store::{Store, StoreError};
+use crate::writer::{Derived, FinishedTask, MadeThumbnail, Writer};
 
 /// Jobs held in memory; beyond this, work waits in the data file's pending list.
 const QUEUE_DEPTH: usize = 1024;
@@ -38,6 +40,7 @@ pub type Outcome = Result<ThumbRecord, String>;
 
 pub struct Jobs {
     store: Arc<Store>,
+    writer: Writer,
     max_side: u32,
     workers: u32,
     permits: Arc<Semaphore>,
@@ -54,11 +57,12 @@ pub struct Jobs {
 
 impl Jobs {
     /// Starts `workers` queue workers making thumbnails with a longest side of `max_side`.
-    pub fn start(store: Arc<Store>, workers: usize, max_side: u32) -> Arc<Self> {
+    pub fn start(store: Arc<Store>, writer: Writer, workers: usize, max_side: u32) -> Arc<Self> {
         let workers = workers.clamp(1, 64) as u32;
         let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
         let jobs = Arc::new(Self {
             store,
+            writer,
             max_side,
             workers,
             permits: Arc::new(Semaphore::new(workers as usize)),
@@ -103,6 +107,12 @@ impl Jobs {
     /// The thumbnail of `source`: the stored one if it is current, otherwise made now. Concurrent
     /// callers for the same source share one generation.
     pub async fn thumbnail(&self, source: BlobHash) -> Outcome {
+        self.thumbnail_for(source, None).await.0
+    }
+
+    /// `thumbnail`, for the upload task `task` if any. Also says whether the task's end was
+    /// stored in the thumbnail's commit, which only the caller that ran the generation can do.
+    async fn thumbnail_for(&self, source: BlobHash, task: Option<&str>) -> (Outcome, bool) {
         let cell = self
             .inflight
             .lock()
@@ -110,24 +120,68 @@ impl Jobs {
             .entry(source)
             .or_default()
             .clone();
+        let mut task_ended = false;
         let outcome = cell
-            .get_or_init(|| async {
-                let Ok(_permit) = self.permits.clone().acquire_owned().await else {
-                    return Err("shutting down".to_string());
-                };
-                let (store, max_side) = (self.store.clone(), self.max_side);
-                self.pool
-                    .run(move || generate(&store, source, max_side))
-                    .await
-                    .unwrap_or_else(|| Err("thumbnail worker failed".to_string()))
-            })
+            .get_or_init(|| self.generate(source, task, &mut task_ended))
             .await
             .clone();
         let mut inflight = self.inflight.lock().expect("inflight lock");
         if inflight.get(&source).is_some_and(|c| Arc::ptr_eq(c, &cell)) {
             inflight.remove(&source);
         }
-        outcome
+        (outcome, task_ended)
+    }
+
+    /// Makes and stores the thumbnail of `source` unless a current one exists: the store is read
+    /// on the blocking pool, the pixels are worked on the low-priority media threads, and the
+    /// result, with the end of `task`, is stored by the writer.
+    async fn generate(
+        &self,
+        source: BlobHash,
+        task: Option<&str>,
+        task_ended: &mut bool,
+    ) -> Outcome {
+        let Ok(_permit) = self.permits.clone().acquire_owned().await else {
+            return Err("shutting down".to_string());
+        };
+        let (store, max_side) = (self.store.clone(), self.max_side);
+        let loaded = tokio::task::spawn_blocking(move || load(&store, source, max_side))
+            .await
+            .unwrap_or_else(|e| Err(e.to_string()))?;
+        let (record, thumbnail) = match loaded {
+            Loaded::Current(record) => (record, None),
+            Loaded::Source(bytes) => {
+                let (record, bytes) = self
+                    .pool
+                    .run(move || render(source, &bytes, max_side))
+                    .await
+                    .ok_or_else(|| "thumbnail worker failed".to_string())?;
+                let made = MadeThumbnail {
+                    source,
+                    record: record.clone(),
+                    bytes,
+                };
+                (record, Some(made))
+            }
+        };
+        let task_end = task.map(|task_id| FinishedTask {
+            task_id: task_id.to_string(),
+            outcome: task_result(&Ok(record.clone())),
+            at: clock::now(),
+        });
+        if thumbnail.is_none() && task_end.is_none() {
+            return Ok(record);
+        }
+        let ends_task = task_end.is_some();
+        self.writer
+            .save_derived(Derived {
+                thumbnail,
+                task_end,
+            })
+            .await
+            .map_err(|e| e.to_string())?;
+        *task_ended = ends_task;
+        Ok(record)
     }
 
     /// Queues what a previous run left: tasks still `processing` and the thumbnail backlog.
@@ -237,7 +291,7 @@ async fn work(jobs: Arc<Jobs>) {
         if jobs.stopping.load(Ordering::SeqCst) {
             return;
         }
-        let outcome = jobs.thumbnail(job.source).await;
+        let (outcome, task_ended) = jobs.thumbnail_for(job.source, job.task_id.as_deref()).await;
         if jobs.overflowed.load(Ordering::SeqCst)
             && jobs.queue_is_empty()
             && jobs.overflowed.swap(false, Ordering::SeqCst)
@@ -247,45 +301,73 @@ async fn work(jobs: Arc<Jobs>) {
             tokio::spawn(async move { again.resume().await });
         }
         let Some(task_id) = job.task_id else { continue };
-        let result = match outcome {
-            Ok(ThumbRecord::Ready { .. }) => Ok(()),
-            Ok(ThumbRecord::Failed { reason }) => Err(reason),
-            Err(reason) => Err(reason),
-        };
+        let result = task_result(&outcome);
         if let Err(reason) = &result {
             tracing::warn!(%task_id, %reason, "image processing failed");
         }
-        let store = jobs.store.clone();
-        let finished =
-            tokio::task::spawn_blocking(move || store.finish_task(&task_id, result, clock::now()))
-                .await;
-        if let Ok(Err(e)) = finished {
+        if task_ended {
+            continue;
+        }
+        // Another caller made the thumbnail, or it could not be made or stored.
+        let end = Derived {
+            thumbnail: None,
+            task_end: Some(FinishedTask {
+                task_id,
+                outcome: result,
+                at: clock::now(),
+            }),
+        };
+        if let Err(e) = jobs.writer.save_derived(end).await {
             tracing::error!(error = %e, "could not record the end of a task");
         }
     }
 }
 
-/// Makes and stores the thumbnail of `source` unless a current one exists. Blocking.
-fn generate(store: &Store, source: BlobHash, max_side: u32) -> Outcome {
+/// A task ends `completed` once its thumbnail exists, `failed` when the image does not decode or
+/// its thumbnail could not be stored.
+fn task_result(outcome: &Outcome) -> Result<(), String> {
+    match outcome {
+        Ok(ThumbRecord::Ready { .. }) => Ok(()),
+        Ok(ThumbRecord::Failed { reason }) => Err(reason.clone()),
+        Err(reason) => Err(reason.clone()),
+    }
+}
+
+/// What `generate` finds in the store.
+enum Loaded {
+    /// A thumbnail for the current setting, or the verdict that the source does not decode.
+    Current(ThumbRecord),
+    /// The source's bytes, to make its thumbnail from.
+    Source(Bytes),
+}
+
+fn load(store: &Store, source: BlobHash, max_side: u32) -> Result<Loaded, String> {
     let err = |e: StoreError| e.to_string();
     match store.thumbnail(&source).map_err(err)? {
-        Some(ready @ ThumbRecord::Ready { max_side: m, .. }) if m == max_side => return Ok(ready),
-        Some(failed @ ThumbRecord::Failed { .. }) => return Ok(failed),
+        Some(ready @ ThumbRecord::Ready { max_side: m, .. }) if m == max_side => {
+            return Ok(Loaded::Current(ready));
+        }
+        Some(failed @ ThumbRecord::Failed { .. }) => return Ok(Loaded::Current(failed)),
         _ => {}
     }
     let Some(mut blob) = store.blob(&source).map_err(err)? else {
         return Err("图片已删除".into());
     };
-    let bytes = blob.read_all().map_err(err)?;
-    let made = media::sniff(&bytes)
+    Ok(Loaded::Source(blob.read_all().map_err(err)?))
+}
+
+/// The thumbnail record of the image `bytes` (whose hash is `source`), with the thumbnail's own
+/// bytes when it needs a blob of its own. CPU work only, for the media threads.
+fn render(source: BlobHash, bytes: &[u8], max_side: u32) -> (ThumbRecord, Vec<u8>) {
+    let made = media::sniff(bytes)
         .ok_or(MediaError::UnknownFormat)
-        .and_then(|kind| thumbnail::make(&bytes, kind, max_side).map(|t| (kind, t)));
-    let (record, thumb_bytes) = match made {
+        .and_then(|kind| thumbnail::make(bytes, kind, max_side).map(|t| (kind, t)));
+    match made {
         // A small or already well-compressed image: the original is the better thumbnail, and
         // storing a second copy would only cost space.
         Ok((kind, t)) if t.bytes.len() >= bytes.len() => {
             let (width, height) =
-                media::probe(&bytes).map_or((t.width, t.height), |p| (p.width, p.height));
+                media::probe(bytes).map_or((t.width, t.height), |p| (p.width, p.height));
             (
                 ThumbRecord::Ready {
                     blob: source,
@@ -313,9 +395,5 @@ fn generate(store: &Store, source: BlobHash, max_side: u32) -> Outcome {
             },
             Vec::new(),
         ),
-    };
-    store
-        .put_thumbnail(&source, &record, &thumb_bytes)
-        .map_err(err)?;
-    Ok(record)
+    }
 }

@@ -143,7 +143,12 @@ pub async fn serve(
     .map_err(|e| ServeError::Startup(format!("HTTP client: {e}")))?;
     let writer = writer::Writer::start(store.clone())
         .map_err(|e| ServeError::Startup(format!("writer thread: {e}")))?;
-    let jobs = jobs::Jobs::start(store.clone(), config.media_workers, config.thumb_size);
+    let jobs = jobs::Jobs::start(
+        store.clone(),
+        writer.clone(),
+        config.media_workers,
+        config.thumb_size,
+    );
     let state = Arc::new(AppState {
         store: store.clone(),
         config,

@@ -1,32 +1,79 @@
-//! Group commit for uploads. Every acknowledged upload must be durable, and a durable redb commit
-//! costs an fsync, so one commit per upload caps ingest at the disk's fsync rate. Uploads instead
-//! go to one writer thread that takes whatever is waiting (up to a bound) and stores it in a single
-//! commit; each upload's answer is sent only after the commit that holds it. The queue is bounded,
-//! so a flood of uploads waits for room (back-pressure) instead of piling up in memory.
+//! Group commit. Every acknowledged upload must be durable, and a durable redb commit costs an
+//! fsync, so one commit per upload caps ingest at the disk's fsync rate. Uploads instead go to one
+//! writer thread that takes whatever is waiting (up to a bound) and stores it in a single commit;
+//! each upload's answer is sent only after the commit that holds it. The queue is bounded, so a
+//! flood of uploads waits for room (back-pressure) instead of piling up in memory.
+//!
+//! The media workers' results (a thumbnail and the end of the task that waited for it) go through
+//! the same thread and share those commits. That halves the commits per image, and it keeps redb's
+//! single write lock off the media threads: they run at a low CPU priority, and a starved thread
+//! holding the write lock would stall every upload behind it.
 
 use std::sync::Arc;
 
 use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::store::records::{ImageRecord, TaskRecord};
-use crate::store::{NewImage, Store, StoreError};
+use crate::clock::Micros;
+use crate::domain::BlobHash;
+use crate::store::records::{ImageRecord, TaskRecord, ThumbRecord};
+use crate::store::{Batch, NewImage, NewThumbnail, Store, StoreError, TaskEnd};
 
-/// Uploads in one commit at most.
+/// Items in one commit at most.
 const MAX_BATCH: usize = 64;
 /// Image bytes in one commit at most: bounds the transaction's dirty pages (memory).
 const MAX_BATCH_BYTES: usize = 8 * 1024 * 1024;
-/// Uploads waiting for the writer before senders wait.
+/// Items waiting for the writer before senders wait.
 const QUEUE_DEPTH: usize = 64;
 
+/// A media worker's result: the thumbnail it made for `source`, and the task it ends.
+pub struct Derived {
+    pub thumbnail: Option<MadeThumbnail>,
+    pub task_end: Option<FinishedTask>,
+}
+
+pub struct MadeThumbnail {
+    pub source: BlobHash,
+    pub record: ThumbRecord,
+    /// The thumbnail's bytes; empty when the record points at the source itself or failed.
+    pub bytes: Vec<u8>,
+}
+
+pub struct FinishedTask {
+    pub task_id: String,
+    pub outcome: Result<(), String>,
+    pub at: Micros,
+}
+
+#[expect(
+    clippy::large_enum_variant,
+    reason = "at most QUEUE_DEPTH items wait, and every upload carries its record anyway"
+)]
+enum Item {
+    Upload {
+        image: ImageRecord,
+        bytes: Bytes,
+        task: TaskRecord,
+    },
+    Derived(Derived),
+}
+
+impl Item {
+    fn size(&self) -> usize {
+        match self {
+            Item::Upload { bytes, .. } => bytes.len(),
+            Item::Derived(d) => d.thumbnail.as_ref().map_or(0, |t| t.bytes.len()),
+        }
+    }
+}
+
 struct Pending {
-    image: ImageRecord,
-    bytes: Bytes,
-    task: TaskRecord,
+    item: Item,
     reply: oneshot::Sender<Result<(), StoreError>>,
 }
 
-/// The handle the request handlers share.
+/// The handle the request handlers and the media workers share; cloning it is cheap.
+#[derive(Clone)]
 pub struct Writer {
     tx: mpsc::Sender<Pending>,
 }
@@ -50,15 +97,19 @@ impl Writer {
         bytes: Bytes,
         task: TaskRecord,
     ) -> Result<(), StoreError> {
+        self.send(Item::Upload { image, bytes, task }).await
+    }
+
+    /// Stores a media worker's result as derived data: it is committed (readable) when this
+    /// returns, and durable with the next durable commit (see `Store::commit`).
+    pub async fn save_derived(&self, derived: Derived) -> Result<(), StoreError> {
+        self.send(Item::Derived(derived)).await
+    }
+
+    async fn send(&self, item: Item) -> Result<(), StoreError> {
         let (reply, answer) = oneshot::channel();
-        let pending = Pending {
-            image,
-            bytes,
-            task,
-            reply,
-        };
         self.tx
-            .send(pending)
+            .send(Pending { item, reply })
             .await
             .map_err(|_| StoreError::Closed)?;
         answer.await.map_err(|_| StoreError::Closed)?
@@ -67,35 +118,31 @@ impl Writer {
 
 fn run(store: &Store, mut rx: mpsc::Receiver<Pending>) {
     while let Some(first) = rx.blocking_recv() {
-        let mut size = first.bytes.len();
+        let mut size = first.item.size();
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH && size < MAX_BATCH_BYTES {
             match rx.try_recv() {
                 Ok(next) => {
-                    size += next.bytes.len();
+                    size += next.item.size();
                     batch.push(next);
                 }
                 Err(_) => break,
             }
         }
-        let uploads: Vec<NewImage<'_>> = batch
-            .iter()
-            .map(|p| NewImage {
-                image: &p.image,
-                bytes: &p.bytes,
-                task: &p.task,
-            })
-            .collect();
-        let outcome = store.save_images(&uploads);
-        drop(uploads);
+        let outcome = store.commit(&batch_of(&batch));
         match outcome {
             Ok(outcomes) => {
-                for (pending, outcome) in batch.into_iter().zip(outcomes) {
-                    let _ = pending.reply.send(outcome);
+                let mut outcomes = outcomes.into_iter();
+                for pending in batch {
+                    let answer = match pending.item {
+                        Item::Upload { .. } => outcomes.next().unwrap_or(Ok(())),
+                        Item::Derived(_) => Ok(()),
+                    };
+                    let _ = pending.reply.send(answer);
                 }
             }
             Err(e) => {
-                tracing::error!(error = %e, uploads = batch.len(), "a group commit failed");
+                tracing::error!(error = %e, items = batch.len(), "a group commit failed");
                 let why = e.to_string();
                 for pending in batch {
                     let _ = pending.reply.send(Err(StoreError::Batch(why.clone())));
@@ -103,4 +150,34 @@ fn run(store: &Store, mut rx: mpsc::Receiver<Pending>) {
             }
         }
     }
+}
+
+/// The store's view of the waiting items, uploads in arrival order (their outcomes come back in
+/// that order).
+fn batch_of(pending: &[Pending]) -> Batch<'_> {
+    let mut batch = Batch::default();
+    for p in pending {
+        match &p.item {
+            Item::Upload { image, bytes, task } => {
+                batch.uploads.push(NewImage { image, bytes, task })
+            }
+            Item::Derived(d) => {
+                if let Some(t) = &d.thumbnail {
+                    batch.thumbnails.push(NewThumbnail {
+                        source: &t.source,
+                        record: &t.record,
+                        bytes: &t.bytes,
+                    });
+                }
+                if let Some(end) = &d.task_end {
+                    batch.task_ends.push(TaskEnd {
+                        task_id: &end.task_id,
+                        outcome: end.outcome.as_ref().map_err(String::as_str).copied(),
+                        at: end.at,
+                    });
+                }
+            }
+        }
+    }
+    batch
 }

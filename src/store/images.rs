@@ -6,7 +6,7 @@ use redb::{ReadableTable, WriteTransaction};
 
 use super::records::{ImageRecord, Record, TaskRecord};
 use super::tables::*;
-use super::{Result, Store, StoreError};
+use super::{Batch, Result, Store, StoreError};
 use super::{blobs, paging};
 
 pub(super) const TOTAL_IMAGES_KEY: &str = "total_images";
@@ -41,6 +41,7 @@ fn bump(tx: &WriteTransaction, user_id: &str, delta: i64) -> Result<()> {
 }
 
 /// An upload to store: its record, bytes and `processing` task.
+#[derive(Clone, Copy)]
 pub struct NewImage<'a> {
     pub image: &'a ImageRecord,
     pub bytes: &'a [u8],
@@ -48,7 +49,7 @@ pub struct NewImage<'a> {
 }
 
 /// Writes one upload inside `tx`. Checks the name first, so a `Conflict` writes nothing.
-fn save_in(
+pub(super) fn save_in(
     tx: &WriteTransaction,
     image: &ImageRecord,
     bytes: &[u8],
@@ -106,19 +107,10 @@ impl Store {
     /// outcome: one upload's name conflict does not affect the others. If the commit fails, all
     /// fail and nothing is written.
     pub fn save_images(&self, uploads: &[NewImage<'_>]) -> Result<Vec<Result<()>>> {
-        let tx = self.write()?;
-        let mut outcomes = Vec::with_capacity(uploads.len());
-        for upload in uploads {
-            outcomes.push(
-                match save_in(&tx, upload.image, upload.bytes, upload.task) {
-                    Err(StoreError::Conflict) => Err(StoreError::Conflict),
-                    Err(e) => return Err(e),
-                    Ok(()) => Ok(()),
-                },
-            );
-        }
-        tx.commit()?;
-        Ok(outcomes)
+        self.commit(&Batch {
+            uploads: uploads.to_vec(),
+            ..Batch::default()
+        })
     }
 
     pub fn image(&self, image_id: &str) -> Result<Option<ImageRecord>> {

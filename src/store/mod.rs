@@ -7,6 +7,7 @@
 //! power cut.
 
 pub mod backup;
+mod batch;
 mod blobs;
 pub mod check;
 mod images;
@@ -27,6 +28,7 @@ use redb::{Database, Durability, ReadTransaction, ReadableDatabase, WriteTransac
 
 use crate::clock;
 
+pub use batch::{Batch, NewThumbnail, TaskEnd};
 pub use blobs::BlobChunks;
 pub use images::{DeleteOutcome, ImagePage, NewImage};
 pub use migrate::SCHEMA_VERSION;

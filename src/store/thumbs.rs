@@ -27,6 +27,27 @@ pub(super) fn release_for(tx: &WriteTransaction, source: &BlobHash) -> Result<()
     Ok(())
 }
 
+/// Writes a thumbnail outcome inside `tx` (see `Store::put_thumbnail`).
+pub(super) fn put_in(
+    tx: &WriteTransaction,
+    source: &BlobHash,
+    record: &ThumbRecord,
+    bytes: &[u8],
+) -> Result<()> {
+    if tx.open_table(BLOBS)?.get(&source.0)?.is_none() {
+        return Ok(());
+    }
+    release_for(tx, source)?;
+    if let ThumbRecord::Ready { blob, .. } = record {
+        if blob != source {
+            blobs::add_ref(tx, blob, bytes)?;
+        }
+    }
+    tx.open_table(THUMBS)?
+        .insert(&source.0, record.encode().as_slice())?;
+    Ok(())
+}
+
 impl Store {
     pub fn thumbnail(&self, source: &BlobHash) -> Result<Option<ThumbRecord>> {
         let tx = self.read()?;
@@ -36,7 +57,8 @@ impl Store {
     }
 
     /// Stores the outcome of making `source`'s thumbnail (`bytes` are the thumbnail's when it is
-    /// `Ready`), replacing an older one. Does nothing if the source was deleted meanwhile.
+    /// `Ready`), replacing an older one, in a commit of its own. Does nothing if the source was
+    /// deleted meanwhile. The server stores thumbnails through its writer instead (`Store::commit`).
     pub fn put_thumbnail(
         &self,
         source: &BlobHash,
@@ -44,19 +66,7 @@ impl Store {
         bytes: &[u8],
     ) -> Result<()> {
         let tx = self.write_derived()?;
-        {
-            if tx.open_table(BLOBS)?.get(&source.0)?.is_none() {
-                return Ok(());
-            }
-            release_for(&tx, source)?;
-            if let ThumbRecord::Ready { blob, .. } = record {
-                if blob != source {
-                    blobs::add_ref(&tx, blob, bytes)?;
-                }
-            }
-            tx.open_table(THUMBS)?
-                .insert(&source.0, record.encode().as_slice())?;
-        }
+        put_in(&tx, source, record, bytes)?;
         tx.commit()?;
         Ok(())
     }

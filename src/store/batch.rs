@@ -1,0 +1,168 @@
+//! One commit for everything the server's writer thread has waiting: uploads, and the thumbnails
+//! and task ends the media workers produced. A durable commit costs an fsync and every commit
+//! rewrites the leaf pages it touches, so sharing commits is what keeps ingest fast and the bytes
+//! written per image close to the image's size.
+
+use super::images::{NewImage, save_in};
+use super::records::ThumbRecord;
+use super::{Result, Store, StoreError, tasks, thumbs};
+use crate::clock::Micros;
+use crate::domain::BlobHash;
+
+/// A thumbnail outcome to store for `source`; `bytes` are the thumbnail's when it is `Ready` and
+/// not the source itself.
+#[derive(Clone, Copy)]
+pub struct NewThumbnail<'a> {
+    pub source: &'a BlobHash,
+    pub record: &'a ThumbRecord,
+    pub bytes: &'a [u8],
+}
+
+/// The end of an upload's `processing` task: completed, or failed with the reason.
+#[derive(Clone, Copy)]
+pub struct TaskEnd<'a> {
+    pub task_id: &'a str,
+    pub outcome: Result<(), &'a str>,
+    pub at: Micros,
+}
+
+/// What one commit stores. Thumbnails are written before task ends, so a task is never
+/// `completed` in a state where its thumbnail is missing.
+#[derive(Default)]
+pub struct Batch<'a> {
+    pub uploads: Vec<NewImage<'a>>,
+    pub thumbnails: Vec<NewThumbnail<'a>>,
+    pub task_ends: Vec<TaskEnd<'a>>,
+}
+
+impl Store {
+    /// Stores `batch` in one commit: durable when it holds an upload (an upload is acknowledged
+    /// only once it survives a power cut), otherwise as derived data (`write_derived`). Returns
+    /// each upload's outcome: a name conflict refuses that upload alone. Any other failure fails
+    /// the whole batch and writes nothing.
+    pub fn commit(&self, batch: &Batch<'_>) -> Result<Vec<Result<()>>> {
+        let tx = if batch.uploads.is_empty() {
+            self.write_derived()?
+        } else {
+            self.write()?
+        };
+        let mut outcomes = Vec::with_capacity(batch.uploads.len());
+        for upload in &batch.uploads {
+            outcomes.push(
+                match save_in(&tx, upload.image, upload.bytes, upload.task) {
+                    Err(StoreError::Conflict) => Err(StoreError::Conflict),
+                    Err(e) => return Err(e),
+                    Ok(()) => Ok(()),
+                },
+            );
+        }
+        for thumb in &batch.thumbnails {
+            thumbs::put_in(&tx, thumb.source, thumb.record, thumb.bytes)?;
+        }
+        for end in &batch.task_ends {
+            tasks::finish_in(&tx, end.task_id, end.outcome, end.at)?;
+        }
+        tx.commit()?;
+        Ok(outcomes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::records::TaskStatus;
+    use super::super::test_support::{new_image, temp_store};
+    use super::*;
+    use crate::media::ImageKind;
+
+    #[test]
+    fn one_commit_stores_an_upload_beside_an_earlier_uploads_thumbnail_and_task_end() {
+        let (_dir, store) = temp_store();
+        let (earlier, earlier_task) = new_image("i-1", "u", 1, b"earlier");
+        store
+            .save_image(&earlier, b"earlier", &earlier_task)
+            .unwrap();
+        let (taken, taken_task) = new_image("i-1", "u", 2, b"taken name");
+        let taken = super::super::records::ImageRecord {
+            id: "i-2".into(),
+            ..taken
+        };
+        let (next, next_task) = new_image("i-3", "u", 3, b"next");
+        let thumb = ThumbRecord::Ready {
+            blob: BlobHash::of(b"thumb"),
+            kind: ImageKind::Jpeg,
+            width: 1,
+            height: 1,
+            max_side: 512,
+        };
+        let outcomes = store
+            .commit(&Batch {
+                uploads: vec![
+                    NewImage {
+                        image: &taken,
+                        bytes: b"taken name",
+                        task: &taken_task,
+                    },
+                    NewImage {
+                        image: &next,
+                        bytes: b"next",
+                        task: &next_task,
+                    },
+                ],
+                thumbnails: vec![NewThumbnail {
+                    source: &earlier.blob,
+                    record: &thumb,
+                    bytes: b"thumb",
+                }],
+                task_ends: vec![TaskEnd {
+                    task_id: &earlier_task.task_id,
+                    outcome: Ok(()),
+                    at: 5,
+                }],
+            })
+            .unwrap();
+        assert!(matches!(outcomes[..], [Err(StoreError::Conflict), Ok(())]));
+        assert!(store.image("i-2").unwrap().is_none());
+        assert!(store.image("i-3").unwrap().is_some());
+        assert_eq!(store.thumbnail(&earlier.blob).unwrap(), Some(thumb));
+        assert_eq!(
+            store
+                .blob(&BlobHash::of(b"thumb"))
+                .unwrap()
+                .unwrap()
+                .record
+                .refs,
+            1
+        );
+        let ended = store.task(&earlier_task.task_id).unwrap().unwrap();
+        assert_eq!((ended.status, ended.updated_at), (TaskStatus::Completed, 5));
+        let pending = store.task(&next_task.task_id).unwrap().unwrap();
+        assert_eq!(pending.status, TaskStatus::Processing);
+        // The test has no user records; everything else must be consistent.
+        let report = store.check().unwrap();
+        let others: Vec<_> = report
+            .problems
+            .iter()
+            .filter(|p| !p.what.ends_with("who does not exist"))
+            .collect();
+        assert!(others.is_empty(), "{others:?}");
+    }
+
+    #[test]
+    fn a_thumbnail_for_a_source_deleted_meanwhile_is_dropped() {
+        let (_dir, store) = temp_store();
+        let gone = BlobHash::of(b"gone");
+        let thumb = ThumbRecord::Failed { reason: "x".into() };
+        let outcomes = store
+            .commit(&Batch {
+                thumbnails: vec![NewThumbnail {
+                    source: &gone,
+                    record: &thumb,
+                    bytes: &[],
+                }],
+                ..Batch::default()
+            })
+            .unwrap();
+        assert!(outcomes.is_empty());
+        assert!(store.thumbnail(&gone).unwrap().is_none());
+    }
+}
