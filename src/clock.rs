@@ -18,7 +18,19 @@ fn local(at: Micros) -> DateTime<Local> {
 
 /// `2025-06-13 18:45:30`: the seed's format for stored dates.
 pub fn display(at: Micros) -> String {
-    local(at).format("%Y-%m-%d %H:%M:%S").to_string()
+    use chrono::{Datelike, Timelike};
+    // Written out rather than through a strftime pattern, which is parsed again on every call:
+    // every listed image shows one.
+    let t = local(at);
+    format!(
+        "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
+        t.year(),
+        t.month(),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    )
 }
 
 /// Reads back what `display` wrote (local time); `None` if it is not in that format.
@@ -43,3 +55,23 @@ pub fn filename_stamp(at: Micros) -> String {
 pub const SECOND: Micros = 1_000_000;
 pub const HOUR: Micros = 3_600 * SECOND;
 pub const DAY: Micros = 24 * HOUR;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn display_pads_like_the_seeds_format_and_reads_back() {
+        for at in [
+            0,
+            1_000_000,
+            1_749_840_330_123_456,
+            978_307_199_999_999,
+            4_102_444_800_000_000,
+        ] {
+            let shown = display(at);
+            assert_eq!(shown, local(at).format("%Y-%m-%d %H:%M:%S").to_string());
+            assert_eq!(parse_display(&shown), Some(at - at.rem_euclid(SECOND)));
+        }
+    }
+}

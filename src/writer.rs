@@ -129,7 +129,14 @@ fn run(store: &Store, mut rx: mpsc::Receiver<Pending>) {
                 Err(_) => break,
             }
         }
+        let started = std::time::Instant::now();
         let outcome = store.commit(&batch_of(&batch));
+        tracing::debug!(
+            items = batch.len(),
+            bytes = size,
+            ms = started.elapsed().as_secs_f64() * 1e3,
+            "group commit"
+        );
         match outcome {
             Ok(outcomes) => {
                 let mut outcomes = outcomes.into_iter();

@@ -39,19 +39,19 @@ pub fn optional_user(
         .and(with_state(state))
         .and_then(|token: Option<String>, state: Arc<AppState>| async move {
             let Some(token) = token.filter(|t| !t.is_empty()) else {
-                return Ok(None);
+                return Ok::<_, Rejection>(None);
             };
             let token_hash = auth::token_hash(&token);
-            blocking(move || {
-                let found = state.store.session_user(&token_hash, clock::now())?;
-                Ok(found.map(|(_, user)| Caller {
-                    user,
-                    token_hash,
-                    token,
-                }))
-            })
-            .await
-            .map_err(reject)
+            // Two point reads, in place (see `blocking`).
+            let found = state
+                .store
+                .session_user(&token_hash, clock::now())
+                .map_err(|e| reject(e.into()))?;
+            Ok(found.map(|(_, user)| Caller {
+                user,
+                token_hash,
+                token,
+            }))
         })
 }
 

@@ -528,9 +528,12 @@ async fn list(
     let page = number("page", 1);
     let per_page = number("per_page", 20).min(100);
     let user_id = caller.user.user_id;
-    let found = blocking(move || Ok(state.store.list_images(&user_id, page, per_page)?))
-        .await
-        .map_err(reject)?;
+    // O(page) reads from the in-memory page marks and cached index pages, in place (see
+    // `blocking`).
+    let found = state
+        .store
+        .list_images(&user_id, page, per_page)
+        .map_err(|e| reject(e.into()))?;
     Ok(warp::reply::json(&ImageList {
         pages: found.total.div_ceil(per_page),
         images: found.images.into_iter().map(ImageView::from).collect(),

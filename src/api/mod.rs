@@ -62,7 +62,12 @@ fn with_state(
     warp::any().map(move || state.clone())
 }
 
-/// Runs blocking work (redb, argon2, hashing) on the blocking pool, off the async workers.
+/// Runs blocking work (redb writes and scans, argon2, hashing) on the blocking pool, off the
+/// async workers.
+///
+/// Not for the reads every request makes (its session, a page of the image list): they touch a
+/// few pages that redb's cache holds, and the hop to the pool and back (two thread wake-ups) cost
+/// more CPU than the read itself. Those run in place.
 async fn blocking<T, F>(f: F) -> Result<T, ApiError>
 where
     F: FnOnce() -> Result<T, ApiError> + Send + 'static,
