@@ -16,20 +16,39 @@ fn local(at: Micros) -> DateTime<Local> {
         .with_timezone(&Local)
 }
 
+/// The local calendar fields of `at`. The formatters below write them out rather than through
+/// strftime patterns, which chrono parses again on every call: every listed image, every status
+/// answer and every upload formats a date.
+struct Fields {
+    year: i32,
+    month: u32,
+    day: u32,
+    hour: u32,
+    minute: u32,
+    second: u32,
+    micros: u32,
+}
+
+fn fields(at: Micros) -> Fields {
+    use chrono::{Datelike, Timelike};
+    let t = local(at);
+    Fields {
+        year: t.year(),
+        month: t.month(),
+        day: t.day(),
+        hour: t.hour(),
+        minute: t.minute(),
+        second: t.second(),
+        micros: t.timestamp_subsec_micros().min(999_999),
+    }
+}
+
 /// `2025-06-13 18:45:30`: the seed's format for stored dates.
 pub fn display(at: Micros) -> String {
-    use chrono::{Datelike, Timelike};
-    // Written out rather than through a strftime pattern, which is parsed again on every call:
-    // every listed image shows one.
-    let t = local(at);
+    let f = fields(at);
     format!(
         "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
-        t.year(),
-        t.month(),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second()
+        f.year, f.month, f.day, f.hour, f.minute, f.second
     )
 }
 
@@ -44,12 +63,20 @@ pub fn parse_display(text: &str) -> Option<Micros> {
 
 /// `2025-06-13T18:45:30.123456`: the seed's format for `/api/status`.
 pub fn iso(at: Micros) -> String {
-    local(at).format("%Y-%m-%dT%H:%M:%S%.6f").to_string()
+    let f = fields(at);
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}",
+        f.year, f.month, f.day, f.hour, f.minute, f.second, f.micros
+    )
 }
 
 /// `20250613_184530`: the date part of stored file names.
 pub fn filename_stamp(at: Micros) -> String {
-    local(at).format("%Y%m%d_%H%M%S").to_string()
+    let f = fields(at);
+    format!(
+        "{:04}{:02}{:02}_{:02}{:02}{:02}",
+        f.year, f.month, f.day, f.hour, f.minute, f.second
+    )
 }
 
 pub const SECOND: Micros = 1_000_000;
@@ -61,7 +88,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn display_pads_like_the_seeds_format_and_reads_back() {
+    fn formats_match_the_strftime_patterns_they_replace() {
         for at in [
             0,
             1_000_000,
@@ -69,8 +96,11 @@ mod tests {
             978_307_199_999_999,
             4_102_444_800_000_000,
         ] {
+            let t = local(at);
+            assert_eq!(iso(at), t.format("%Y-%m-%dT%H:%M:%S%.6f").to_string());
+            assert_eq!(filename_stamp(at), t.format("%Y%m%d_%H%M%S").to_string());
             let shown = display(at);
-            assert_eq!(shown, local(at).format("%Y-%m-%d %H:%M:%S").to_string());
+            assert_eq!(shown, t.format("%Y-%m-%d %H:%M:%S").to_string());
             assert_eq!(parse_display(&shown), Some(at - at.rem_euclid(SECOND)));
         }
     }

@@ -65,9 +65,9 @@ fn with_state(
 /// Runs blocking work (redb writes and scans, argon2, hashing) on the blocking pool, off the
 /// async workers.
 ///
-/// Not for the reads every request makes (its session, a page of the image list): they touch a
-/// few pages that redb's cache holds, and the hop to the pool and back (two thread wake-ups) cost
-/// more CPU than the read itself. Those run in place.
+/// Not for the small reads most requests make (the session, a page of the image list, the status
+/// counter): they touch a few pages that redb's cache holds, and the hop to the pool and back (two
+/// thread wake-ups) costs more CPU than the read itself. Those run in place.
 async fn blocking<T, F>(f: F) -> Result<T, ApiError>
 where
     F: FnOnce() -> Result<T, ApiError> + Send + 'static,

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use serde::Serialize;
 use warp::{Filter, Rejection, Reply};
 
-use super::{blocking, reject, with_state};
+use super::{reject, with_state};
 use crate::{AppState, clock};
 
 #[derive(Serialize)]
@@ -22,9 +22,8 @@ pub fn routes(
         .and(warp::get())
         .and(with_state(state))
         .and_then(|state: Arc<AppState>| async move {
-            let total_images = blocking(move || Ok(state.store.total_images()?))
-                .await
-                .map_err(reject)?;
+            // One counter read, in place (see `blocking`).
+            let total_images = state.store.total_images().map_err(|e| reject(e.into()))?;
             Ok::<_, Rejection>(warp::reply::json(&StatusReply {
                 status: "running",
                 timestamp: clock::iso(clock::now()),

@@ -70,9 +70,8 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::super::records::TaskStatus;
-    use super::super::test_support::{new_image, temp_store};
+    use super::super::test_support::{jpeg_thumb, new_image, temp_store};
     use super::*;
-    use crate::media::ImageKind;
 
     #[test]
     fn one_commit_stores_an_upload_beside_an_earlier_uploads_thumbnail_and_task_end() {
@@ -87,13 +86,7 @@ mod tests {
             ..taken
         };
         let (next, next_task) = new_image("i-3", "u", 3, b"next");
-        let thumb = ThumbRecord::Ready {
-            blob: BlobHash::of(b"thumb"),
-            kind: ImageKind::Jpeg,
-            width: 1,
-            height: 1,
-            max_side: 512,
-        };
+        let thumb = jpeg_thumb(b"thumb");
         let outcomes = store
             .commit(&Batch {
                 uploads: vec![

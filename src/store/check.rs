@@ -932,9 +932,8 @@ fn apply(tx: &WriteTransaction, fix: &Fix) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::test_support::{new_image, temp_store};
+    use super::super::test_support::{jpeg_thumb, new_image, temp_store};
     use super::*;
-    use crate::media::ImageKind;
 
     fn user(store: &Store, id: &str) {
         let record = UserRecord {
@@ -965,13 +964,7 @@ mod tests {
         let shared = save(&store, "a", "u1", b"shared bytes");
         save(&store, "b", "u2", b"shared bytes");
         let big = save(&store, "c", "u1", &vec![9u8; 100_000]);
-        let thumb = ThumbRecord::Ready {
-            blob: BlobHash::of(b"thumb"),
-            kind: ImageKind::Jpeg,
-            width: 1,
-            height: 1,
-            max_side: 512,
-        };
+        let thumb = jpeg_thumb(b"thumb");
         store.put_thumbnail(&shared.blob, &thumb, b"thumb").unwrap();
         (dir, store, shared, big)
     }

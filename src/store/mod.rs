@@ -193,6 +193,17 @@ pub(crate) mod test_support {
         (dir, store)
     }
 
+    /// A ready 1×1 JPEG thumbnail stored as `bytes`, made for 512 px.
+    pub fn jpeg_thumb(bytes: &[u8]) -> records::ThumbRecord {
+        records::ThumbRecord::Ready {
+            blob: crate::domain::BlobHash::of(bytes),
+            kind: crate::media::ImageKind::Jpeg,
+            width: 1,
+            height: 1,
+            max_side: 512,
+        }
+    }
+
     /// A 1×1 PNG record of `bytes` (named `{id}.png`) owned by `owner`, with its `processing` task.
     pub fn new_image(
         id: &str,
