@@ -22,8 +22,9 @@ use crate::clock;
 use crate::domain::BlobHash;
 use crate::media::{self, MediaError, thumbnail};
 use crate::store::records::ThumbRecord;
+use crate::store::{NewThumbnail, TaskEnd};
 use crate::store::{Store, StoreError};
-use crate::writer::{Derived, FinishedTask, MadeThumbnail, Writer};
+use crate::writer::{Derived, Writer};
 
 /// Jobs held in memory; beyond this, work waits in the data file's pending list.
 const QUEUE_DEPTH: usize = 1024;
@@ -156,7 +157,7 @@ impl Jobs {
                     .run(move || render(source, &bytes, max_side))
                     .await
                     .ok_or_else(|| "thumbnail worker failed".to_string())?;
-                let made = MadeThumbnail {
+                let made = NewThumbnail {
                     source,
                     record: record.clone(),
                     bytes,
@@ -164,7 +165,7 @@ impl Jobs {
                 (record, Some(made))
             }
         };
-        let task_end = task.map(|task_id| FinishedTask {
+        let task_end = task.map(|task_id| TaskEnd {
             task_id: task_id.to_string(),
             outcome: task_result(&Ok(record.clone())),
             at: clock::now(),
@@ -311,7 +312,7 @@ async fn work(jobs: Arc<Jobs>) {
         // Another caller made the thumbnail, or it could not be made or stored.
         let end = Derived {
             thumbnail: None,
-            task_end: Some(FinishedTask {
+            task_end: Some(TaskEnd {
                 task_id,
                 outcome: result,
                 at: clock::now(),

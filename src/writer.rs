@@ -14,9 +14,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::clock::Micros;
-use crate::domain::BlobHash;
-use crate::store::records::{ImageRecord, TaskRecord, ThumbRecord};
+use crate::store::records::{ImageRecord, TaskRecord};
 use crate::store::{Batch, NewImage, NewThumbnail, Store, StoreError, TaskEnd};
 
 /// Items in one commit at most.
@@ -28,21 +26,8 @@ const QUEUE_DEPTH: usize = 64;
 
 /// A media worker's result: the thumbnail it made for `source`, and the task it ends.
 pub struct Derived {
-    pub thumbnail: Option<MadeThumbnail>,
-    pub task_end: Option<FinishedTask>,
-}
-
-pub struct MadeThumbnail {
-    pub source: BlobHash,
-    pub record: ThumbRecord,
-    /// The thumbnail's bytes; empty when the record points at the source itself or failed.
-    pub bytes: Vec<u8>,
-}
-
-pub struct FinishedTask {
-    pub task_id: String,
-    pub outcome: Result<(), String>,
-    pub at: Micros,
+    pub thumbnail: Option<NewThumbnail>,
+    pub task_end: Option<TaskEnd>,
 }
 
 #[expect(
@@ -169,20 +154,8 @@ fn batch_of(pending: &[Pending]) -> Batch<'_> {
                 batch.uploads.push(NewImage { image, bytes, task })
             }
             Item::Derived(d) => {
-                if let Some(t) = &d.thumbnail {
-                    batch.thumbnails.push(NewThumbnail {
-                        source: &t.source,
-                        record: &t.record,
-                        bytes: &t.bytes,
-                    });
-                }
-                if let Some(end) = &d.task_end {
-                    batch.task_ends.push(TaskEnd {
-                        task_id: &end.task_id,
-                        outcome: end.outcome.as_ref().map_err(String::as_str).copied(),
-                        at: end.at,
-                    });
-                }
+                batch.thumbnails.extend(&d.thumbnail);
+                batch.task_ends.extend(&d.task_end);
             }
         }
     }

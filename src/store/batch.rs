@@ -10,19 +10,17 @@ use crate::clock::Micros;
 use crate::domain::BlobHash;
 
 /// A thumbnail outcome to store for `source`; `bytes` are the thumbnail's when it is `Ready` and
-/// not the source itself.
-#[derive(Clone, Copy)]
-pub struct NewThumbnail<'a> {
-    pub source: &'a BlobHash,
-    pub record: &'a ThumbRecord,
-    pub bytes: &'a [u8],
+/// not the source itself (empty otherwise).
+pub struct NewThumbnail {
+    pub source: BlobHash,
+    pub record: ThumbRecord,
+    pub bytes: Vec<u8>,
 }
 
 /// The end of an upload's `processing` task: completed, or failed with the reason.
-#[derive(Clone, Copy)]
-pub struct TaskEnd<'a> {
-    pub task_id: &'a str,
-    pub outcome: Result<(), &'a str>,
+pub struct TaskEnd {
+    pub task_id: String,
+    pub outcome: Result<(), String>,
     pub at: Micros,
 }
 
@@ -31,8 +29,8 @@ pub struct TaskEnd<'a> {
 #[derive(Default)]
 pub struct Batch<'a> {
     pub uploads: Vec<NewImage<'a>>,
-    pub thumbnails: Vec<NewThumbnail<'a>>,
-    pub task_ends: Vec<TaskEnd<'a>>,
+    pub thumbnails: Vec<&'a NewThumbnail>,
+    pub task_ends: Vec<&'a TaskEnd>,
 }
 
 impl Store {
@@ -57,10 +55,11 @@ impl Store {
             );
         }
         for thumb in &batch.thumbnails {
-            thumbs::put_in(&tx, thumb.source, thumb.record, thumb.bytes)?;
+            thumbs::put_in(&tx, &thumb.source, &thumb.record, &thumb.bytes)?;
         }
         for end in &batch.task_ends {
-            tasks::finish_in(&tx, end.task_id, end.outcome, end.at)?;
+            let outcome = end.outcome.as_ref().map_err(String::as_str).copied();
+            tasks::finish_in(&tx, &end.task_id, outcome, end.at)?;
         }
         tx.commit()?;
         Ok(outcomes)
@@ -101,13 +100,13 @@ mod tests {
                         task: &next_task,
                     },
                 ],
-                thumbnails: vec![NewThumbnail {
-                    source: &earlier.blob,
-                    record: &thumb,
-                    bytes: b"thumb",
+                thumbnails: vec![&NewThumbnail {
+                    source: earlier.blob,
+                    record: thumb.clone(),
+                    bytes: b"thumb".to_vec(),
                 }],
-                task_ends: vec![TaskEnd {
-                    task_id: &earlier_task.task_id,
+                task_ends: vec![&TaskEnd {
+                    task_id: earlier_task.task_id.clone(),
                     outcome: Ok(()),
                     at: 5,
                 }],
@@ -147,10 +146,10 @@ mod tests {
         let thumb = ThumbRecord::Failed { reason: "x".into() };
         let outcomes = store
             .commit(&Batch {
-                thumbnails: vec![NewThumbnail {
-                    source: &gone,
-                    record: &thumb,
-                    bytes: &[],
+                thumbnails: vec![&NewThumbnail {
+                    source: gone,
+                    record: thumb,
+                    bytes: Vec::new(),
                 }],
                 ..Batch::default()
             })
