@@ -57,6 +57,16 @@ pub enum Command {
         bytes are lost is reported for restoring from a backup. Works on a stopped server's file."
     )]
     Check(CheckArgs),
+    /// Shrink a stopped server's data file to about the size of its data.
+    #[command(
+        long_about = "Shrink the data file to about the size of what it holds. redb grows a \
+        file by doubling it (up to 4 GiB, then 4 GiB at a time) and leaves the new space sparse, so \
+        `ls` shows more than the disk holds; pages freed by deleted images are reused but not given \
+        back. Compacting moves pages toward the front and cuts the free end off. It rewrites the \
+        file in place and is safe to interrupt (each step is a commit); it refuses while a server \
+        holds the file. Backups (`imgvault backup`) are compacted already."
+    )]
+    Compact(CompactArgs),
     /// Write every image and its metadata as plain files (the seed's `saved_images` layout).
     #[command(
         long_about = "Write every image as a plain file in the original server's layout, \
@@ -115,6 +125,12 @@ pub struct BackupArgs {
     /// reading the data file (`--data` is then ignored).
     #[arg(long, value_name = "URL")]
     pub server: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct CompactArgs {
+    #[command(flatten)]
+    pub data: DataArg,
 }
 
 #[derive(Debug, Args)]

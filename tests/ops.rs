@@ -1,6 +1,6 @@
 //! Operations against the real binary: backups under load and from a stopped file, restoring by
 //! starting a server on a backup, the admin-only backup route, scheduled backups and their
-//! rotation, `check` and `--repair` on a damaged file, export and import, user administration,
+//! rotation, `check` and `--repair` on a damaged file, `compact`, export and import, user administration,
 //! and the upgrade of a schema-1 data file.
 
 mod common;
@@ -910,4 +910,68 @@ fn a_schema_one_file_is_backed_up_as_it_is_and_migrated_with_every_record_intact
     // The pre-upgrade backup is still schema 1 and upgrades the same way.
     let run = imgvault(&["check", "--data", s(&pre)], &[], "");
     assert_eq!(run.code, 0, "{run}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compact_shrinks_a_stopped_servers_file_and_keeps_every_image() {
+    let app = spawn_app().await;
+    let (client, user_id) = admin_client(&app).await;
+    let mut kept = Vec::new();
+    for seed in 0..24 {
+        let bytes = png(400, 300, seed);
+        let (status, up) = app
+            .receive_image(&client, "image/png", &bytes, "clothes")
+            .await;
+        assert_eq!(status, 200, "{up}");
+        app.wait_task(up["taskId"].as_str().unwrap()).await;
+        if seed % 2 == 0 {
+            let id = up["imageId"].as_str().unwrap();
+            let resp = client
+                .delete(app.url(&format!("/api/user/images/{id}")))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(resp.status(), 200);
+        } else {
+            kept.push((up["filename"].as_str().unwrap().to_string(), bytes));
+        }
+    }
+    let data = app.data_file();
+    let refused = imgvault(&["compact", "--data", s(&data)], &[], "");
+    assert_eq!(refused.code, 1, "{refused}");
+    assert!(
+        refused
+            .stderr
+            .contains("is in use by a running imgvault server; stop it first"),
+        "{refused}"
+    );
+
+    let dir = app.stop();
+    let data = data_path(dir.path());
+    let before = std::fs::metadata(&data).unwrap().len();
+    let run = imgvault(&["compact", "--data", s(&data)], &[], "");
+    assert_eq!(run.code, 0, "{run}");
+    assert!(run.stdout.starts_with("compacted "), "{run}");
+    let after = std::fs::metadata(&data).unwrap().len();
+    let kept_bytes: u64 = kept.iter().map(|(_, b)| b.len() as u64).sum();
+    assert!(
+        after < before && after < kept_bytes + kept_bytes / 4 + (1 << 20),
+        "{before} → {after} bytes for {kept_bytes} bytes of images: {run}"
+    );
+    let run = imgvault(&["check", "--data", s(&data)], &[], "");
+    assert_eq!(run.code, 0, "{run}");
+
+    let app = spawn_app_in(dir, &[]).await;
+    let client = new_client();
+    app.login(&client, "admin", ADMIN_PASSWORD).await;
+    for (filename, bytes) in &kept {
+        let (status, got) = get_bytes(
+            &app,
+            &client,
+            &format!("/api/user/{user_id}/images/{filename}"),
+        )
+        .await;
+        assert_eq!(status, 200);
+        assert_eq!(&got, bytes, "{filename}");
+    }
 }

@@ -1,5 +1,5 @@
-//! The commands beside `serve` that look after a data file: backup, check, export, import and
-//! user administration, plus the backups `serve` takes on a schedule.
+//! The commands beside `serve` that look after a data file: backup, check, compact, export, import
+//! and user administration, plus the backups `serve` takes on a schedule.
 //!
 //! They are for the person running the appliance, at a terminal or in a cron job: results go to
 //! standard output, progress and errors to standard error, and every failure ends in a sentence
@@ -9,6 +9,7 @@
 
 mod backup;
 mod check;
+mod compact;
 mod export;
 mod import;
 mod progress;
@@ -82,6 +83,7 @@ pub fn run(command: Command) -> ExitCode {
         Command::Serve(_) => unreachable!("serve is run by the binary itself"),
         Command::Backup(args) => backup::run(args),
         Command::Check(args) => check::run(args),
+        Command::Compact(args) => compact::run(args),
         Command::Export(args) => export::run(args),
         Command::Import(args) => import::run(args),
         Command::User(command) => users::run(command),

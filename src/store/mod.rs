@@ -75,7 +75,8 @@ from_redb!(
     redb::TransactionError,
     redb::TableError,
     redb::StorageError,
-    redb::CommitError
+    redb::CommitError,
+    redb::CompactionError
 );
 
 impl From<redb::DatabaseError> for StoreError {
@@ -147,6 +148,14 @@ impl Store {
     /// Makes everything committed so far durable (at shutdown).
     pub fn flush(&self) -> Result<()> {
         self.write()?.commit()?;
+        Ok(())
+    }
+
+    /// Moves pages toward the front of the file and cuts off its free end (redb's compaction).
+    /// Needs the file to itself: no transaction may be open, so a server cannot do it while it
+    /// serves. Each step is a commit, so an interrupted compaction leaves a good file.
+    pub fn compact(&mut self) -> Result<()> {
+        self.db.compact()?;
         Ok(())
     }
 
