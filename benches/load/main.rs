@@ -43,7 +43,8 @@
 //! Each measurement reports requests/s, p50/p99/mean latency and, from `/proc/PID/stat` (utime +
 //! stime) read before and after it, the server's CPU ms per request; a thread reads the server's
 //! VmRSS every 20 ms so each measurement also reports the largest RSS seen during it. Peak RSS is
-//! VmHWM at the end; idle RSS is read right after `listening on`, before any request. The
+//! VmHWM at the end; idle RSS is read right after `listening on`, before any request, and the
+//! quiet RSS 1.5 s after the ingest phases settled (what the server keeps between bursts). The
 //! `/proc` figures are Linux only ("n/a" elsewhere); CPU time comes in clock ticks (10 ms at
 //! 100 Hz), so a figure over a short measurement is coarse.
 //!
@@ -75,7 +76,7 @@ mod stats;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
@@ -91,6 +92,10 @@ use crate::phases::thumbnails::thumbnail_phase;
 use crate::report::{Header, Report, Restart, Start};
 use crate::server::{ADMIN_PASSWORD, DataDir, Server};
 use crate::stats::{fmt, mib, ms};
+
+/// How long after the settled ingest phases the quiet RSS is read: past the server's one quiet
+/// second after which it releases freed memory.
+pub(crate) const QUIET_RSS_AFTER: Duration = Duration::from_millis(1500);
 
 const USAGE: &str = "usage: cargo bench --bench load -- [--ingest N] [--concurrency C,...] \
                      [--multipart C,...] [--list-images M,...] [--requests R] [--fetch-requests F] [--data-dir DIR]
@@ -161,7 +166,7 @@ fn bench(runtime: &tokio::runtime::Runtime, args: &Args, data: &Path) -> Result<
         fmt(mib(server.idle_rss_kib), 1)
     );
     let monitor = Monitor::start(server.pid());
-    let outcome = runtime.block_on(run(&server.base, &monitor, args, data));
+    let outcome = runtime.block_on(run(&server.base, server.pid(), &monitor, args, data));
     let peak_rss_kib = procfs::status_kib(server.pid(), "VmHWM");
     drop(monitor);
     let (idle_rss_kib, startup) = (server.idle_rss_kib, server.startup);
@@ -182,9 +187,19 @@ fn bench(runtime: &tokio::runtime::Runtime, args: &Args, data: &Path) -> Result<
 }
 
 /// All load phases against a running server, in order; the first failure ends the run.
-async fn run(base: &str, monitor: &Monitor, args: &Args, data: &Path) -> Result<Phases, String> {
+async fn run(
+    base: &str,
+    pid: u32,
+    monitor: &Monitor,
+    args: &Args,
+    data: &Path,
+) -> Result<Phases, String> {
     let admin = login(base, "admin", ADMIN_PASSWORD).await?;
     let ingest = ingest_phases(base, monitor, args).await?;
+    // The ingest phases end settled (thumbnails made, CPU quiet); the server gives freed memory
+    // back after a quiet second (`writer::IDLE_AFTER`), so this reads what it keeps between bursts.
+    tokio::time::sleep(QUIET_RSS_AFTER).await;
+    let quiet_rss_kib = procfs::status_kib(pid, "VmRSS");
     let stored = Arc::new(ingest.stored.clone());
     let (thumbnails, thumb_bytes) = thumbnail_phase(base, monitor, &admin, &stored).await?;
     let disk = Disk::measure(data, &ingest, thumb_bytes)?;
@@ -201,6 +216,7 @@ async fn run(base: &str, monitor: &Monitor, args: &Args, data: &Path) -> Result<
         fetch,
         big,
         status,
+        quiet_rss_kib,
         total_images,
     })
 }

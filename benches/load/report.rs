@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::Args;
 use crate::measure::Measurement;
 use crate::phases::Phases;
 use crate::phases::fetch::{BIG_CLIENTS, BIG_FETCHES_PER_CLIENT, BIG_RSS_TARGET_MIB};
@@ -15,6 +14,7 @@ use crate::phases::list::{FILL_CONCURRENCY, PER_PAGE, list_growth};
 use crate::procfs;
 use crate::server::ServerEnd;
 use crate::stats::{fmt, mb, mib, ms};
+use crate::{Args, QUIET_RSS_AFTER};
 
 pub(crate) struct Header {
     /// `git describe --always --dirty`: a `-dirty` build has uncommitted changes.
@@ -290,6 +290,11 @@ impl Report {
             ms(self.first_start.startup)
         );
         println!(
+            "RSS after ingest, quiet      {} MiB (the ingest phases settled, then {:.1} s)",
+            fmt(mib(self.phases.quiet_rss_kib), 1),
+            QUIET_RSS_AFTER.as_secs_f64()
+        );
+        println!(
             "peak RSS (VmHWM), all phases {} MiB",
             fmt(mib(self.peak_rss_kib), 1)
         );
@@ -341,6 +346,7 @@ impl Report {
             "status": p.status.json(),
             "memory": {
                 "idle_rss_mib": mib(self.first_start.rss_kib),
+                "quiet_after_ingest_rss_mib": mib(p.quiet_rss_kib),
                 "peak_rss_mib": mib(self.peak_rss_kib),
             },
             "startup": {

@@ -26,6 +26,8 @@ pub(crate) struct Phases {
     pub(crate) fetch: Measurement,
     pub(crate) big: BigFetch,
     pub(crate) status: Measurement,
+    /// VmRSS (KiB) once the server has been quiet for a while after the ingest phases.
+    pub(crate) quiet_rss_kib: Option<u64>,
     /// Images in the data file at the end.
     pub(crate) total_images: usize,
 }
