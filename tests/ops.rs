@@ -87,6 +87,31 @@ async fn get_bytes(app: &TestApp, client: &reqwest::Client, path: &str) -> (u16,
     (status, resp.bytes().await.unwrap().to_vec())
 }
 
+/// A command refused because a server holds the data file.
+fn assert_refused_while_served(run: &Run) {
+    assert_eq!(run.code, 1, "{run}");
+    assert!(
+        run.stderr
+            .contains("is in use by a running imgvault server; stop it first"),
+        "{run}"
+    );
+}
+
+/// Every `(filename, bytes)` of `user_id` is served back byte for byte.
+async fn assert_originals(
+    app: &TestApp,
+    client: &reqwest::Client,
+    user_id: &str,
+    images: &[(String, Vec<u8>)],
+) {
+    for (filename, bytes) in images {
+        let path = format!("/api/user/{user_id}/images/{filename}");
+        let (status, got) = get_bytes(app, client, &path).await;
+        assert_eq!(status, 200, "{path}");
+        assert_eq!(&got, bytes, "{filename}");
+    }
+}
+
 async fn admin_client(app: &TestApp) -> (reqwest::Client, String) {
     let client = new_client();
     let user = app.login(&client, "admin", ADMIN_PASSWORD).await;
@@ -221,15 +246,8 @@ async fn a_server_started_on_a_backup_has_the_same_logins_and_bytes() {
     let (status, list) = app.get_json(&client, "/api/user/images").await;
     assert_eq!(status, 200);
     assert_eq!(list["total"], 3);
-    for (filename, bytes) in &sent {
-        let (status, got) = get_bytes(
-            &app,
-            &client,
-            &format!("/api/user/{alice_id}/images/{filename}"),
-        )
-        .await;
-        assert_eq!(status, 200);
-        assert_eq!(&got, bytes, "{filename}");
+    assert_originals(&app, &client, &alice_id, &sent).await;
+    for (filename, _) in &sent {
         let (status, _) = get_bytes(
             &app,
             &client,
@@ -697,14 +715,7 @@ async fn a_plain_folder_goes_to_the_chosen_user_and_category_and_bad_files_are_s
 async fn user_commands_manage_a_stopped_servers_accounts_and_refuse_a_running_one() {
     let app = spawn_app().await;
     let data = app.data_file();
-    let refused = imgvault(&["user", "list", "--data", s(&data)], &[], "");
-    assert_eq!(refused.code, 1, "{refused}");
-    assert!(
-        refused
-            .stderr
-            .contains("is in use by a running imgvault server; stop it first"),
-        "{refused}"
-    );
+    assert_refused_while_served(&imgvault(&["user", "list", "--data", s(&data)], &[], ""));
     let dir = app.stop();
     let data = data_path(dir.path());
     let user = |args: &[&str], stdin: &str| {
@@ -937,14 +948,7 @@ async fn compact_shrinks_a_stopped_servers_file_and_keeps_every_image() {
         }
     }
     let data = app.data_file();
-    let refused = imgvault(&["compact", "--data", s(&data)], &[], "");
-    assert_eq!(refused.code, 1, "{refused}");
-    assert!(
-        refused
-            .stderr
-            .contains("is in use by a running imgvault server; stop it first"),
-        "{refused}"
-    );
+    assert_refused_while_served(&imgvault(&["compact", "--data", s(&data)], &[], ""));
 
     let dir = app.stop();
     let data = data_path(dir.path());
@@ -964,14 +968,5 @@ async fn compact_shrinks_a_stopped_servers_file_and_keeps_every_image() {
     let app = spawn_app_in(dir, &[]).await;
     let client = new_client();
     app.login(&client, "admin", ADMIN_PASSWORD).await;
-    for (filename, bytes) in &kept {
-        let (status, got) = get_bytes(
-            &app,
-            &client,
-            &format!("/api/user/{user_id}/images/{filename}"),
-        )
-        .await;
-        assert_eq!(status, 200);
-        assert_eq!(&got, bytes, "{filename}");
-    }
+    assert_originals(&app, &client, &user_id, &kept).await;
 }
