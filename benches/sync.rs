@@ -22,17 +22,18 @@
 //! cargo bench --bench sync -- --images 200 --size-kb 1000 --concurrency 4
 //! ```
 
-use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, mpsc};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
 use futures_util::StreamExt;
 use rand::{RngCore, SeedableRng};
 use serde_json::{Value, json};
+
+#[path = "common/server.rs"]
+mod spawned;
+use spawned::Spawned;
 
 const USAGE: &str =
     "usage: cargo bench --bench sync -- [--images N] [--size-kb K] [--concurrency C]
@@ -42,7 +43,6 @@ const USAGE: &str =
 
 const USER: &str = "syncbench";
 const PASSWORD: &str = "password123";
-const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
 const SYNC_TIMEOUT: Duration = Duration::from_secs(1800);
 const SYNC_POLL: Duration = Duration::from_millis(10);
@@ -50,8 +50,6 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(300);
 const IDLE_WINDOW: Duration = Duration::from_millis(500);
 /// CPU seconds a process may use in one `IDLE_WINDOW` and still count as idle.
 const IDLE_CPU: f64 = 0.02;
-const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
-const ECHOED_WARNINGS: usize = 10;
 
 fn main() {
     let args = Args::parse();
@@ -91,7 +89,7 @@ fn main() {
     println!("hub {}, local {}", hub.base, local.base);
 
     let report = runtime.block_on(run(&args, jpegs, &local, &hub));
-    let warnings = [&local, &hub].map(|s| s.warnings.load(Ordering::Relaxed));
+    let warnings = [&local, &hub].map(|s| s.spawned.log_counts().1);
     let exits = [local, hub].map(Server::stop);
 
     let doc = json!({
@@ -574,75 +572,29 @@ fn thousands(n: u64) -> String {
 /// The imgvault binary on a fresh data file; killed if still running when dropped.
 struct Server {
     name: &'static str,
-    child: Child,
+    spawned: Spawned,
     /// `http://127.0.0.1:PORT`
     base: String,
-    warnings: Arc<AtomicUsize>,
     _dir: tempfile::TempDir,
 }
 
 impl Server {
     fn start(name: &'static str, extra: &[&str]) -> Self {
-        let binary = env!("CARGO_BIN_EXE_imgvault");
         let dir = tempfile::tempdir().expect("temporary directory");
-        let mut child = Command::new(binary)
-            .args(["serve", "--listen", "127.0.0.1:0", "--data"])
-            .arg(dir.path().join(format!("{name}.redb")))
-            .args(extra)
-            .env("IMGVAULT_ADMIN_PASSWORD", "bench-admin-pw")
-            .env("RUST_LOG", "imgvault=info")
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {binary}: {e}"));
-        let stdout = child.stdout.take().expect("piped stdout");
-        let stderr = child.stderr.take().expect("piped stderr");
-        // stdout: hand over the address, then keep draining so the server never blocks on it.
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some((_, addr)) = line.split_once("listening on ") {
-                    let _ = tx.send(addr.trim().to_string());
-                }
-            }
-        });
-        // stderr: count warnings and errors, echo the first few.
-        let warnings = Arc::new(AtomicUsize::new(0));
-        let counter = warnings.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if ["WARN", "ERROR", "panicked"]
-                    .iter()
-                    .any(|w| line.contains(w))
-                    && counter.fetch_add(1, Ordering::Relaxed) < ECHOED_WARNINGS
-                {
-                    eprintln!("  [{name}] {line}");
-                }
-            }
-        });
-        let mut server = Self {
+        let data = dir.path().join(format!("{name}.redb"));
+        let spawned =
+            Spawned::start(name, &data, extra, "bench-admin-pw").unwrap_or_else(|e| panic!("{e}"));
+        Self {
             name,
-            child,
-            base: String::new(),
-            warnings,
+            base: spawned.base.clone(),
+            spawned,
             _dir: dir,
-        };
-        server.base = rx.recv_timeout(STARTUP_TIMEOUT).unwrap_or_else(|e| {
-            panic!("{name}: no `listening on` line within {STARTUP_TIMEOUT:?} ({e})")
-        });
-        assert!(
-            server.base.starts_with("http://127.0.0.1:"),
-            "{name} listens on {}",
-            server.base
-        );
-        server
+        }
     }
 
     /// `/proc/PID/{file}`; panics if the server has died (an unreaped zombie still has one).
     fn proc_file(&self, file: &str) -> String {
-        let (name, pid) = (self.name, self.child.id());
+        let (name, pid) = (self.name, self.spawned.pid());
         let read = |file: &str| {
             std::fs::read_to_string(format!("/proc/{pid}/{file}"))
                 .unwrap_or_else(|e| panic!("{name}: /proc/{pid}/{file}: {e}"))
@@ -687,36 +639,14 @@ impl Server {
 
     /// Resets VmHWM to the current RSS; false if the kernel does not allow it.
     fn reset_peak_rss(&self) -> bool {
-        std::fs::write(format!("/proc/{}/clear_refs", self.child.id()), "5").is_ok()
+        std::fs::write(format!("/proc/{}/clear_refs", self.spawned.pid()), "5").is_ok()
     }
 
     /// SIGTERM, then a bounded wait (killed after it). Returns (exited cleanly, how).
     fn stop(mut self) -> (bool, String) {
-        let pid = self.child.id() as libc::pid_t;
-        // SAFETY: signals our own child, which has not been reaped yet.
-        if unsafe { libc::kill(pid, libc::SIGTERM) } != 0 {
-            return (false, "SIGTERM could not be sent".into());
-        }
-        let deadline = Instant::now() + SHUTDOWN_TIMEOUT;
-        while Instant::now() < deadline {
-            match self.child.try_wait() {
-                Ok(Some(status)) => return (status.success(), status.to_string()),
-                Ok(None) => std::thread::sleep(Duration::from_millis(20)),
-                Err(e) => return (false, format!("waiting for it: {e}")),
-            }
-        }
-        (
-            false,
-            format!("still running {SHUTDOWN_TIMEOUT:?} after SIGTERM; killed"),
-        )
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if matches!(self.child.try_wait(), Ok(None)) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
+        match self.spawned.stop() {
+            Ok(status) => (status.success(), status.to_string()),
+            Err(e) => (false, e),
         }
     }
 }

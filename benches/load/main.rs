@@ -72,6 +72,8 @@ mod phases;
 mod procfs;
 mod report;
 mod server;
+#[path = "../common/server.rs"]
+mod spawned;
 mod stats;
 
 use std::path::{Path, PathBuf};
