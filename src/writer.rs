@@ -72,7 +72,21 @@ impl Writer {
         let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
         std::thread::Builder::new()
             .name("imgvault-writer".into())
-            .spawn(move || run(&store, rx))?;
+            .spawn(move || {
+                // Without this thread no upload can be stored; a server that stays up without it
+                // answers every upload with an error. A panic here (a bug, or one in the
+                // database) may also leave the database's memory in a state no commit should
+                // follow, while the file itself is intact (two-phase commit). So the process
+                // ends, and the service manager's restart reopens the file cleanly.
+                if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(&store, rx)))
+                    .is_err()
+                {
+                    tracing::error!(
+                        "the upload writer failed; exiting so that a restart reopens the data file"
+                    );
+                    std::process::exit(70);
+                }
+            })?;
         Ok(Self { tx })
     }
 
