@@ -63,8 +63,8 @@ pub enum Command {
         file by doubling it (up to 4 GiB, then 4 GiB at a time) and leaves the new space sparse, so \
         `ls` shows more than the disk holds; pages freed by deleted images are reused but not given \
         back. Compacting moves pages toward the front and cuts the free end off. It rewrites the \
-        file in place and is safe to interrupt (each step is a commit); it refuses while a server \
-        holds the file. Backups (`imgvault backup`) are compacted already."
+        file in place and is safe to interrupt: each step is a commit, and the next open repairs \
+        what an interrupted step left. It refuses while a server holds the file. Backups (`imgvault backup`) are compacted already."
     )]
     Compact(CompactArgs),
     /// Write every image and its metadata as plain files (the seed's `saved_images` layout).
