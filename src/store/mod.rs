@@ -153,8 +153,8 @@ impl Store {
 
     /// Moves pages toward the front of the file and cuts off its free end (redb's compaction).
     /// Needs the file to itself: no transaction may be open, so a server cannot do it while it
-    /// serves. Each step is a commit, so an interrupted compaction leaves a good file (redb repairs it at the
-    /// next open).
+    /// serves. Each step is a commit, so an interrupted compaction leaves a good file (redb
+    /// repairs it at the next open).
     pub fn compact(&mut self) -> Result<()> {
         self.db.compact()?;
         Ok(())
