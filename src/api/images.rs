@@ -866,6 +866,31 @@ mod tests {
     }
 
     #[test]
+    fn wrapped_base64_is_measured_after_its_whitespace_is_removed() {
+        // 9 MiB of image: as wrapped base64 (a newline every 4 characters) it is 15 MiB of text,
+        // over the limit only until the whitespace is gone.
+        let image = vec![0x5Au8; 9 * 1024 * 1024];
+        let b64 = base64::engine::general_purpose::STANDARD.encode(&image);
+        let wrapped: String = b64
+            .as_bytes()
+            .chunks(4)
+            .flat_map(|c| c.iter().copied().chain([b'\n']))
+            .map(char::from)
+            .collect();
+        assert!(wrapped.len() as u64 / 4 * 3 > MAX_IMAGE_BYTES);
+        assert_eq!(decode_image_data(&wrapped).unwrap(), image);
+        let over = base64::engine::general_purpose::STANDARD.encode(vec![0u8; 11 * 1024 * 1024]);
+        assert!(matches!(
+            decode_image_data(&format!("{}\n{}", &over[..4], &over[4..])),
+            Err(ApiError::FileTooLarge)
+        ));
+        assert!(matches!(
+            decode_image_data("!!! not\nbase64"),
+            Err(ApiError::UnsupportedFormat)
+        ));
+    }
+
+    #[test]
     fn image_data_with_json_escapes_is_unescaped_before_decoding() {
         // Some clients escape `/` (PHP's json_encode does); the field then cannot borrow.
         let bytes = [0xFFu8, 0xD8, 0xFF, 0xFB, 0xEF, 0xFF];

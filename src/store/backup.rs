@@ -144,7 +144,7 @@ fn write_snapshot(
 ) -> Result<SnapshotStats> {
     let schema_version = schema_version(src)?;
     atomic_file::write_with(out, |partial| {
-        let db = Database::builder()
+        let mut db = Database::builder()
             .set_cache_size(SNAPSHOT_CACHE_BYTES)
             .create(partial)?;
         let mut stats = SnapshotStats {
@@ -179,7 +179,6 @@ fn write_snapshot(
         last.commit()?;
         // redb doubles a growing file and leaves the new tail sparse; nothing else holds the copy,
         // so it can be compacted, which trims that tail: the backup is about its data's size.
-        let mut db = db;
         db.compact()?;
         drop(db);
         stats.file_size = std::fs::metadata(partial)?.len();
