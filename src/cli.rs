@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::config::{BackupSchedule, Config};
+use crate::config::{AnonymousPolicy, BackupSchedule, Config, Limits};
 use crate::domain::Category;
 
 #[derive(Debug, Parser)]
@@ -33,7 +33,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the HTTP server (the default).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Write a consistent copy of the data file, also while a server runs.
     #[command(
         long_about = "Write a consistent snapshot of the data file to OUT. The snapshot is \
@@ -299,6 +299,56 @@ pub struct ServeArgs {
     /// Scheduled backups kept; older ones are deleted after each new one.
     #[arg(long, env = "IMGVAULT_BACKUP_KEEP", default_value_t = 7, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub backup_keep: u32,
+
+    /// Peak memory the server may use, in MiB, whatever clients send. Password hashes, request
+    /// bodies and decoded pixels in flight, and open connections are bounded to fit it; excess
+    /// requests get 503 with Retry-After. Include --cache-mb in it.
+    #[arg(long, env = "IMGVAULT_MEMORY_MB", default_value_t = crate::config::DEFAULT_MEMORY_MB, value_parser = clap::value_parser!(u64).range(64..=1_048_576))]
+    pub memory_mb: u64,
+
+    /// Open connections at most (default: one per MiB of --memory-mb, at least 64). Further
+    /// clients wait until one closes.
+    #[arg(long, env = "IMGVAULT_MAX_CONNECTIONS", value_parser = clap::value_parser!(u64).range(4..=1_000_000))]
+    pub max_connections: Option<u64>,
+
+    /// Time for a request's head to arrive, and for an idle keep-alive connection to stay open.
+    #[arg(long, env = "IMGVAULT_HEADER_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub header_timeout: Duration,
+
+    /// Time a request body may stall, or a client may not read its answer, before the connection
+    /// is closed.
+    #[arg(long, env = "IMGVAULT_IDLE_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub idle_timeout: Duration,
+
+    /// A reverse proxy's address whose X-Forwarded-For header names the real client, for rate
+    /// limits and quotas (repeatable; comma-separated in the environment). Without it the header
+    /// is ignored, so clients cannot pick their own address.
+    #[arg(
+        long = "trusted-proxy",
+        env = "IMGVAULT_TRUSTED_PROXIES",
+        value_delimiter = ',',
+        value_name = "IP"
+    )]
+    pub trusted_proxies: Vec<std::net::IpAddr>,
+
+    /// Accept uploads without a session (they go to the admin account, as the seed does). `false`
+    /// answers them 401 `需要登录`.
+    #[arg(long, env = "IMGVAULT_ANONYMOUS_UPLOADS", default_value_t = true, action = clap::ArgAction::Set, value_name = "true|false")]
+    pub anonymous_uploads: bool,
+
+    /// Uploads without a session per minute from one address; past it, 429 with Retry-After.
+    /// Logged-in users are never limited by it.
+    #[arg(long, env = "IMGVAULT_ANONYMOUS_IMAGES_PER_MINUTE", default_value_t = AnonymousPolicy::default().images_per_minute, value_parser = clap::value_parser!(u32).range(1..))]
+    pub anonymous_images_per_minute: u32,
+
+    /// Image MiB per minute without a session from one address; past it, 429 with Retry-After.
+    #[arg(long, env = "IMGVAULT_ANONYMOUS_MB_PER_MINUTE", default_value_t = AnonymousPolicy::default().bytes_per_minute >> 20, value_parser = clap::value_parser!(u64).range(1..))]
+    pub anonymous_mb_per_minute: u64,
+
+    /// Free space to keep on the data file's disk, in MiB: uploads are refused with 507 below it,
+    /// so the disk never fills up under the database.
+    #[arg(long, env = "IMGVAULT_MIN_FREE_MB", default_value_t = crate::config::DEFAULT_MIN_FREE_MB)]
+    pub min_free_mb: u64,
 }
 
 impl ServeArgs {
@@ -325,6 +375,22 @@ impl ServeArgs {
                 every: self.backup_every,
                 keep: self.backup_keep as usize,
             }),
+            limits: {
+                let mut limits = Limits::for_memory(self.memory_mb);
+                if let Some(n) = self.max_connections {
+                    limits.max_connections = n as usize;
+                }
+                limits.header_timeout = self.header_timeout;
+                limits.idle_timeout = self.idle_timeout;
+                limits
+            },
+            trusted_proxies: self.trusted_proxies,
+            anonymous: AnonymousPolicy {
+                enabled: self.anonymous_uploads,
+                images_per_minute: self.anonymous_images_per_minute,
+                bytes_per_minute: self.anonymous_mb_per_minute * 1024 * 1024,
+            },
+            min_free_bytes: self.min_free_mb * 1024 * 1024,
         }
     }
 }

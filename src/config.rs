@@ -1,7 +1,12 @@
 //! Everything the server is told at start-up, in one struct, with the defaults of DECISIONS.md.
 //! Built from the command line (`cli`) by the binary and directly by tests and embedders.
+//!
+//! `Limits` holds every bound that keeps the process inside its memory budget under hostile input.
+//! They follow from one number (`--memory-mb`), so a user sizes the server for a machine once
+//! instead of tuning a dozen knobs; the knobs that are about time or policy, not memory, are flags
+//! of their own.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -34,7 +39,92 @@ pub struct Config {
     pub fetch_timeout: Duration,
     /// Scheduled backups; `None` takes none.
     pub backups: Option<BackupSchedule>,
+    /// Memory, connection and time bounds.
+    pub limits: Limits,
+    /// Peers whose `X-Forwarded-For` names the real client (a reverse proxy on this host).
+    pub trusted_proxies: Vec<IpAddr>,
+    /// Uploads without a session: whether they are taken, and how many per client address.
+    pub anonymous: AnonymousPolicy,
+    /// Uploads are refused (507) while the data file's file system has less free space than this.
+    pub min_free_bytes: u64,
 }
+
+/// What a client without a session may store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AnonymousPolicy {
+    /// `false`: uploads without a session get 401 `需要登录`.
+    pub enabled: bool,
+    /// Images per minute from one address.
+    pub images_per_minute: u32,
+    /// Image bytes per minute from one address.
+    pub bytes_per_minute: u64,
+}
+
+impl Default for AnonymousPolicy {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            images_per_minute: 60,
+            bytes_per_minute: 100 * 1024 * 1024,
+        }
+    }
+}
+
+/// Default memory budget: a 1 GB Raspberry Pi runs other things too.
+pub const DEFAULT_MEMORY_MB: u64 = 200;
+
+/// The bounds derived from the memory budget, plus the connection timeouts.
+///
+/// The budget is split: about 30 MiB for the program and the database cache, argon2 hashes (19 MiB
+/// each), request bodies in flight, and decoded pixels in flight. What is left over is slack for
+/// allocator fragmentation and the many small things no one bounds one by one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// The budget these figures came from.
+    pub memory_mb: u64,
+    /// Password hashes (login, register) computed at once; more wait, briefly, then get 503.
+    pub hash_permits: usize,
+    /// Bytes of request bodies held by all requests together; past it, 503 with Retry-After.
+    pub body_budget: u64,
+    /// Bytes of decoded pixels held by all thumbnail decodes together; an image whose decode
+    /// alone costs more is refused at upload.
+    pub decode_budget: u64,
+    /// Open connections; further clients wait in the listen backlog.
+    pub max_connections: usize,
+    /// Time allowed for a request's head to arrive; also how long an idle keep-alive connection is
+    /// kept.
+    pub header_timeout: Duration,
+    /// Time a request body, or a client reading an answer, may stall before the connection is
+    /// closed.
+    pub idle_timeout: Duration,
+}
+
+impl Limits {
+    /// The limits for a budget of `memory_mb` MiB of resident memory.
+    pub fn for_memory(memory_mb: u64) -> Self {
+        const MIB: u64 = 1024 * 1024;
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let hash_permits = cores.min((memory_mb / 100).max(1) as usize);
+        Self {
+            memory_mb,
+            hash_permits,
+            body_budget: memory_mb * MIB * 3 / 10,
+            decode_budget: memory_mb * MIB * 3 / 10,
+            max_connections: (memory_mb as usize).clamp(64, 4096),
+            header_timeout: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self::for_memory(DEFAULT_MEMORY_MB)
+    }
+}
+
+/// Default free-space floor under the data file, in MiB.
+pub const DEFAULT_MIN_FREE_MB: u64 = 256;
 
 /// Where and how often `serve` writes backups of the data file.
 #[derive(Debug, Clone)]
@@ -60,6 +150,10 @@ impl Default for Config {
             allow_private_fetch: false,
             fetch_timeout: Duration::from_secs(15),
             backups: None,
+            limits: Limits::default(),
+            trusted_proxies: Vec::new(),
+            anonymous: AnonymousPolicy::default(),
+            min_free_bytes: DEFAULT_MIN_FREE_MB * 1024 * 1024,
         }
     }
 }

@@ -17,7 +17,7 @@ fn main() -> ExitCode {
         .init();
 
     let args = match cli.command {
-        Some(Command::Serve(args)) => args,
+        Some(Command::Serve(args)) => *args,
         None => cli.serve,
         Some(other) => return imgvault::ops::run(other),
     };
