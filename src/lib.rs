@@ -17,6 +17,7 @@ pub mod ingest;
 pub mod jobs;
 pub mod media;
 pub mod ops;
+pub mod server;
 pub mod store;
 pub mod web;
 pub mod writer;
