@@ -52,7 +52,7 @@ pub struct Config {
 /// What a client without a session may store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AnonymousPolicy {
-    /// `false`: uploads without a session get 401 `需要登录`.
+    /// `false`: uploads without a session get 401 `匿名上传已关闭，请登录后再上传`.
     pub enabled: bool,
     /// Images per minute from one address.
     pub images_per_minute: u32,

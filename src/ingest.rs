@@ -3,6 +3,12 @@
 //! indistinguishable from an uploaded one.
 //!
 //! The caller has already sniffed and probed the bytes; nothing here looks at pixels or HTTP.
+//!
+//! Page metadata comes from whatever page the image was on, so it is capped here, on the way into
+//! every record (uploads, imports, images received by sync): URLs at 8 KiB, the title at 2 KiB,
+//! `imageContext` at 8 KiB of JSON. Longer input is truncated, not refused: a capture should not
+//! fail because a page has an absurd title. A record's metadata thus stays under 32 KiB, and a
+//! list page of 100 images under a few MiB.
 
 use crate::clock::{self, Micros};
 use crate::domain::{BlobHash, Category};
@@ -26,6 +32,85 @@ pub struct Incoming {
     /// A file name to keep if the owner has no image by that name yet (imports of an export);
     /// `None`, or a taken name, gets a fresh one.
     pub filename: Option<String>,
+}
+
+/// Longest URL kept (`original_url`, `page_url`), in bytes.
+pub const MAX_URL: usize = 8 * 1024;
+/// Longest page title kept, in bytes.
+pub const MAX_TITLE: usize = 2 * 1024;
+/// Longest `imageContext` kept, in bytes of JSON text.
+pub const MAX_CONTEXT: usize = 8 * 1024;
+/// Strings inside an over-long `imageContext` are cut to this many bytes first.
+const MAX_CONTEXT_STRING: usize = 1024;
+
+/// Truncates `image`'s page metadata to the caps above.
+pub fn cap_metadata(image: &mut ImageRecord) {
+    for (field, cap) in [
+        (&mut image.original_url, MAX_URL),
+        (&mut image.page_url, MAX_URL),
+        (&mut image.page_title, MAX_TITLE),
+    ] {
+        if let Some(text) = field {
+            truncate(text, cap);
+        }
+    }
+    if let Some(context) = &mut image.context_json {
+        if context.len() > MAX_CONTEXT {
+            *context = cap_context(context);
+        }
+    }
+}
+
+/// Cuts `text` to at most `cap` bytes, at a character boundary.
+fn truncate(text: &mut String, cap: usize) {
+    if text.len() > cap {
+        let mut end = cap;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+    }
+}
+
+/// An over-long `imageContext` made to fit: long strings cut, then the object's entries kept in
+/// order while they fit, with `"truncated": true` added. Anything that is not a JSON object (or
+/// not JSON) is kept as a cut string under `value`.
+fn cap_context(json: &str) -> String {
+    use serde_json::{Map, Value};
+    fn cut_strings(value: &mut Value) {
+        match value {
+            Value::String(s) => truncate(s, MAX_CONTEXT_STRING),
+            Value::Array(items) => items.iter_mut().for_each(cut_strings),
+            Value::Object(map) => map.values_mut().for_each(cut_strings),
+            _ => {}
+        }
+    }
+    let mut value = match serde_json::from_str::<Value>(json) {
+        Ok(Value::Object(map)) => Value::Object(map),
+        _ => {
+            let mut text = json.to_string();
+            truncate(&mut text, MAX_CONTEXT_STRING);
+            Value::Object(Map::from_iter([("value".to_string(), Value::String(text))]))
+        }
+    };
+    cut_strings(&mut value);
+    let Value::Object(map) = value else {
+        unreachable!("made an object above")
+    };
+    let mut kept = Map::new();
+    let mut size = "{\"truncated\":true}".len();
+    for (key, value) in map {
+        let entry = serde_json::to_string(&key).unwrap_or_default().len()
+            + serde_json::to_string(&value).unwrap_or_default().len()
+            + 2;
+        if size + entry > MAX_CONTEXT {
+            break;
+        }
+        size += entry;
+        kept.insert(key, value);
+    }
+    kept.insert("truncated".into(), Value::Bool(true));
+    Value::Object(kept).to_string()
 }
 
 /// File names tried before giving up. A generated name repeats only if two images of one user
@@ -53,7 +138,7 @@ pub fn records(
             new.probe.kind.ext()
         ),
     };
-    let image = ImageRecord {
+    let mut image = ImageRecord {
         id: format!("i-{uuid}"),
         user_id: new.owner.clone(),
         filename,
@@ -71,6 +156,7 @@ pub fn records(
         cloud_synced: false,
         task_id: format!("t-{}", uuid::Uuid::new_v4()),
     };
+    cap_metadata(&mut image);
     let task = TaskRecord {
         task_id: image.task_id.clone(),
         user_id: new.owner.clone(),
@@ -101,4 +187,43 @@ pub fn save(
         }
     }
     Err(StoreError::Conflict)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn truncation_keeps_whole_characters() {
+        let mut text = "图".repeat(1000);
+        truncate(&mut text, 2048);
+        assert!(text.len() <= 2048 && text.len() > 2040);
+        assert!(text.chars().all(|c| c == '图'));
+    }
+
+    #[test]
+    fn an_over_long_context_keeps_what_fits_and_says_it_was_cut() {
+        let big = serde_json::json!({
+            "alt": "a".repeat(5000),
+            "caption": "short",
+            "many": (0..2000).map(|i| i.to_string()).collect::<Vec<_>>(),
+            "late": "b",
+        })
+        .to_string();
+        let capped = cap_context(&big);
+        assert!(capped.len() <= MAX_CONTEXT, "{}", capped.len());
+        let value: serde_json::Value = serde_json::from_str(&capped).unwrap();
+        assert_eq!(value["alt"].as_str().unwrap().len(), MAX_CONTEXT_STRING);
+        assert_eq!(value["caption"], "short");
+        assert_eq!(value["truncated"], true);
+        let text = cap_context(&"x".repeat(20_000));
+        assert!(text.len() <= MAX_CONTEXT);
+        assert_eq!(
+            serde_json::from_str::<serde_json::Value>(&text).unwrap()["value"]
+                .as_str()
+                .unwrap()
+                .len(),
+            MAX_CONTEXT_STRING
+        );
+    }
 }

@@ -19,6 +19,7 @@ pub mod media;
 pub mod ops;
 pub mod server;
 pub mod store;
+pub mod throttle;
 pub mod web;
 pub mod writer;
 
@@ -46,6 +47,8 @@ pub struct AppState {
     pub syncs: std::sync::Mutex<std::collections::HashMap<String, String>>,
     /// Owner of uploads sent without a session: the `admin` account.
     pub default_user_id: String,
+    /// Rate limits and the gates on memory-hungry work.
+    pub throttles: throttle::Throttles,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -152,13 +155,14 @@ pub async fn serve(
     );
     let state = Arc::new(AppState {
         store: store.clone(),
-        config,
         jobs,
         writer,
         fetcher,
         hub,
         syncs: Default::default(),
         default_user_id,
+        throttles: throttle::Throttles::new(&config),
+        config,
     });
 
     let background = tokio::spawn({

@@ -3,20 +3,29 @@
 //!
 //! The session cookie holds a random token; the store keeps only its hash. Passwords are hashed
 //! and checked on the blocking pool, and an unknown username costs as much time as a wrong password.
+//!
+//! A password hash costs 19 MiB and a core for a fraction of a second, so hashes run a few at a
+//! time (`Throttles::hashes`; a long queue gets 503), and attempts are rate limited per client
+//! address and per user name (429 with `Retry-After`). Every name is limited alike, existing or
+//! not, so the limit tells nothing about which accounts exist; a correct login gives its attempt
+//! back, so people who know their password never meet the limit.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use warp::http::header::SET_COOKIE;
 use warp::{Filter, Rejection, Reply};
 
+use super::guard::client_addr;
 use super::{ApiError, blocking, body, reject, with_state};
 use crate::domain::{Email, Password, Username};
 use crate::store::StoreError;
 use crate::store::records::{HubSessionRecord, SessionRecord, UserRecord};
+use crate::throttle::{self, Closed};
 use crate::{AppState, auth, clock, cloud};
 
-const COOKIE: &str = "session";
+pub(super) const COOKIE: &str = "session";
 const REMEMBER_FOR: clock::Micros = 7 * clock::DAY;
 const SESSION_FOR: clock::Micros = clock::DAY;
 /// Account requests are small; anything larger is not a form a person filled in.
@@ -70,12 +79,22 @@ pub fn routes(
     let register = warp::path!("api" / "register")
         .and(warp::post())
         .and(with_state(state.clone()))
-        .and(body::json(ACCOUNT_BODY_LIMIT, ApiError::BodyTooLarge))
+        .and(client_addr(state.clone()))
+        .and(body::json(
+            state.throttles.bodies.clone(),
+            ACCOUNT_BODY_LIMIT,
+            ApiError::BodyTooLarge,
+        ))
         .and_then(register);
     let login = warp::path!("api" / "login")
         .and(warp::post())
         .and(with_state(state.clone()))
-        .and(body::json(ACCOUNT_BODY_LIMIT, ApiError::BodyTooLarge))
+        .and(client_addr(state.clone()))
+        .and(body::json(
+            state.throttles.bodies.clone(),
+            ACCOUNT_BODY_LIMIT,
+            ApiError::BodyTooLarge,
+        ))
         .and_then(login);
     let check = warp::path!("api" / "auth" / "check")
         .and(warp::get())
@@ -119,7 +138,63 @@ struct Registered {
     message: &'static str,
 }
 
-async fn register(state: Arc<AppState>, req: RegisterRequest) -> Result<impl Reply, Rejection> {
+/// An attempt at a password, counted against its address and, for logins, its user name.
+struct Attempt<'a> {
+    state: &'a AppState,
+    address: IpAddr,
+    account: Option<[u8; 16]>,
+}
+
+impl<'a> Attempt<'a> {
+    /// Counts the attempt; 429 when the address or the name has no attempts left.
+    fn start(
+        state: &'a AppState,
+        address: IpAddr,
+        username: Option<&str>,
+    ) -> Result<Self, ApiError> {
+        let throttles = &state.throttles;
+        let address = throttle::address_key(address);
+        let too_many = |wait: throttle::Wait| {
+            tracing::info!(%address, retry_after = wait.secs(), "password attempts limited");
+            ApiError::TooManyRequests(wait.secs())
+        };
+        throttles
+            .attempts_by_address
+            .take(&address, 1)
+            .map_err(too_many)?;
+        let account = username.map(throttle::account_key);
+        if let Some(key) = &account {
+            throttles.logins_by_account.take(key, 1).map_err(too_many)?;
+        }
+        Ok(Self {
+            state,
+            address,
+            account,
+        })
+    }
+
+    /// A correct password: the attempt does not count.
+    fn succeeded(self) {
+        let throttles = &self.state.throttles;
+        throttles.attempts_by_address.give_back(&self.address, 1);
+        if let Some(key) = &self.account {
+            throttles.logins_by_account.give_back(key, 1);
+        }
+    }
+}
+
+/// A turn at hashing a password; 503 when too many are queued already.
+async fn hash_turn(state: &AppState) -> Result<tokio::sync::OwnedSemaphorePermit, ApiError> {
+    state.throttles.hashes.enter(1).await.map_err(|e| match e {
+        Closed::Busy | Closed::TooLarge => ApiError::Busy(2),
+    })
+}
+
+async fn register(
+    state: Arc<AppState>,
+    address: IpAddr,
+    req: RegisterRequest,
+) -> Result<impl Reply, Rejection> {
     let field = |f: Option<String>| f.filter(|s| !s.trim().is_empty());
     let (Some(username), Some(email), Some(password)) =
         (field(req.username), field(req.email), field(req.password))
@@ -130,6 +205,8 @@ async fn register(state: Arc<AppState>, req: RegisterRequest) -> Result<impl Rep
     let username = Username::parse(&username).map_err(invalid)?;
     let email = Email::parse(&email).map_err(invalid)?;
     let password = Password::parse(&password).map_err(invalid)?;
+    Attempt::start(&state, address, None).map_err(reject)?;
+    let turn = hash_turn(&state).await.map_err(reject)?;
 
     let hub_account = (
         username.as_str().to_string(),
@@ -139,7 +216,9 @@ async fn register(state: Arc<AppState>, req: RegisterRequest) -> Result<impl Rep
     let user_id = blocking({
         let state = state.clone();
         move || {
-            let user = UserRecord::new(&username, &email, auth::hash_password(password.expose()));
+            let hash = auth::hash_password(password.expose());
+            drop(turn);
+            let user = UserRecord::new(&username, &email, hash);
             match state
                 .store
                 .create_user(&user, &username.key(), &email.key())
@@ -200,14 +279,21 @@ struct LoginUser {
     email: String,
 }
 
-async fn login(state: Arc<AppState>, req: LoginRequest) -> Result<impl Reply, Rejection> {
+async fn login(
+    state: Arc<AppState>,
+    address: IpAddr,
+    req: LoginRequest,
+) -> Result<impl Reply, Rejection> {
     let remember = truthy(req.remember_me.as_ref());
     let username = req.username.unwrap_or_default().trim().to_lowercase();
     let password = req.password.unwrap_or_default();
+    let attempt = Attempt::start(&state, address, Some(&username)).map_err(reject)?;
+    let turn = hash_turn(&state).await.map_err(reject)?;
     let user = blocking({
         let state = state.clone();
         let password = password.clone();
         move || {
+            let _turn = turn;
             let Some(user) = state.store.user_by_username(&username)? else {
                 auth::verify_against_nothing(&password);
                 return Err(ApiError::BadCredentials);
@@ -220,6 +306,7 @@ async fn login(state: Arc<AppState>, req: LoginRequest) -> Result<impl Reply, Re
     })
     .await
     .map_err(reject)?;
+    attempt.succeeded();
     let now = clock::now();
     let (token, token_hash) = auth::new_session_token();
     let expires_at = now + if remember { REMEMBER_FOR } else { SESSION_FOR };

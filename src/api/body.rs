@@ -6,6 +6,12 @@
 //! writing when the server answers and closes usually loses the answer to a broken pipe; draining
 //! lets it see the 413 and its JSON. Bodies declared larger than the cap are refused at once,
 //! before any byte is read.
+//!
+//! All bodies being read share one budget (`Throttles::bodies`, 30% of `--memory-mb`): a body
+//! takes its declared length from it before its first byte is read (a chunked body takes more as
+//! it grows) and gives it back when the last copy of its bytes is dropped. A body that does not
+//! fit while others are in flight gets 503 with `Retry-After`; one larger than the whole budget,
+//! 413.
 
 use bytes::{Buf, Bytes};
 use futures_util::{Stream, StreamExt};
@@ -14,6 +20,71 @@ use serde::de::DeserializeOwned;
 use warp::{Filter, Rejection};
 
 use super::{ApiError, reject};
+use crate::throttle::{Closed, Gate};
+
+/// Bytes that hold their share of the body budget until they are dropped.
+struct Held {
+    bytes: Vec<u8>,
+    _budget: Reservation,
+}
+
+impl AsRef<[u8]> for Held {
+    fn as_ref(&self) -> &[u8] {
+        &self.bytes
+    }
+}
+
+/// A share of the body budget, grown as a body turns out longer than declared.
+pub(crate) struct Reservation {
+    gate: Gate,
+    permit: Option<tokio::sync::OwnedSemaphorePermit>,
+    bytes: u64,
+}
+
+impl Reservation {
+    /// `bytes` of the budget, or 503 (busy) / `too_large` (more than the whole budget).
+    pub(crate) fn take(gate: &Gate, bytes: u64, too_large: &ApiError) -> Result<Self, ApiError> {
+        let mut reservation = Self {
+            gate: gate.clone(),
+            permit: None,
+            bytes: 0,
+        };
+        reservation.grow_to(bytes, too_large)?;
+        Ok(reservation)
+    }
+
+    /// Makes the reservation cover at least `bytes`.
+    pub(crate) fn grow_to(&mut self, bytes: u64, too_large: &ApiError) -> Result<(), ApiError> {
+        let held = kib(self.bytes);
+        let wanted = kib(bytes);
+        if wanted <= held {
+            return Ok(());
+        }
+        let more = u32::try_from(wanted - held).unwrap_or(u32::MAX);
+        let permit = self.gate.try_enter(more).map_err(|e| match e {
+            Closed::TooLarge => too_large.clone(),
+            Closed::Busy => ApiError::Busy(1),
+        })?;
+        match &mut self.permit {
+            Some(held) => held.merge(permit),
+            None => self.permit = Some(permit),
+        }
+        self.bytes = bytes;
+        Ok(())
+    }
+
+    /// `bytes` as `Bytes` that keep this reservation until they are dropped.
+    pub(crate) fn hold(self, bytes: Vec<u8>) -> Bytes {
+        Bytes::from_owner(Held {
+            bytes,
+            _budget: self,
+        })
+    }
+}
+
+fn kib(bytes: u64) -> u64 {
+    bytes.div_ceil(1024)
+}
 
 /// Largest oversize body read to its end (and discarded) so the client gets a clean 413.
 const DRAIN_CAP: u64 = 64 * 1024 * 1024;
@@ -24,8 +95,10 @@ fn drain_cap(limit: u64) -> u64 {
     DRAIN_CAP.max(limit.saturating_add(DRAIN_SLACK))
 }
 
-/// The body as bytes, at most `limit` of them; `too_large` otherwise.
+/// The body as bytes, at most `limit` of them; `too_large` otherwise. The bytes hold their share
+/// of `budget` until dropped.
 pub fn limited(
+    budget: Gate,
     limit: u64,
     too_large: ApiError,
 ) -> impl Filter<Extract = (Bytes,), Error = Rejection> + Clone {
@@ -33,11 +106,22 @@ pub fn limited(
         .and(warp::body::stream())
         .and_then(move |declared: Option<u64>, stream| {
             let too_large = too_large.clone();
+            let budget = budget.clone();
             async move {
                 if declared.is_some_and(|n| n > drain_cap(limit)) {
                     return Err(reject(too_large));
                 }
-                collect(stream, limit, declared.unwrap_or(0))
+                let stream = std::pin::pin!(stream);
+                let declared = declared.unwrap_or(0);
+                let reservation = match Reservation::take(&budget, declared.min(limit), &too_large)
+                {
+                    Ok(reservation) => reservation,
+                    Err(refused) => {
+                        drain(stream, 0, drain_cap(limit)).await;
+                        return Err(reject(refused));
+                    }
+                };
+                collect(stream, limit, declared, reservation)
                     .await
                     .map_err(|e| reject(e.unwrap_or(too_large)))
             }
@@ -46,10 +130,11 @@ pub fn limited(
 
 /// A JSON body of type `T`, at most `limit` bytes.
 pub fn json<T: DeserializeOwned + Send>(
+    budget: Gate,
     limit: u64,
     too_large: ApiError,
 ) -> impl Filter<Extract = (T,), Error = Rejection> + Clone {
-    limited(limit, too_large).and_then(|bytes: Bytes| async move { parse_json(&bytes) })
+    limited(budget, limit, too_large).and_then(|bytes: Bytes| async move { parse_json(&bytes) })
 }
 
 /// `bytes` as JSON of type `T`, which may borrow from them (large strings are then not copied).
@@ -58,25 +143,45 @@ pub fn parse_json<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, Rejectio
         .map_err(|e| reject(ApiError::BadRequest(format!("请求体不是有效的JSON: {e}"))))
 }
 
-/// Collects `stream` up to `limit` bytes. `Err(None)` when the limit is passed, `Err(Some(_))`
-/// when the connection fails mid-body.
-async fn collect<S, B>(stream: S, limit: u64, hint: u64) -> Result<Bytes, Option<ApiError>>
+/// Collects `stream` up to `limit` bytes, growing `reservation` past the declared length if the
+/// body runs longer. `Err(None)` when the limit is passed, `Err(Some(_))` when the connection
+/// fails mid-body or the budget runs out.
+async fn collect<S, B>(
+    mut stream: std::pin::Pin<&mut S>,
+    limit: u64,
+    hint: u64,
+    mut reservation: Reservation,
+) -> Result<Bytes, Option<ApiError>>
 where
     S: Stream<Item = Result<B, warp::Error>>,
     B: Buf,
 {
     let limit = usize::try_from(limit).unwrap_or(usize::MAX);
     let mut out = Vec::with_capacity(usize::try_from(hint).unwrap_or(0).min(limit));
-    let mut stream = std::pin::pin!(stream);
     while let Some(chunk) = stream.next().await {
         let chunk =
             chunk.map_err(|e| Some(ApiError::BadRequest(format!("读取请求体失败: {e}"))))?;
+        let grown = out.len().saturating_add(chunk.remaining()).min(limit) as u64;
+        if let Err(refused) = reservation.grow_to(grown, &ApiError::BodyTooLarge) {
+            drain(stream, out.len() as u64, drain_cap(limit as u64)).await;
+            return Err(Some(refused));
+        }
         if !append_within(&mut out, chunk, limit) {
             drain(stream, out.len() as u64, drain_cap(limit as u64)).await;
             return Err(None);
         }
     }
-    Ok(out.into())
+    Ok(reservation.hold(out))
+}
+
+/// Reads and discards a refused body, up to `limit` plus the drain slack, so its client sees the
+/// answer rather than a broken pipe.
+pub(crate) async fn discard<S, B>(stream: std::pin::Pin<&mut S>, limit: u64)
+where
+    S: Stream<Item = Result<B, warp::Error>>,
+    B: Buf,
+{
+    drain(stream, 0, drain_cap(limit)).await;
 }
 
 /// Reads and discards what is left of an oversize body, up to `cap` bytes in all.

@@ -10,15 +10,8 @@ use warp::{Filter, Rejection, Reply};
 use super::with_state;
 use crate::AppState;
 
-const EXTENSION_SCHEMES: [&str; 3] = [
-    "chrome-extension://",
-    "moz-extension://",
-    "safari-web-extension://",
-];
-
 fn allowed(state: &AppState, origin: &str) -> bool {
-    EXTENSION_SCHEMES.iter().any(|s| origin.starts_with(s))
-        || state.config.cors_origins.iter().any(|o| o == origin)
+    super::guard::allowed_origin(origin, &state.config.cors_origins)
 }
 
 /// Answers `OPTIONS` preflight requests from allowed origins with 204 and the allowed methods.

@@ -66,6 +66,18 @@ pub enum ApiError {
     FetchFailed(String),
     #[error("获取图片超时（{0} 秒）")]
     FetchTimeout(u64),
+    /// Too many attempts from this address or at this account; try again after the given seconds.
+    #[error("请求过于频繁，请 {0} 秒后再试")]
+    TooManyRequests(u64),
+    /// The server is at one of its limits (bodies or password checks in flight); retry shortly.
+    #[error("服务器繁忙，请 {0} 秒后再试")]
+    Busy(u64),
+    /// Uploads without a session are switched off (`--anonymous-uploads false`).
+    #[error("匿名上传已关闭，请登录后再上传")]
+    AnonymousUploadsOff,
+    /// A cookie-authenticated state change from a page that is not ours, or not sent as JSON.
+    #[error("跨站请求被拒绝：{0}")]
+    CrossSite(&'static str),
     /// Something failed on our side. The cause is logged, never sent.
     #[error("服务器内部错误")]
     Internal(String),
@@ -83,7 +95,10 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         use ApiError::*;
         match self {
-            NeedLogin | BadCredentials => StatusCode::UNAUTHORIZED,
+            NeedLogin | BadCredentials | AnonymousUploadsOff => StatusCode::UNAUTHORIZED,
+            TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
+            Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
+            CrossSite(_) => StatusCode::FORBIDDEN,
             Forbidden => StatusCode::FORBIDDEN,
             TaskNotFound | ImageNotFound => StatusCode::NOT_FOUND,
             FileTooLarge | BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -115,6 +130,14 @@ impl ApiError {
         )
     }
 
+    /// Seconds a client should wait before trying again, for errors that pass with time.
+    fn retry_after(&self) -> Option<u64> {
+        match self {
+            ApiError::TooManyRequests(secs) | ApiError::Busy(secs) => Some(*secs),
+            _ => None,
+        }
+    }
+
     pub fn into_response(self) -> warp::reply::Response {
         match &self {
             ApiError::Internal(cause) => tracing::error!(%cause, "internal error"),
@@ -131,7 +154,14 @@ impl ApiError {
             success: self.has_success_field().then_some(false),
             error: self.to_string(),
         };
-        warp::reply::with_status(warp::reply::json(&body), self.status()).into_response()
+        let mut response =
+            warp::reply::with_status(warp::reply::json(&body), self.status()).into_response();
+        if let Some(secs) = self.retry_after() {
+            response
+                .headers_mut()
+                .insert(warp::http::header::RETRY_AFTER, secs.max(1).into());
+        }
+        response
     }
 }
 
@@ -145,8 +175,10 @@ impl From<FetchError> for ApiError {
     fn from(e: FetchError) -> Self {
         match e {
             FetchError::BadUrl(why) => ApiError::UrlRefused(why),
-            FetchError::Blocked { host, addr } => ApiError::UrlRefused(format!(
-                "{host} 指向内网或本机地址 {addr}（服务器以 --allow-private-fetch 启动时才允许）"
+            // The resolved address stays in the log: echoing it would map the server's network
+            // for whoever asks.
+            FetchError::Blocked { host, .. } => ApiError::UrlRefused(format!(
+                "{host} 指向内网或本机地址（服务器以 --allow-private-fetch 启动时才允许）"
             )),
             FetchError::TooLarge { .. } => ApiError::FileTooLarge,
             FetchError::Timeout(limit) => ApiError::FetchTimeout(limit.as_secs()),

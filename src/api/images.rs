@@ -3,27 +3,32 @@
 //! Uploads are sniffed and probed from their bytes (the client's name and type are never trusted),
 //! stored with their task in one commit, and only then acknowledged. File routes serve the blob
 //! with its blake3 hash as `ETag`; large blobs are streamed chunk by chunk.
+//!
+//! Uploads without a session are owned by `admin` and held to a quota per client address (images
+//! and bytes a minute, 429 past it), or refused when `--anonymous-uploads false`; a session's own
+//! uploads are never counted.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use base64::Engine;
 use bytes::Bytes;
-use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use warp::http::{HeaderValue, StatusCode, header};
-use warp::multipart::FormData;
 use warp::{Filter, Rejection, Reply};
 
 use super::auth::{Caller, optional_user, require_user};
+use super::guard::client_addr;
+use super::multipart::{self, Multipart};
 use super::{ApiError, blocking, body, reject, with_state};
 use crate::domain::{BlobHash, Category};
 use crate::ingest::{self, Incoming};
 use crate::media::{self, ImageKind, MediaError};
 use crate::store::records::{ImageRecord, ThumbRecord};
 use crate::store::{BlobChunks, DeleteOutcome, Store, StoreError};
-use crate::{AppState, clock};
+use crate::{AppState, clock, throttle};
 
 /// The seed's upload limit, on decoded image bytes.
 pub const MAX_IMAGE_BYTES: u64 = 10 * 1024 * 1024;
@@ -31,6 +36,9 @@ pub const MAX_IMAGE_BYTES: u64 = 10 * 1024 * 1024;
 const MAX_JSON_UPLOAD: u64 = MAX_IMAGE_BYTES / 3 * 4 + 8 + 256 * 1024;
 /// Form fields other than the file (the category) are tiny.
 const MAX_FORM_FIELD: usize = 4 * 1024;
+/// The most a whole upload form may hold: the file, the other fields and their heads.
+const MAX_FORM: u64 =
+    MAX_IMAGE_BYTES + (multipart::MAX_PARTS * (MAX_FORM_FIELD + multipart::MAX_HEAD)) as u64;
 /// Blobs up to this size are answered in one piece; larger ones are streamed.
 const STREAM_ABOVE: u64 = 512 * 1024;
 const STREAM_PIECE: usize = 256 * 1024;
@@ -41,20 +49,30 @@ pub fn routes(
     let receive = warp::path!("api" / "receive-image")
         .and(warp::post())
         .and(with_state(state.clone()))
-        .and(optional_user(state.clone()))
-        .and(body::limited(MAX_JSON_UPLOAD, ApiError::FileTooLarge))
-        .and_then(|state, caller, body| upload_json(state, caller, body, Route::Receive));
+        .and(uploader(state.clone()))
+        .and(body::limited(
+            state.throttles.bodies.clone(),
+            MAX_JSON_UPLOAD,
+            ApiError::FileTooLarge,
+        ))
+        .and_then(|state, who, body| upload_json(state, who, body, Route::Receive));
     let clipboard = warp::path!("api" / "upload-clipboard")
         .and(warp::post())
         .and(with_state(state.clone()))
-        .and(optional_user(state.clone()))
-        .and(body::limited(MAX_JSON_UPLOAD, ApiError::FileTooLarge))
-        .and_then(|state, caller, body| upload_json(state, caller, body, Route::Clipboard));
+        .and(uploader(state.clone()))
+        .and(body::limited(
+            state.throttles.bodies.clone(),
+            MAX_JSON_UPLOAD,
+            ApiError::FileTooLarge,
+        ))
+        .and_then(|state, who, body| upload_json(state, who, body, Route::Clipboard));
     let file = warp::path!("api" / "upload-file")
         .and(warp::post())
         .and(with_state(state.clone()))
-        .and(optional_user(state.clone()))
-        .and(multipart_form())
+        .and(uploader(state.clone()))
+        .and(warp::header::optional::<String>("content-type"))
+        .and(warp::header::optional::<u64>("content-length"))
+        .and(warp::body::stream())
         .and_then(upload_file);
     let list = warp::path!("api" / "user" / "images")
         .and(warp::get())
@@ -94,6 +112,43 @@ pub fn routes(
         .or(thumbnail)
         .or(originals)
         .or(delete)
+}
+
+/// Who is uploading: a session's user, or an address without one.
+struct Uploader {
+    caller: Option<Caller>,
+    address: IpAddr,
+}
+
+/// The uploader, with anonymous uploads checked against the switch and the address's quota before
+/// any of the body is read.
+fn uploader(state: Arc<AppState>) -> impl Filter<Extract = (Uploader,), Error = Rejection> + Clone {
+    optional_user(state.clone())
+        .and(client_addr(state.clone()))
+        .and(with_state(state))
+        .and_then(
+            |caller: Option<Caller>, address: IpAddr, state: Arc<AppState>| async move {
+                if caller.is_none() {
+                    if !state.config.anonymous.enabled {
+                        return Err(reject(ApiError::AnonymousUploadsOff));
+                    }
+                    let key = throttle::address_key(address);
+                    let throttles = &state.throttles;
+                    // Bytes are counted once known; an address already over its bytes waits here.
+                    throttles
+                        .anonymous_kib
+                        .take(&key, 0)
+                        .and_then(|()| throttles.anonymous_images.take(&key, 1))
+                        .map_err(|wait| reject(anonymous_limited(address, wait)))?;
+                }
+                Ok(Uploader { caller, address })
+            },
+        )
+}
+
+fn anonymous_limited(address: IpAddr, wait: throttle::Wait) -> ApiError {
+    tracing::info!(%address, retry_after = wait.secs(), "anonymous uploads limited");
+    ApiError::TooManyRequests(wait.secs())
 }
 
 #[derive(Clone, Copy)]
@@ -192,7 +247,7 @@ struct UploadReply {
 
 async fn upload_json(
     state: Arc<AppState>,
-    caller: Option<Caller>,
+    who: Uploader,
     body: Bytes,
     route: Route,
 ) -> Result<warp::reply::Response, Rejection> {
@@ -236,7 +291,7 @@ async fn upload_json(
     };
     // The request body is the largest thing this upload holds; it is not needed past this point.
     drop(body);
-    save(state, caller, bytes, meta, route).await
+    save(state, who, Bytes::from(bytes), meta, route).await
 }
 
 /// What `context_info` will show: the client's `imageContext`, plus the name of an uploaded file
@@ -313,86 +368,100 @@ fn decode_base64(base64: &[u8]) -> Result<Vec<u8>, ApiError> {
     Ok(bytes)
 }
 
-/// A multipart form of any length: the file part's own limit is enforced while it is read.
-fn multipart_form() -> impl Filter<Extract = (FormData,), Error = Rejection> + Clone {
-    warp::header::optional::<String>("content-type")
-        .and_then(|ct: Option<String>| async move {
-            match ct {
-                Some(ct) if ct.to_ascii_lowercase().starts_with("multipart/form-data") => Ok(()),
-                _ => Err(reject(ApiError::NoFile)),
-            }
-        })
-        .untuple_one()
-        .and(warp::multipart::form().max_length(None))
-}
-
 async fn upload_file(
     state: Arc<AppState>,
-    caller: Option<Caller>,
-    form: FormData,
+    who: Uploader,
+    content_type: Option<String>,
+    declared: Option<u64>,
+    stream: impl futures_util::Stream<Item = Result<impl bytes::Buf, warp::Error>> + Send,
 ) -> Result<warp::reply::Response, Rejection> {
-    let (bytes, meta) = read_form(form).await.map_err(reject)?;
-    save(state, caller, bytes, meta, Route::File).await
+    let boundary = multipart::boundary(content_type.as_deref().unwrap_or("")).map_err(reject)?;
+    let mut stream = std::pin::pin!(stream);
+    let budget = match body::Reservation::take(
+        &state.throttles.bodies,
+        declared.unwrap_or(0).min(MAX_FORM),
+        &ApiError::FileTooLarge,
+    ) {
+        Ok(budget) => budget,
+        Err(refused) => {
+            body::discard(stream.as_mut(), MAX_FORM).await;
+            return Err(reject(refused));
+        }
+    };
+    let form = Multipart::new(stream.as_mut(), &boundary);
+    let (bytes, meta) = match read_form(form, budget).await {
+        Ok(read) => read,
+        Err(refused) => {
+            body::discard(stream, MAX_FORM).await;
+            return Err(reject(refused));
+        }
+    };
+    save(state, who, bytes, meta, Route::File).await
 }
 
 /// Reads the `file` and `category` parts, refusing a file over the limit as soon as it passes it.
-async fn read_form(form: FormData) -> Result<(Vec<u8>, UploadMeta), ApiError> {
-    let bad = |e: warp::Error| ApiError::BadRequest(format!("无效的表单数据: {e}"));
-    let mut form = std::pin::pin!(form);
+/// The file's bytes keep their share of the body budget until dropped.
+async fn read_form<S, B>(
+    mut form: Multipart<S>,
+    mut budget: body::Reservation,
+) -> Result<(Bytes, UploadMeta), ApiError>
+where
+    S: futures_util::Stream<Item = Result<B, warp::Error>> + Unpin,
+    B: bytes::Buf,
+{
     let mut file: Option<Vec<u8>> = None;
     let mut meta = UploadMeta::default();
-    while let Some(part) = form.next().await {
-        let part = part.map_err(bad)?;
-        match part.name() {
+    while let Some(part) = form.next_part().await? {
+        match part.name.as_str() {
             "file" if file.is_none() => {
-                let name = part.filename().ok_or(ApiError::NoFile)?.to_string();
+                let name = part.filename.ok_or(ApiError::NoFile)?;
                 if name.trim().is_empty() {
                     return Err(ApiError::EmptyFilename);
                 }
                 meta.original_filename = Some(name.chars().take(255).collect());
-                file =
-                    Some(read_part(part, MAX_IMAGE_BYTES as usize, ApiError::FileTooLarge).await?);
+                let grow = |len: usize| budget.grow_to(len as u64, &ApiError::FileTooLarge);
+                file = Some(
+                    form.read_body(MAX_IMAGE_BYTES as usize, ApiError::FileTooLarge, grow)
+                        .await?,
+                );
             }
             "category" => {
-                let raw = read_part(part, MAX_FORM_FIELD, ApiError::BodyTooLarge).await?;
+                let raw = form
+                    .read_body(MAX_FORM_FIELD, ApiError::BodyTooLarge, |_| Ok(()))
+                    .await?;
                 meta.category = Some(String::from_utf8_lossy(&raw).into_owned());
             }
             _ => {
-                read_part(part, MAX_FORM_FIELD, ApiError::BodyTooLarge).await?;
+                form.read_body(MAX_FORM_FIELD, ApiError::BodyTooLarge, |_| Ok(()))
+                    .await?;
             }
         }
     }
     let bytes = file.ok_or(ApiError::NoFile)?;
-    Ok((bytes, meta))
-}
-
-async fn read_part(
-    part: warp::multipart::Part,
-    limit: usize,
-    too_large: ApiError,
-) -> Result<Vec<u8>, ApiError> {
-    let mut out = Vec::new();
-    let mut stream = std::pin::pin!(part.stream());
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| ApiError::BadRequest(format!("无效的表单数据: {e}")))?;
-        if !body::append_within(&mut out, chunk, limit) {
-            return Err(too_large);
-        }
-    }
-    Ok(out)
+    Ok((budget.hold(bytes), meta))
 }
 
 /// Probes, stores and queues an upload, then shapes the seed's answer.
 async fn save(
     state: Arc<AppState>,
-    caller: Option<Caller>,
-    bytes: Vec<u8>,
+    who: Uploader,
+    bytes: Bytes,
     meta: UploadMeta,
     route: Route,
 ) -> Result<warp::reply::Response, Rejection> {
     let category = Category::for_upload(meta.category.as_deref());
-    let logged_in = caller.is_some();
-    let owner = caller.map_or_else(|| state.default_user_id.clone(), |c| c.user.user_id);
+    let logged_in = who.caller.is_some();
+    if !logged_in {
+        let kib = (bytes.len() as u64).div_ceil(1024);
+        state
+            .throttles
+            .anonymous_kib
+            .take(&throttle::address_key(who.address), kib)
+            .map_err(|wait| reject(anonymous_limited(who.address, wait)))?;
+    }
+    let owner = who
+        .caller
+        .map_or_else(|| state.default_user_id.clone(), |c| c.user.user_id);
     let original_filename = meta.original_filename.clone();
     let (bytes, probe, blob) = blocking(move || {
         let probe = media::probe(&bytes).map_err(|e| match e {
@@ -408,7 +477,7 @@ async fn save(
             }
         })?;
         let blob = BlobHash::of(&bytes);
-        Ok((Bytes::from(bytes), probe, blob))
+        Ok((bytes, probe, blob))
     })
     .await
     .map_err(reject)?;

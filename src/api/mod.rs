@@ -7,7 +7,9 @@ mod auth;
 pub(crate) mod body;
 mod cors;
 pub mod error;
+mod guard;
 mod images;
+mod multipart;
 mod status;
 mod sync;
 mod tasks;
@@ -35,7 +37,7 @@ pub fn routes(
     warp::header::headers_cloned()
         .and(
             cors::preflight(state.clone())
-                .or(api)
+                .or(guard::csrf(state.clone()).and(api))
                 .recover(error::recover),
         )
         .map(move |headers, reply| cors::decorate(&state, &headers, reply))

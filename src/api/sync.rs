@@ -42,15 +42,20 @@ pub fn routes(
         .and(require_user(state.clone()))
         .and_then(own_account)
         .untuple_one()
-        .and(body::json(MANIFEST_BODY_LIMIT, ApiError::BodyTooLarge))
+        .and(body::json(
+            state.throttles.bodies.clone(),
+            MANIFEST_BODY_LIMIT,
+            ApiError::BodyTooLarge,
+        ))
         .and_then(manifest);
+    let bodies = state.throttles.bodies.clone();
     let receive = warp::path!("api" / "sync" / "user" / String)
         .and(warp::post())
         .and(with_state(state.clone()))
         .and(require_user(state))
         .and_then(own_account)
         .untuple_one()
-        .and(body::json(SYNC_BODY_LIMIT, ApiError::BodyTooLarge))
+        .and(body::json(bodies, SYNC_BODY_LIMIT, ApiError::BodyTooLarge))
         .and_then(receive);
     start.or(manifest).or(receive)
 }
@@ -447,7 +452,7 @@ fn ingest_one(
     let mut context = meta.context_info.clone();
     context.remove("category");
     let now = clock::now();
-    let image = ImageRecord {
+    let mut image = ImageRecord {
         id: meta.id.clone(),
         user_id: user_id.to_string(),
         filename: meta.filename.clone(),
@@ -465,6 +470,7 @@ fn ingest_one(
         cloud_synced: false,
         task_id: format!("t-{}", uuid::Uuid::new_v4()),
     };
+    crate::ingest::cap_metadata(&mut image);
     let task = TaskRecord {
         task_id: image.task_id.clone(),
         user_id: user_id.to_string(),
