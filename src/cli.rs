@@ -332,7 +332,7 @@ pub struct ServeArgs {
     pub trusted_proxies: Vec<std::net::IpAddr>,
 
     /// Accept uploads without a session (they go to the admin account, as the seed does). `false`
-    /// answers them 401 `需要登录`.
+    /// answers them 401 `匿名上传已关闭，请登录后再上传`.
     #[arg(long, env = "IMGVAULT_ANONYMOUS_UPLOADS", default_value_t = true, action = clap::ArgAction::Set, value_name = "true|false")]
     pub anonymous_uploads: bool,
 
