@@ -14,12 +14,14 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::{Arc, Once};
 use std::time::Duration;
 
+use bytes::Bytes;
 use futures_util::StreamExt;
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use reqwest::header::{self, HeaderValue};
 use reqwest::{StatusCode, Url};
 
 use crate::api::body::append_within;
+use crate::throttle::{Closed, Gate, Reservation};
 
 /// Redirects followed before giving up.
 pub const MAX_REDIRECTS: usize = 5;
@@ -40,6 +42,9 @@ pub enum FetchError {
     TooManyRedirects,
     #[error("{0}")]
     Network(String),
+    /// The server's budget for bodies in flight has no room for this image now.
+    #[error("no room in the memory budget for the image")]
+    Busy,
 }
 
 /// The crypto provider reqwest's rustls needs; built without a default one to keep aws-lc (and
@@ -111,22 +116,32 @@ impl Fetcher {
 
     /// Fetches `url`, sending `referer` (the page the image was on) because many sites refuse
     /// hotlinked images without one. The whole exchange, redirects and body included, shares one
-    /// time limit, and the body is refused as soon as it passes the size limit.
-    pub async fn fetch(&self, url: &str, referer: Option<&str>) -> Result<Vec<u8>, FetchError> {
+    /// time limit, and the body is refused as soon as it passes the size limit. The body's bytes
+    /// are counted in `budget` (the server's bodies in flight) while they arrive and for as long
+    /// as the returned bytes live.
+    pub async fn fetch(
+        &self,
+        url: &str,
+        referer: Option<&str>,
+        budget: &Gate,
+    ) -> Result<Bytes, FetchError> {
         let url = Url::parse(url.trim()).map_err(|e| FetchError::BadUrl(e.to_string()))?;
         let referer = referer
             .and_then(|r| Url::parse(r).ok())
             .filter(|r| matches!(r.scheme(), "http" | "https"))
             .and_then(|r| HeaderValue::from_str(r.as_str()).ok());
-        tokio::time::timeout(self.timeout, self.follow(url, referer))
+        let mut reservation = Reservation::new(budget);
+        let bytes = tokio::time::timeout(self.timeout, self.follow(url, referer, &mut reservation))
             .await
-            .map_err(|_| FetchError::Timeout(self.timeout))?
+            .map_err(|_| FetchError::Timeout(self.timeout))??;
+        Ok(reservation.hold(bytes))
     }
 
     async fn follow(
         &self,
         mut url: Url,
         referer: Option<HeaderValue>,
+        reservation: &mut Reservation,
     ) -> Result<Vec<u8>, FetchError> {
         for _ in 0..=MAX_REDIRECTS {
             self.check_url(&url)?;
@@ -153,7 +168,7 @@ impl Fetcher {
             if !status.is_success() {
                 return Err(FetchError::Status(status));
             }
-            return self.read_body(response).await;
+            return self.read_body(response, reservation).await;
         }
         Err(FetchError::TooManyRedirects)
     }
@@ -181,7 +196,11 @@ impl Fetcher {
         Ok(())
     }
 
-    async fn read_body(&self, response: reqwest::Response) -> Result<Vec<u8>, FetchError> {
+    async fn read_body(
+        &self,
+        response: reqwest::Response,
+        reservation: &mut Reservation,
+    ) -> Result<Vec<u8>, FetchError> {
         let limit = self.max_bytes;
         if response.content_length().is_some_and(|n| n > limit as u64) {
             return Err(FetchError::TooLarge { limit });
@@ -190,6 +209,11 @@ impl Fetcher {
         let mut body = response.bytes_stream();
         while let Some(chunk) = body.next().await {
             let chunk = chunk.map_err(explain)?;
+            let grown = (out.len() + chunk.len()).min(limit + 1) as u64;
+            reservation.grow_to(grown).map_err(|e| match e {
+                Closed::Busy => FetchError::Busy,
+                Closed::TooLarge => FetchError::TooLarge { limit },
+            })?;
             if !append_within(&mut out, chunk, limit) {
                 return Err(FetchError::TooLarge { limit });
             }
@@ -314,6 +338,10 @@ fn is_public_v4(ip: Ipv4Addr) -> bool {
 mod tests {
     use super::*;
 
+    fn budget() -> Gate {
+        Gate::new(1 << 20, 0, Duration::ZERO)
+    }
+
     #[test]
     fn private_and_special_addresses_are_not_public() {
         for ip in [
@@ -377,7 +405,7 @@ mod tests {
     async fn a_name_resolving_to_loopback_is_refused_before_connecting() {
         let fetcher = Fetcher::new(false, Duration::from_secs(5), 1024).unwrap();
         let err = fetcher
-            .fetch("http://localhost:9/a.png", None)
+            .fetch("http://localhost:9/a.png", None, &budget())
             .await
             .unwrap_err();
         assert!(matches!(err, FetchError::Blocked { .. }), "{err:?}");
@@ -424,25 +452,26 @@ mod tests {
     async fn fetches_follows_redirects_and_sends_the_referer() {
         let (addr, fetcher) = local_server().await;
         let body = fetcher
-            .fetch(&format!("http://{addr}/hop/4"), None)
+            .fetch(&format!("http://{addr}/hop/4"), None, &budget())
             .await
             .unwrap();
-        assert_eq!(body, b"\x89PNG");
+        assert_eq!(&body[..], b"\x89PNG");
         let body = fetcher
             .fetch(
                 &format!("http://{addr}/referer"),
                 Some("https://shop.example/item?id=1"),
+                &budget(),
             )
             .await
             .unwrap();
-        assert_eq!(body, b"https://shop.example/item?id=1");
+        assert_eq!(&body[..], b"https://shop.example/item?id=1");
         let err = fetcher
-            .fetch(&format!("http://{addr}/hop/5"), None)
+            .fetch(&format!("http://{addr}/hop/5"), None, &budget())
             .await
             .unwrap_err();
         assert!(matches!(err, FetchError::TooManyRedirects), "{err:?}");
         let err = fetcher
-            .fetch(&format!("http://{addr}/missing"), None)
+            .fetch(&format!("http://{addr}/missing"), None, &budget())
             .await
             .unwrap_err();
         assert!(
@@ -462,7 +491,7 @@ mod tests {
             "http:~~10.0.0.1~a.png".to_string(),
         ] {
             let err = fetcher
-                .fetch(&format!("http://{addr}/away/{target}"), None)
+                .fetch(&format!("http://{addr}/away/{target}"), None, &budget())
                 .await
                 .unwrap_err();
             assert!(
@@ -477,7 +506,7 @@ mod tests {
         let (addr, fetcher) = local_server().await;
         for path in ["big", "streamed"] {
             let err = fetcher
-                .fetch(&format!("http://{addr}/{path}"), None)
+                .fetch(&format!("http://{addr}/{path}"), None, &budget())
                 .await
                 .unwrap_err();
             assert!(

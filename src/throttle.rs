@@ -257,6 +257,59 @@ impl Gate {
     }
 }
 
+/// A share of a byte budget (a `Gate` counted in KiB), grown as the bytes it covers turn out
+/// longer than first thought, and given back when dropped.
+pub struct Reservation {
+    gate: Gate,
+    permit: Option<OwnedSemaphorePermit>,
+    bytes: u64,
+}
+
+impl Reservation {
+    /// Nothing of `gate` yet.
+    pub fn new(gate: &Gate) -> Self {
+        Self {
+            gate: gate.clone(),
+            permit: None,
+            bytes: 0,
+        }
+    }
+
+    /// Makes the reservation cover at least `bytes`; never waits.
+    pub fn grow_to(&mut self, bytes: u64) -> Result<(), Closed> {
+        let held = self.bytes.div_ceil(1024);
+        let wanted = bytes.div_ceil(1024);
+        if wanted <= held {
+            return Ok(());
+        }
+        let more = u32::try_from(wanted - held).unwrap_or(u32::MAX);
+        let permit = self.gate.try_enter(more)?;
+        match &mut self.permit {
+            Some(held) => held.merge(permit),
+            None => self.permit = Some(permit),
+        }
+        self.bytes = bytes;
+        Ok(())
+    }
+
+    /// `bytes` as `Bytes` that keep this reservation until the last copy is dropped.
+    pub fn hold(self, bytes: Vec<u8>) -> bytes::Bytes {
+        struct Held {
+            bytes: Vec<u8>,
+            _budget: Reservation,
+        }
+        impl AsRef<[u8]> for Held {
+            fn as_ref(&self) -> &[u8] {
+                &self.bytes
+            }
+        }
+        bytes::Bytes::from_owner(Held {
+            bytes,
+            _budget: self,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -327,5 +380,26 @@ mod tests {
         assert_eq!(gate.enter(1).await.unwrap_err(), Closed::Busy);
         drop(held);
         assert!(gate.enter(1).await.is_ok());
+    }
+
+    #[test]
+    fn a_reservation_grows_in_kib_and_is_given_back_with_its_bytes() {
+        let gate = Gate::new(10, 0, Duration::ZERO);
+        let mut reservation = Reservation::new(&gate);
+        reservation.grow_to(1).unwrap();
+        reservation.grow_to(1024).unwrap();
+        assert_eq!(gate.permits.available_permits(), 9);
+        reservation.grow_to(4000).unwrap();
+        assert_eq!(gate.permits.available_permits(), 6);
+        assert_eq!(reservation.grow_to(20 * 1024), Err(Closed::TooLarge));
+        let other = gate.try_enter(5).unwrap();
+        assert_eq!(reservation.grow_to(6 * 1024), Err(Closed::Busy));
+        drop(other);
+        let bytes = reservation.hold(vec![1, 2, 3]);
+        let copy = bytes.clone();
+        drop(bytes);
+        assert_eq!(gate.permits.available_permits(), 6);
+        drop(copy);
+        assert_eq!(gate.permits.available_permits(), 10);
     }
 }

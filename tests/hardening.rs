@@ -550,3 +550,57 @@ async fn a_refused_url_never_names_the_address_it_resolved_to() {
         assert!(!error.contains(leaked), "{error}");
     }
 }
+
+#[tokio::test]
+async fn image_urls_that_stall_mid_body_cannot_take_more_than_the_body_budget() {
+    // An image server that promises 10 MB, sends 8 MiB and then stalls until the fetch times out.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let origin = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        loop {
+            let Ok((mut socket, _)) = listener.accept().await else {
+                return;
+            };
+            let mut stopped = stopped.clone();
+            tokio::spawn(async move {
+                let mut head = [0u8; 4096];
+                let _ = socket.read(&mut head).await;
+                let reply = "HTTP/1.1 200 OK\r\nContent-Type: image/png\r\nContent-Length: 10000000\r\n\r\n";
+                let _ = socket.write_all(reply.as_bytes()).await;
+                let _ = socket.write_all(&vec![0u8; 8 * 1024 * 1024]).await;
+                let _ = stopped.changed().await;
+            });
+        }
+    });
+    let app = spawn_app_with(&["--allow-private-fetch", "--fetch-timeout", "4"]).await;
+    let client = new_client();
+    let fetches = (0..30).map(|i| {
+        let (app, client) = (&app, &client);
+        async move {
+            let body = json!({"imageData": format!("http://{origin}/img{i}.png")});
+            app.post_json(client, "/api/receive-image", &body).await.0
+        }
+    });
+    let (statuses, latency) = tokio::join!(futures_util::future::join_all(fetches), async {
+        // Once the first fetches hold their bytes, status must still answer.
+        status_answers(&app).await
+    });
+    let _ = stop.send(true);
+    let busy = statuses.iter().filter(|s| **s == 503).count();
+    assert!(busy > 0, "{statuses:?}");
+    assert!(
+        statuses.iter().all(|s| matches!(s, 503 | 504)),
+        "{statuses:?}"
+    );
+    let peak = app.peak_rss_mib();
+    assert!(
+        peak < 150,
+        "peak RSS {peak} MiB with 30 stalled image downloads"
+    );
+    assert!(
+        latency < Duration::from_secs(2),
+        "/api/status took {latency:?}"
+    );
+}

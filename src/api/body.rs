@@ -20,70 +20,29 @@ use serde::de::DeserializeOwned;
 use warp::{Filter, Rejection};
 
 use super::{ApiError, reject};
-use crate::throttle::{Closed, Gate};
+use crate::throttle::{Closed, Gate, Reservation};
 
-/// Bytes that hold their share of the body budget until they are dropped.
-struct Held {
-    bytes: Vec<u8>,
-    _budget: Reservation,
-}
-
-impl AsRef<[u8]> for Held {
-    fn as_ref(&self) -> &[u8] {
-        &self.bytes
-    }
-}
-
-/// A share of the body budget, grown as a body turns out longer than declared.
-pub(crate) struct Reservation {
-    gate: Gate,
-    permit: Option<tokio::sync::OwnedSemaphorePermit>,
+/// `bytes` of `budget`, or 503 (busy) / `too_large` (more than the whole budget).
+pub(crate) fn reserve(
+    gate: &Gate,
     bytes: u64,
+    too_large: &ApiError,
+) -> Result<Reservation, ApiError> {
+    let mut reservation = Reservation::new(gate);
+    grow(&mut reservation, bytes, too_large)?;
+    Ok(reservation)
 }
 
-impl Reservation {
-    /// `bytes` of the budget, or 503 (busy) / `too_large` (more than the whole budget).
-    pub(crate) fn take(gate: &Gate, bytes: u64, too_large: &ApiError) -> Result<Self, ApiError> {
-        let mut reservation = Self {
-            gate: gate.clone(),
-            permit: None,
-            bytes: 0,
-        };
-        reservation.grow_to(bytes, too_large)?;
-        Ok(reservation)
-    }
-
-    /// Makes the reservation cover at least `bytes`.
-    pub(crate) fn grow_to(&mut self, bytes: u64, too_large: &ApiError) -> Result<(), ApiError> {
-        let held = kib(self.bytes);
-        let wanted = kib(bytes);
-        if wanted <= held {
-            return Ok(());
-        }
-        let more = u32::try_from(wanted - held).unwrap_or(u32::MAX);
-        let permit = self.gate.try_enter(more).map_err(|e| match e {
-            Closed::TooLarge => too_large.clone(),
-            Closed::Busy => ApiError::Busy(1),
-        })?;
-        match &mut self.permit {
-            Some(held) => held.merge(permit),
-            None => self.permit = Some(permit),
-        }
-        self.bytes = bytes;
-        Ok(())
-    }
-
-    /// `bytes` as `Bytes` that keep this reservation until they are dropped.
-    pub(crate) fn hold(self, bytes: Vec<u8>) -> Bytes {
-        Bytes::from_owner(Held {
-            bytes,
-            _budget: self,
-        })
-    }
-}
-
-fn kib(bytes: u64) -> u64 {
-    bytes.div_ceil(1024)
+/// Makes `reservation` cover `bytes`, or 503 / `too_large`.
+pub(crate) fn grow(
+    reservation: &mut Reservation,
+    bytes: u64,
+    too_large: &ApiError,
+) -> Result<(), ApiError> {
+    reservation.grow_to(bytes).map_err(|e| match e {
+        Closed::TooLarge => too_large.clone(),
+        Closed::Busy => ApiError::Busy(1),
+    })
 }
 
 /// Largest oversize body read to its end (and discarded) so the client gets a clean 413.
@@ -113,8 +72,7 @@ pub fn limited(
                 }
                 let stream = std::pin::pin!(stream);
                 let declared = declared.unwrap_or(0);
-                let reservation = match Reservation::take(&budget, declared.min(limit), &too_large)
-                {
+                let reservation = match reserve(&budget, declared.min(limit), &too_large) {
                     Ok(reservation) => reservation,
                     Err(refused) => {
                         drain(stream, 0, drain_cap(limit)).await;
@@ -162,7 +120,7 @@ where
         let chunk =
             chunk.map_err(|e| Some(ApiError::BadRequest(format!("读取请求体失败: {e}"))))?;
         let grown = out.len().saturating_add(chunk.remaining()).min(limit) as u64;
-        if let Err(refused) = reservation.grow_to(grown, &ApiError::BodyTooLarge) {
+        if let Err(refused) = grow(&mut reservation, grown, &ApiError::BodyTooLarge) {
             drain(stream, out.len() as u64, drain_cap(limit as u64)).await;
             return Err(Some(refused));
         }

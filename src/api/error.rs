@@ -187,6 +187,7 @@ impl From<FetchError> for ApiError {
                 ApiError::FetchFailed(format!("重定向超过 {} 次", crate::fetch::MAX_REDIRECTS))
             }
             FetchError::Network(why) => ApiError::FetchFailed(why),
+            FetchError::Busy => ApiError::Busy(1),
         }
     }
 }

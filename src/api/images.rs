@@ -28,7 +28,8 @@ use crate::ingest::{self, Incoming};
 use crate::media::{self, ImageKind, MediaError};
 use crate::store::records::{ImageRecord, ThumbRecord};
 use crate::store::{BlobChunks, DeleteOutcome, Store, StoreError};
-use crate::{AppState, clock, throttle};
+use crate::throttle::{self, Reservation};
+use crate::{AppState, clock};
 
 /// The seed's upload limit, on decoded image bytes.
 pub const MAX_IMAGE_BYTES: u64 = 10 * 1024 * 1024;
@@ -267,7 +268,7 @@ async fn upload_json(
             tracing::debug!(%url, "fetching image by URL");
             let bytes = state
                 .fetcher
-                .fetch(url, page.url.as_deref())
+                .fetch(url, page.url.as_deref(), &state.throttles.bodies)
                 .await
                 .map_err(|e| {
                     tracing::info!(%url, error = %e, "image URL not fetched");
@@ -281,7 +282,7 @@ async fn upload_json(
                 "剪切板上传需要base64图片数据；图片URL请发送到 /api/receive-image".into(),
             )));
         }
-        None => decode_image_data(&data).map_err(reject)?,
+        None => Bytes::from(decode_image_data(&data).map_err(reject)?),
     };
     let meta = UploadMeta {
         category: req.category.and_then(|c| c.as_str().map(str::to_string)),
@@ -291,7 +292,7 @@ async fn upload_json(
     };
     // The request body is the largest thing this upload holds; it is not needed past this point.
     drop(body);
-    save(state, who, Bytes::from(bytes), meta, route).await
+    save(state, who, bytes, meta, route).await
 }
 
 /// What `context_info` will show: the client's `imageContext`, plus the name of an uploaded file
@@ -377,7 +378,7 @@ async fn upload_file(
 ) -> Result<warp::reply::Response, Rejection> {
     let boundary = multipart::boundary(content_type.as_deref().unwrap_or("")).map_err(reject)?;
     let mut stream = std::pin::pin!(stream);
-    let budget = match body::Reservation::take(
+    let budget = match body::reserve(
         &state.throttles.bodies,
         declared.unwrap_or(0).min(MAX_FORM),
         &ApiError::FileTooLarge,
@@ -403,7 +404,7 @@ async fn upload_file(
 /// The file's bytes keep their share of the body budget until dropped.
 async fn read_form<S, B>(
     mut form: Multipart<S>,
-    mut budget: body::Reservation,
+    mut budget: Reservation,
 ) -> Result<(Bytes, UploadMeta), ApiError>
 where
     S: futures_util::Stream<Item = Result<B, warp::Error>> + Unpin,
@@ -419,7 +420,8 @@ where
                     return Err(ApiError::EmptyFilename);
                 }
                 meta.original_filename = Some(name.chars().take(255).collect());
-                let grow = |len: usize| budget.grow_to(len as u64, &ApiError::FileTooLarge);
+                let grow =
+                    |len: usize| body::grow(&mut budget, len as u64, &ApiError::FileTooLarge);
                 file = Some(
                     form.read_body(MAX_IMAGE_BYTES as usize, ApiError::FileTooLarge, grow)
                         .await?,
