@@ -18,6 +18,12 @@ fn tiny_png() -> Vec<u8> {
     small_png(2, 2)
 }
 
+/// Uploads a tiny PNG as the extension does; the status and answer.
+async fn upload_tiny(app: &TestApp, client: &reqwest::Client) -> (u16, Value) {
+    app.receive_image(client, "image/png", &tiny_png(), "clothes")
+        .await
+}
+
 /// A valid PNG of `w`×`h` grey pixels.
 fn small_png(w: u32, h: u32) -> Vec<u8> {
     let mut out = Vec::new();
@@ -284,35 +290,28 @@ async fn a_cross_site_form_cannot_log_the_browser_into_another_account() {
     let app = spawn_app().await;
     let client = reqwest::Client::new();
     let foreign = "http://attacker.test";
-    let form = client
-        .post(app.url("/api/login"))
-        .header("origin", foreign)
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(format!("username=admin&password={ADMIN_PASSWORD}"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(form.status(), 403);
-    assert!(form.headers().get("set-cookie").is_none());
-    let json = client
-        .post(app.url("/api/login"))
-        .header("origin", foreign)
-        .json(&json!({"username": "admin", "password": ADMIN_PASSWORD}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(json.status(), 403);
-    assert!(json.headers().get("set-cookie").is_none());
-    // A cross-site register is refused the same way.
-    let resp = client
-        .post(app.url("/api/register"))
-        .header("origin", foreign)
-        .header("content-type", "text/plain")
-        .body(r#"{"username":"mallory","email":"m@example.com","password":"mallory-pw"}"#)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 403);
+    let login = format!(r#"{{"username":"admin","password":"{ADMIN_PASSWORD}"}}"#);
+    let register = r#"{"username":"mallory","email":"m@example.com","password":"mallory-pw"}"#;
+    for (path, content_type, body) in [
+        (
+            "/api/login",
+            "application/x-www-form-urlencoded",
+            format!("username=admin&password={ADMIN_PASSWORD}"),
+        ),
+        ("/api/login", "application/json", login),
+        ("/api/register", "text/plain", register.to_string()),
+    ] {
+        let resp = client
+            .post(app.url(path))
+            .header("origin", foreign)
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 403, "{path} as {content_type}");
+        assert!(resp.headers().get("set-cookie").is_none());
+    }
 }
 
 #[tokio::test]
@@ -453,9 +452,7 @@ async fn bodies_held_open_cannot_take_more_than_the_body_budget() {
         "/api/status took {latency:?}"
     );
     // A small upload still fits beside the held bodies.
-    let (status, body) = app
-        .receive_image(&new_client(), "image/png", &tiny_png(), "clothes")
-        .await;
+    let (status, body) = upload_tiny(&app, &new_client()).await;
     assert_eq!(status, 200, "{body}");
     drop(held);
 }
@@ -465,9 +462,7 @@ async fn anonymous_uploads_have_a_quota_per_address_and_sessions_do_not() {
     let app = spawn_app_with(&["--anonymous-images-per-minute", "5"]).await;
     let anonymous = new_client();
     for _ in 0..5 {
-        let (status, body) = app
-            .receive_image(&anonymous, "image/png", &tiny_png(), "clothes")
-            .await;
+        let (status, body) = upload_tiny(&app, &anonymous).await;
         assert_eq!(status, 200, "{body}");
     }
     let resp = anonymous
@@ -486,9 +481,7 @@ async fn anonymous_uploads_have_a_quota_per_address_and_sessions_do_not() {
     // A logged-in user from the same address is not counted.
     let (user, _) = app.user_client("dave").await;
     for _ in 0..8 {
-        let (status, body) = app
-            .receive_image(&user, "image/png", &tiny_png(), "clothes")
-            .await;
+        let (status, body) = upload_tiny(&app, &user).await;
         assert_eq!(status, 200, "{body}");
     }
 }
@@ -521,15 +514,11 @@ async fn anonymous_bytes_are_limited_too() {
 #[tokio::test]
 async fn anonymous_uploads_can_be_switched_off() {
     let app = spawn_app_with(&["--anonymous-uploads", "false"]).await;
-    let (status, body) = app
-        .receive_image(&new_client(), "image/png", &tiny_png(), "clothes")
-        .await;
+    let (status, body) = upload_tiny(&app, &new_client()).await;
     assert_eq!(status, 401, "{body}");
     assert!(body["error"].as_str().unwrap().contains("匿名上传已关闭"));
     let (user, _) = app.user_client("erin").await;
-    let (status, body) = app
-        .receive_image(&user, "image/png", &tiny_png(), "clothes")
-        .await;
+    let (status, body) = upload_tiny(&app, &user).await;
     assert_eq!(status, 200, "{body}");
 }
 
