@@ -431,8 +431,10 @@ async function pagination(browser) {
 
   await page.goto(BASE + "/");
   await visible(page.getByTestId("gallery"), "the gallery");
+  // Whether the sentinel starts within reach (and page 2 follows at once) depends on the fonts'
+  // line heights, so the first page is "at least 48" here.
   await waitUntil(page, "the first page shows", () =>
-    document.querySelectorAll("[data-testid=thumb]").length === 48);
+    document.querySelectorAll("[data-testid=thumb]").length >= 48);
   assert.equal(await page.getByTestId("gallery-count").getAttribute("data-total"), String(COUNT));
 
   // Scrolling to the end loads the rest, without duplicates.
