@@ -175,11 +175,13 @@ pub async fn serve(
 
     println!("listening on http://{addr}");
     tracing::info!(%addr, data = %path.display(), "imgvault started");
-    warp::serve(api::routes(state.clone()))
-        .incoming(listener)
-        .graceful(shutdown)
-        .run()
-        .await;
+    server::run(
+        listener,
+        api::routes(state.clone()),
+        &state.config.limits,
+        shutdown,
+    )
+    .await;
 
     tracing::info!("shutting down");
     background.abort();

@@ -128,6 +128,7 @@ impl TestApp {
         std::mem::replace(&mut self.dir, placeholder)
     }
 
+    /// The server's process id (for reading its /proc/PID/status).
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
@@ -142,6 +143,29 @@ impl TestApp {
             .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
             .expect("VmHWM in /proc/PID/status");
         kib / 1024
+    }
+
+    /// Sends SIGTERM and returns at once; `wait_exit` then waits for the process to end.
+    pub fn terminate(&self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -TERM failed");
+    }
+
+    /// Waits at most `limit` for the process to exit; `None` if it is still running then.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = std::time::Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait for imgvault") {
+                return Some(status);
+            }
+            if std::time::Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// Whether the process is still running (it must survive every bad request).
