@@ -129,6 +129,11 @@ impl TestApp {
     }
 
     /// Whether the process is still running (it must survive every bad request).
+    /// The server's process id (for /proc/PID/status).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn is_alive(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
     }
