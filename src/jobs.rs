@@ -1,7 +1,11 @@
 //! Thumbnail generation in the background, bounded: at most `workers` images are decoded at once
 //! (a semaphore shared by the queue workers and by requests that need a thumbnail now), on
-//! dedicated threads at a lower CPU priority, never on the async workers. The queue is bounded too; an upload never waits
-//! for room in it: when it is full the task simply stays on the pending list in the data file,
+//! dedicated threads at a lower CPU priority, never on the async workers. Their memory is bounded
+//! too: each decode first takes what `media::cost` says it will allocate from one budget of
+//! decoded bytes (`Limits::decode_budget`, a semaphore counting KiB), so decodes running together
+//! never hold more than the budget; an image costing more than the whole budget is not decoded
+//! (uploads refuse it; one that came another way gets a failed thumbnail).
+//! The queue is bounded too; an upload never waits for room in it: when it is full the task simply stays on the pending list in the data file,
 //! and the workers list pending work again once the queue has drained.
 //!
 //! An upload's task stays `processing` until its thumbnail exists, then becomes `completed`, or
@@ -45,6 +49,9 @@ pub struct Jobs {
     max_side: u32,
     workers: u32,
     permits: Arc<Semaphore>,
+    /// The decode budget, in KiB.
+    decode: Arc<Semaphore>,
+    decode_kib: u64,
     pool: Pool,
     inflight: Mutex<HashMap<BlobHash, Arc<OnceCell<Outcome>>>>,
     /// `None` once shut down.
@@ -57,9 +64,17 @@ pub struct Jobs {
 }
 
 impl Jobs {
-    /// Starts `workers` queue workers making thumbnails with a longest side of `max_side`.
-    pub fn start(store: Arc<Store>, writer: Writer, workers: usize, max_side: u32) -> Arc<Self> {
+    /// Starts `workers` queue workers making thumbnails with a longest side of `max_side`, whose
+    /// decodes together allocate at most `decode_budget` bytes.
+    pub fn start(
+        store: Arc<Store>,
+        writer: Writer,
+        workers: usize,
+        max_side: u32,
+        decode_budget: u64,
+    ) -> Arc<Self> {
         let workers = workers.clamp(1, 64) as u32;
+        let decode_kib = (decode_budget / 1024).clamp(1, u64::from(u32::MAX));
         let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
         let jobs = Arc::new(Self {
             store,
@@ -67,6 +82,8 @@ impl Jobs {
             max_side,
             workers,
             permits: Arc::new(Semaphore::new(workers as usize)),
+            decode: Arc::new(Semaphore::new(decode_kib as usize)),
+            decode_kib,
             pool: Pool::start(workers as usize),
             inflight: Mutex::new(HashMap::new()),
             tx: Mutex::new(Some(tx)),
@@ -151,12 +168,25 @@ impl Jobs {
             .unwrap_or_else(|e| Err(e.to_string()))?;
         let (record, thumbnail) = match loaded {
             Loaded::Current(record) => (record, None),
-            Loaded::Source(bytes) => {
-                let (record, bytes) = self
-                    .pool
-                    .run(move || render(source, &bytes, max_side))
-                    .await
-                    .ok_or_else(|| "thumbnail worker failed".to_string())?;
+            Loaded::Source(bytes, cost) => {
+                let (record, bytes) = match cost {
+                    Ok((_, cost)) if cost.div_ceil(1024) <= self.decode_kib => {
+                        let kib = cost.div_ceil(1024) as u32;
+                        let Ok(_granted) = self.decode.clone().acquire_many_owned(kib).await else {
+                            return Err("shutting down".to_string());
+                        };
+                        self.pool
+                            .run(move || render(source, &bytes, max_side, cost))
+                            .await
+                            .ok_or_else(|| "thumbnail worker failed".to_string())?
+                    }
+                    Ok((probe, cost)) => failed(&MediaError::OverBudget {
+                        width: probe.width,
+                        height: probe.height,
+                        cost,
+                    }),
+                    Err(e) => failed(&e),
+                };
                 let made = NewThumbnail {
                     source,
                     record: record.clone(),
@@ -338,8 +368,8 @@ fn task_result(outcome: &Outcome) -> Result<(), String> {
 enum Loaded {
     /// A thumbnail for the current setting, or the verdict that the source does not decode.
     Current(ThumbRecord),
-    /// The source's bytes, to make its thumbnail from.
-    Source(Bytes),
+    /// The source's bytes, to make its thumbnail from, and what that will allocate.
+    Source(Bytes, Result<(media::Probe, u64), MediaError>),
 }
 
 fn load(store: &Store, source: BlobHash, max_side: u32) -> Result<Loaded, String> {
@@ -354,15 +384,19 @@ fn load(store: &Store, source: BlobHash, max_side: u32) -> Result<Loaded, String
     let Some(mut blob) = store.blob(&source).map_err(err)? else {
         return Err("图片已删除".into());
     };
-    Ok(Loaded::Source(blob.read_all().map_err(err)?))
+    let bytes = blob.read_all().map_err(err)?;
+    let cost = media::probe(&bytes).map(|p| (p, media::cost::plan(&bytes, &p, max_side).bytes));
+    Ok(Loaded::Source(bytes, cost))
 }
 
 /// The thumbnail record of the image `bytes` (whose hash is `source`), with the thumbnail's own
 /// bytes when it needs a blob of its own. CPU work only, for the media threads.
-fn render(source: BlobHash, bytes: &[u8], max_side: u32) -> (ThumbRecord, Vec<u8>) {
+fn render(source: BlobHash, bytes: &[u8], max_side: u32, allowance: u64) -> (ThumbRecord, Vec<u8>) {
     let made = media::sniff(bytes)
         .ok_or(MediaError::UnknownFormat)
-        .and_then(|kind| thumbnail::make(bytes, kind, max_side).map(|t| (kind, t)));
+        .and_then(|kind| {
+            thumbnail::make_within(bytes, kind, max_side, allowance).map(|t| (kind, t))
+        });
     match made {
         // A small or already well-compressed image: the original is the better thumbnail, and
         // storing a second copy would only cost space.
@@ -390,11 +424,15 @@ fn render(source: BlobHash, bytes: &[u8], max_side: u32) -> (ThumbRecord, Vec<u8
             },
             t.bytes,
         ),
-        Err(e) => (
-            ThumbRecord::Failed {
-                reason: format!("图片解码失败: {e}"),
-            },
-            Vec::new(),
-        ),
+        Err(e) => failed(&e),
     }
+}
+
+fn failed(e: &MediaError) -> (ThumbRecord, Vec<u8>) {
+    (
+        ThumbRecord::Failed {
+            reason: format!("图片解码失败: {e}"),
+        },
+        Vec::new(),
+    )
 }

@@ -152,6 +152,7 @@ pub async fn serve(
         writer.clone(),
         config.media_workers,
         config.thumb_size,
+        config.limits.decode_budget,
     );
     let state = Arc::new(AppState {
         store: store.clone(),

@@ -465,19 +465,23 @@ async fn save(
         .caller
         .map_or_else(|| state.default_user_id.clone(), |c| c.user.user_id);
     let original_filename = meta.original_filename.clone();
+    let (budget, max_side) = (state.config.limits.decode_budget, state.jobs.max_side());
     let (bytes, probe, blob) = blocking(move || {
-        let probe = media::probe(&bytes).map_err(|e| match e {
-            MediaError::TooLarge { width, height } | MediaError::Bomb { width, height } => {
-                ApiError::ImageTooLarge {
-                    width,
-                    height,
-                    max_side: media::MAX_SIDE,
-                }
-            }
+        let refused = |e| match e {
+            MediaError::TooLarge { width, height }
+            | MediaError::OverBudget { width, height, .. } => ApiError::ImageTooLarge {
+                width,
+                height,
+                max_side: media::MAX_SIDE,
+            },
             MediaError::UnknownFormat | MediaError::Malformed(_) | MediaError::Encode(_) => {
                 ApiError::UnsupportedFormat
             }
-        })?;
+        };
+        let probe = media::probe(&bytes).map_err(refused)?;
+        // An image whose thumbnail cannot be made within the decode budget is refused now rather
+        // than stored with a thumbnail that will never exist.
+        media::cost::check(&bytes, &probe, max_side, budget).map_err(refused)?;
         let blob = BlobHash::of(&bytes);
         Ok((bytes, probe, blob))
     })

@@ -1,4 +1,5 @@
-//! Thumbnails: decode (JPEGs at reduced scale), orient, shrink with a SIMD resizer, encode lossy.
+//! Thumbnails: decode (JPEGs at reduced scale, large PNGs row by row), orient, shrink with a SIMD
+//! resizer, encode lossy.
 //!
 //! JPEG goes through libjpeg-turbo (mozjpeg's build of it, compiled into the binary with the C
 //! compiler alone; its x86 SIMD needs `nasm` at build time), the fastest decoder we measured: it
@@ -10,12 +11,16 @@
 //! transparent pixel (cut-out clothes are often transparent PNGs) become lossy WebP with alpha
 //! through libwebp: the `image` crate's WebP encoder is lossless only, which can make a thumbnail
 //! larger than its source.
-//! Images are never upscaled. Every decode runs under the limits of `media::decode`.
+//! Large non-interlaced PNGs are never held whole: their rows are box-filtered, as the decoder
+//! inflates them, into an image of twice the thumbnail's size, which the resizer then finishes.
+//! Which path an image takes, and what it costs, is decided from its header by `media::cost`; a
+//! path costing more than the caller's allowance is not taken. Images are never upscaled.
 
 use fast_image_resize::{FilterType, ResizeAlg, ResizeOptions, Resizer};
 use image::metadata::Orientation;
-use image::{DynamicImage, ImageDecoder, RgbImage, RgbaImage};
+use image::{DynamicImage, GrayAlphaImage, GrayImage, ImageDecoder, RgbImage, RgbaImage};
 
+use super::cost::{self, Path};
 use super::{ImageKind, MAX_PIXELS, MAX_SIDE, MediaError};
 
 /// Default longest side of a thumbnail, in pixels.
@@ -32,13 +37,32 @@ pub struct Thumbnail {
     pub height: u32,
 }
 
-/// Makes the thumbnail of an image whose format was sniffed as `kind`.
+/// Makes the thumbnail of an image whose format was sniffed as `kind`, whatever it costs.
 pub fn make(bytes: &[u8], kind: ImageKind, max_side: u32) -> Result<Thumbnail, MediaError> {
-    let image = match kind {
-        ImageKind::Jpeg => {
-            decode_jpeg_reduced(bytes, max_side).or_else(|_| decode_oriented(bytes, kind))?
-        }
-        _ => decode_oriented(bytes, kind)?,
+    make_within(bytes, kind, max_side, u64::MAX)
+}
+
+/// Makes the thumbnail of an image whose format was sniffed as `kind`, allocating at most about
+/// `allowance` bytes (`media::cost`'s figure): `OverBudget` when the image costs more.
+pub fn make_within(
+    bytes: &[u8],
+    kind: ImageKind,
+    max_side: u32,
+    allowance: u64,
+) -> Result<Thumbnail, MediaError> {
+    let probe = super::probe(bytes)?;
+    if probe.kind != kind {
+        return Err(MediaError::Malformed(kind));
+    }
+    let plan = cost::check(bytes, &probe, max_side, allowance)?;
+    let image = match plan.path {
+        Path::JpegScaled { .. } => decode_jpeg_reduced(bytes, max_side).or_else(|_| {
+            // A file libjpeg refuses goes to the full decoder only if the allowance covers it.
+            cost::check_full(bytes, &probe, max_side, allowance)?;
+            decode_oriented(bytes, kind, allowance)
+        })?,
+        Path::PngRows => decode_png_rows(bytes, max_side)?,
+        Path::Full => decode_oriented(bytes, kind, allowance)?,
     };
     let (width, height) = fit(image.width(), image.height(), max_side);
     if has_transparency(&image) {
@@ -77,8 +101,12 @@ pub fn fit(width: u32, height: u32, max_side: u32) -> (u32, u32) {
 }
 
 /// Any decoder: first frame of animations, EXIF orientation applied, under the decode limits.
-fn decode_oriented(bytes: &[u8], kind: ImageKind) -> Result<DynamicImage, MediaError> {
-    let mut decoder = super::limited_reader(bytes, kind)
+fn decode_oriented(
+    bytes: &[u8],
+    kind: ImageKind,
+    allowance: u64,
+) -> Result<DynamicImage, MediaError> {
+    let mut decoder = super::limited_reader(bytes, kind, allowance)
         .into_decoder()
         .map_err(|_| MediaError::Malformed(kind))?;
     let orientation = decoder.orientation().unwrap_or(Orientation::NoTransforms);
@@ -111,14 +139,7 @@ fn decode_jpeg_scaled(bytes: &[u8], max_side: u32) -> Result<DynamicImage, Media
             height: h,
         });
     }
-    let (tw, th) = fit(w, h, max_side);
-    // libjpeg scales by eighths and rounds up.
-    let scaled = |side: u32, eighths: u32| side.div_ceil(8 / eighths);
-    let eighths = [1, 2, 4]
-        .into_iter()
-        .find(|&n| scaled(w, n) >= tw && scaled(h, n) >= th)
-        .unwrap_or(8);
-    decoder.scale(eighths as u8);
+    decoder.scale(jpeg_eighths(w, h, max_side) as u8);
     let mut started = decoder.rgb().map_err(bad)?;
     let (sw, sh) = (started.width() as u32, started.height() as u32);
     let pixels = started.read_scanlines::<u8>().map_err(bad)?;
@@ -127,6 +148,88 @@ fn decode_jpeg_scaled(bytes: &[u8], max_side: u32) -> Result<DynamicImage, Media
         .map(DynamicImage::from)
         .ok_or(MediaError::Malformed(ImageKind::Jpeg))?;
     if let Some(orientation) = jpeg_exif(bytes).and_then(Orientation::from_exif_chunk) {
+        image.apply_orientation(orientation);
+    }
+    Ok(image)
+}
+
+/// The scale, in eighths, at which libjpeg decodes a `w`×`h` JPEG for a `max_side` thumbnail: the
+/// smallest that still covers the thumbnail.
+pub(crate) fn jpeg_eighths(w: u32, h: u32, max_side: u32) -> u32 {
+    let (tw, th) = fit(w, h, max_side);
+    // libjpeg scales by eighths and rounds up.
+    let scaled = |side: u32, eighths: u32| side.div_ceil(8 / eighths);
+    [1, 2, 4]
+        .into_iter()
+        .find(|&n| scaled(w, n) >= tw && scaled(h, n) >= th)
+        .unwrap_or(8)
+}
+
+/// A PNG read row by row, each row averaged into its cell of an image fitting `2 × max_side` as
+/// soon as it is inflated (a box filter); only that image and one row of sums are held. 16-bit
+/// samples are cut to 8 and palettes expanded by the decoder; the EXIF orientation is applied.
+fn decode_png_rows(bytes: &[u8], max_side: u32) -> Result<DynamicImage, MediaError> {
+    let bad = |_| MediaError::Malformed(ImageKind::Png);
+    let mut decoder = png::Decoder::new(std::io::Cursor::new(bytes));
+    decoder.set_transformations(png::Transformations::normalize_to_color8());
+    let mut reader = decoder.read_info().map_err(bad)?;
+    let (w, h) = (reader.info().width, reader.info().height);
+    let orientation = reader
+        .info()
+        .exif_metadata
+        .as_deref()
+        .and_then(Orientation::from_exif_chunk);
+    let (color, _) = reader.output_color_type();
+    let ch = color.samples();
+    let (iw, ih) = fit(w, h, max_side.saturating_mul(2));
+    let (iw, ih) = (iw as usize, ih as usize);
+    let column: Vec<u32> = (0..u64::from(w))
+        .map(|x| (x * iw as u64 / u64::from(w)) as u32)
+        .collect();
+    let mut per_column = vec![0u32; iw];
+    for &c in &column {
+        per_column[c as usize] += 1;
+    }
+    let mut out = vec![0u8; iw * ih * ch];
+    let mut sums = vec![0u32; iw * ch];
+    let (mut y, mut target_row, mut rows) = (0u64, 0usize, 0u32);
+    while let Some(row) = reader.next_row().map_err(bad)? {
+        let data = row.data();
+        for (pixel, &c) in data.chunks_exact(ch).zip(&column) {
+            let sum = &mut sums[c as usize * ch..][..ch];
+            for (s, &v) in sum.iter_mut().zip(pixel) {
+                *s += u32::from(v);
+            }
+        }
+        rows += 1;
+        y += 1;
+        let next_target = (y * ih as u64 / u64::from(h)) as usize;
+        if next_target != target_row || y == u64::from(h) {
+            let line = &mut out[target_row * iw * ch..][..iw * ch];
+            for (i, (o, s)) in line.iter_mut().zip(&mut sums).enumerate() {
+                let n = per_column[i / ch] * rows;
+                *o = ((*s + n / 2) / n.max(1)) as u8;
+                *s = 0;
+            }
+            rows = 0;
+            target_row = next_target;
+            if target_row >= ih {
+                break;
+            }
+        }
+    }
+    let (iw, ih) = (iw as u32, ih as u32);
+    let image = match color {
+        png::ColorType::Grayscale => GrayImage::from_raw(iw, ih, out).map(DynamicImage::from),
+        png::ColorType::GrayscaleAlpha => {
+            GrayAlphaImage::from_raw(iw, ih, out).map(DynamicImage::from)
+        }
+        png::ColorType::Rgb => RgbImage::from_raw(iw, ih, out).map(DynamicImage::from),
+        png::ColorType::Rgba => RgbaImage::from_raw(iw, ih, out).map(DynamicImage::from),
+        png::ColorType::Indexed => None,
+    };
+    let mut image = image.ok_or(MediaError::Malformed(ImageKind::Png))?;
+    if let Some(orientation) = orientation {
         image.apply_orientation(orientation);
     }
     Ok(image)

@@ -1,0 +1,224 @@
+//! Decompression bombs padded past the old compression-ratio check, against the real binary: each
+//! is refused at upload (400) or thumbnailed within the decode budget, six at once too, and the
+//! server's peak RSS stays far below what decoding them whole would take. Large but ordinary
+//! images (a 6000×4000 photo, a 4000² PNG) still get their thumbnails.
+
+mod common;
+
+use std::io::Write;
+
+use common::*;
+use flate2::Compression;
+use flate2::write::ZlibEncoder;
+use serde_json::Value;
+
+const MIB: u64 = 1024 * 1024;
+/// Peak RSS the server may reach here: the default budget is 200 MiB, of which decoded pixels get
+/// 60; one of these bombs decoded whole takes 430–517 MiB.
+const PEAK_LIMIT: u64 = 150 * MIB;
+/// The junk that lowered the bombs' ratio under the old 400:1 check.
+const PADDING: usize = 700 * 1024;
+
+fn vm_hwm(app: &TestApp) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{}/status", app.pid())).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
+    let kib: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+    kib * 1024
+}
+
+fn junk(len: usize) -> Vec<u8> {
+    (0..len as u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect()
+}
+
+fn png_chunk(png: &mut Vec<u8>, kind: &[u8], data: &[u8]) {
+    png.extend_from_slice(&(data.len() as u32).to_be_bytes());
+    let start = png.len();
+    png.extend_from_slice(kind);
+    png.extend_from_slice(data);
+    let crc = crc32(&png[start..]);
+    png.extend_from_slice(&crc.to_be_bytes());
+}
+
+fn crc32(bytes: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &b in bytes {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0xEDB8_8320
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
+}
+
+/// An 8000² RGBA PNG of zeros (256 MB decoded) padded with a 700 KB ancillary chunk. Interlaced,
+/// it must be decoded whole; not interlaced, it can be read row by row.
+fn png_bomb(interlaced: bool) -> Vec<u8> {
+    let (w, h) = (8000u32, 8000u32);
+    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+    let mut ihdr = Vec::new();
+    ihdr.extend_from_slice(&w.to_be_bytes());
+    ihdr.extend_from_slice(&h.to_be_bytes());
+    ihdr.extend_from_slice(&[8, 6, 0, 0, u8::from(interlaced)]);
+    png_chunk(&mut png, b"IHDR", &ihdr);
+    png_chunk(&mut png, b"juNK", &junk(PADDING));
+    // Filter byte 0 and zero pixels for every row (and every Adam7 pass row, fewer bytes in all).
+    let mut z = ZlibEncoder::new(Vec::new(), Compression::best());
+    let row = vec![0u8; 1 + w as usize * 4];
+    for _ in 0..h {
+        z.write_all(&row).unwrap();
+    }
+    png_chunk(&mut png, b"IDAT", &z.finish().unwrap());
+    png_chunk(&mut png, b"IEND", &[]);
+    png
+}
+
+/// A 16000×4000 GIF (256 MB as RGBA) whose first frame covers the canvas, padded with a comment.
+fn gif_bomb() -> Vec<u8> {
+    let mut gif = b"GIF89a".to_vec();
+    gif.extend_from_slice(&16000u16.to_le_bytes());
+    gif.extend_from_slice(&4000u16.to_le_bytes());
+    // A global colour table of two entries.
+    gif.extend_from_slice(&[0x80, 0, 0, 0, 0, 0, 255, 255, 255]);
+    gif.extend_from_slice(&[0x21, 0xFE]);
+    for block in junk(PADDING).chunks(255) {
+        gif.push(block.len() as u8);
+        gif.extend_from_slice(block);
+    }
+    gif.push(0);
+    gif.push(0x2C);
+    for v in [0u16, 0, 16000, 4000] {
+        gif.extend_from_slice(&v.to_le_bytes());
+    }
+    gif.push(0);
+    // LZW, minimum code size 2: a clear code (4) then the end code (5), 3 bits each.
+    gif.extend_from_slice(&[2, 1, 0b0010_1100, 0, 0x3B]);
+    gif
+}
+
+/// An 8000² lossless WebP (256 MB as RGBA) whose bitstream is 700 KB of junk after its header.
+fn webp_bomb() -> Vec<u8> {
+    let mut vp8l = vec![0x2F];
+    let bits: u32 = (8000 - 1) | ((8000 - 1) << 14) | (1 << 28);
+    vp8l.extend_from_slice(&bits.to_le_bytes());
+    // One more byte keeps the chunk's length even, as RIFF wants.
+    vp8l.extend_from_slice(&junk(PADDING + 1));
+    let mut webp = b"RIFF".to_vec();
+    webp.extend_from_slice(&((4 + 8 + vp8l.len()) as u32).to_le_bytes());
+    webp.extend_from_slice(b"WEBPVP8L");
+    webp.extend_from_slice(&(vp8l.len() as u32).to_le_bytes());
+    webp.extend_from_slice(&vp8l);
+    webp
+}
+
+/// Uploads `bytes`; a 200 must come with a task that completes.
+async fn upload(app: &TestApp, client: &reqwest::Client, mime: &str, bytes: &[u8]) -> (u16, Value) {
+    let (status, body) = app.receive_image(client, mime, bytes, "clothes").await;
+    if status == 200 {
+        let task = app.wait_task(body["taskId"].as_str().unwrap()).await;
+        assert_eq!(task["status"]["status"], "completed", "{mime}: {task}");
+    }
+    (status, body)
+}
+
+fn assert_refused(mime: &str, status: u16, body: &Value) {
+    assert_eq!(status, 400, "{mime}: {body}");
+    assert_eq!(body["success"], false, "{body}");
+    assert!(
+        body["error"].as_str().unwrap().starts_with("图片尺寸过大"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn padded_bombs_are_refused_or_thumbnailed_within_the_budget() {
+    let bombs = [
+        ("image/png", png_bomb(true), false),
+        ("image/png", png_bomb(false), true),
+        ("image/gif", gif_bomb(), false),
+        ("image/webp", webp_bomb(), false),
+    ];
+    for (_, bytes, _) in &bombs {
+        // Each passes the ratio test the server used to rely on.
+        assert!(256_000_000 / bytes.len() < 400, "{}", bytes.len());
+    }
+    let app = spawn_app().await;
+    let (client, _) = app.user_client("bombs").await;
+    for (mime, bytes, thumbnailed) in &bombs {
+        let (status, body) = upload(&app, &client, mime, bytes).await;
+        if *thumbnailed {
+            assert_eq!(status, 200, "{mime}: {body}");
+        } else {
+            assert_refused(mime, status, &body);
+        }
+    }
+    let peak = vm_hwm(&app);
+    assert!(peak < PEAK_LIMIT, "peak RSS {} MiB", peak / MIB);
+
+    // Six at once: each decoded whole would be 1.5 GiB together.
+    let six: Vec<_> = (0..6).map(|i| bombs[i % 4].clone()).collect();
+    let answers = futures_util::future::join_all(
+        six.iter()
+            .map(|(mime, bytes, _)| upload(&app, &client, mime, bytes)),
+    )
+    .await;
+    for ((mime, _, thumbnailed), (status, body)) in six.iter().zip(&answers) {
+        if *thumbnailed {
+            assert!(*status == 200 || *status == 400, "{mime}: {body}");
+        } else {
+            assert_refused(mime, *status, body);
+        }
+    }
+    let peak = vm_hwm(&app);
+    assert!(peak < PEAK_LIMIT, "peak RSS {} MiB", peak / MIB);
+}
+
+#[tokio::test]
+async fn large_ordinary_images_still_get_their_thumbnails() {
+    let app = spawn_app().await;
+    let (client, user_id) = app.user_client("photos").await;
+    let photo = image::RgbImage::from_fn(6000, 4000, |x, y| {
+        image::Rgb([(x / 24) as u8, (y / 16) as u8, ((x + y) / 40) as u8])
+    });
+    let mut jpeg = std::io::Cursor::new(Vec::new());
+    photo.write_to(&mut jpeg, image::ImageFormat::Jpeg).unwrap();
+    let drawing = image::RgbaImage::from_fn(4000, 4000, |x, y| {
+        image::Rgba([
+            (x / 16) as u8,
+            (y / 16) as u8,
+            90,
+            if x < 2000 { 255 } else { 0 },
+        ])
+    });
+    let mut png = std::io::Cursor::new(Vec::new());
+    drawing.write_to(&mut png, image::ImageFormat::Png).unwrap();
+    for (mime, bytes, size) in [
+        ("image/jpeg", jpeg.into_inner(), (512, 341)),
+        ("image/png", png.into_inner(), (512, 512)),
+    ] {
+        assert!(bytes.len() < 10_000_000, "{mime}: {}", bytes.len());
+        let (status, up) = upload(&app, &client, mime, &bytes).await;
+        assert_eq!(status, 200, "{mime}: {up}");
+        let path = format!(
+            "/api/user/{user_id}/thumbnails/{}",
+            up["filename"].as_str().unwrap()
+        );
+        let resp = client.get(app.url(&path)).send().await.unwrap();
+        assert_eq!(resp.status(), 200, "{path}");
+        let thumb = image::load_from_memory(&resp.bytes().await.unwrap()).unwrap();
+        assert_eq!((thumb.width(), thumb.height()), size, "{mime}");
+        if mime == "image/png" {
+            // The transparent half stays transparent through the row-by-row path.
+            let rgba = thumb.to_rgba8();
+            assert_eq!(rgba.get_pixel(500, 256).0[3], 0);
+            assert_eq!(rgba.get_pixel(10, 256).0[3], 255);
+        }
+    }
+    let peak = vm_hwm(&app);
+    assert!(peak < PEAK_LIMIT, "peak RSS {} MiB", peak / MIB);
+}
