@@ -10,7 +10,7 @@ use warp::reject::Reject;
 use warp::{Rejection, Reply};
 
 use crate::fetch::FetchError;
-use crate::store::StoreError;
+use crate::store::{StoreError, WriteFailure};
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum ApiError {
@@ -69,6 +69,12 @@ pub enum ApiError {
     /// Something failed on our side. The cause is logged, never sent.
     #[error("服务器内部错误")]
     Internal(String),
+    /// The disk under the data file is full (or below `--min-free-mb`): nothing was stored.
+    #[error("服务器磁盘空间不足，未能保存，请释放空间后重试")]
+    InsufficientStorage(String),
+    /// The data file could not be written (an I/O error): nothing was stored.
+    #[error("服务器存储写入失败，未能保存，请稍后重试")]
+    StorageFailed(String),
     /// A failure while saving, answered with the seed's route-specific message.
     #[error("{message}")]
     SaveFailed {
@@ -88,6 +94,7 @@ impl ApiError {
             TaskNotFound | ImageNotFound => StatusCode::NOT_FOUND,
             FileTooLarge | BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Internal(_) | SaveFailed { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+            InsufficientStorage(_) | StorageFailed(_) => StatusCode::INSUFFICIENT_STORAGE,
             CloudSyncDisabled => StatusCode::OK,
             FetchFailed(_) => StatusCode::BAD_GATEWAY,
             FetchTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
@@ -119,6 +126,8 @@ impl ApiError {
         match &self {
             ApiError::Internal(cause) => tracing::error!(%cause, "internal error"),
             ApiError::SaveFailed { message, cause } => tracing::error!(%cause, "{message}"),
+            ApiError::InsufficientStorage(cause) => tracing::warn!(%cause, "not stored: no space"),
+            ApiError::StorageFailed(cause) => tracing::error!(%cause, "not stored: I/O error"),
             _ => {}
         }
         #[derive(Serialize)]
@@ -131,13 +140,29 @@ impl ApiError {
             success: self.has_success_field().then_some(false),
             error: self.to_string(),
         };
-        warp::reply::with_status(warp::reply::json(&body), self.status()).into_response()
+        let mut response =
+            warp::reply::with_status(warp::reply::json(&body), self.status()).into_response();
+        if let ApiError::InsufficientStorage(_) | ApiError::StorageFailed(_) = self {
+            response.headers_mut().insert(
+                warp::http::header::RETRY_AFTER,
+                warp::http::HeaderValue::from_static(STORAGE_RETRY_AFTER),
+            );
+        }
+        response
     }
 }
 
+/// Seconds a client is told to wait after a 507: freeing disk space is a person's job, and a
+/// reopened data file needs a moment.
+const STORAGE_RETRY_AFTER: &str = "30";
+
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
-        ApiError::Internal(e.to_string())
+        match e.write_failure() {
+            Some(WriteFailure::NoSpace) => ApiError::InsufficientStorage(e.to_string()),
+            Some(WriteFailure::Io) => ApiError::StorageFailed(e.to_string()),
+            None => ApiError::Internal(e.to_string()),
+        }
     }
 }
 

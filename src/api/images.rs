@@ -42,18 +42,21 @@ pub fn routes(
         .and(warp::post())
         .and(with_state(state.clone()))
         .and(optional_user(state.clone()))
+        .and(room_for_upload(state.clone()))
         .and(body::limited(MAX_JSON_UPLOAD, ApiError::FileTooLarge))
         .and_then(|state, caller, body| upload_json(state, caller, body, Route::Receive));
     let clipboard = warp::path!("api" / "upload-clipboard")
         .and(warp::post())
         .and(with_state(state.clone()))
         .and(optional_user(state.clone()))
+        .and(room_for_upload(state.clone()))
         .and(body::limited(MAX_JSON_UPLOAD, ApiError::FileTooLarge))
         .and_then(|state, caller, body| upload_json(state, caller, body, Route::Clipboard));
     let file = warp::path!("api" / "upload-file")
         .and(warp::post())
         .and(with_state(state.clone()))
         .and(optional_user(state.clone()))
+        .and(room_for_upload(state.clone()))
         .and(multipart_form())
         .and_then(upload_file);
     let list = warp::path!("api" / "user" / "images")
@@ -94,6 +97,17 @@ pub fn routes(
         .or(thumbnail)
         .or(originals)
         .or(delete)
+}
+
+/// Refuses an upload with 507 before its body is read when the disk has no room for it (see
+/// `store::disk`).
+fn room_for_upload(state: Arc<AppState>) -> impl Filter<Extract = (), Error = Rejection> + Clone {
+    warp::any()
+        .and_then(move || {
+            let admitted = state.store.disk().admit();
+            async move { admitted.map_err(|e| reject(e.into())) }
+        })
+        .untuple_one()
 }
 
 #[derive(Clone, Copy)]
@@ -440,6 +454,7 @@ async fn save(
                 break;
             }
             Err(StoreError::Conflict) => continue,
+            Err(e) if e.write_failure().is_some() => return Err(reject(e.into())),
             Err(e) => return Err(reject(route.save_failed(e.to_string()))),
         }
     }

@@ -35,7 +35,7 @@ impl Store {
         let tx = self.write()?;
         let existed = tx.open_table(SESSIONS)?.remove(token_hash)?.is_some();
         tx.open_table(HUB_SESSIONS)?.remove(token_hash)?;
-        tx.commit()?;
+        self.finish(tx)?;
         Ok(existed)
     }
 
@@ -59,7 +59,7 @@ impl Store {
             }
             removed
         };
-        tx.commit()?;
+        self.finish(tx)?;
         Ok(removed)
     }
 }

@@ -30,7 +30,7 @@ impl Store {
             tx.open_table(USERS)?
                 .insert(user.user_id.as_str(), user.encode().as_slice())?;
         }
-        tx.commit()?;
+        self.finish(tx)?;
         Ok(())
     }
 
@@ -80,7 +80,7 @@ impl Store {
             drop(users);
             end_sessions(&tx, user_id)?
         };
-        tx.commit()?;
+        self.finish(tx)?;
         Ok(Some(ended))
     }
 
@@ -133,7 +133,7 @@ impl Store {
             }
             images.len() as u64
         };
-        tx.commit()?;
+        self.finish(tx)?;
         Ok(Some(removed))
     }
 
@@ -172,7 +172,7 @@ impl Store {
             }
             user
         };
-        tx.commit()?;
+        self.finish(tx)?;
         Ok(user)
     }
 }
