@@ -91,6 +91,7 @@ pub async fn serve(
     .await
     .map_err(|e| ServeError::Startup(e.to_string()))?
     .map_err(store_error)?;
+    store.disk().set_min_free(config.min_free_bytes);
     let store = Arc::new(store);
 
     let default_user_id = tokio::task::spawn_blocking({

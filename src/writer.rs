@@ -15,7 +15,7 @@ use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::store::records::{ImageRecord, TaskRecord};
-use crate::store::{Batch, NewImage, NewThumbnail, Store, StoreError, TaskEnd};
+use crate::store::{Batch, NewImage, NewThumbnail, Store, StoreError, TaskEnd, WriteFailure};
 
 /// Items in one commit at most.
 const MAX_BATCH: usize = 64;
@@ -151,6 +151,19 @@ fn run(store: &Store, mut rx: mpsc::Receiver<Pending>) {
                 Err(_) => break,
             }
         }
+        if let Err(refused) = store.disk().admit() {
+            let why = refused.to_string();
+            let (uploads, derived) = batch
+                .into_iter()
+                .partition::<Vec<_>, _>(|p| matches!(p.item, Item::Upload { .. }));
+            for pending in uploads {
+                let _ = pending.reply.send(Err(StoreError::NoSpace(why.clone())));
+            }
+            batch = derived;
+            if batch.is_empty() {
+                continue;
+            }
+        }
         let started = std::time::Instant::now();
         let outcome = store.commit(&batch_of(&batch));
         tracing::debug!(
@@ -173,8 +186,18 @@ fn run(store: &Store, mut rx: mpsc::Receiver<Pending>) {
             Err(e) => {
                 tracing::error!(error = %e, items = batch.len(), "a group commit failed");
                 let why = e.to_string();
+                let failure = e.write_failure();
                 for pending in batch {
-                    let _ = pending.reply.send(Err(StoreError::Batch(why.clone())));
+                    let answer = match failure {
+                        Some(WriteFailure::NoSpace) => StoreError::NoSpace(why.clone()),
+                        Some(WriteFailure::Io) => StoreError::WriteFailed(why.clone()),
+                        None => StoreError::Batch(why.clone()),
+                    };
+                    let _ = pending.reply.send(Err(answer));
+                }
+                if failure.is_some() {
+                    // Now, rather than in the next reader's way.
+                    let _ = store.reopen();
                 }
             }
         }

@@ -10,7 +10,7 @@ use warp::reject::Reject;
 use warp::{Rejection, Reply};
 
 use crate::fetch::FetchError;
-use crate::store::StoreError;
+use crate::store::{StoreError, WriteFailure};
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum ApiError {
@@ -81,6 +81,12 @@ pub enum ApiError {
     /// Something failed on our side. The cause is logged, never sent.
     #[error("服务器内部错误")]
     Internal(String),
+    /// The disk under the data file is full (or below `--min-free-mb`): nothing was stored.
+    #[error("服务器磁盘空间不足，未能保存，请释放空间后重试")]
+    InsufficientStorage(String),
+    /// The data file could not be written (an I/O error): nothing was stored.
+    #[error("服务器存储写入失败，未能保存，请稍后重试")]
+    StorageFailed(String),
     /// A failure while saving, answered with the seed's route-specific message.
     #[error("{message}")]
     SaveFailed {
@@ -103,6 +109,7 @@ impl ApiError {
             TaskNotFound | ImageNotFound => StatusCode::NOT_FOUND,
             FileTooLarge | BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Internal(_) | SaveFailed { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+            InsufficientStorage(_) | StorageFailed(_) => StatusCode::INSUFFICIENT_STORAGE,
             CloudSyncDisabled => StatusCode::OK,
             FetchFailed(_) => StatusCode::BAD_GATEWAY,
             FetchTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
@@ -134,6 +141,9 @@ impl ApiError {
     fn retry_after(&self) -> Option<u64> {
         match self {
             ApiError::TooManyRequests(secs) | ApiError::Busy(secs) => Some(*secs),
+            ApiError::InsufficientStorage(_) | ApiError::StorageFailed(_) => {
+                Some(STORAGE_RETRY_AFTER)
+            }
             _ => None,
         }
     }
@@ -142,6 +152,8 @@ impl ApiError {
         match &self {
             ApiError::Internal(cause) => tracing::error!(%cause, "internal error"),
             ApiError::SaveFailed { message, cause } => tracing::error!(%cause, "{message}"),
+            ApiError::InsufficientStorage(cause) => tracing::warn!(%cause, "not stored: no space"),
+            ApiError::StorageFailed(cause) => tracing::error!(%cause, "not stored: I/O error"),
             _ => {}
         }
         #[derive(Serialize)]
@@ -165,9 +177,17 @@ impl ApiError {
     }
 }
 
+/// Seconds a client is told to wait after a 507: freeing disk space is a person's job, and a
+/// reopened data file needs a moment.
+const STORAGE_RETRY_AFTER: u64 = 30;
+
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
-        ApiError::Internal(e.to_string())
+        match e.write_failure() {
+            Some(WriteFailure::NoSpace) => ApiError::InsufficientStorage(e.to_string()),
+            Some(WriteFailure::Io) => ApiError::StorageFailed(e.to_string()),
+            None => ApiError::Internal(e.to_string()),
+        }
     }
 }
 

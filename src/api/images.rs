@@ -50,6 +50,7 @@ pub fn routes(
     let receive = warp::path!("api" / "receive-image")
         .and(warp::post())
         .and(with_state(state.clone()))
+        .and(room_for_upload(state.clone()))
         .and(uploader(state.clone()))
         .and(body::limited(
             state.throttles.bodies.clone(),
@@ -60,6 +61,7 @@ pub fn routes(
     let clipboard = warp::path!("api" / "upload-clipboard")
         .and(warp::post())
         .and(with_state(state.clone()))
+        .and(room_for_upload(state.clone()))
         .and(uploader(state.clone()))
         .and(body::limited(
             state.throttles.bodies.clone(),
@@ -70,6 +72,7 @@ pub fn routes(
     let file = warp::path!("api" / "upload-file")
         .and(warp::post())
         .and(with_state(state.clone()))
+        .and(room_for_upload(state.clone()))
         .and(uploader(state.clone()))
         .and(warp::header::optional::<String>("content-type"))
         .and(warp::header::optional::<u64>("content-length"))
@@ -150,6 +153,17 @@ fn uploader(state: Arc<AppState>) -> impl Filter<Extract = (Uploader,), Error = 
 fn anonymous_limited(address: IpAddr, wait: throttle::Wait) -> ApiError {
     tracing::info!(%address, retry_after = wait.secs(), "anonymous uploads limited");
     ApiError::TooManyRequests(wait.secs())
+}
+
+/// Refuses an upload with 507 before its body is read when the disk has no room for it (see
+/// `store::disk`).
+fn room_for_upload(state: Arc<AppState>) -> impl Filter<Extract = (), Error = Rejection> + Clone {
+    warp::any()
+        .and_then(move || {
+            let admitted = state.store.disk().admit();
+            async move { admitted.map_err(|e| reject(e.into())) }
+        })
+        .untuple_one()
 }
 
 #[derive(Clone, Copy)]
@@ -515,6 +529,7 @@ async fn save(
                 break;
             }
             Err(StoreError::Conflict) => continue,
+            Err(e) if e.write_failure().is_some() => return Err(reject(e.into())),
             Err(e) => return Err(reject(route.save_failed(e.to_string()))),
         }
     }

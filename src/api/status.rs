@@ -8,11 +8,17 @@ use warp::{Filter, Rejection, Reply};
 use super::{reject, with_state};
 use crate::{AppState, clock};
 
+/// The seed pins `status` to `running`; the state of the storage is told beside it.
 #[derive(Serialize)]
 struct StatusReply {
     status: &'static str,
     timestamp: String,
     total_images: u64,
+    /// `true` while writes are refused (disk full or below `--min-free-mb`, or the data file is
+    /// being reopened after an I/O error); reads and logins go on.
+    degraded: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    degraded_reason: Option<String>,
 }
 
 pub fn routes(
@@ -23,11 +29,27 @@ pub fn routes(
         .and(with_state(state))
         .and_then(|state: Arc<AppState>| async move {
             // One counter read, in place (see `blocking`).
-            let total_images = state.store.total_images().map_err(|e| reject(e.into()))?;
+            let store = &state.store;
+            // A reopen may take a while (it repairs the file); status answers meanwhile.
+            let total = if store.needs_reopen() {
+                Ok(store.last_total_images())
+            } else {
+                store.total_images()
+            };
+            let (total_images, unreadable) = match total {
+                Ok(total) => (total, None),
+                Err(e) if e.write_failure().is_some() => {
+                    (store.last_total_images(), Some(e.to_string()))
+                }
+                Err(e) => return Err(reject(e.into())),
+            };
+            let degraded_reason = store.degraded().or(unreadable);
             Ok::<_, Rejection>(warp::reply::json(&StatusReply {
                 status: "running",
                 timestamp: clock::iso(clock::now()),
                 total_images,
+                degraded: degraded_reason.is_some(),
+                degraded_reason,
             }))
         })
 }

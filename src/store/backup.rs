@@ -284,7 +284,10 @@ mod tests {
         let image = copy.image("a").unwrap().unwrap();
         let bytes = copy.blob(&image.blob).unwrap().unwrap().read_all().unwrap();
         assert_eq!(bytes.as_ref(), vec![1u8; 100_000].as_slice());
-        assert_eq!(table_names(&copy.db), table_names(&store.db));
+        assert_eq!(
+            table_names(copy.db.read().unwrap().as_ref().unwrap()),
+            table_names(store.db.read().unwrap().as_ref().unwrap())
+        );
         assert!(matches!(inspect(&out), Err(StoreError::InUse)));
         drop(copy);
         let summary = inspect(&out).unwrap();

@@ -39,6 +39,10 @@ impl Store {
     /// each upload's outcome: a name conflict refuses that upload alone. Any other failure fails
     /// the whole batch and writes nothing.
     pub fn commit(&self, batch: &Batch<'_>) -> Result<Vec<Result<()>>> {
+        self.commit_batch(batch).map_err(|e| self.failed(e))
+    }
+
+    fn commit_batch(&self, batch: &Batch<'_>) -> Result<Vec<Result<()>>> {
         let tx = if batch.uploads.is_empty() {
             self.write_derived()?
         } else {
@@ -61,7 +65,7 @@ impl Store {
             let outcome = end.outcome.as_ref().map_err(String::as_str).copied();
             tasks::finish_in(&tx, &end.task_id, outcome, end.at)?;
         }
-        tx.commit()?;
+        self.finish(tx)?;
         Ok(outcomes)
     }
 }

@@ -132,7 +132,7 @@ impl Store {
                 fixed.push(problem.what.clone());
             }
         }
-        tx.commit()?;
+        self.finish(tx)?;
         Ok(RepairReport {
             fixed,
             after: self.check()?,

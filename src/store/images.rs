@@ -99,7 +99,7 @@ impl Store {
     pub fn save_image(&self, image: &ImageRecord, bytes: &[u8], task: &TaskRecord) -> Result<()> {
         let tx = self.write()?;
         save_in(&tx, image, bytes, task)?;
-        tx.commit()?;
+        self.finish(tx)?;
         Ok(())
     }
 
@@ -153,7 +153,7 @@ impl Store {
             drop(images);
             remove(&tx, &image)?;
         }
-        tx.commit()?;
+        self.finish(tx)?;
         Ok(DeleteOutcome::Deleted)
     }
 
@@ -235,7 +235,15 @@ impl Store {
     pub fn total_images(&self) -> Result<u64> {
         let tx = self.read()?;
         let meta = tx.open_table(META)?;
-        Ok(meta.get(TOTAL_IMAGES_KEY)?.map_or(0, |v| v.value()))
+        let total = meta.get(TOTAL_IMAGES_KEY)?.map_or(0, |v| v.value());
+        self.last_total
+            .store(total, std::sync::atomic::Ordering::Relaxed);
+        Ok(total)
+    }
+
+    /// The image total last read by `total_images`, for when the file cannot be read.
+    pub fn last_total_images(&self) -> u64 {
+        self.last_total.load(std::sync::atomic::Ordering::Relaxed)
     }
 }
 

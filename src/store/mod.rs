@@ -10,6 +10,7 @@ pub mod backup;
 mod batch;
 mod blobs;
 pub mod check;
+pub mod disk;
 mod images;
 mod migrate;
 mod paging;
@@ -21,10 +22,15 @@ mod tasks;
 mod thumbs;
 mod users;
 
-use std::path::Path;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::{Mutex, PoisonError, RwLock};
+use std::time::{Duration, Instant};
 
-use redb::{Database, Durability, ReadTransaction, ReadableDatabase, WriteTransaction};
+use redb::{
+    Database, Durability, ReadTransaction, ReadableDatabase, StorageError, TransactionError,
+    WriteTransaction,
+};
 
 use crate::clock;
 
@@ -58,6 +64,16 @@ pub enum StoreError {
     Batch(String),
     #[error("the server is shutting down")]
     Closed,
+    /// No room for the write: the disk (or the quota) is full, or free space is below the floor.
+    /// Nothing was written.
+    #[error("no space to store it: {0}")]
+    NoSpace(String),
+    /// The data file could not be written (an I/O error). Nothing was written.
+    #[error("the data file could not be written: {0}")]
+    WriteFailed(String),
+    /// The data file is being reopened after an I/O error, or could not be reopened yet.
+    #[error("the data file is unavailable: {0}")]
+    Unavailable(String),
     #[error(transparent)]
     Io(#[from] std::io::Error),
 }
@@ -90,9 +106,59 @@ impl From<redb::DatabaseError> for StoreError {
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
+/// What kind of storage failure an error is, for answering it (507) and for recovering from it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteFailure {
+    /// The disk or the quota is full.
+    NoSpace,
+    /// Any other I/O error on the data file, or the file is being reopened after one.
+    Io,
+}
+
+impl StoreError {
+    /// `Some` if the data file could not be written (or read) for a reason of the disk, not of
+    /// the data.
+    pub fn write_failure(&self) -> Option<WriteFailure> {
+        let io = match self {
+            StoreError::NoSpace(_) => return Some(WriteFailure::NoSpace),
+            StoreError::WriteFailed(_) | StoreError::Unavailable(_) => {
+                return Some(WriteFailure::Io);
+            }
+            StoreError::Db(redb::Error::PreviousIo) => return Some(WriteFailure::Io),
+            StoreError::Db(redb::Error::Io(e)) | StoreError::Io(e) => e,
+            _ => return None,
+        };
+        let no_space = matches!(io.kind(), std::io::ErrorKind::StorageFull)
+            || io.raw_os_error() == Some(libc::EDQUOT)
+            || io.raw_os_error() == Some(libc::EFBIG);
+        Some(if no_space {
+            WriteFailure::NoSpace
+        } else {
+            WriteFailure::Io
+        })
+    }
+}
+
 /// An open data file. Cheap to share behind an `Arc`; redb serialises writers internally.
+///
+/// After an I/O error redb fails every later operation until the database is opened again, so the
+/// `Database` sits behind a lock that transactions hold only while they begin (a transaction owns
+/// what it needs of the database): `reopen` takes the lock exclusively, so a caller sees either
+/// the old database or the new one, never a half-made swap.
 pub struct Store {
-    db: Database,
+    db: RwLock<Option<Database>>,
+    path: PathBuf,
+    cache_bytes: usize,
+    /// Set when an operation met an I/O error: the next transaction reopens the file first.
+    stale: AtomicBool,
+    /// When reopening last failed; the next try waits `REOPEN_PAUSE`.
+    reopen_failed: Mutex<Option<(Instant, String)>>,
+    /// Free space under the data file.
+    disk: disk::DiskGuard,
+    /// The image total last read, for `/api/status` while the file is unavailable.
+    last_total: AtomicU64,
+    /// Sessions of logins made while the disk was full.
+    held_sessions: sessions::Held,
     /// When the last durable commit began (µs); derived data is made durable at most this stale.
     last_durable: AtomicI64,
     /// Where deep pages of each user's images start (see `paging`).
@@ -103,6 +169,12 @@ pub struct Store {
 /// only means remaking it, and not syncing each one keeps fsyncs for uploads.
 const DERIVED_LAG: clock::Micros = clock::SECOND;
 
+/// Pause between tries to reopen a data file that could not be reopened.
+const REOPEN_PAUSE: Duration = Duration::from_secs(1);
+/// How long a reopen waits for the old database to let go of the file: a write transaction that
+/// began before the error closes it when it ends.
+const RELEASE_WAIT: Duration = Duration::from_secs(5);
+
 impl Store {
     /// Opens (or creates) the data file at `path` and brings its schema up to date.
     pub fn open(path: &Path, cache_bytes: usize) -> Result<Self> {
@@ -111,20 +183,154 @@ impl Store {
             .create(path)?;
         migrate::run(&db)?;
         Ok(Self {
-            db,
+            db: RwLock::new(Some(db)),
+            path: path.to_path_buf(),
+            cache_bytes,
+            stale: AtomicBool::new(false),
+            reopen_failed: Mutex::new(None),
+            disk: disk::DiskGuard::new(path),
+            last_total: AtomicU64::new(0),
+            held_sessions: sessions::Held::default(),
             last_durable: AtomicI64::new(clock::now()),
             marks: paging::PageMarks::default(),
         })
     }
 
+    /// Free space under the data file.
+    pub fn disk(&self) -> &disk::DiskGuard {
+        &self.disk
+    }
+
+    /// Whether the next transaction reopens the file first (after an I/O error).
+    pub fn needs_reopen(&self) -> bool {
+        self.stale.load(Ordering::Acquire)
+    }
+
+    /// Why the store cannot take writes now, if it cannot: the disk is (nearly) full, or the data
+    /// file is waiting to be reopened after an I/O error.
+    pub fn degraded(&self) -> Option<String> {
+        if let Some((_, why)) = &*self
+            .reopen_failed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+        {
+            return Some(format!("the data file could not be reopened: {why}"));
+        }
+        if self.stale.load(Ordering::Acquire) {
+            return Some("the data file met an I/O error and is being reopened".into());
+        }
+        self.disk.trouble()
+    }
+
+    /// Begins a transaction on the open database, reopening it first if an I/O error left it
+    /// unusable.
+    fn begin<T>(&self, begin: impl Fn(&Database) -> Result<T, TransactionError>) -> Result<T> {
+        for first in [true, false] {
+            if self.stale.load(Ordering::Acquire) {
+                self.reopen()?;
+            }
+            let outcome = {
+                let db = self.db.read().unwrap_or_else(PoisonError::into_inner);
+                match db.as_ref() {
+                    Some(db) => begin(db),
+                    None => Err(TransactionError::Storage(StorageError::PreviousIo)),
+                }
+            };
+            match outcome {
+                Err(TransactionError::Storage(StorageError::PreviousIo)) if first => {
+                    self.stale.store(true, Ordering::Release);
+                }
+                other => return other.map_err(|e| self.failed(e.into())),
+            }
+        }
+        unreachable!("the second round returns")
+    }
+
+    /// Notes what an error says about the file, and passes it on: after an I/O error the next
+    /// transaction reopens the file, and a full disk holds uploads back until there is room.
+    pub(crate) fn failed(&self, e: StoreError) -> StoreError {
+        match e.write_failure() {
+            Some(WriteFailure::NoSpace) => {
+                self.disk.note_full();
+                self.stale.store(true, Ordering::Release);
+            }
+            Some(WriteFailure::Io) if !matches!(e, StoreError::Unavailable(_)) => {
+                self.stale.store(true, Ordering::Release);
+            }
+            _ => {}
+        }
+        e
+    }
+
+    /// Commits `tx`, noting an I/O failure (see `failed`).
+    fn finish(&self, tx: WriteTransaction) -> Result<()> {
+        tx.commit().map_err(|e| self.failed(e.into()))
+    }
+
+    /// Closes the database and opens the file again, which clears redb's memory of an I/O error
+    /// (and repairs the file if a commit was cut short). Does nothing if another caller already
+    /// did it. Readers wait on the lock meanwhile; a failed reopen is tried again by the next
+    /// transaction, at most once per `REOPEN_PAUSE`.
+    pub fn reopen(&self) -> Result<()> {
+        let mut slot = self.db.write().unwrap_or_else(PoisonError::into_inner);
+        if !self.stale.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let mut failed = self
+            .reopen_failed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some((at, why)) = &*failed
+            && at.elapsed() < REOPEN_PAUSE
+        {
+            return Err(StoreError::Unavailable(why.clone()));
+        }
+        if let Some(old) = slot.take() {
+            // A write transaction begun before the error keeps the file until it ends.
+            let _ = old.close();
+        }
+        let started = Instant::now();
+        let opened = loop {
+            match Database::builder()
+                .set_cache_size(self.cache_bytes)
+                .create(&self.path)
+            {
+                Err(redb::DatabaseError::DatabaseAlreadyOpen)
+                    if started.elapsed() < RELEASE_WAIT =>
+                {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                other => break other,
+            }
+        };
+        match opened {
+            Ok(db) => {
+                tracing::warn!(
+                    ms = started.elapsed().as_millis() as u64,
+                    "the data file was reopened after an I/O error"
+                );
+                *slot = Some(db);
+                *failed = None;
+                self.stale.store(false, Ordering::Release);
+                Ok(())
+            }
+            Err(e) => {
+                let why = e.to_string();
+                tracing::error!(error = %why, "the data file could not be reopened");
+                *failed = Some((Instant::now(), why.clone()));
+                Err(StoreError::Unavailable(why))
+            }
+        }
+    }
+
     fn read(&self) -> Result<ReadTransaction> {
-        Ok(self.db.begin_read()?)
+        self.begin(|db| db.begin_read())
     }
 
     /// A write transaction with two-phase commit: imgvault stores bytes from anonymous clients,
     /// and redb advises 2PC for databases holding untrusted input.
     fn write(&self) -> Result<WriteTransaction> {
-        let mut tx = self.db.begin_write()?;
+        let mut tx = self.begin(|db| db.begin_write())?;
         tx.set_two_phase_commit(true);
         self.last_durable.store(clock::now(), Ordering::Relaxed);
         Ok(tx)
@@ -139,7 +345,7 @@ impl Store {
         if now - self.last_durable.load(Ordering::Relaxed) >= DERIVED_LAG {
             return self.write();
         }
-        let mut tx = self.db.begin_write()?;
+        let mut tx = self.begin(|db| db.begin_write())?;
         tx.set_durability(Durability::None)
             .map_err(|e| StoreError::Corrupt(format!("durability: {e}")))?;
         Ok(tx)
@@ -147,8 +353,7 @@ impl Store {
 
     /// Makes everything committed so far durable (at shutdown).
     pub fn flush(&self) -> Result<()> {
-        self.write()?.commit()?;
-        Ok(())
+        self.finish(self.write()?)
     }
 
     /// Moves pages toward the front of the file and cuts off its free end (redb's compaction).
@@ -156,14 +361,17 @@ impl Store {
     /// serves. Each step is a commit, so an interrupted compaction leaves a good file (redb
     /// repairs it at the next open).
     pub fn compact(&mut self) -> Result<()> {
-        self.db.compact()?;
+        let db = self.db.get_mut().unwrap_or_else(PoisonError::into_inner);
+        db.as_mut()
+            .ok_or_else(|| StoreError::Unavailable("closed after an I/O error".into()))?
+            .compact()?;
         Ok(())
     }
 
     /// How the pages of the file are used. Takes the write lock for a moment (redb counts pages
     /// only in a write transaction), which is then aborted.
     pub fn space(&self) -> Result<Space> {
-        let tx = self.db.begin_write()?;
+        let tx = self.begin(|db| db.begin_write())?;
         let stats = tx.stats()?;
         let chunks = redb::ReadableTableMetadata::stats(&tx.open_table(tables::BLOB_CHUNKS)?)?;
         tx.abort()?;

@@ -29,7 +29,7 @@ impl Store {
     pub fn drop_hub_session(&self, token_hash: &[u8; 32]) -> Result<()> {
         let tx = self.write()?;
         tx.open_table(HUB_SESSIONS)?.remove(token_hash)?;
-        tx.commit()?;
+        self.finish(tx)?;
         Ok(())
     }
 
@@ -92,7 +92,7 @@ impl Store {
                 }
             }
         }
-        tx.commit()?;
+        self.finish(tx)?;
         Ok(marked)
     }
 
@@ -104,7 +104,7 @@ impl Store {
             .insert(task.task_id.as_str(), task.encode().as_slice())?;
         tx.open_table(SYNC_TASKS)?
             .insert(task.task_id.as_str(), progress.encode().as_slice())?;
-        tx.commit()?;
+        self.finish(tx)?;
         Ok(())
     }
 
@@ -145,7 +145,7 @@ impl Store {
                 tasks.insert(task_id, task.encode().as_slice())?;
             }
         }
-        tx.commit()?;
+        self.finish(tx)?;
         Ok(())
     }
 

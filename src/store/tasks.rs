@@ -58,7 +58,7 @@ impl Store {
             outcome.as_ref().map_err(String::as_str).copied(),
             at,
         )?;
-        tx.commit()?;
+        self.finish(tx)?;
         Ok(())
     }
 

@@ -67,7 +67,7 @@ impl Store {
     ) -> Result<()> {
         let tx = self.write_derived()?;
         put_in(&tx, source, record, bytes)?;
-        tx.commit()?;
+        self.finish(tx)?;
         Ok(())
     }
 

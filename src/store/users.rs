@@ -6,7 +6,7 @@ use super::records::{
     HubSessionRecord, ImageRecord, Record, SessionRecord, TaskRecord, UserRecord,
 };
 use super::tables::*;
-use super::{Result, Store, StoreError};
+use super::{Result, Store, StoreError, WriteFailure};
 use crate::clock::Micros;
 
 impl Store {
@@ -30,7 +30,7 @@ impl Store {
             tx.open_table(USERS)?
                 .insert(user.user_id.as_str(), user.encode().as_slice())?;
         }
-        tx.commit()?;
+        self.finish(tx)?;
         Ok(())
     }
 
@@ -78,9 +78,10 @@ impl Store {
             user.password_hash = password_hash.to_string();
             users.insert(user_id, user.encode().as_slice())?;
             drop(users);
-            end_sessions(&tx, user_id)?
+            // Inside the transaction, so the sweep cannot write one of them back meanwhile.
+            end_sessions(&tx, user_id)? + self.held_sessions.end(user_id)
         };
-        tx.commit()?;
+        self.finish(tx)?;
         Ok(Some(ended))
     }
 
@@ -99,6 +100,7 @@ impl Store {
             tx.open_table(EMAILS)?
                 .remove(user.email.to_lowercase().as_str())?;
             end_sessions(&tx, user_id)?;
+            self.held_sessions.end(user_id);
             let images: Vec<ImageRecord> = {
                 let index = tx.open_table(USER_IMAGES)?;
                 let records = tx.open_table(IMAGES)?;
@@ -133,7 +135,7 @@ impl Store {
             }
             images.len() as u64
         };
-        tx.commit()?;
+        self.finish(tx)?;
         Ok(Some(removed))
     }
 
@@ -146,7 +148,34 @@ impl Store {
 
     /// Records a successful login and opens its session (with its hub session when the hub
     /// accepted the login too), in one commit. Returns the updated user.
+    ///
+    /// When the disk is full the session is held in memory instead (see `sessions::Held`): the
+    /// login works until the server restarts, without its hub session and its last-login time.
     pub fn login(
+        &self,
+        user_id: &str,
+        token_hash: &[u8; 32],
+        session: &SessionRecord,
+        hub: Option<&HubSessionRecord>,
+        at: Micros,
+    ) -> Result<UserRecord> {
+        match self.login_durably(user_id, token_hash, session, hub, at) {
+            Err(e) if e.write_failure() == Some(WriteFailure::NoSpace) => {
+                let Some(mut user) = self.user(user_id)? else {
+                    return Err(e);
+                };
+                if !self.held_sessions.hold(*token_hash, session.clone()) {
+                    return Err(e);
+                }
+                tracing::warn!(%user_id, "disk full: this login's session is held in memory");
+                user.cloud_sync_enabled = false;
+                Ok(user)
+            }
+            outcome => outcome,
+        }
+    }
+
+    fn login_durably(
         &self,
         user_id: &str,
         token_hash: &[u8; 32],
@@ -172,7 +201,7 @@ impl Store {
             }
             user
         };
-        tx.commit()?;
+        self.finish(tx)?;
         Ok(user)
     }
 }
