@@ -7,6 +7,8 @@ mod auth;
 pub(crate) mod body;
 mod cors;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 mod guard;
 mod images;
 mod multipart;

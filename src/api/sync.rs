@@ -18,7 +18,7 @@ use super::{ApiError, blocking, body, reject, with_state};
 use crate::cloud::{self, ManifestReply, ManifestRequest, Refusal, SyncData, SyncImage, SyncReply};
 use crate::domain::{BlobHash, Category};
 use crate::store::records::{ImageRecord, SyncProgressRecord, TaskRecord, TaskStatus};
-use crate::store::{NewImage, StoreError};
+use crate::store::{NewImage, Store, StoreError};
 use crate::{AppState, clock, media};
 
 /// One sync request may carry far more than an upload: a batch of files as data URLs.
@@ -258,7 +258,7 @@ async fn receive(
 ) -> Result<impl Reply, Rejection> {
     let user_id = caller.user.user_id.clone();
     let store_state = state.clone();
-    let (reply, queued) = blocking(move || ingest(&store_state, &user_id, data))
+    let (reply, queued) = blocking(move || ingest(&store_state.store, &user_id, data))
         .await
         .map_err(reject)?;
     for (task_id, blob) in queued {
@@ -281,12 +281,11 @@ async fn receive(
 }
 
 /// Stores what a sync request carries. Returns the answer and the thumbnails to make.
-fn ingest(
-    state: &AppState,
+pub(crate) fn ingest(
+    store: &Store,
     user_id: &str,
     data: SyncData,
 ) -> Result<(SyncReply, Vec<(String, BlobHash)>), ApiError> {
-    let store = &state.store;
     let held = store.user_blobs(user_id)?;
     let mut reply = SyncReply::default();
     let mut queued = Vec::new();
@@ -296,6 +295,7 @@ fn ingest(
     // Ids new in this request, with their bytes' hash: a repeat is the same image or a conflict.
     let mut new_ids: HashMap<String, BlobHash> = HashMap::new();
     let mut fresh = Vec::new();
+    let mut repeats = Vec::new();
     for meta in data.images_metadata {
         let id = meta.id.clone();
         if let Some(blob) = new_ids.get(&id) {
@@ -305,7 +305,8 @@ fn ingest(
                 .and_then(BlobHash::from_hex)
                 .is_none_or(|h| h == *blob);
             if same {
-                reply.accepted.push(id);
+                // Answered once the first copy's commit outcome is known.
+                repeats.push(id);
             } else {
                 reply.refused.push(Refusal {
                     id,
@@ -315,7 +316,7 @@ fn ingest(
             continue;
         }
         let file = files.remove(&meta.filename);
-        match ingest_one(state, user_id, &held, &mut decoded, meta, file) {
+        match ingest_one(store, user_id, &held, &mut decoded, meta, file) {
             Ok(Ingested::New(new)) => {
                 new_ids.insert(id, new.image.blob);
                 fresh.push(new);
@@ -338,9 +339,10 @@ fn ingest(
     } else {
         store.save_images(&uploads)?
     };
+    let mut refused_new: HashMap<String, String> = HashMap::new();
     for (new, outcome) in fresh.iter().zip(outcomes) {
         let id = new.image.id.clone();
-        match outcome {
+        let reason = match outcome {
             Ok(()) => {
                 reply.stored += 1;
                 if let Some(bytes) = new.received {
@@ -349,15 +351,21 @@ fn ingest(
                 }
                 queued.push((new.task.task_id.clone(), new.image.blob));
                 reply.accepted.push(id);
+                continue;
             }
-            Err(StoreError::Conflict) => reply.refused.push(Refusal {
+            Err(StoreError::Conflict) => "the file name is used by another image".to_string(),
+            Err(e) => format!("hub storage error: {e}"),
+        };
+        refused_new.insert(id.clone(), reason.clone());
+        reply.refused.push(Refusal { id, reason });
+    }
+    for id in repeats {
+        match refused_new.get(&id) {
+            Some(reason) => reply.refused.push(Refusal {
                 id,
-                reason: "the file name is used by another image".into(),
+                reason: reason.clone(),
             }),
-            Err(e) => reply.refused.push(Refusal {
-                id,
-                reason: format!("hub storage error: {e}"),
-            }),
+            None => reply.accepted.push(id),
         }
     }
     Ok((reply, queued))
@@ -378,14 +386,13 @@ enum Ingested {
 }
 
 fn ingest_one(
-    state: &AppState,
+    store: &Store,
     user_id: &str,
     held: &HashSet<BlobHash>,
     decoded: &mut HashMap<BlobHash, Bytes>,
     meta: SyncImage,
     file: Option<String>,
 ) -> Result<Ingested, String> {
-    let store = &state.store;
     let internal = |e: StoreError| format!("hub storage error: {e}");
     if !safe_name(&meta.id, 100) {
         return Err("invalid image id".into());
