@@ -28,6 +28,7 @@ pub struct Context<'a> {
     pub base: String,
     /// `127.0.0.1:PORT`
     pub addr: String,
+    pub pid: u32,
     pub args: &'a Args,
     pub payloads: &'a Payloads,
 }
@@ -477,7 +478,7 @@ async fn raw_exchange(
                 .and_then(|s| s.parse().ok());
             let body = text
                 .split_once("\r\n\r\n")
-                .map(|(_, b)| b.chars().take(120).collect());
+                .map(|(_, b)| b.chars().take(2000).collect());
             Raw {
                 status,
                 closed,
@@ -551,10 +552,9 @@ async fn part_header(c: &Context<'_>) -> Result<String, String> {
         seconds(raw.at),
         raw.sent as f64 / MIB as f64,
         total as f64 / MIB as f64,
-        if raw.body.is_empty() {
-            String::new()
-        } else {
-            format!(": {}", raw.body)
+        match serde_json::from_str::<Value>(&raw.body) {
+            Ok(v) if v["success"] != true => format!(": {}", error_text(&v)),
+            _ => String::new(),
         }
     ))
 }
@@ -590,7 +590,7 @@ async fn idle_connections(c: &Context<'_>) -> Result<String, String> {
                 tally.add(what);
                 times.push(at);
             }
-            None => tally.add(format!("open after {:.0} s", hold.as_secs_f64())),
+            None => tally.add(format!("still open at {:.0} s", hold.as_secs_f64())),
         }
     }
     times.sort_unstable();
@@ -604,7 +604,17 @@ async fn idle_connections(c: &Context<'_>) -> Result<String, String> {
         0 => String::new(),
         r => format!(", {r} connects refused"),
     };
-    Ok(format!("{n} connections{refused}: {tally}{when}"))
+    Ok(format!(
+        "{n} connections{refused}: {tally}{when}; server's open-file limit {}",
+        open_file_limit(c.pid).unwrap_or_else(|| "unknown".to_string())
+    ))
+}
+
+/// The soft `Max open files` of `/proc/PID/limits`: the connections the server can hold at most.
+fn open_file_limit(pid: u32) -> Option<String> {
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).ok()?;
+    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+    line.split_whitespace().nth(3).map(str::to_string)
 }
 
 async fn stalled_bodies(c: &Context<'_>) -> Result<String, String> {
@@ -636,7 +646,8 @@ async fn stalled_bodies(c: &Context<'_>) -> Result<String, String> {
         match (raw.status, raw.closed) {
             (Some(status), _) => {
                 tally.add(format!("answered {status}"));
-                refusal = refusal.or(Some(raw.body));
+                let refused = serde_json::from_str::<Value>(&raw.body).map(|v| error_text(&v));
+                refusal = refusal.or(refused.ok());
             }
             (None, true) => tally.add(format!(
                 "closed unanswered (~{:.0} s)",

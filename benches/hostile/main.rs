@@ -231,6 +231,7 @@ fn main() {
         let context = Context {
             base: server.base.clone(),
             addr: server.base.trim_start_matches("http://").to_string(),
+            pid: server.pid(),
             args: &args,
             payloads: &payloads,
         };
@@ -273,7 +274,7 @@ fn main() {
 
 fn print_table(rows: &[Row], binary: &str, wall: Duration) {
     println!("\n{binary}, {:.0} s in all\n", wall.as_secs_f64());
-    println!("| # | attack | peak RSS | /api/status p50 / p99 / max ms (polls failed) | outcome |");
+    println!("| # | attack | peak RSS | /api/status p50 / p99 / max ms | outcome |");
     println!("|---|---|---:|---|---|");
     for row in rows {
         println!(
@@ -298,12 +299,10 @@ fn probe_text(probe: Option<&probe::Latencies>) -> String {
         return String::new();
     };
     let ms = |v: Option<f64>| v.map_or("–".to_string(), |v| format!("{v:.1}"));
+    let polls = p.failed + p.sorted.len();
     let failed = match p.failed {
-        0 => String::new(),
-        n => format!(
-            " ({n} of {} failed, {PROBE_TIMEOUT:?} limit)",
-            n + p.sorted.len()
-        ),
+        0 => format!(" ({polls} polls)"),
+        n => format!(" ({n} of {polls} polls failed, {PROBE_TIMEOUT:?} limit)"),
     };
     format!(
         "{} / {} / {}{failed}",
