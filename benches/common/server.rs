@@ -1,7 +1,10 @@
 //! The imgvault binary as the benchmarks run it: `serve` on a data file at `127.0.0.1:0`, its
 //! address read from the `listening on` line, its log counted (and the first warnings echoed), and
-//! stopped with SIGTERM the way a service manager stops it. Shared by `benches/load` and
-//! `benches/sync.rs`, which add what each measures around it.
+//! stopped with SIGTERM the way a service manager stops it. Shared by `benches/load`,
+//! `benches/hostile` and `benches/sync.rs`, which add what each measures around it; each uses the
+//! subset it needs. The binary is this crate's release build, or `IMGVAULT_BIN` when set, so the
+//! same bench can measure another build (an older release) in the same sitting.
+#![allow(dead_code)]
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -40,9 +43,9 @@ impl Spawned {
         extra: &[&str],
         admin_password: &str,
     ) -> Result<Self, String> {
-        let binary = env!("CARGO_BIN_EXE_imgvault");
+        let binary = binary();
         let spawned = Instant::now();
-        let mut child = Command::new(binary)
+        let mut child = Command::new(&binary)
             .args(["serve", "--listen", "127.0.0.1:0", "--data"])
             .arg(data)
             .args(extra)
@@ -87,6 +90,11 @@ impl Spawned {
         self.child.id()
     }
 
+    /// How the process ended, if it has (without reaping a live one).
+    pub fn exited(&mut self) -> Option<ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
+
     /// (all stderr lines, lines at WARN or ERROR) so far.
     pub fn log_counts(&self) -> (usize, usize) {
         (
@@ -127,6 +135,14 @@ impl Drop for Spawned {
             let _ = self.child.wait();
         }
     }
+}
+
+/// The binary under test: `IMGVAULT_BIN`, else this crate's build.
+pub fn binary() -> String {
+    std::env::var("IMGVAULT_BIN")
+        .ok()
+        .filter(|b| !b.is_empty())
+        .unwrap_or_else(|| env!("CARGO_BIN_EXE_imgvault").to_string())
 }
 
 /// Hands over the address of the `listening on` line, then keeps draining stdout so the server
