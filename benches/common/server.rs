@@ -182,3 +182,12 @@ fn watch_stderr(stderr: std::process::ChildStderr, label: &str) -> Arc<LogCounts
     });
     log
 }
+
+/// The `session=…` pair of a login answer's `Set-Cookie`, to send back as `Cookie`.
+pub fn session_cookie(headers: &reqwest::header::HeaderMap) -> Option<String> {
+    headers
+        .get(reqwest::header::SET_COOKIE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(str::to_string)
+}

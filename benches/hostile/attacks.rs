@@ -189,12 +189,7 @@ async fn account(base: &str, username: &str, password: &str) -> Result<String, S
         .send()
         .await
         .map_err(|e| format!("login {username}: {e}"))?;
-    let cookie = response
-        .headers()
-        .get(reqwest::header::SET_COOKIE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .map(str::to_string);
+    let cookie = crate::spawned::session_cookie(response.headers());
     cookie.ok_or_else(|| format!("login {username}: HTTP {}, no cookie", response.status()))
 }
 

@@ -58,12 +58,7 @@ pub(crate) async fn login(base: &str, username: &str, password: &str) -> Result<
         .send()
         .await
         .map_err(|e| format!("login as {username}: {e}"))?;
-    let cookie = response
-        .headers()
-        .get(reqwest::header::SET_COOKIE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .map(str::to_string);
+    let cookie = crate::spawned::session_cookie(response.headers());
     let (_, answer) = json_answer(Instant::now(), response)
         .await
         .map_err(|e| format!("login as {username}: {e}"))?;

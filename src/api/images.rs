@@ -49,31 +49,15 @@ pub fn routes(
 ) -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clone {
     let receive = warp::path!("api" / "receive-image")
         .and(warp::post())
-        .and(with_state(state.clone()))
-        .and(room_for_upload(state.clone()))
-        .and(uploader(state.clone()))
-        .and(body::limited(
-            state.throttles.bodies.clone(),
-            MAX_JSON_UPLOAD,
-            ApiError::FileTooLarge,
-        ))
+        .and(json_upload(state.clone()))
         .and_then(|state, who, body| upload_json(state, who, body, Route::Receive));
     let clipboard = warp::path!("api" / "upload-clipboard")
         .and(warp::post())
-        .and(with_state(state.clone()))
-        .and(room_for_upload(state.clone()))
-        .and(uploader(state.clone()))
-        .and(body::limited(
-            state.throttles.bodies.clone(),
-            MAX_JSON_UPLOAD,
-            ApiError::FileTooLarge,
-        ))
+        .and(json_upload(state.clone()))
         .and_then(|state, who, body| upload_json(state, who, body, Route::Clipboard));
     let file = warp::path!("api" / "upload-file")
         .and(warp::post())
-        .and(with_state(state.clone()))
-        .and(room_for_upload(state.clone()))
-        .and(uploader(state.clone()))
+        .and(admitted(state.clone()))
         .and(warp::header::optional::<String>("content-type"))
         .and(warp::header::optional::<u64>("content-length"))
         .and(warp::body::stream())
@@ -116,6 +100,27 @@ pub fn routes(
         .or(thumbnail)
         .or(originals)
         .or(delete)
+}
+
+/// An upload let in before its body is read: the disk has room, and the uploader may upload.
+fn admitted(
+    state: Arc<AppState>,
+) -> impl Filter<Extract = (Arc<AppState>, Uploader), Error = Rejection> + Clone {
+    with_state(state.clone())
+        .and(room_for_upload(state.clone()))
+        .and(uploader(state))
+}
+
+/// `admitted`, then the JSON body of an upload, within the body budget.
+fn json_upload(
+    state: Arc<AppState>,
+) -> impl Filter<Extract = (Arc<AppState>, Uploader, bytes::Bytes), Error = Rejection> + Clone {
+    let bodies = state.throttles.bodies.clone();
+    admitted(state).and(body::limited(
+        bodies,
+        MAX_JSON_UPLOAD,
+        ApiError::FileTooLarge,
+    ))
 }
 
 /// Who is uploading: a session's user, or an address without one.
