@@ -1,9 +1,9 @@
 //! Entry points for `tests/fuzz.rs` into code that is not public otherwise. Not an API: hidden from
 //! the docs, kept to what the fuzz targets need, and each one runs the same code as the server.
 
-use crate::cloud::{SyncData, SyncReply};
 use std::future::Future;
 
+use crate::cloud::{SyncData, SyncReply};
 use crate::store::Store;
 
 pub use super::multipart::MAX_PARTS;

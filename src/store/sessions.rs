@@ -98,7 +98,7 @@ pub(super) struct Held(Mutex<HashMap<[u8; 32], SessionRecord>>);
 
 impl Held {
     /// Logins held at most: past it a login on a full disk gets the disk's error.
-    const MAX: usize = 1024;
+    pub(super) const MAX: usize = 1024;
 
     pub(super) fn map(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], SessionRecord>> {
         self.0.lock().unwrap_or_else(PoisonError::into_inner)

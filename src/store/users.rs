@@ -226,6 +226,7 @@ fn end_sessions(tx: &WriteTransaction, user_id: &str) -> Result<usize> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::sessions::Held;
     use super::super::test_support::{new_image, temp_store};
     use super::*;
 
@@ -317,5 +318,59 @@ mod tests {
             .map(|u| u.username)
             .collect();
         assert_eq!(names, ["bob"]);
+    }
+
+    #[test]
+    fn sessions_held_in_memory_are_written_by_the_sweep_and_end_like_others() {
+        let (_dir, store) = temp_store();
+        store
+            .create_user(&user("u1", "ann"), "ann", "ann@x.org")
+            .unwrap();
+        let session = |expires_at| SessionRecord {
+            user_id: "u1".into(),
+            created_at: 1,
+            expires_at,
+            remember_me: false,
+        };
+        let now = 1_000;
+        assert!(store.held_sessions.hold([1; 32], session(now + 10)));
+        assert!(store.held_sessions.hold([2; 32], session(now + 10)));
+        assert!(store.held_sessions.hold([3; 32], session(now - 1)));
+        assert!(store.session_user(&[1; 32], now).unwrap().is_some());
+        assert!(
+            store.session_user(&[3; 32], now).unwrap().is_none(),
+            "expired"
+        );
+
+        // The sweep writes the live ones and lets go of all of them.
+        store.purge_expired_sessions(now).unwrap();
+        assert!(store.held_sessions.map().is_empty());
+        assert!(store.session_user(&[1; 32], now).unwrap().is_some());
+        assert!(store.delete_session(&[1; 32]).unwrap());
+        assert!(store.session_user(&[1; 32], now).unwrap().is_none());
+
+        // A held session ends with a logout or a new password, like a written one.
+        assert!(store.held_sessions.hold([4; 32], session(now + 10)));
+        assert!(store.delete_session(&[4; 32]).unwrap());
+        assert!(store.session_user(&[4; 32], now).unwrap().is_none());
+        assert!(store.held_sessions.hold([5; 32], session(now + 10)));
+        assert_eq!(
+            store.set_password("u1", "h2").unwrap(),
+            Some(2),
+            "[2] on disk, [5] held"
+        );
+        assert!(store.session_user(&[5; 32], now).unwrap().is_none());
+        assert!(store.session_user(&[2; 32], now).unwrap().is_none());
+
+        for i in 0..Held::MAX {
+            assert!(store.held_sessions.hold(
+                (i as u64 + 10).to_le_bytes().repeat(4).try_into().unwrap(),
+                session(now + 10)
+            ));
+        }
+        assert!(
+            !store.held_sessions.hold([6; 32], session(now + 10)),
+            "bounded"
+        );
     }
 }
