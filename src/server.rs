@@ -197,10 +197,15 @@ fn is_connection_error(e: &std::io::Error) -> bool {
 }
 
 /// A deadline that runs while an operation is pending and is cleared by progress.
+///
+/// Progress does not touch the timer: that would cost a timer-wheel update for every chunk of
+/// every body. The wait's start is noted instead, and a sleep that fires for an earlier wait is
+/// moved on to the current one's deadline, so the wheel sees one update per `limit` at most.
 struct IdleTimer {
     limit: Duration,
     sleep: Option<Pin<Box<Sleep>>>,
-    armed: bool,
+    /// When the current wait began; `None` after progress.
+    waiting_since: Option<Instant>,
 }
 
 impl IdleTimer {
@@ -208,26 +213,28 @@ impl IdleTimer {
         Self {
             limit,
             sleep: None,
-            armed: false,
+            waiting_since: None,
         }
     }
 
-    /// Called when the operation is pending: starts the timer if it is not running and tells
-    /// whether it has run out (registering `cx` to be woken when it does).
+    /// Called when the operation is pending: starts the wait if it is not running and tells
+    /// whether it has lasted `limit` (registering `cx` to be woken when it would).
     fn expired(&mut self, cx: &mut Context<'_>) -> bool {
-        let deadline = Instant::now() + self.limit;
+        let deadline = *self.waiting_since.get_or_insert_with(Instant::now) + self.limit;
         let sleep = self
             .sleep
             .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
-        if !self.armed {
+        while sleep.as_mut().poll(cx).is_ready() {
+            if sleep.deadline() >= deadline {
+                return true;
+            }
             sleep.as_mut().reset(deadline);
-            self.armed = true;
         }
-        sleep.as_mut().poll(cx).is_ready()
+        false
     }
 
     fn progress(&mut self) {
-        self.armed = false;
+        self.waiting_since = None;
     }
 }
 
@@ -368,5 +375,50 @@ impl hyper::rt::Write for StallGuard {
         let this = self.get_mut();
         let poll = Pin::new(&mut this.io).poll_shutdown(cx);
         this.guard(cx, poll)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn an_idle_timer_measures_each_wait_from_its_own_start() {
+        let second = Duration::from_secs(1);
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        let mut timer = IdleTimer::new(10 * second);
+        assert!(!timer.expired(&mut cx));
+        tokio::time::advance(6 * second).await;
+        assert!(!timer.expired(&mut cx));
+        timer.progress();
+
+        // A second wait, from 7 s to 17 s; the sleep armed for the first fires at 10 s.
+        tokio::time::advance(second).await;
+        assert!(!timer.expired(&mut cx));
+        tokio::time::advance(4 * second).await;
+        assert!(
+            !timer.expired(&mut cx),
+            "the first wait's deadline is not this one's"
+        );
+        tokio::time::advance(5 * second).await;
+        assert!(!timer.expired(&mut cx));
+        tokio::time::advance(second).await;
+        assert!(timer.expired(&mut cx));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn time_spent_between_waits_does_not_count() {
+        let second = Duration::from_secs(1);
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        let mut timer = IdleTimer::new(10 * second);
+        assert!(!timer.expired(&mut cx));
+        timer.progress();
+        // A handler busy for longer than the limit with bytes it has.
+        tokio::time::advance(60 * second).await;
+        assert!(!timer.expired(&mut cx));
+        tokio::time::advance(9 * second).await;
+        assert!(!timer.expired(&mut cx));
+        tokio::time::advance(second).await;
+        assert!(timer.expired(&mut cx));
     }
 }
