@@ -4,6 +4,12 @@
 //! documented wire format). A record type whose fields change gets a new version number and a
 //! conversion in `migrate`; `decode` refuses versions it does not know rather than misreading them.
 //! These types are the disk format, kept apart from the JSON shapes in `api` on purpose.
+//!
+//! postcard writes an enum as the index of its variant, so the order of an enum's variants is part
+//! of the format. The enums of other layers that are stored here (`ImageKind`, `Category`) go
+//! through the codes in `codes`, owned by this module, so reordering them elsewhere cannot change
+//! a stored byte; the enums defined here say in their docs that their order is fixed. The golden
+//! tests at the end hold the exact bytes of every record type.
 
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
@@ -102,7 +108,9 @@ pub struct ImageRecord {
     pub id: String,
     pub user_id: String,
     pub filename: String,
+    #[serde(with = "codes::category")]
     pub category: Category,
+    #[serde(with = "codes::kind")]
     pub kind: ImageKind,
     pub blob: BlobHash,
     pub original_url: Option<String>,
@@ -140,6 +148,7 @@ impl Record for ImageRecord {
     const VERSION: u8 = 1;
 }
 
+/// Stored by variant index: the order of the variants is the disk format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum TaskStatus {
     Processing,
@@ -221,11 +230,13 @@ impl Record for BlobRecord {
     }
 }
 
-/// The thumbnail of one source blob, or why it could not be made.
+/// The thumbnail of one source blob, or why it could not be made. Stored by variant index: the
+/// order of the variants is the disk format.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ThumbRecord {
     Ready {
         blob: BlobHash,
+        #[serde(with = "codes::kind")]
         kind: ImageKind,
         width: u32,
         height: u32,
@@ -239,6 +250,45 @@ pub enum ThumbRecord {
 impl Record for ThumbRecord {
     const NAME: &'static str = "thumbnail";
     const VERSION: u8 = 1;
+}
+
+/// The stored codes of enums that other layers own. Each is one byte, the same byte postcard
+/// wrote for the enum's variant index before these existed, so files written then read the same.
+mod codes {
+    use serde::{Deserialize, Deserializer, Serializer, de::Error};
+
+    macro_rules! code {
+        ($name:ident, $ty:ty, { $($variant:path => $code:literal),+ $(,)? }) => {
+            pub mod $name {
+                use super::*;
+
+                pub fn serialize<S: Serializer>(value: &$ty, s: S) -> Result<S::Ok, S::Error> {
+                    s.serialize_u8(match value { $($variant => $code),+ })
+                }
+
+                pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<$ty, D::Error> {
+                    match u8::deserialize(d)? {
+                        $($code => Ok($variant),)+
+                        other => Err(D::Error::custom(format_args!(
+                            "unknown {} code {other}", stringify!($name)
+                        ))),
+                    }
+                }
+            }
+        };
+    }
+
+    code!(kind, crate::media::ImageKind, {
+        crate::media::ImageKind::Png => 0,
+        crate::media::ImageKind::Jpeg => 1,
+        crate::media::ImageKind::Gif => 2,
+        crate::media::ImageKind::Webp => 3,
+    });
+
+    code!(category, crate::domain::Category, {
+        crate::domain::Category::Clothes => 0,
+        crate::domain::Category::Char => 1,
+    });
 }
 
 #[cfg(test)]
@@ -273,6 +323,152 @@ mod tests {
         let blob = BlobRecord::decode(&v1).unwrap();
         assert_eq!((blob.size, blob.chunks, blob.refs), (70_000, 3, 1));
         assert_eq!(blob.chunk_size, V1_CHUNK_SIZE);
+    }
+
+    fn hex(bytes: &[u8]) -> String {
+        bytes.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// `record` encodes to exactly `expected` (hex) and decodes back to itself. These bytes are in
+    /// data files people keep: a failure here means the format changed, which needs a new record
+    /// version and a migration, never a new expected value.
+    fn golden<R: Record + PartialEq + std::fmt::Debug>(record: R, expected: &str) {
+        let bytes = record.encode();
+        assert_eq!(hex(&bytes), expected, "{} record", R::NAME);
+        assert_eq!(R::decode(&bytes).unwrap(), record);
+    }
+
+    #[test]
+    fn every_record_type_keeps_its_bytes() {
+        golden(
+            SessionRecord {
+                user_id: "u1".into(),
+                created_at: 1,
+                expires_at: 300,
+                remember_me: true,
+            },
+            "0102753102d80401",
+        );
+        for (kind, category, expected) in [
+            (
+                ImageKind::Png,
+                Category::Clothes,
+                "010169017505662e706e6700000707070707070707070707070707070707070707070707070707070707070707010b68747470733a2f2f612f6200010174008080f28183898506d2098005e003010174",
+            ),
+            (
+                ImageKind::Jpeg,
+                Category::Char,
+                "010169017505662e706e6701010707070707070707070707070707070707070707070707070707070707070707010b68747470733a2f2f612f6200010174008080f28183898506d2098005e003010174",
+            ),
+            (
+                ImageKind::Gif,
+                Category::Clothes,
+                "010169017505662e706e6700020707070707070707070707070707070707070707070707070707070707070707010b68747470733a2f2f612f6200010174008080f28183898506d2098005e003010174",
+            ),
+            (
+                ImageKind::Webp,
+                Category::Char,
+                "010169017505662e706e6701030707070707070707070707070707070707070707070707070707070707070707010b68747470733a2f2f612f6200010174008080f28183898506d2098005e003010174",
+            ),
+        ] {
+            golden(
+                ImageRecord {
+                    id: "i".into(),
+                    user_id: "u".into(),
+                    filename: "f.png".into(),
+                    category,
+                    kind,
+                    blob: BlobHash([7; 32]),
+                    original_url: Some("https://a/b".into()),
+                    page_url: None,
+                    page_title: Some("t".into()),
+                    context_json: None,
+                    saved_at: 1_700_000_000_000_000,
+                    file_size: 1234,
+                    width: 640,
+                    height: 480,
+                    cloud_synced: true,
+                    task_id: "t".into(),
+                },
+                expected,
+            );
+        }
+        for (status, expected) in [
+            (TaskStatus::Processing, "0101740175016900000a0c"),
+            (TaskStatus::Completed, "0101740175016901000a0c"),
+            (TaskStatus::Failed, "010174017501690201036261640a0c"),
+        ] {
+            golden(
+                TaskRecord {
+                    task_id: "t".into(),
+                    user_id: "u".into(),
+                    image_id: "i".into(),
+                    status,
+                    error: (status == TaskStatus::Failed).then(|| "bad".into()),
+                    created_at: 5,
+                    updated_at: 6,
+                },
+                expected,
+            );
+        }
+        golden(
+            BlobRecord {
+                size: 70_000,
+                chunks: 2,
+                refs: 3,
+                chunk_size: 65_536,
+            },
+            "02f0a2040203808004",
+        );
+        golden(
+            ThumbRecord::Ready {
+                blob: BlobHash([9; 32]),
+                kind: ImageKind::Webp,
+                width: 512,
+                height: 384,
+                max_side: 512,
+            },
+            "0100090909090909090909090909090909090909090909090909090909090909090903800480038004",
+        );
+        golden(ThumbRecord::Failed { reason: "x".into() }, "01010178");
+        golden(
+            HubSessionRecord {
+                hub_user_id: "h".into(),
+                nonce: [1; 12],
+                sealed: vec![2, 3],
+                expires_at: 9,
+            },
+            "01016801010101010101010101010102020312",
+        );
+        golden(
+            SyncProgressRecord {
+                total: 4,
+                synced: 3,
+                files_sent: 2,
+                bytes_sent: 1000,
+                batches: 1,
+                missing: 1,
+                refused: vec![("i".into(), "r".into())],
+                refused_count: 1,
+            },
+            "01040302e8070101010169017201",
+        );
+        let user = UserRecord {
+            user_id: "u".into(),
+            username: "alice".into(),
+            email: "a@b.c".into(),
+            password_hash: "$argon2id$x".into(),
+            created_at: 1,
+            last_login: Some(2),
+            cloud_sync_enabled: false,
+        };
+        let bytes = user.encode();
+        assert_eq!(
+            hex(&bytes),
+            "01017505616c696365056140622e630b246172676f6e326964247802010400",
+            "user record"
+        );
+        assert!(UserRecord::decode(&bytes).unwrap() == user);
     }
 }
 
