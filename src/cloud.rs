@@ -18,9 +18,10 @@ use base64::Engine;
 use ring::aead;
 use serde::{Deserialize, Serialize};
 
+use crate::clock;
 use crate::domain::BlobHash;
+use crate::store::Store;
 use crate::store::records::{ImageRecord, SyncProgressRecord, UserRecord};
-use crate::{AppState, clock};
 
 /// Raw image bytes per sync request; base64 makes the body about 4/3 of this.
 pub const BATCH_BYTES: u64 = 4 * 1024 * 1024;
@@ -48,6 +49,7 @@ pub enum HubError {
 }
 
 /// A connection to the hub at `--cloud-url` (e.g. `http://hub:8081/api`).
+#[derive(Clone)]
 pub struct Hub {
     base: String,
     client: reqwest::Client,
@@ -391,9 +393,42 @@ pub fn unseal(local_token: &str, nonce: [u8; 12], sealed: &[u8]) -> Option<Strin
     String::from_utf8(plain.to_vec()).ok()
 }
 
+/// The syncs running now: user id → the task id of that user's sync. One per user at a time.
+#[derive(Default)]
+pub struct Running(std::sync::Mutex<HashMap<String, String>>);
+
+impl Running {
+    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<String, String>> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The task of `user_id`'s running sync.
+    pub fn task_of(&self, user_id: &str) -> Option<String> {
+        self.map().get(user_id).cloned()
+    }
+
+    /// Records `task_id` as `user_id`'s running sync; `Err` with the task already running.
+    pub fn start(&self, user_id: &str, task_id: &str) -> Result<(), String> {
+        let mut map = self.map();
+        if let Some(running) = map.get(user_id) {
+            return Err(running.clone());
+        }
+        map.insert(user_id.to_string(), task_id.to_string());
+        Ok(())
+    }
+
+    pub fn end(&self, user_id: &str) {
+        self.map().remove(user_id);
+    }
+}
+
 /// One running sync of one user's images.
 pub struct SyncJob {
-    pub state: Arc<AppState>,
+    pub store: Arc<Store>,
+    pub hub: Hub,
+    pub running: Arc<Running>,
     pub user: UserRecord,
     pub login: HubLogin,
     pub local_token_hash: [u8; 32],
@@ -414,7 +449,7 @@ impl SyncJob {
             Err(e) => (Err(e.to_string()), Some(e)),
         };
         if let Some(HubError::Expired) = log {
-            let store = self.state.store.clone();
+            let store = self.store.clone();
             let hash = self.local_token_hash;
             let _ = tokio::task::spawn_blocking(move || store.drop_hub_session(&hash)).await;
         }
@@ -429,19 +464,11 @@ impl SyncJob {
             }
         }
         self.record(&progress, Some(outcome)).await;
-        self.state
-            .syncs
-            .lock()
-            .expect("sync map")
-            .remove(&self.user.user_id);
+        self.running.end(&self.user.user_id);
     }
 
     async fn sync(&self, progress: &mut SyncProgressRecord) -> Result<(), HubError> {
-        let state = &self.state;
-        let hub = state
-            .hub
-            .as_ref()
-            .ok_or(HubError::Network("云端同步未配置".into()))?;
+        let hub = &self.hub;
         let manifest = ManifestRequest {
             images: self
                 .images
@@ -491,7 +518,7 @@ impl SyncJob {
                 }
                 let image = pending.next().expect("peeked");
                 if !on_hub.contains(&image.blob) {
-                    let store = state.store.clone();
+                    let store = self.store.clone();
                     let blob = image.blob;
                     let bytes = tokio::task::spawn_blocking(move || store.blob_bytes(&blob))
                         .await
@@ -559,7 +586,7 @@ impl SyncJob {
     }
 
     async fn mark(&self, ids: Vec<String>) -> Result<usize, HubError> {
-        let store = self.state.store.clone();
+        let store = self.store.clone();
         tokio::task::spawn_blocking(move || store.mark_synced(&ids))
             .await
             .map_err(|e| HubError::Network(e.to_string()))?
@@ -567,7 +594,7 @@ impl SyncJob {
     }
 
     async fn record(&self, progress: &SyncProgressRecord, outcome: Option<Result<(), String>>) {
-        let store = self.state.store.clone();
+        let store = self.store.clone();
         let (task_id, progress) = (self.task_id.clone(), progress.clone());
         let result = tokio::task::spawn_blocking(move || {
             store.update_sync_task(&task_id, &progress, outcome, clock::now())

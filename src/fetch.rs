@@ -20,7 +20,7 @@ use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use reqwest::header::{self, HeaderValue};
 use reqwest::{StatusCode, Url};
 
-use crate::api::body::append_within;
+use crate::throttle::append_within;
 use crate::throttle::{Closed, Gate, Reservation};
 
 /// Redirects followed before giving up.

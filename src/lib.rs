@@ -29,27 +29,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use config::Config;
-use store::records::UserRecord;
 use store::{Store, StoreError};
-
-/// What every request handler shares.
-pub struct AppState {
-    pub store: Arc<Store>,
-    pub config: Config,
-    pub jobs: Arc<jobs::Jobs>,
-    /// Stores uploads, several to a commit.
-    pub writer: writer::Writer,
-    /// Downloads images sent to `/api/receive-image` as URLs.
-    pub fetcher: fetch::Fetcher,
-    /// The hub for cloud sync, when `--cloud-url` is set.
-    pub hub: Option<cloud::Hub>,
-    /// The running cloud sync of each user: user id → task id.
-    pub syncs: std::sync::Mutex<std::collections::HashMap<String, String>>,
-    /// Owner of uploads sent without a session: the `admin` account.
-    pub default_user_id: String,
-    /// Rate limits and the gates on memory-hungry work.
-    pub throttles: throttle::Throttles,
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
@@ -97,7 +77,7 @@ pub async fn serve(
     let default_user_id = tokio::task::spawn_blocking({
         let store = store.clone();
         let password = config.admin_password.clone();
-        move || ensure_admin(&store, password)
+        move || ops::users::ensure_admin(&store, password)
     })
     .await
     .map_err(|e| ServeError::Startup(e.to_string()))?
@@ -143,7 +123,7 @@ pub async fn serve(
     let fetcher = fetch::Fetcher::new(
         config.allow_private_fetch,
         config.fetch_timeout,
-        api::MAX_IMAGE_BYTES as usize,
+        media::MAX_IMAGE_BYTES as usize,
     )
     .map_err(|e| ServeError::Startup(format!("HTTP client: {e}")))?;
     let writer = writer::Writer::start(store.clone())
@@ -155,7 +135,7 @@ pub async fn serve(
         config.thumb_size,
         config.limits.decode_budget,
     );
-    let state = Arc::new(AppState {
+    let state = Arc::new(api::AppState {
         store: store.clone(),
         jobs,
         writer,
@@ -225,35 +205,6 @@ async fn close_store(mut store: Arc<Store>) {
             }
         }
     }
-}
-
-/// Creates the `admin` account on a new data file and returns its user id.
-pub(crate) fn ensure_admin(store: &Store, password: Option<String>) -> Result<String, StoreError> {
-    if let Some(admin) = store.user_by_username("admin")? {
-        return Ok(admin.user_id);
-    }
-    let generated = password.is_none();
-    let password = password.unwrap_or_else(auth::random_password);
-    let admin = UserRecord {
-        user_id: format!(
-            "default-user-{}",
-            &uuid::Uuid::new_v4().simple().to_string()[..8]
-        ),
-        username: "admin".into(),
-        email: "admin@local.com".into(),
-        password_hash: auth::hash_password(&password),
-        created_at: clock::now(),
-        last_login: None,
-        cloud_sync_enabled: false,
-    };
-    store.create_user(&admin, "admin", "admin@local.com")?;
-    if generated {
-        println!("created user 'admin' with password: {password}");
-        println!("(shown once; set IMGVAULT_ADMIN_PASSWORD before the first start to choose it)");
-    } else {
-        tracing::info!("created user 'admin' with the password from IMGVAULT_ADMIN_PASSWORD");
-    }
-    Ok(admin.user_id)
 }
 
 /// Deletes expired sessions now and then; a session is refused once expired even before this runs.

@@ -310,6 +310,20 @@ impl Reservation {
     }
 }
 
+/// Appends `chunk` to `out` unless that would make `out` longer than `limit`; `false` then.
+pub fn append_within(out: &mut Vec<u8>, mut chunk: impl bytes::Buf, limit: usize) -> bool {
+    if out.len().saturating_add(chunk.remaining()) > limit {
+        return false;
+    }
+    while chunk.has_remaining() {
+        let piece = chunk.chunk();
+        out.extend_from_slice(piece);
+        let n = piece.len();
+        chunk.advance(n);
+    }
+    true
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

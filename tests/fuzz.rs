@@ -25,8 +25,9 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
-use imgvault::api::{ApiError, MAX_IMAGE_BYTES, decode_image_data};
+use imgvault::api::{ApiError, decode_image_data};
 use imgvault::domain::BlobHash;
+use imgvault::media::MAX_IMAGE_BYTES;
 use imgvault::media::{self, ImageKind, MAX_DECODE_BYTES, MAX_PIXELS, MAX_SIDE, MediaError};
 use imgvault::store::records::UserRecord;
 use imgvault::store::{DEFAULT_CACHE_BYTES, Store};

@@ -192,7 +192,7 @@ pub(crate) fn big_png(seed: u64) -> Result<Vec<u8>, String> {
     PngEncoder::new_with_quality(&mut out, CompressionType::Fast, FilterType::NoFilter)
         .write_image(&pixels, BIG_SIDE, BIG_SIDE, image::ExtendedColorType::Rgb8)
         .expect("encode PNG");
-    let limit = imgvault::api::MAX_IMAGE_BYTES;
+    let limit = imgvault::media::MAX_IMAGE_BYTES;
     if out.len() as u64 > limit {
         return Err(format!(
             "a {BIG_SIDE}x{BIG_SIDE} noise PNG is {} bytes, over the upload limit of {limit}",

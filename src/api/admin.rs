@@ -14,9 +14,9 @@ use tokio::sync::Semaphore;
 use warp::http::{HeaderValue, header};
 use warp::{Filter, Rejection, Reply};
 
+use super::AppState;
 use super::auth::{Caller, require_user};
 use super::{ApiError, blocking, reject, with_state};
-use crate::AppState;
 
 /// One snapshot at a time: each needs as much free disk as the data file.
 static SNAPSHOTS: Semaphore = Semaphore::const_new(1);

@@ -17,13 +17,14 @@ use serde::{Deserialize, Serialize};
 use warp::http::header::SET_COOKIE;
 use warp::{Filter, Rejection, Reply};
 
+use super::AppState;
 use super::guard::client_addr;
 use super::{ApiError, blocking, body, reject, with_state};
 use crate::domain::{Email, Password, Username};
 use crate::store::StoreError;
 use crate::store::records::{HubSessionRecord, SessionRecord, UserRecord};
 use crate::throttle::{self, Closed};
-use crate::{AppState, auth, clock, cloud};
+use crate::{auth, clock, cloud};
 
 pub(super) const COOKIE: &str = "session";
 const REMEMBER_FOR: clock::Micros = 7 * clock::DAY;

@@ -20,7 +20,7 @@ use serde::de::DeserializeOwned;
 use warp::{Filter, Rejection};
 
 use super::{ApiError, reject};
-use crate::throttle::{Closed, Gate, Reservation};
+use crate::throttle::{Closed, Gate, Reservation, append_within};
 
 /// `bytes` of `budget`, or 503 (busy) / `too_large` (more than the whole budget).
 pub(crate) fn reserve(
@@ -154,18 +154,4 @@ where
             _ => return,
         }
     }
-}
-
-/// Appends `chunk` to `out` unless that would make `out` longer than `limit`; `false` then.
-pub(crate) fn append_within(out: &mut Vec<u8>, mut chunk: impl Buf, limit: usize) -> bool {
-    if out.len().saturating_add(chunk.remaining()) > limit {
-        return false;
-    }
-    while chunk.has_remaining() {
-        let piece = chunk.chunk();
-        out.extend_from_slice(piece);
-        let n = piece.len();
-        chunk.advance(n);
-    }
-    true
 }

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use warp::http::{HeaderValue, StatusCode};
 use warp::{Filter, Rejection, Reply};
 
+use super::AppState;
 use super::with_state;
-use crate::AppState;
 
 fn allowed(state: &AppState, origin: &str) -> bool {
     super::guard::allowed_origin(origin, &state.config.cors_origins)

@@ -17,8 +17,8 @@ use std::sync::Arc;
 use warp::http::{HeaderMap, Method};
 use warp::{Filter, Rejection};
 
+use super::AppState;
 use super::{ApiError, reject, with_state};
-use crate::AppState;
 use crate::server::Peer;
 
 /// The client's address: the connection's, or, when that is a `--trusted-proxy`, the last

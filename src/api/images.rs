@@ -19,20 +19,20 @@ use serde::{Deserialize, Serialize};
 use warp::http::{HeaderValue, StatusCode, header};
 use warp::{Filter, Rejection, Reply};
 
+use super::AppState;
 use super::auth::{Caller, optional_user, require_user};
 use super::guard::client_addr;
 use super::multipart::{self, Multipart};
 use super::{ApiError, blocking, body, reject, with_state};
+use crate::clock;
 use crate::domain::{BlobHash, Category};
 use crate::ingest::{self, Incoming};
 use crate::media::{self, ImageKind, MediaError};
 use crate::store::records::{ImageRecord, ThumbRecord};
 use crate::store::{BlobChunks, DeleteOutcome, Store, StoreError};
 use crate::throttle::{self, Reservation};
-use crate::{AppState, clock};
 
-/// The seed's upload limit, on decoded image bytes.
-pub const MAX_IMAGE_BYTES: u64 = 10 * 1024 * 1024;
+use crate::media::MAX_IMAGE_BYTES;
 /// A JSON upload carries the image as base64 (4/3 of its size) plus page metadata.
 const MAX_JSON_UPLOAD: u64 = MAX_IMAGE_BYTES / 3 * 4 + 8 + 256 * 1024;
 /// Form fields other than the file (the category) are tiny.

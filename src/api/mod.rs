@@ -22,9 +22,27 @@ use std::sync::Arc;
 use warp::filters::BoxedFilter;
 use warp::{Filter, Rejection, Reply};
 
-use crate::AppState;
 pub use error::ApiError;
-pub use images::{MAX_IMAGE_BYTES, decode_image_data};
+pub use images::decode_image_data;
+
+/// What every request handler shares.
+pub struct AppState {
+    pub store: Arc<crate::store::Store>,
+    pub config: crate::config::Config,
+    pub jobs: Arc<crate::jobs::Jobs>,
+    /// Stores uploads, several to a commit.
+    pub writer: crate::writer::Writer,
+    /// Downloads images sent to `/api/receive-image` as URLs.
+    pub fetcher: crate::fetch::Fetcher,
+    /// The hub for cloud sync, when `--cloud-url` is set.
+    pub hub: Option<crate::cloud::Hub>,
+    /// The running cloud sync of each user: user id → task id.
+    pub syncs: Arc<crate::cloud::Running>,
+    /// Owner of uploads sent without a session: the `admin` account.
+    pub default_user_id: String,
+    /// Rate limits and the gates on memory-hungry work.
+    pub throttles: crate::throttle::Throttles,
+}
 
 /// Every route of the server, with CORS, request logging and the JSON error mapping applied.
 pub fn routes(

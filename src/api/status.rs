@@ -5,8 +5,9 @@ use std::sync::Arc;
 use serde::Serialize;
 use warp::{Filter, Rejection, Reply};
 
+use super::AppState;
 use super::{reject, with_state};
-use crate::{AppState, clock};
+use crate::clock;
 
 /// The seed pins `status` to `running`; the state of the storage is told beside it.
 #[derive(Serialize)]

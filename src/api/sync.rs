@@ -12,6 +12,7 @@ use bytes::Bytes;
 use serde::Serialize;
 use warp::{Filter, Rejection, Reply};
 
+use super::AppState;
 use super::auth::{Caller, require_user};
 use super::images::decode_image_data;
 use super::{ApiError, blocking, body, reject, with_state};
@@ -19,7 +20,7 @@ use crate::cloud::{self, ManifestReply, ManifestRequest, Refusal, SyncData, Sync
 use crate::domain::{BlobHash, Category};
 use crate::store::records::{ImageRecord, SyncProgressRecord, TaskRecord, TaskStatus};
 use crate::store::{NewImage, Store, StoreError};
-use crate::{AppState, clock, media};
+use crate::{clock, media};
 
 /// One sync request may carry far more than an upload: a batch of files as data URLs.
 pub const SYNC_BODY_LIMIT: u64 = 64 * 1024 * 1024;
@@ -77,11 +78,11 @@ struct SyncInfo {
 }
 
 async fn start_sync(state: Arc<AppState>, caller: Caller) -> Result<impl Reply, Rejection> {
-    if state.hub.is_none() {
+    let Some(hub) = &state.hub else {
         return Err(reject(ApiError::CloudSyncDisabled));
-    }
+    };
     let user_id = caller.user.user_id.clone();
-    let running = state.syncs.lock().expect("sync map").get(&user_id).cloned();
+    let running = state.syncs.task_of(&user_id);
     if let Some(task_id) = running {
         let progress = {
             let (state, task_id) = (state.clone(), task_id.clone());
@@ -133,22 +134,18 @@ async fn start_sync(state: Arc<AppState>, caller: Caller) -> Result<impl Reply, 
         created_at: now,
         updated_at: now,
     };
-    {
-        let mut syncs = state.syncs.lock().expect("sync map");
-        if let Some(task_id) = syncs.get(&user_id) {
-            // Another request started one in the meantime.
-            return Ok(warp::reply::json(&SyncStarted {
-                success: true,
-                message: "同步任务正在进行中",
-                sync_info: SyncInfo {
-                    user_id,
-                    image_count: images.len() as u64,
-                    estimated_time: "进行中".into(),
-                },
-                task_id: task_id.clone(),
-            }));
-        }
-        syncs.insert(user_id.clone(), task.task_id.clone());
+    if let Err(task_id) = state.syncs.start(&user_id, &task.task_id) {
+        // Another request started one in the meantime.
+        return Ok(warp::reply::json(&SyncStarted {
+            success: true,
+            message: "同步任务正在进行中",
+            sync_info: SyncInfo {
+                user_id,
+                image_count: images.len() as u64,
+                estimated_time: "进行中".into(),
+            },
+            task_id,
+        }));
     }
     let progress = SyncProgressRecord {
         total: images.len() as u64,
@@ -159,7 +156,7 @@ async fn start_sync(state: Arc<AppState>, caller: Caller) -> Result<impl Reply, 
         blocking(move || Ok(state.store.create_sync_task(&task, &progress)?)).await
     };
     if let Err(e) = created {
-        state.syncs.lock().expect("sync map").remove(&user_id);
+        state.syncs.end(&user_id);
         return Err(reject(e));
     }
     let bytes: u64 = images.iter().map(|i| i.file_size).sum();
@@ -167,7 +164,9 @@ async fn start_sync(state: Arc<AppState>, caller: Caller) -> Result<impl Reply, 
     tracing::info!(%user_id, images = image_count, bytes, task_id = %task.task_id, "cloud sync started");
     tokio::spawn(
         cloud::SyncJob {
-            state: state.clone(),
+            store: state.store.clone(),
+            hub: hub.clone(),
+            running: state.syncs.clone(),
             user: caller.user,
             login,
             local_token_hash: caller.token_hash,

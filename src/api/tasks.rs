@@ -7,9 +7,10 @@ use std::sync::Arc;
 use serde::Serialize;
 use warp::{Filter, Rejection, Reply};
 
+use super::AppState;
 use super::{ApiError, blocking, reject, with_state};
+use crate::clock;
 use crate::store::records::{SyncProgressRecord, TaskRecord};
-use crate::{AppState, clock};
 
 #[derive(Serialize)]
 struct TaskReply {

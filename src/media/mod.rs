@@ -13,6 +13,8 @@ use std::io::Cursor;
 use image::ImageDecoder;
 use serde::{Deserialize, Serialize};
 
+/// The seed's upload limit, on an image's bytes.
+pub const MAX_IMAGE_BYTES: u64 = 10 * 1024 * 1024;
 /// Largest width or height accepted, in pixels.
 pub const MAX_SIDE: u32 = 16_384;
 /// Largest pixel count accepted: 64 megapixels (an 8000×8000 image, past every phone camera).

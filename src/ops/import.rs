@@ -13,12 +13,12 @@ use std::time::SystemTime;
 use super::export::{ExportedImage, IMAGES_DIR, METADATA_FILE, Metadata, safe_component};
 use super::progress::{Progress, Unit};
 use super::{OpsError, Outcome, human_bytes};
-use crate::api::MAX_IMAGE_BYTES;
 use crate::cli::ImportArgs;
 use crate::clock::{self, Micros};
 use crate::domain::{BlobHash, Category, Email, Username};
 use crate::ingest::{self, Incoming};
 use crate::media;
+use crate::media::MAX_IMAGE_BYTES;
 use crate::store::records::UserRecord;
 use crate::store::{DEFAULT_CACHE_BYTES, Store, StoreError};
 
@@ -48,7 +48,8 @@ pub fn run(args: ImportArgs) -> Result<Outcome, OpsError> {
     let password = std::env::var("IMGVAULT_ADMIN_PASSWORD")
         .ok()
         .filter(|p| !p.is_empty());
-    let admin_id = crate::ensure_admin(&store, password).map_err(OpsError::store(data, ""))?;
+    let admin_id =
+        super::users::ensure_admin(&store, password).map_err(OpsError::store(data, ""))?;
     let fallback = store
         .user_by_username(&args.user.trim().to_lowercase())
         .map_err(OpsError::store(data, ""))?

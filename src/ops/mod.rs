@@ -14,7 +14,7 @@ mod export;
 mod import;
 mod progress;
 pub mod schedule;
-mod users;
+pub(crate) mod users;
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};

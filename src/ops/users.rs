@@ -132,3 +132,32 @@ fn delete(store: &Store, name: &str, delete_images: bool) -> Result<Outcome, Ops
     println!("deleted user {} and {removed} images", user.username);
     Ok(Outcome::Done)
 }
+
+/// Creates the `admin` account on a new data file and returns its user id.
+pub(crate) fn ensure_admin(store: &Store, password: Option<String>) -> Result<String, StoreError> {
+    if let Some(admin) = store.user_by_username("admin")? {
+        return Ok(admin.user_id);
+    }
+    let generated = password.is_none();
+    let password = password.unwrap_or_else(auth::random_password);
+    let admin = UserRecord {
+        user_id: format!(
+            "default-user-{}",
+            &uuid::Uuid::new_v4().simple().to_string()[..8]
+        ),
+        username: "admin".into(),
+        email: "admin@local.com".into(),
+        password_hash: auth::hash_password(&password),
+        created_at: clock::now(),
+        last_login: None,
+        cloud_sync_enabled: false,
+    };
+    store.create_user(&admin, "admin", "admin@local.com")?;
+    if generated {
+        println!("created user 'admin' with password: {password}");
+        println!("(shown once; set IMGVAULT_ADMIN_PASSWORD before the first start to choose it)");
+    } else {
+        tracing::info!("created user 'admin' with the password from IMGVAULT_ADMIN_PASSWORD");
+    }
+    Ok(admin.user_id)
+}
