@@ -1,8 +1,12 @@
-//! Naming and recording new images: the one place that makes image ids, the seed's file names and
+//! How a new image enters the vault: the one place that makes image ids, the seed's file names and
 //! processing tasks, shared by the upload routes and `imgvault import`, so an imported image is
 //! indistinguishable from an uploaded one.
 //!
-//! The caller has already sniffed and probed the bytes; nothing here looks at pixels or HTTP.
+//! `Ingest::save` is an upload's whole way in: the bytes are probed and their decode cost checked
+//! (on the blocking pool), hashed, named, stored durably by the group-commit writer with their
+//! task, and queued for a thumbnail. Nothing here knows HTTP; `api` turns an `IngestError` into
+//! the seed's answer. `imgvault import`, which runs with no server, probes for itself and stores
+//! through `save` in commits of its own.
 //!
 //! Page metadata comes from whatever page the image was on, so it is capped here, on the way into
 //! every record (uploads, imports, images received by sync): URLs at 8 KiB, the title at 2 KiB,
@@ -10,18 +14,95 @@
 //! fail because a page has an absurd title. A record's metadata thus stays under 32 KiB, and a
 //! list page of 100 images under a few MiB.
 
+use std::sync::Arc;
+
+use bytes::Bytes;
+
 use crate::clock::{self, Micros};
 use crate::domain::{BlobHash, Category};
-use crate::media::Probe;
+use crate::jobs::Jobs;
+use crate::media::{self, MediaError, Probe};
 use crate::store::records::{ImageRecord, TaskRecord, TaskStatus};
 use crate::store::{Store, StoreError};
+use crate::writer::Writer;
 
-/// Everything about a new image besides its bytes.
+/// The way uploads come in (see the module docs).
+#[derive(Clone)]
+pub struct Ingest {
+    writer: Writer,
+    jobs: Arc<Jobs>,
+    /// Bytes a thumbnail may take to make (`--memory-mb`'s decode budget).
+    decode_budget: u64,
+}
+
+/// Why an upload was not stored.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    /// The bytes are no image we store, or one too costly to decode.
+    #[error(transparent)]
+    Image(#[from] MediaError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("no free file name after {NAME_TRIES} tries")]
+    NoFreeName,
+    /// The check of the bytes panicked (a decoder bug); the server goes on.
+    #[error("checking the image failed: {0}")]
+    CheckFailed(String),
+}
+
+impl Ingest {
+    pub fn new(writer: Writer, jobs: Arc<Jobs>, decode_budget: u64) -> Self {
+        Self {
+            writer,
+            jobs,
+            decode_budget,
+        }
+    }
+
+    /// Stores `bytes` as a new image described by `new`, durably, and queues its thumbnail.
+    pub async fn save(
+        &self,
+        bytes: Bytes,
+        new: Incoming,
+    ) -> Result<(ImageRecord, TaskRecord), IngestError> {
+        let (budget, max_side) = (self.decode_budget, self.jobs.max_side());
+        let (bytes, probe, blob) = tokio::task::spawn_blocking(move || {
+            let probe = media::probe(&bytes)?;
+            // An image whose thumbnail cannot be made within the decode budget is refused now
+            // rather than stored with a thumbnail that will never exist.
+            media::cost::check(&bytes, &probe, max_side, budget)?;
+            let blob = BlobHash::of(&bytes);
+            Ok::<_, MediaError>((bytes, probe, blob))
+        })
+        .await
+        .map_err(|e| IngestError::CheckFailed(e.to_string()))??;
+        for attempt in 0..NAME_TRIES {
+            let (image, task) = records(&new, &probe, blob, bytes.len() as u64, attempt);
+            match self
+                .writer
+                .save(image.clone(), bytes.clone(), task.clone())
+                .await
+            {
+                Ok(()) => {
+                    tracing::info!(image_id = %image.id, user_id = %image.user_id, size = image.file_size, "image saved");
+                    self.jobs
+                        .enqueue(Some(task.task_id.clone()), image.blob)
+                        .await;
+                    return Ok((image, task));
+                }
+                Err(StoreError::Conflict) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(IngestError::NoFreeName)
+    }
+}
+
+/// Everything about a new image besides its bytes and what they are.
 #[derive(Debug, Clone)]
 pub struct Incoming {
     pub owner: String,
     pub category: Category,
-    pub probe: Probe,
     pub original_url: Option<String>,
     pub page_url: Option<String>,
     pub page_title: Option<String>,
@@ -121,6 +202,7 @@ pub const NAME_TRIES: usize = 4;
 /// file name: the first try keeps `new.filename` if there is one, every other try makes a name.
 pub fn records(
     new: &Incoming,
+    probe: &Probe,
     blob: BlobHash,
     size: u64,
     attempt: usize,
@@ -135,7 +217,7 @@ pub fn records(
             new.category,
             clock::filename_stamp(saved_at),
             &uuid.simple().to_string()[..8],
-            new.probe.kind.ext()
+            probe.kind.ext()
         ),
     };
     let mut image = ImageRecord {
@@ -143,7 +225,7 @@ pub fn records(
         user_id: new.owner.clone(),
         filename,
         category: new.category,
-        kind: new.probe.kind,
+        kind: probe.kind,
         blob,
         original_url: new.original_url.clone(),
         page_url: new.page_url.clone(),
@@ -151,8 +233,8 @@ pub fn records(
         context_json: new.context_json.clone(),
         saved_at,
         file_size: size,
-        width: new.probe.width,
-        height: new.probe.height,
+        width: probe.width,
+        height: probe.height,
         cloud_synced: false,
         task_id: format!("t-{}", uuid::Uuid::new_v4()),
     };
@@ -175,11 +257,12 @@ pub fn records(
 pub fn save(
     store: &Store,
     new: &Incoming,
+    probe: &Probe,
     bytes: &[u8],
 ) -> Result<(ImageRecord, TaskRecord), StoreError> {
     let blob = BlobHash::of(bytes);
     for attempt in 0..NAME_TRIES {
-        let (image, task) = records(new, blob, bytes.len() as u64, attempt);
+        let (image, task) = records(new, probe, blob, bytes.len() as u64, attempt);
         match store.save_image(&image, bytes, &task) {
             Ok(()) => return Ok((image, task)),
             Err(StoreError::Conflict) => continue,

@@ -212,6 +212,30 @@ impl From<FetchError> for ApiError {
     }
 }
 
+impl From<crate::ingest::IngestError> for ApiError {
+    fn from(e: crate::ingest::IngestError) -> Self {
+        use crate::ingest::IngestError;
+        use crate::media::MediaError;
+        match e {
+            IngestError::Image(
+                MediaError::TooLarge { width, height }
+                | MediaError::OverBudget { width, height, .. },
+            ) => ApiError::ImageTooLarge {
+                width,
+                height,
+                max_side: crate::media::MAX_SIDE,
+            },
+            IngestError::Image(
+                MediaError::UnknownFormat | MediaError::Malformed(_) | MediaError::Encode(_),
+            ) => ApiError::UnsupportedFormat,
+            IngestError::Store(e) => e.into(),
+            IngestError::NoFreeName | IngestError::CheckFailed(_) => {
+                ApiError::Internal(e.to_string())
+            }
+        }
+    }
+}
+
 impl From<tokio::task::JoinError> for ApiError {
     fn from(e: tokio::task::JoinError) -> Self {
         ApiError::Internal(format!("blocking task failed: {e}"))

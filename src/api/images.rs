@@ -26,10 +26,10 @@ use super::multipart::{self, Multipart};
 use super::{ApiError, blocking, body, reject, with_state};
 use crate::clock;
 use crate::domain::{BlobHash, Category};
-use crate::ingest::{self, Incoming};
-use crate::media::{self, ImageKind, MediaError};
+use crate::ingest::{Incoming, IngestError};
+use crate::media::ImageKind;
 use crate::store::records::{ImageRecord, ThumbRecord};
-use crate::store::{BlobChunks, DeleteOutcome, Store, StoreError};
+use crate::store::{BlobChunks, DeleteOutcome, Store};
 use crate::throttle::{self, Reservation};
 
 use crate::media::MAX_IMAGE_BYTES;
@@ -179,6 +179,15 @@ enum Route {
 }
 
 impl Route {
+    /// The seed's answer to an upload that was not stored.
+    fn refused(self, error: IngestError) -> ApiError {
+        match error {
+            IngestError::Store(e) if e.write_failure().is_none() => self.save_failed(e.to_string()),
+            IngestError::NoFreeName => self.save_failed(error.to_string()),
+            other => other.into(),
+        }
+    }
+
     fn save_failed(self, cause: String) -> ApiError {
         let message = match self {
             Route::Receive => "保存图片失败",
@@ -484,67 +493,25 @@ async fn save(
         .caller
         .map_or_else(|| state.default_user_id.clone(), |c| c.user.user_id);
     let original_filename = meta.original_filename.clone();
-    let (budget, max_side) = (state.config.limits.decode_budget, state.jobs.max_side());
-    let (bytes, probe, blob) = blocking(move || {
-        let refused = |e| match e {
-            MediaError::TooLarge { width, height }
-            | MediaError::OverBudget { width, height, .. } => ApiError::ImageTooLarge {
-                width,
-                height,
-                max_side: media::MAX_SIDE,
-            },
-            MediaError::UnknownFormat | MediaError::Malformed(_) | MediaError::Encode(_) => {
-                ApiError::UnsupportedFormat
-            }
-        };
-        let probe = media::probe(&bytes).map_err(refused)?;
-        // An image whose thumbnail cannot be made within the decode budget is refused now rather
-        // than stored with a thumbnail that will never exist.
-        media::cost::check(&bytes, &probe, max_side, budget).map_err(refused)?;
-        let blob = BlobHash::of(&bytes);
-        Ok((bytes, probe, blob))
-    })
-    .await
-    .map_err(reject)?;
     let context_json = context_json(
         meta.page.image_context.as_ref(),
         meta.original_filename.as_deref(),
     );
     let incoming = Incoming {
-        owner: owner.clone(),
+        owner,
         category,
-        probe,
-        original_url: meta.original_url.clone(),
-        page_url: meta.page.url.clone(),
-        page_title: meta.page.title.clone(),
+        original_url: meta.original_url,
+        page_url: meta.page.url,
+        page_title: meta.page.title,
         context_json,
         saved_at: None,
         filename: None,
     };
-    let mut saved = None;
-    for attempt in 0..ingest::NAME_TRIES {
-        let (image, task) = ingest::records(&incoming, blob, bytes.len() as u64, attempt);
-        match state
-            .writer
-            .save(image.clone(), bytes.clone(), task.clone())
-            .await
-        {
-            Ok(()) => {
-                saved = Some((image, task));
-                break;
-            }
-            Err(StoreError::Conflict) => continue,
-            Err(e) if e.write_failure().is_some() => return Err(reject(e.into())),
-            Err(e) => return Err(reject(route.save_failed(e.to_string()))),
-        }
-    }
-    let (image, task) =
-        saved.ok_or_else(|| reject(route.save_failed("no free file name after 4 tries".into())))?;
-    tracing::info!(image_id = %image.id, user_id = %image.user_id, size = image.file_size, "image saved");
-    state
-        .jobs
-        .enqueue(Some(task.task_id.clone()), image.blob)
-        .await;
+    let (image, task) = state
+        .ingest
+        .save(bytes, incoming)
+        .await
+        .map_err(|e| reject(route.refused(e)))?;
     let reply = UploadReply {
         success: true,
         task_id: task.task_id,

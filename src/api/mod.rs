@@ -32,6 +32,8 @@ pub struct AppState {
     pub jobs: Arc<crate::jobs::Jobs>,
     /// Stores uploads, several to a commit.
     pub writer: crate::writer::Writer,
+    /// The way uploads come in: checked, named, stored and queued for a thumbnail.
+    pub ingest: crate::ingest::Ingest,
     /// Downloads images sent to `/api/receive-image` as URLs.
     pub fetcher: crate::fetch::Fetcher,
     /// The hub for cloud sync, when `--cloud-url` is set.

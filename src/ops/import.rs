@@ -365,7 +365,6 @@ impl Importer<'_> {
         let new = Incoming {
             owner: owner.to_string(),
             category: item.category,
-            probe,
             original_url: meta.and_then(|m| m.original_url.clone()),
             page_url: meta.and_then(|m| m.page_url.clone()),
             page_title: meta.and_then(|m| m.page_title.clone()),
@@ -379,7 +378,7 @@ impl Importer<'_> {
             ),
             filename: keep_name,
         };
-        let (image, _task) = ingest::save(self.store, &new, &bytes)?;
+        let (image, _task) = ingest::save(self.store, &new, &probe, &bytes)?;
         self.bytes += bytes.len() as u64;
         *self.imported.entry(username).or_default() += 1;
         self.known

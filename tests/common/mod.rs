@@ -253,7 +253,9 @@ impl TestApp {
 
     /// Polls `/api/task/{id}` until it leaves `processing`, for at most ten seconds.
     pub async fn wait_task(&self, task_id: &str) -> Value {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        // Generous: a 64-megapixel PNG is thumbnailed by this crate's own (unoptimised, in a test
+        // build) row filter, which takes seconds on a loaded 2-core machine.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
         loop {
             let (status, body) = self
                 .get_json(&self.client, &format!("/api/task/{task_id}"))
