@@ -3,7 +3,7 @@
 //! end-to-end `load`, `sync` and `thumbnail` benches:
 //!
 //! - `ingest/*`: what the upload route does with a ~250 KB JPEG sent by the extension as a
-//!   `data:image/jpeg;base64,...` string: `api::decode_image_data`, `BlobHash::of` (blake3), and
+//!   `data:image/jpeg;base64,...` string: `media::data_url::decode`, `BlobHash::of` (blake3), and
 //!   both together; plus plain base64 decoding of the same payload for reference. Throughput is the
 //!   image's size.
 //! - `sniff/*`, `probe/*`: `media::sniff` and the header-only `media::probe` (which sniffs first) of
@@ -29,8 +29,8 @@ use std::time::Duration;
 
 use base64::Engine;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use imgvault::api::decode_image_data;
 use imgvault::domain::BlobHash;
+use imgvault::media::data_url::decode as decode_image_data;
 use imgvault::media::{self, ImageKind, thumbnail};
 
 #[path = "common/images.rs"]

@@ -25,9 +25,9 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
-use imgvault::api::{ApiError, decode_image_data};
 use imgvault::domain::BlobHash;
 use imgvault::media::MAX_IMAGE_BYTES;
+use imgvault::media::data_url::{DataUrlError, decode as decode_image_data};
 use imgvault::media::{self, ImageKind, MAX_DECODE_BYTES, MAX_PIXELS, MAX_SIDE, MediaError};
 use imgvault::store::records::UserRecord;
 use imgvault::store::{DEFAULT_CACHE_BYTES, Store};
@@ -481,7 +481,7 @@ fn check_data_url(input: &[u8]) -> Result<(), String> {
     let expected = reference_payload(text).and_then(reference_base64);
     match (&got, &expected) {
         (Ok(bytes), Some(want)) if bytes == want => {}
-        (Err(ApiError::UnsupportedFormat), None) => return Ok(()),
+        (Err(DataUrlError::NotBase64), None) => return Ok(()),
         _ => {
             return Err(format!(
                 "decode_image_data says {:?}, the reference {:?}",
@@ -536,12 +536,12 @@ fn data_url_size_edges() {
     let over = base64::engine::general_purpose::STANDARD.encode(vec![0u8; at_limit.len() + 1]);
     assert!(matches!(
         decode_image_data(&over),
-        Err(ApiError::FileTooLarge)
+        Err(DataUrlError::TooLarge)
     ));
     let wrapped = wrap(&over, 76, "\r\n");
     assert!(matches!(
         decode_image_data(&format!("data:image/png;base64,{wrapped}")),
-        Err(ApiError::FileTooLarge)
+        Err(DataUrlError::TooLarge)
     ));
 }
 

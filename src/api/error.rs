@@ -212,6 +212,15 @@ impl From<FetchError> for ApiError {
     }
 }
 
+impl From<crate::media::data_url::DataUrlError> for ApiError {
+    fn from(e: crate::media::data_url::DataUrlError) -> Self {
+        match e {
+            crate::media::data_url::DataUrlError::NotBase64 => ApiError::UnsupportedFormat,
+            crate::media::data_url::DataUrlError::TooLarge => ApiError::FileTooLarge,
+        }
+    }
+}
+
 impl From<crate::ingest::IngestError> for ApiError {
     fn from(e: crate::ingest::IngestError) -> Self {
         use crate::ingest::IngestError;

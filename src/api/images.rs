@@ -13,7 +13,6 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use base64::Engine;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use warp::http::{HeaderValue, StatusCode, header};
@@ -27,7 +26,7 @@ use super::{ApiError, blocking, body, reject, with_state};
 use crate::clock;
 use crate::domain::{BlobHash, Category};
 use crate::ingest::{Incoming, IngestError};
-use crate::media::ImageKind;
+use crate::media::{self, ImageKind};
 use crate::store::records::{ImageRecord, ThumbRecord};
 use crate::store::{BlobChunks, DeleteOutcome, Store};
 use crate::throttle::{self, Reservation};
@@ -310,7 +309,7 @@ async fn upload_json(
                 "剪切板上传需要base64图片数据；图片URL请发送到 /api/receive-image".into(),
             )));
         }
-        None => Bytes::from(decode_image_data(&data).map_err(reject)?),
+        None => Bytes::from(media::data_url::decode(&data).map_err(|e| reject(e.into()))?),
     };
     let meta = UploadMeta {
         category: req.category.and_then(|c| c.as_str().map(str::to_string)),
@@ -346,55 +345,6 @@ fn image_url(data: &str) -> Option<&str> {
     let data = data.trim();
     let scheme = data.get(..8)?.to_ascii_lowercase();
     (scheme.starts_with("http://") || scheme == "https://").then_some(data)
-}
-
-/// Standard base64 that takes padded and unpadded input alike.
-const BASE64: base64::engine::GeneralPurpose = base64::engine::GeneralPurpose::new(
-    &base64::alphabet::STANDARD,
-    base64::engine::GeneralPurposeConfig::new()
-        .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent),
-);
-
-/// Accepts `data:image/...;base64,` URLs and bare base64 (whitespace and missing padding allowed).
-pub fn decode_image_data(data: &str) -> Result<Vec<u8>, ApiError> {
-    let data = data.trim();
-    let payload = match data.strip_prefix("data:") {
-        Some(rest) => {
-            let (header, payload) = rest.split_once(',').ok_or(ApiError::UnsupportedFormat)?;
-            if !header.ends_with(";base64") {
-                return Err(ApiError::UnsupportedFormat);
-            }
-            payload
-        }
-        None => data,
-    };
-    // Data URLs from browsers carry no whitespace, so the payload is decoded as it is; only when
-    // that fails and there is whitespace (wrapped base64) is a compacted copy decoded. Scanning
-    // for whitespace first cost as much CPU as the decoding itself.
-    match decode_base64(payload.as_bytes()) {
-        Err(_) if payload.bytes().any(|b| b.is_ascii_whitespace()) => {
-            let compact: Vec<u8> = payload
-                .bytes()
-                .filter(|b| !b.is_ascii_whitespace())
-                .collect();
-            decode_base64(&compact)
-        }
-        decoded => decoded,
-    }
-}
-
-/// Base64 without whitespace, refused before decoding when it would exceed the size limit.
-fn decode_base64(base64: &[u8]) -> Result<Vec<u8>, ApiError> {
-    if base64.len() as u64 / 4 * 3 > MAX_IMAGE_BYTES + 2 {
-        return Err(ApiError::FileTooLarge);
-    }
-    let bytes = BASE64
-        .decode(base64)
-        .map_err(|_| ApiError::UnsupportedFormat)?;
-    if bytes.len() as u64 > MAX_IMAGE_BYTES {
-        return Err(ApiError::FileTooLarge);
-    }
-    Ok(bytes)
 }
 
 async fn upload_file(
@@ -899,58 +849,9 @@ async fn delete(
 
 #[cfg(test)]
 mod tests {
+    use base64::Engine;
+
     use super::*;
-
-    #[test]
-    fn image_data_accepts_data_urls_and_bare_base64() {
-        let png = b"\x89PNG\r\n\x1a\nrest";
-        let b64 = base64::engine::general_purpose::STANDARD.encode(png);
-        assert_eq!(
-            decode_image_data(&format!("data:image/png;base64,{b64}")).unwrap(),
-            png
-        );
-        assert_eq!(decode_image_data(&b64).unwrap(), png);
-        let wrapped = format!("{}\n{}", &b64[..8], b64[8..].trim_end_matches('='));
-        assert_eq!(decode_image_data(&wrapped).unwrap(), png);
-        let crlf = format!("{}\r\n {}\t", &b64[..4], &b64[4..]);
-        assert_eq!(
-            decode_image_data(&format!("data:image/png;base64,{crlf}")).unwrap(),
-            png
-        );
-        assert!(matches!(
-            decode_image_data("data:image/png,abc"),
-            Err(ApiError::UnsupportedFormat)
-        ));
-        assert!(matches!(
-            decode_image_data("!!!not base64!!!"),
-            Err(ApiError::UnsupportedFormat)
-        ));
-    }
-
-    #[test]
-    fn wrapped_base64_is_measured_after_its_whitespace_is_removed() {
-        // 9 MiB of image: as wrapped base64 (a newline every 4 characters) it is 15 MiB of text,
-        // over the limit only until the whitespace is gone.
-        let image = vec![0x5Au8; 9 * 1024 * 1024];
-        let b64 = base64::engine::general_purpose::STANDARD.encode(&image);
-        let wrapped: String = b64
-            .as_bytes()
-            .chunks(4)
-            .flat_map(|c| c.iter().copied().chain([b'\n']))
-            .map(char::from)
-            .collect();
-        assert!(wrapped.len() as u64 / 4 * 3 > MAX_IMAGE_BYTES);
-        assert_eq!(decode_image_data(&wrapped).unwrap(), image);
-        let over = base64::engine::general_purpose::STANDARD.encode(vec![0u8; 11 * 1024 * 1024]);
-        assert!(matches!(
-            decode_image_data(&format!("{}\n{}", &over[..4], &over[4..])),
-            Err(ApiError::FileTooLarge)
-        ));
-        assert!(matches!(
-            decode_image_data("!!! not\nbase64"),
-            Err(ApiError::UnsupportedFormat)
-        ));
-    }
 
     #[test]
     fn image_data_with_json_escapes_is_unescaped_before_decoding() {
@@ -965,7 +866,7 @@ mod tests {
         let req: JsonUpload = serde_json::from_str(&body).unwrap();
         let data = req.image_data.unwrap();
         assert!(matches!(data, Cow::Owned(_)));
-        assert_eq!(decode_image_data(&data).unwrap(), bytes);
+        assert_eq!(media::data_url::decode(&data).unwrap(), bytes);
         let plain = format!(r#"{{"imageData": "{b64}"}}"#);
         let req: JsonUpload = serde_json::from_str(&plain).unwrap();
         assert!(matches!(req.image_data, Some(Cow::Borrowed(_))));

@@ -23,7 +23,6 @@ use warp::filters::BoxedFilter;
 use warp::{Filter, Rejection, Reply};
 
 pub use error::ApiError;
-pub use images::decode_image_data;
 
 /// What every request handler shares.
 pub struct AppState {

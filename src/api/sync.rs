@@ -14,7 +14,6 @@ use warp::{Filter, Rejection, Reply};
 
 use super::AppState;
 use super::auth::{Caller, require_user};
-use super::images::decode_image_data;
 use super::{ApiError, blocking, body, reject, with_state};
 use crate::cloud::{self, ManifestReply, ManifestRequest, Refusal, SyncData, SyncImage, SyncReply};
 use crate::domain::{BlobHash, Category};
@@ -413,7 +412,9 @@ fn ingest_one(
     }
     let (bytes, received) = match file {
         Some(data_url) => {
-            let bytes = Bytes::from(decode_image_data(&data_url).map_err(|e| e.to_string())?);
+            let bytes = Bytes::from(
+                media::data_url::decode(&data_url).map_err(|e| ApiError::from(e).to_string())?,
+            );
             let len = bytes.len() as u64;
             (bytes, Some(len))
         }

@@ -6,6 +6,7 @@
 //! It knows nothing of users, HTTP or storage.
 
 pub mod cost;
+pub mod data_url;
 pub mod thumbnail;
 
 use std::io::Cursor;
