@@ -9,7 +9,6 @@ pub mod atomic_file;
 pub mod auth;
 pub mod cli;
 pub mod clock;
-pub mod cloud;
 pub mod config;
 pub mod domain;
 pub mod fetch;
@@ -19,6 +18,7 @@ pub mod media;
 pub mod ops;
 pub mod server;
 pub mod store;
+pub mod sync;
 pub mod throttle;
 pub mod web;
 pub mod writer;
@@ -88,7 +88,7 @@ pub async fn serve(
 
     let hub = match &config.cloud_url {
         Some(url) => {
-            let hub = cloud::Hub::new(url, config.cloud_timeout)
+            let hub = sync::Hub::new(url, config.cloud_timeout)
                 .map_err(|e| ServeError::Startup(format!("HTTP client: {e}")))?;
             tracing::info!(hub = %hub.base(), "cloud sync enabled");
             Some(hub)

@@ -793,12 +793,12 @@ fn damage_entry(rng: &mut Rng, entry: &mut Value) {
 fn check_sync(store: &Store, body: &[u8]) -> Result<(), String> {
     let Ok(reply) = imgvault::api::fuzzing::sync_batch(store, FUZZ_USER, body) else {
         // Refused as a whole: only a body that is not SyncData may be.
-        return match serde_json::from_slice::<imgvault::cloud::SyncData>(body) {
+        return match serde_json::from_slice::<imgvault::sync::SyncData>(body) {
             Err(_) => Ok(()),
             Ok(_) => Err("a well-formed SyncData body was refused as a whole".into()),
         };
     };
-    let data: imgvault::cloud::SyncData =
+    let data: imgvault::sync::SyncData =
         serde_json::from_slice(body).map_err(|e| format!("accepted, yet not SyncData: {e}"))?;
     let answers = reply.accepted.len() + reply.refused.len();
     if answers != data.images_metadata.len() {

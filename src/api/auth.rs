@@ -23,8 +23,9 @@ use super::{ApiError, blocking, body, reject, with_state};
 use crate::domain::{Email, Password, Username};
 use crate::store::StoreError;
 use crate::store::records::{HubSessionRecord, SessionRecord, UserRecord};
+use crate::sync as cloud;
 use crate::throttle::{self, Closed};
-use crate::{auth, clock, cloud};
+use crate::{auth, clock};
 
 pub(super) const COOKIE: &str = "session";
 const REMEMBER_FOR: clock::Micros = 7 * clock::DAY;

@@ -36,9 +36,9 @@ pub struct AppState {
     /// Downloads images sent to `/api/receive-image` as URLs.
     pub fetcher: crate::fetch::Fetcher,
     /// The hub for cloud sync, when `--cloud-url` is set.
-    pub hub: Option<crate::cloud::Hub>,
+    pub hub: Option<crate::sync::Hub>,
     /// The running cloud sync of each user: user id → task id.
-    pub syncs: Arc<crate::cloud::Running>,
+    pub syncs: Arc<crate::sync::Running>,
     /// Owner of uploads sent without a session: the `admin` account.
     pub default_user_id: String,
     /// Rate limits and the gates on memory-hungry work.

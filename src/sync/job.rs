@@ -1,0 +1,238 @@
+//! A sync of one user's unsynced images to the hub. It asks the hub first which images it still
+//! needs (the manifest step), then sends the rest in batches of the seed's SyncData shape, a few MB
+//! each. Each batch the hub acknowledges sets `cloud_synced` on its images in one commit, so a
+//! crash or an outage resumes where it stopped and sends nothing twice. A file the hub already
+//! holds for this user, or one already sent in this sync, travels as metadata only. Local data is
+//! never changed except for those flags.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
+
+use base64::Engine;
+
+use super::hub::{Hub, HubError, HubLogin};
+use super::wire::{ManifestEntry, ManifestRequest, SyncData, SyncImage, SyncStatistics, SyncUser};
+use crate::clock;
+use crate::domain::BlobHash;
+use crate::store::Store;
+use crate::store::records::{ImageRecord, SyncProgressRecord, UserRecord};
+
+/// Raw image bytes per sync request; base64 makes the body about 4/3 of this.
+pub const BATCH_BYTES: u64 = 4 * 1024 * 1024;
+/// Images per sync request, whatever their size.
+pub const BATCH_IMAGES: usize = 200;
+/// How many refusal reasons a task keeps.
+const KEEP_REFUSALS: usize = 20;
+
+/// The syncs running now: user id → the task id of that user's sync. One per user at a time.
+#[derive(Default)]
+pub struct Running(std::sync::Mutex<HashMap<String, String>>);
+
+impl Running {
+    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<String, String>> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The task of `user_id`'s running sync.
+    pub fn task_of(&self, user_id: &str) -> Option<String> {
+        self.map().get(user_id).cloned()
+    }
+
+    /// Records `task_id` as `user_id`'s running sync; `Err` with the task already running.
+    pub fn start(&self, user_id: &str, task_id: &str) -> Result<(), String> {
+        let mut map = self.map();
+        if let Some(running) = map.get(user_id) {
+            return Err(running.clone());
+        }
+        map.insert(user_id.to_string(), task_id.to_string());
+        Ok(())
+    }
+
+    pub fn end(&self, user_id: &str) {
+        self.map().remove(user_id);
+    }
+}
+
+/// One running sync of one user's images.
+pub struct SyncJob {
+    pub store: Arc<Store>,
+    pub hub: Hub,
+    pub running: Arc<Running>,
+    pub user: UserRecord,
+    pub login: HubLogin,
+    pub local_token_hash: [u8; 32],
+    pub task_id: String,
+    pub images: Vec<ImageRecord>,
+}
+
+impl SyncJob {
+    /// Runs to the end, recording progress on the task as it goes.
+    pub async fn run(self) {
+        let mut progress = SyncProgressRecord {
+            total: self.images.len() as u64,
+            ..Default::default()
+        };
+        let outcome = self.sync(&mut progress).await;
+        let (outcome, log) = match outcome {
+            Ok(()) => (Ok(()), None),
+            Err(e) => (Err(e.to_string()), Some(e)),
+        };
+        if let Some(HubError::Expired) = log {
+            let store = self.store.clone();
+            let hash = self.local_token_hash;
+            let _ = tokio::task::spawn_blocking(move || store.drop_hub_session(&hash)).await;
+        }
+        match &log {
+            None => tracing::info!(
+                user_id = %self.user.user_id, synced = progress.synced, files = progress.files_sent,
+                bytes = progress.bytes_sent, missing = progress.missing, refused = progress.refused_count,
+                "cloud sync finished"
+            ),
+            Some(e) => {
+                tracing::warn!(user_id = %self.user.user_id, error = %e, synced = progress.synced, "cloud sync failed")
+            }
+        }
+        self.record(&progress, Some(outcome)).await;
+        self.running.end(&self.user.user_id);
+    }
+
+    async fn sync(&self, progress: &mut SyncProgressRecord) -> Result<(), HubError> {
+        let hub = &self.hub;
+        let manifest = ManifestRequest {
+            images: self
+                .images
+                .iter()
+                .map(|i| ManifestEntry {
+                    id: i.id.clone(),
+                    blake3: i.blob.to_hex(),
+                })
+                .collect(),
+        };
+        let answer = hub.manifest(&self.login, &manifest).await?;
+        let needed: HashSet<String> = answer.needed.into_iter().collect();
+        let mut on_hub: HashSet<BlobHash> = answer
+            .have_blobs
+            .iter()
+            .filter_map(|h| BlobHash::from_hex(h))
+            .collect();
+        // The hub already holds these: record that, send nothing.
+        let held: Vec<String> = self
+            .images
+            .iter()
+            .filter(|i| !needed.contains(&i.id))
+            .map(|i| i.id.clone())
+            .collect();
+        if !held.is_empty() {
+            progress.synced += self.mark(held).await? as u64;
+            self.record(progress, None).await;
+        }
+
+        let pending: Vec<&ImageRecord> = self
+            .images
+            .iter()
+            .filter(|i| needed.contains(&i.id))
+            .collect();
+        let mut pending = pending.into_iter().peekable();
+        while pending.peek().is_some() {
+            let mut batch = Vec::new();
+            let mut files = HashMap::new();
+            let mut batch_bytes = 0u64;
+            let mut missing = 0u64;
+            let mut categories = BTreeSet::new();
+            while let Some(image) = pending.peek() {
+                if !batch.is_empty()
+                    && (batch.len() >= BATCH_IMAGES || batch_bytes + image.file_size > BATCH_BYTES)
+                {
+                    break;
+                }
+                let image = pending.next().expect("peeked");
+                if !on_hub.contains(&image.blob) {
+                    let store = self.store.clone();
+                    let blob = image.blob;
+                    let bytes = tokio::task::spawn_blocking(move || store.blob_bytes(&blob))
+                        .await
+                        .map_err(|e| HubError::Network(e.to_string()))?;
+                    let Ok(Some(bytes)) = bytes else {
+                        tracing::warn!(image_id = %image.id, "image bytes missing; not synced");
+                        missing += 1;
+                        continue;
+                    };
+                    batch_bytes += bytes.len() as u64;
+                    let data_url = format!(
+                        "data:{};base64,{}",
+                        image.kind.mime(),
+                        base64::engine::general_purpose::STANDARD.encode(&bytes)
+                    );
+                    files.insert(image.filename.clone(), data_url);
+                    // Later images with the same bytes travel as metadata only.
+                    on_hub.insert(image.blob);
+                }
+                categories.insert(image.category.as_str().to_string());
+                batch.push(SyncImage::of(image));
+            }
+            progress.missing += missing;
+            if batch.is_empty() {
+                continue;
+            }
+            let data = SyncData {
+                user_info: SyncUser {
+                    user_id: self.user.user_id.clone(),
+                    username: self.user.username.clone(),
+                    email: self.user.email.clone(),
+                    created_at: clock::display(self.user.created_at),
+                    last_login: self.user.last_login.map(clock::display),
+                    cloud_sync_enabled: true,
+                },
+                sync_statistics: SyncStatistics {
+                    total_metadata_records: batch.len() as u64,
+                    total_files_found: files.len() as u64,
+                    total_files_missing: missing,
+                    total_size: batch_bytes,
+                    categories: categories.into_iter().collect(),
+                },
+                images_metadata: batch,
+                image_files: files,
+                sync_timestamp: clock::iso(clock::now()),
+            };
+            let files_sent = data.image_files.len() as u64;
+            let body = serde_json::to_vec(&data).expect("plain JSON");
+            let body_len = body.len() as u64;
+            let reply = hub.send_batch(&self.login, body).await?;
+            progress.batches += 1;
+            progress.files_sent += files_sent;
+            progress.bytes_sent += body_len;
+            progress.synced += self.mark(reply.accepted).await? as u64;
+            progress.refused_count += reply.refused.len() as u64;
+            for r in reply.refused {
+                tracing::warn!(image_id = %r.id, reason = %r.reason, "the hub refused an image");
+                if progress.refused.len() < KEEP_REFUSALS {
+                    progress.refused.push((r.id, r.reason));
+                }
+            }
+            self.record(progress, None).await;
+        }
+        Ok(())
+    }
+
+    async fn mark(&self, ids: Vec<String>) -> Result<usize, HubError> {
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || store.mark_synced(&ids))
+            .await
+            .map_err(|e| HubError::Network(e.to_string()))?
+            .map_err(|e| HubError::Network(format!("local store: {e}")))
+    }
+
+    async fn record(&self, progress: &SyncProgressRecord, outcome: Option<Result<(), String>>) {
+        let store = self.store.clone();
+        let (task_id, progress) = (self.task_id.clone(), progress.clone());
+        let result = tokio::task::spawn_blocking(move || {
+            store.update_sync_task(&task_id, &progress, outcome, clock::now())
+        })
+        .await;
+        if !matches!(result, Ok(Ok(()))) {
+            tracing::warn!(task_id = %self.task_id, "could not record sync progress");
+        }
+    }
+}

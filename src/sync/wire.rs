@@ -1,0 +1,133 @@
+//! The JSON that travels between a server and its hub: the seed's SyncData shape for batches, and
+//! imgvault's manifest exchange that comes before them (see DECISIONS.md).
+
+use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::clock;
+use crate::store::records::ImageRecord;
+
+#[derive(Serialize, Deserialize)]
+pub struct ManifestEntry {
+    pub id: String,
+    pub blake3: String,
+}
+
+#[derive(Serialize, Deserialize)]
+pub struct ManifestRequest {
+    pub images: Vec<ManifestEntry>,
+}
+
+#[derive(Serialize, Deserialize, Default)]
+pub struct ManifestReply {
+    /// Ids the hub does not hold yet.
+    pub needed: Vec<String>,
+    /// Of the hashes asked about, those the hub already holds for this user.
+    pub have_blobs: Vec<String>,
+}
+
+/// The seed's SyncData, plus a `blake3` and `category` per image (extra fields the seed's own
+/// hub ignores) so the hub can verify each file and reuse bytes it holds.
+#[derive(Serialize, Deserialize)]
+pub struct SyncData {
+    #[serde(default)]
+    pub user_info: SyncUser,
+    pub images_metadata: Vec<SyncImage>,
+    #[serde(default)]
+    pub image_files: HashMap<String, String>,
+    #[serde(default)]
+    pub sync_timestamp: String,
+    #[serde(default)]
+    pub sync_statistics: SyncStatistics,
+}
+
+/// Informational: the hub files images under the account that is logged in, not this one.
+#[derive(Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct SyncUser {
+    pub user_id: String,
+    pub username: String,
+    pub email: String,
+    pub created_at: String,
+    pub last_login: Option<String>,
+    pub cloud_sync_enabled: bool,
+}
+
+#[derive(Serialize, Deserialize, Clone)]
+pub struct SyncImage {
+    pub id: String,
+    #[serde(default)]
+    pub user_id: String,
+    pub filename: String,
+    pub original_url: Option<String>,
+    pub page_url: Option<String>,
+    pub page_title: Option<String>,
+    pub saved_at: String,
+    pub file_size: u64,
+    pub image_width: u32,
+    pub image_height: u32,
+    #[serde(default)]
+    pub context_info: serde_json::Map<String, serde_json::Value>,
+    #[serde(default)]
+    pub status: String,
+    #[serde(default)]
+    pub cloud_synced: bool,
+    #[serde(default)]
+    pub blake3: Option<String>,
+    #[serde(default)]
+    pub category: Option<String>,
+}
+
+impl SyncImage {
+    pub fn of(image: &ImageRecord) -> Self {
+        Self {
+            id: image.id.clone(),
+            user_id: image.user_id.clone(),
+            filename: image.filename.clone(),
+            original_url: image.original_url.clone(),
+            page_url: image.page_url.clone(),
+            page_title: image.page_title.clone(),
+            saved_at: clock::display(image.saved_at),
+            file_size: image.file_size,
+            image_width: image.width,
+            image_height: image.height,
+            context_info: image.context_info(),
+            status: "saved".into(),
+            cloud_synced: image.cloud_synced,
+            blake3: Some(image.blob.to_hex()),
+            category: Some(image.category.as_str().into()),
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct SyncStatistics {
+    pub total_metadata_records: u64,
+    pub total_files_found: u64,
+    pub total_files_missing: u64,
+    pub total_size: u64,
+    pub categories: Vec<String>,
+}
+
+/// The hub's answer to one batch.
+#[derive(Serialize, Deserialize, Default)]
+pub struct SyncReply {
+    #[serde(default)]
+    pub accepted: Vec<String>,
+    #[serde(default)]
+    pub refused: Vec<Refusal>,
+    #[serde(default)]
+    pub stored: u64,
+    #[serde(default)]
+    pub received_files: u64,
+    #[serde(default)]
+    pub received_bytes: u64,
+}
+
+#[derive(Serialize, Deserialize, Clone)]
+pub struct Refusal {
+    pub id: String,
+    pub reason: String,
+}
