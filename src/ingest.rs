@@ -110,9 +110,11 @@ pub struct Incoming {
     pub context_json: Option<String>,
     /// When it was saved; `None` is now.
     pub saved_at: Option<Micros>,
-    /// A file name to keep if the owner has no image by that name yet (imports of an export);
-    /// `None`, or a taken name, gets a fresh one.
+    /// A file name to keep if the owner has no image by that name yet (imports of an export,
+    /// images received by sync); `None`, or a taken name, gets a fresh one.
     pub filename: Option<String>,
+    /// An id to keep (images received by sync keep their sender's); `None` makes one.
+    pub id: Option<String>,
 }
 
 /// Longest URL kept (`original_url`, `page_url`), in bytes.
@@ -221,7 +223,7 @@ pub fn records(
         ),
     };
     let mut image = ImageRecord {
-        id: format!("i-{uuid}"),
+        id: new.id.clone().unwrap_or_else(|| format!("i-{uuid}")),
         user_id: new.owner.clone(),
         filename,
         category: new.category,

@@ -456,6 +456,7 @@ async fn save(
         context_json,
         saved_at: None,
         filename: None,
+        id: None,
     };
     let (image, task) = state
         .ingest

@@ -377,6 +377,7 @@ impl Importer<'_> {
                     .unwrap_or_else(|| modified_at(&info)),
             ),
             filename: keep_name,
+            id: None,
         };
         let (image, _task) = ingest::save(self.store, &new, &probe, &bytes)?;
         self.bytes += bytes.len() as u64;

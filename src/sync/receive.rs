@@ -9,7 +9,8 @@ use bytes::Bytes;
 
 use super::wire::{Refusal, SyncData, SyncImage, SyncReply};
 use crate::domain::{BlobHash, Category};
-use crate::store::records::{ImageRecord, TaskRecord, TaskStatus};
+use crate::ingest::{self, Incoming};
+use crate::store::records::{ImageRecord, TaskRecord};
 use crate::store::{NewImage, Store, StoreError};
 use crate::{clock, media};
 
@@ -191,35 +192,19 @@ fn ingest_one(
     );
     let mut context = meta.context_info.clone();
     context.remove("category");
-    let now = clock::now();
-    let mut image = ImageRecord {
-        id: meta.id.clone(),
-        user_id: user_id.to_string(),
-        filename: meta.filename.clone(),
+    let new = Incoming {
+        owner: user_id.to_string(),
         category,
-        kind: probe.kind,
-        blob,
         original_url: meta.original_url,
         page_url: meta.page_url,
         page_title: meta.page_title,
         context_json: (!context.is_empty()).then(|| serde_json::Value::Object(context).to_string()),
-        saved_at: clock::parse_display(&meta.saved_at).unwrap_or(now),
-        file_size: bytes.len() as u64,
-        width: probe.width,
-        height: probe.height,
-        cloud_synced: false,
-        task_id: format!("t-{}", uuid::Uuid::new_v4()),
+        saved_at: clock::parse_display(&meta.saved_at),
+        filename: Some(meta.filename),
+        id: Some(meta.id),
     };
-    crate::ingest::cap_metadata(&mut image);
-    let task = TaskRecord {
-        task_id: image.task_id.clone(),
-        user_id: user_id.to_string(),
-        image_id: image.id.clone(),
-        status: TaskStatus::Processing,
-        error: None,
-        created_at: now,
-        updated_at: now,
-    };
+    // The sender's name is kept: a taken one is refused when the batch is committed.
+    let (image, task) = ingest::records(&new, &probe, blob, bytes.len() as u64, 0);
     decoded.insert(blob, bytes.clone());
     Ok(Ingested::New(Box::new(Fresh {
         image,
