@@ -1,0 +1,313 @@
+//! An image's bytes, original or thumbnail: only to their owner, with the blob's blake3 hash as
+//! `ETag` (so `If-None-Match` answers 304), byte ranges, and large blobs streamed chunk by chunk.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use warp::http::{HeaderValue, StatusCode, header};
+use warp::{Filter, Rejection, Reply};
+
+use crate::api::auth::{Caller, require_user};
+use crate::api::{ApiError, AppState, blocking, reject, with_state};
+use crate::domain::{BlobHash, Category};
+use crate::media::ImageKind;
+use crate::store::records::ThumbRecord;
+use crate::store::{BlobChunks, Store};
+
+pub fn routes(
+    state: Arc<AppState>,
+) -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clone {
+    let original = warp::path!("api" / "user" / String / "images" / String)
+        .and(warp::get())
+        .map(|user_id, filename| (user_id, None, filename));
+    let by_category = warp::path!("api" / "user" / String / "images" / String / String)
+        .and(warp::get())
+        .map(|user_id, category, filename| (user_id, Some(category), filename));
+    let thumbnail = warp::path!("api" / "user" / String / "thumbnails" / String)
+        .and(warp::get())
+        .map(|user_id, filename| (user_id, None, filename))
+        .and(with_state(state.clone()))
+        .and(require_user(state.clone()))
+        .and(conditions())
+        .and_then(|target, state, caller, cond| serve_file(state, caller, target, cond, true));
+    let originals = original
+        .or(by_category)
+        .unify()
+        .and(with_state(state.clone()))
+        .and(require_user(state))
+        .and(conditions())
+        .and_then(|target, state, caller, cond| serve_file(state, caller, target, cond, false));
+    thumbnail.or(originals)
+}
+
+/// Blobs up to this size are answered in one piece; larger ones are streamed.
+const STREAM_ABOVE: u64 = 512 * 1024;
+const STREAM_PIECE: usize = 256 * 1024;
+
+/// The request headers that shape a file answer: revalidation and byte ranges.
+#[derive(Clone, Default)]
+struct Conditions {
+    if_none_match: Option<String>,
+    range: Option<String>,
+    if_range: Option<String>,
+}
+
+fn conditions() -> impl Filter<Extract = (Conditions,), Error = Rejection> + Clone {
+    warp::header::optional::<String>("if-none-match")
+        .and(warp::header::optional::<String>("range"))
+        .and(warp::header::optional::<String>("if-range"))
+        .map(|if_none_match, range, if_range| Conditions {
+            if_none_match,
+            range,
+            if_range,
+        })
+}
+
+async fn serve_file(
+    state: Arc<AppState>,
+    caller: Caller,
+    (user_id, category, filename): (String, Option<String>, String),
+    conditions: Conditions,
+    thumbnail: bool,
+) -> Result<warp::reply::Response, Rejection> {
+    let category = match category {
+        Some(raw) => Some(Category::parse(&raw).ok_or_else(|| reject(ApiError::InvalidCategory))?),
+        None => None,
+    };
+    if caller.user.user_id != user_id {
+        return Err(reject(ApiError::Forbidden));
+    }
+    // Originals never change under a file name; thumbnails may be remade, so they are revalidated.
+    let cache = if thumbnail {
+        "private, no-cache"
+    } else {
+        "private, max-age=31536000, immutable"
+    };
+    let max_side = state.jobs.max_side();
+    let (lookup_state, cond) = (state.clone(), conditions.clone());
+    let found = blocking(move || {
+        let store = &lookup_state.store;
+        let image = store
+            .image_by_name(&user_id, &filename)?
+            .filter(|img| category.is_none_or(|c| c == img.category))
+            .ok_or(ApiError::ImageNotFound)?;
+        let target = if thumbnail {
+            match store.thumbnail(&image.blob)? {
+                Some(ThumbRecord::Ready {
+                    blob,
+                    kind,
+                    max_side: made_for,
+                    ..
+                }) if made_for == max_side => (blob, kind),
+                Some(ThumbRecord::Failed { .. }) => (image.blob, image.kind),
+                _ => return Ok(Err(image)),
+            }
+        } else {
+            (image.blob, image.kind)
+        };
+        Ok(Ok(open_blob(store, target, &cond)?))
+    })
+    .await
+    .map_err(reject)?;
+    let opened = match found {
+        Ok(opened) => opened,
+        Err(image) => {
+            // No current thumbnail yet: make it now (sharing a generation already under way).
+            let target = match state.jobs.thumbnail(image.blob).await {
+                Ok(ThumbRecord::Ready { blob, kind, .. }) => (blob, kind),
+                _ => (image.blob, image.kind),
+            };
+            blocking(move || open_blob(&state.store, target, &conditions))
+                .await
+                .map_err(reject)?
+        }
+    };
+    Ok(opened.into_response(cache))
+}
+
+/// A blob ready to be sent: nothing (the client's copy is current), all of it, or a stream.
+struct Opened {
+    hash: BlobHash,
+    kind: ImageKind,
+    payload: Payload,
+    /// `(first, last, size)` of a partial answer to a `Range` request.
+    partial: Option<(u64, u64, u64)>,
+}
+
+enum Payload {
+    NotModified,
+    /// A range past the end: 416, with the size.
+    Unsatisfiable(u64),
+    Whole(Bytes),
+    Stream(Box<BlobChunks>),
+}
+
+/// Opens a blob for sending (the requested range of it, if any), reading small ones whole.
+/// Blocking.
+fn open_blob(
+    store: &Store,
+    (hash, kind): (BlobHash, ImageKind),
+    cond: &Conditions,
+) -> Result<Opened, ApiError> {
+    let tag = etag(hash);
+    let mut partial = None;
+    let payload = if etag_matches(cond.if_none_match.as_deref(), &tag) {
+        Payload::NotModified
+    } else {
+        let mut blob = store
+            .blob(&hash)?
+            .ok_or_else(|| ApiError::Internal(format!("blob {} is missing", hash.to_hex())))?;
+        let size = blob.record.size;
+        // `If-Range` with another version means: send it all.
+        let range = cond
+            .range
+            .as_deref()
+            .filter(|_| cond.if_range.as_deref().is_none_or(|t| t.trim() == tag));
+        match range.map(|r| parse_range(r, size)) {
+            Some(Some(Ok((first, last)))) => {
+                blob.restrict(first, last - first + 1);
+                partial = Some((first, last, size));
+                if last - first < STREAM_ABOVE {
+                    Payload::Whole(blob.read_all()?)
+                } else {
+                    Payload::Stream(Box::new(blob))
+                }
+            }
+            Some(Some(Err(()))) => Payload::Unsatisfiable(size),
+            _ if size <= STREAM_ABOVE => Payload::Whole(blob.read_all()?),
+            _ => Payload::Stream(Box::new(blob)),
+        }
+    };
+    Ok(Opened {
+        hash,
+        kind,
+        payload,
+        partial,
+    })
+}
+
+/// A single `bytes=` range as `(first, last)` inclusive; `Err` if it lies past the end, `None` if
+/// it is not one we serve (malformed or several ranges: the whole file is sent, as HTTP allows).
+fn parse_range(header: &str, size: u64) -> Option<Result<(u64, u64), ()>> {
+    let spec = header.trim().strip_prefix("bytes=")?;
+    if spec.contains(',') {
+        return None;
+    }
+    let (first, last) = spec.split_once('-')?;
+    let (first, last) = (first.trim(), last.trim());
+    let range = if first.is_empty() {
+        let suffix: u64 = last.parse().ok()?;
+        if suffix == 0 || size == 0 {
+            return Some(Err(()));
+        }
+        (size.saturating_sub(suffix), size - 1)
+    } else {
+        let first: u64 = first.parse().ok()?;
+        let last = if last.is_empty() {
+            u64::MAX
+        } else {
+            last.parse().ok()?
+        };
+        if last < first {
+            return None;
+        }
+        if first >= size {
+            return Some(Err(()));
+        }
+        (first, last.min(size - 1))
+    };
+    Some(Ok(range))
+}
+
+fn etag(hash: BlobHash) -> String {
+    format!("\"{}\"", hash.to_hex())
+}
+
+impl Opened {
+    fn into_response(self, cache: &'static str) -> warp::reply::Response {
+        let mut resp = match self.payload {
+            Payload::NotModified => {
+                let mut resp = warp::reply().into_response();
+                *resp.status_mut() = StatusCode::NOT_MODIFIED;
+                resp
+            }
+            Payload::Unsatisfiable(size) => {
+                let mut resp = warp::reply().into_response();
+                *resp.status_mut() = StatusCode::RANGE_NOT_SATISFIABLE;
+                if let Ok(v) = HeaderValue::from_str(&format!("bytes */{size}")) {
+                    resp.headers_mut().insert(header::CONTENT_RANGE, v);
+                }
+                resp
+            }
+            Payload::Whole(bytes) => warp::http::Response::new(bytes.into()),
+            Payload::Stream(blob) => {
+                let size = blob.remaining();
+                let mut resp = warp::reply::stream(stream_blob(*blob)).into_response();
+                resp.headers_mut()
+                    .insert(header::CONTENT_LENGTH, HeaderValue::from(size));
+                resp
+            }
+        };
+        let h = resp.headers_mut();
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(self.kind.mime()),
+        );
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
+        h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+        if let Ok(v) = HeaderValue::from_str(&etag(self.hash)) {
+            h.insert(header::ETAG, v);
+        }
+        if let Some((first, last, size)) = self.partial {
+            if let Ok(v) = HeaderValue::from_str(&format!("bytes {first}-{last}/{size}")) {
+                h.insert(header::CONTENT_RANGE, v);
+            }
+            *resp.status_mut() = StatusCode::PARTIAL_CONTENT;
+        }
+        resp
+    }
+}
+
+/// `If-None-Match` holds a list of tags or `*`; weak tags compare by their opaque part.
+fn etag_matches(header: Option<&str>, etag: &str) -> bool {
+    header.is_some_and(|h| {
+        h.split(',')
+            .map(|t| t.trim().trim_start_matches("W/"))
+            .any(|t| t == "*" || t == etag)
+    })
+}
+
+/// The blob's bytes as a stream of pieces, each read on the blocking pool when the client is ready
+/// for it, so a 10 MB image costs one piece of memory per download, not 10 MB.
+fn stream_blob(
+    blob: BlobChunks,
+) -> impl futures_util::Stream<Item = Result<Bytes, std::io::Error>> + Send + Sync + 'static {
+    futures_util::stream::unfold(Some(blob), |blob| async move {
+        let mut blob = blob?;
+        let read = tokio::task::spawn_blocking(move || {
+            let piece = blob.next_bytes(STREAM_PIECE);
+            (blob, piece)
+        })
+        .await;
+        match read {
+            Ok((blob, Ok(Some(piece)))) => Some((Ok(piece), Some(blob))),
+            Ok((_, Ok(None))) => None,
+            Ok((_, Err(e))) => Some((Err(std::io::Error::other(e.to_string())), None)),
+            Err(e) => Some((Err(std::io::Error::other(e.to_string())), None)),
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn etags_match_lists_weak_tags_and_star() {
+        assert!(etag_matches(Some("\"a\""), "\"a\""));
+        assert!(etag_matches(Some("\"x\", W/\"a\""), "\"a\""));
+        assert!(etag_matches(Some("*"), "\"a\""));
+        assert!(!etag_matches(Some("\"b\""), "\"a\""));
+        assert!(!etag_matches(None, "\"a\""));
+    }
+}

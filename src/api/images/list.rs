@@ -1,0 +1,144 @@
+//! The caller's images as the seed's paged list, and deleting one.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use serde::Serialize;
+use warp::{Filter, Rejection, Reply};
+
+use crate::api::auth::{Caller, require_user};
+use crate::api::{ApiError, AppState, blocking, reject, with_state};
+use crate::clock;
+use crate::store::DeleteOutcome;
+use crate::store::records::ImageRecord;
+
+pub fn routes(
+    state: Arc<AppState>,
+) -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clone {
+    let list = warp::path!("api" / "user" / "images")
+        .and(warp::get())
+        .and(with_state(state.clone()))
+        .and(require_user(state.clone()))
+        .and(warp::query::<HashMap<String, String>>())
+        .and_then(list);
+    let delete = warp::path!("api" / "user" / "images" / String)
+        .and(warp::delete())
+        .and(with_state(state.clone()))
+        .and(require_user(state))
+        .and_then(delete);
+    list.or(delete)
+}
+
+/// The seed's image object.
+#[derive(Serialize)]
+struct ImageView {
+    id: String,
+    user_id: String,
+    filename: String,
+    original_url: Option<String>,
+    page_url: Option<String>,
+    page_title: Option<String>,
+    saved_at: String,
+    file_size: u64,
+    image_width: u32,
+    image_height: u32,
+    context_info: serde_json::Map<String, serde_json::Value>,
+    status: &'static str,
+    cloud_synced: bool,
+    preview_url: String,
+    thumbnail_url: String,
+}
+
+impl From<ImageRecord> for ImageView {
+    fn from(r: ImageRecord) -> Self {
+        let context_info = r.context_info();
+        Self {
+            preview_url: format!("/api/user/{}/images/{}", r.user_id, r.filename),
+            thumbnail_url: format!("/api/user/{}/thumbnails/{}", r.user_id, r.filename),
+            id: r.id,
+            user_id: r.user_id,
+            filename: r.filename,
+            original_url: r.original_url,
+            page_url: r.page_url,
+            page_title: r.page_title,
+            saved_at: clock::display(r.saved_at),
+            file_size: r.file_size,
+            image_width: r.width,
+            image_height: r.height,
+            context_info,
+            status: "saved",
+            cloud_synced: r.cloud_synced,
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct ImageList {
+    images: Vec<ImageView>,
+    total: u64,
+    page: u64,
+    per_page: u64,
+    pages: u64,
+}
+
+async fn list(
+    state: Arc<AppState>,
+    caller: Caller,
+    query: HashMap<String, String>,
+) -> Result<impl Reply, Rejection> {
+    // Like the seed: unparsable numbers fall back to the defaults, per_page is kept within 1..=100.
+    let number = |key: &str, default: u64| {
+        query
+            .get(key)
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .filter(|&n| n > 0)
+            .unwrap_or(default)
+    };
+    let page = number("page", 1);
+    let per_page = number("per_page", 20).min(100);
+    let user_id = caller.user.user_id;
+    // O(page) reads from the in-memory page marks and cached index pages, in place (see
+    // `blocking`).
+    let found = state
+        .store
+        .list_images(&user_id, page, per_page)
+        .map_err(|e| reject(e.into()))?;
+    Ok(warp::reply::json(&ImageList {
+        pages: found.total.div_ceil(per_page),
+        images: found.images.into_iter().map(ImageView::from).collect(),
+        total: found.total,
+        page,
+        per_page,
+    }))
+}
+
+#[derive(Serialize)]
+struct Deleted {
+    success: bool,
+    message: &'static str,
+    #[serde(rename = "imageId")]
+    image_id: String,
+}
+
+async fn delete(
+    image_id: String,
+    state: Arc<AppState>,
+    caller: Caller,
+) -> Result<impl Reply, Rejection> {
+    let id = image_id.clone();
+    let outcome = blocking(move || Ok(state.store.delete_image(&id, &caller.user.user_id)?))
+        .await
+        .map_err(reject)?;
+    match outcome {
+        DeleteOutcome::Deleted => {
+            tracing::info!(%image_id, "image deleted");
+            Ok(warp::reply::json(&Deleted {
+                success: true,
+                message: "图片已删除",
+                image_id,
+            }))
+        }
+        DeleteOutcome::NotFound => Err(reject(ApiError::ImageNotFound)),
+        DeleteOutcome::NotOwner => Err(reject(ApiError::Forbidden)),
+    }
+}

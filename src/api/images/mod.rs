@@ -1,0 +1,30 @@
+//! Images over HTTP: the three upload routes, the paged list, the file routes and delete.
+//!
+//! Uploads are sniffed and probed from their bytes (the client's name and type are never trusted),
+//! stored with their task in one commit, and only then acknowledged. File routes serve the blob
+//! with its blake3 hash as `ETag`; large blobs are streamed chunk by chunk.
+//!
+//! Uploads without a session are owned by `admin` and held to a quota per client address (images
+//! and bytes a minute, 429 past it), or refused when `--anonymous-uploads false`; a session's own
+//! uploads are never counted.
+
+//!
+//! `upload` takes images in, `list` pages through them and deletes them, `files` serves their bytes.
+
+mod files;
+mod list;
+mod upload;
+
+use std::sync::Arc;
+
+use warp::{Filter, Rejection, Reply};
+
+use super::AppState;
+
+pub fn routes(
+    state: Arc<AppState>,
+) -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clone {
+    upload::routes(state.clone())
+        .or(list::routes(state.clone()))
+        .or(files::routes(state))
+}

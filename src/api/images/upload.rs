@@ -1,0 +1,452 @@
+//! The three upload routes: JSON with a data URL or an image URL (`receive-image`,
+//! `upload-clipboard`) and multipart (`upload-file`). Each is let in, or refused, before its body
+//! is read (disk room, the anonymous quota), and then handed to `Ingest::save`.
+
+use std::borrow::Cow;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use warp::{Filter, Rejection, Reply};
+
+use crate::api::auth::{Caller, optional_user};
+use crate::api::guard::client_addr;
+use crate::api::multipart::{self, Multipart};
+use crate::api::{ApiError, AppState, body, reject, with_state};
+use crate::domain::Category;
+use crate::ingest::{Incoming, IngestError};
+use crate::media::{self, MAX_IMAGE_BYTES};
+use crate::throttle::{self, Reservation};
+
+pub fn routes(
+    state: Arc<AppState>,
+) -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clone {
+    let receive = warp::path!("api" / "receive-image")
+        .and(warp::post())
+        .and(json_upload(state.clone()))
+        .and_then(|state, who, body| upload_json(state, who, body, Route::Receive));
+    let clipboard = warp::path!("api" / "upload-clipboard")
+        .and(warp::post())
+        .and(json_upload(state.clone()))
+        .and_then(|state, who, body| upload_json(state, who, body, Route::Clipboard));
+    let file = warp::path!("api" / "upload-file")
+        .and(warp::post())
+        .and(admitted(state))
+        .and(warp::header::optional::<String>("content-type"))
+        .and(warp::header::optional::<u64>("content-length"))
+        .and(warp::body::stream())
+        .and_then(upload_file);
+    receive.or(clipboard).or(file)
+}
+
+const MAX_JSON_UPLOAD: u64 = MAX_IMAGE_BYTES / 3 * 4 + 8 + 256 * 1024;
+/// Form fields other than the file (the category) are tiny.
+const MAX_FORM_FIELD: usize = 4 * 1024;
+/// The most a whole upload form may hold: the file, the other fields and their heads.
+const MAX_FORM: u64 =
+    MAX_IMAGE_BYTES + (multipart::MAX_PARTS * (MAX_FORM_FIELD + multipart::MAX_HEAD)) as u64;
+/// An upload let in before its body is read: the disk has room, and the uploader may upload.
+fn admitted(
+    state: Arc<AppState>,
+) -> impl Filter<Extract = (Arc<AppState>, Uploader), Error = Rejection> + Clone {
+    with_state(state.clone())
+        .and(room_for_upload(state.clone()))
+        .and(uploader(state))
+}
+
+/// `admitted`, then the JSON body of an upload, within the body budget.
+fn json_upload(
+    state: Arc<AppState>,
+) -> impl Filter<Extract = (Arc<AppState>, Uploader, bytes::Bytes), Error = Rejection> + Clone {
+    let bodies = state.throttles.bodies.clone();
+    admitted(state).and(body::limited(
+        bodies,
+        MAX_JSON_UPLOAD,
+        ApiError::FileTooLarge,
+    ))
+}
+
+/// Who is uploading: a session's user, or an address without one.
+struct Uploader {
+    caller: Option<Caller>,
+    address: IpAddr,
+}
+
+/// The uploader, with anonymous uploads checked against the switch and the address's quota before
+/// any of the body is read.
+fn uploader(state: Arc<AppState>) -> impl Filter<Extract = (Uploader,), Error = Rejection> + Clone {
+    optional_user(state.clone())
+        .and(client_addr(state.clone()))
+        .and(with_state(state))
+        .and_then(
+            |caller: Option<Caller>, address: IpAddr, state: Arc<AppState>| async move {
+                if caller.is_none() {
+                    if !state.config.anonymous.enabled {
+                        return Err(reject(ApiError::AnonymousUploadsOff));
+                    }
+                    let key = throttle::address_key(address);
+                    let throttles = &state.throttles;
+                    // Bytes are counted once known; an address already over its bytes waits here.
+                    throttles
+                        .anonymous_kib
+                        .take(&key, 0)
+                        .and_then(|()| throttles.anonymous_images.take(&key, 1))
+                        .map_err(|wait| reject(anonymous_limited(address, wait)))?;
+                }
+                Ok(Uploader { caller, address })
+            },
+        )
+}
+
+fn anonymous_limited(address: IpAddr, wait: throttle::Wait) -> ApiError {
+    tracing::info!(%address, retry_after = wait.secs(), "anonymous uploads limited");
+    ApiError::TooManyRequests(wait.secs())
+}
+
+/// Refuses an upload with 507 before its body is read when the disk has no room for it (see
+/// `store::disk`).
+fn room_for_upload(state: Arc<AppState>) -> impl Filter<Extract = (), Error = Rejection> + Clone {
+    warp::any()
+        .and_then(move || {
+            let admitted = state.store.disk().admit();
+            async move { admitted.map_err(|e| reject(e.into())) }
+        })
+        .untuple_one()
+}
+
+#[derive(Clone, Copy)]
+enum Route {
+    Receive,
+    Clipboard,
+    File,
+}
+
+impl Route {
+    /// The seed's answer to an upload that was not stored.
+    fn refused(self, error: IngestError) -> ApiError {
+        match error {
+            IngestError::Store(e) if e.write_failure().is_none() => self.save_failed(e.to_string()),
+            IngestError::NoFreeName => self.save_failed(error.to_string()),
+            other => other.into(),
+        }
+    }
+
+    fn save_failed(self, cause: String) -> ApiError {
+        let message = match self {
+            Route::Receive => "保存图片失败",
+            Route::Clipboard => "保存剪切板图片失败",
+            Route::File => "保存上传文件失败",
+        };
+        ApiError::SaveFailed { message, cause }
+    }
+
+    fn message(self, category: Category, logged_in: bool) -> String {
+        match (self, logged_in) {
+            (Route::Receive, true) => format!("图片已保存到 {category} 文件夹"),
+            (Route::Receive, false) => {
+                format!("图片已保存到默认目录的{category}文件夹，建议登录以便管理您的图片")
+            }
+            (Route::Clipboard, _) => format!("剪切板图片已保存到 {category} 文件夹"),
+            (Route::File, _) => format!("文件已上传到 {category} 文件夹"),
+        }
+    }
+}
+
+/// Borrows the image data from the request body: at a few hundred KB it is the one field worth
+/// not copying.
+#[derive(Deserialize)]
+struct JsonUpload<'a> {
+    #[serde(
+        rename = "imageData",
+        borrow,
+        default,
+        deserialize_with = "optional_borrowed"
+    )]
+    image_data: Option<Cow<'a, str>>,
+    #[serde(rename = "originalUrl")]
+    original_url: Option<String>,
+    /// Kept loose: a category of the wrong type falls back to `clothes` like an unknown one.
+    category: Option<serde_json::Value>,
+    #[serde(rename = "pageInfo")]
+    page_info: Option<PageInfo>,
+}
+
+/// An optional string borrowed from the input when it has no escapes. serde borrows a `Cow` only
+/// as a field of its own, never inside an `Option`, hence the wrapper.
+fn optional_borrowed<'de, D>(deserializer: D) -> Result<Option<Cow<'de, str>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    #[derive(Deserialize)]
+    struct Text<'a>(#[serde(borrow)] Cow<'a, str>);
+    Ok(Option::<Text<'de>>::deserialize(deserializer)?.map(|text| text.0))
+}
+
+#[derive(Deserialize, Default)]
+struct PageInfo {
+    url: Option<String>,
+    title: Option<String>,
+    #[serde(rename = "imageContext")]
+    image_context: Option<serde_json::Value>,
+}
+
+/// What an upload says about its image besides the bytes.
+#[derive(Default)]
+struct UploadMeta {
+    category: Option<String>,
+    original_url: Option<String>,
+    page: PageInfo,
+    original_filename: Option<String>,
+}
+
+#[derive(Serialize)]
+struct UploadReply {
+    success: bool,
+    #[serde(rename = "taskId")]
+    task_id: String,
+    #[serde(rename = "imageId")]
+    image_id: String,
+    filename: String,
+    #[serde(rename = "fileSize")]
+    file_size: u64,
+    category: &'static str,
+    #[serde(rename = "originalFilename", skip_serializing_if = "Option::is_none")]
+    original_filename: Option<String>,
+    #[serde(rename = "isLoggedIn")]
+    is_logged_in: bool,
+    message: String,
+}
+
+async fn upload_json(
+    state: Arc<AppState>,
+    who: Uploader,
+    body: Bytes,
+    route: Route,
+) -> Result<warp::reply::Response, Rejection> {
+    let req: JsonUpload = body::parse_json(&body)?;
+    let missing = match route {
+        Route::Clipboard => ApiError::EmptyClipboard,
+        _ => ApiError::MissingImageData,
+    };
+    let data = req
+        .image_data
+        .filter(|d| !d.trim().is_empty())
+        .ok_or_else(|| reject(missing))?;
+    let page = req.page_info.unwrap_or_default();
+    let mut original_url = req.original_url;
+    let bytes = match image_url(&data) {
+        Some(url) if matches!(route, Route::Receive) => {
+            tracing::debug!(%url, "fetching image by URL");
+            let bytes = state
+                .fetcher
+                .fetch(url, page.url.as_deref(), &state.throttles.bodies)
+                .await
+                .map_err(|e| {
+                    tracing::info!(%url, error = %e, "image URL not fetched");
+                    reject(e.into())
+                })?;
+            original_url.get_or_insert_with(|| url.to_string());
+            bytes
+        }
+        Some(_) => {
+            return Err(reject(ApiError::BadRequest(
+                "剪切板上传需要base64图片数据；图片URL请发送到 /api/receive-image".into(),
+            )));
+        }
+        None => Bytes::from(media::data_url::decode(&data).map_err(|e| reject(e.into()))?),
+    };
+    let meta = UploadMeta {
+        category: req.category.and_then(|c| c.as_str().map(str::to_string)),
+        original_url,
+        page,
+        original_filename: None,
+    };
+    // The request body is the largest thing this upload holds; it is not needed past this point.
+    drop(body);
+    save(state, who, bytes, meta, route).await
+}
+
+/// What `context_info` will show: the client's `imageContext`, plus the name of an uploaded file
+/// (so a gallery can title it as its owner knows it).
+fn context_json(
+    context: Option<&serde_json::Value>,
+    original_filename: Option<&str>,
+) -> Option<String> {
+    let Some(name) = original_filename else {
+        return context.map(|v| v.to_string());
+    };
+    let mut map = match context {
+        Some(serde_json::Value::Object(map)) => map.clone(),
+        Some(other) => serde_json::Map::from_iter([("value".to_string(), other.clone())]),
+        None => serde_json::Map::new(),
+    };
+    map.insert("original_filename".into(), name.into());
+    Some(serde_json::Value::Object(map).to_string())
+}
+
+/// `imageData` that names an image to download rather than carrying it.
+fn image_url(data: &str) -> Option<&str> {
+    let data = data.trim();
+    let scheme = data.get(..8)?.to_ascii_lowercase();
+    (scheme.starts_with("http://") || scheme == "https://").then_some(data)
+}
+
+async fn upload_file(
+    state: Arc<AppState>,
+    who: Uploader,
+    content_type: Option<String>,
+    declared: Option<u64>,
+    stream: impl futures_util::Stream<Item = Result<impl bytes::Buf, warp::Error>> + Send,
+) -> Result<warp::reply::Response, Rejection> {
+    let boundary = multipart::boundary(content_type.as_deref().unwrap_or("")).map_err(reject)?;
+    let mut stream = std::pin::pin!(stream);
+    let budget = match body::reserve(
+        &state.throttles.bodies,
+        declared.unwrap_or(0).min(MAX_FORM),
+        &ApiError::FileTooLarge,
+    ) {
+        Ok(budget) => budget,
+        Err(refused) => {
+            body::discard(stream.as_mut(), MAX_FORM).await;
+            return Err(reject(refused));
+        }
+    };
+    let form = Multipart::new(stream.as_mut(), &boundary);
+    let (bytes, meta) = match read_form(form, budget).await {
+        Ok(read) => read,
+        Err(refused) => {
+            body::discard(stream, MAX_FORM).await;
+            return Err(reject(refused));
+        }
+    };
+    save(state, who, bytes, meta, Route::File).await
+}
+
+/// Reads the `file` and `category` parts, refusing a file over the limit as soon as it passes it.
+/// The file's bytes keep their share of the body budget until dropped.
+async fn read_form<S, B>(
+    mut form: Multipart<S>,
+    mut budget: Reservation,
+) -> Result<(Bytes, UploadMeta), ApiError>
+where
+    S: futures_util::Stream<Item = Result<B, warp::Error>> + Unpin,
+    B: bytes::Buf,
+{
+    let mut file: Option<Vec<u8>> = None;
+    let mut meta = UploadMeta::default();
+    while let Some(part) = form.next_part().await? {
+        match part.name.as_str() {
+            "file" if file.is_none() => {
+                let name = part.filename.ok_or(ApiError::NoFile)?;
+                if name.trim().is_empty() {
+                    return Err(ApiError::EmptyFilename);
+                }
+                meta.original_filename = Some(name.chars().take(255).collect());
+                let grow =
+                    |len: usize| body::grow(&mut budget, len as u64, &ApiError::FileTooLarge);
+                file = Some(
+                    form.read_body(MAX_IMAGE_BYTES as usize, ApiError::FileTooLarge, grow)
+                        .await?,
+                );
+            }
+            "category" => {
+                let raw = form
+                    .read_body(MAX_FORM_FIELD, ApiError::BodyTooLarge, |_| Ok(()))
+                    .await?;
+                meta.category = Some(String::from_utf8_lossy(&raw).into_owned());
+            }
+            _ => {
+                form.read_body(MAX_FORM_FIELD, ApiError::BodyTooLarge, |_| Ok(()))
+                    .await?;
+            }
+        }
+    }
+    let bytes = file.ok_or(ApiError::NoFile)?;
+    Ok((budget.hold(bytes), meta))
+}
+
+/// Probes, stores and queues an upload, then shapes the seed's answer.
+async fn save(
+    state: Arc<AppState>,
+    who: Uploader,
+    bytes: Bytes,
+    meta: UploadMeta,
+    route: Route,
+) -> Result<warp::reply::Response, Rejection> {
+    let category = Category::for_upload(meta.category.as_deref());
+    let logged_in = who.caller.is_some();
+    if !logged_in {
+        let kib = (bytes.len() as u64).div_ceil(1024);
+        state
+            .throttles
+            .anonymous_kib
+            .take(&throttle::address_key(who.address), kib)
+            .map_err(|wait| reject(anonymous_limited(who.address, wait)))?;
+    }
+    let owner = who
+        .caller
+        .map_or_else(|| state.default_user_id.clone(), |c| c.user.user_id);
+    let original_filename = meta.original_filename.clone();
+    let context_json = context_json(
+        meta.page.image_context.as_ref(),
+        meta.original_filename.as_deref(),
+    );
+    let incoming = Incoming {
+        owner,
+        category,
+        original_url: meta.original_url,
+        page_url: meta.page.url,
+        page_title: meta.page.title,
+        context_json,
+        saved_at: None,
+        filename: None,
+        id: None,
+    };
+    let (image, task) = state
+        .ingest
+        .save(bytes, incoming)
+        .await
+        .map_err(|e| reject(route.refused(e)))?;
+    let reply = UploadReply {
+        success: true,
+        task_id: task.task_id,
+        image_id: image.id,
+        filename: image.filename,
+        file_size: image.file_size,
+        category: category.as_str(),
+        original_filename: match route {
+            Route::File => original_filename,
+            _ => None,
+        },
+        is_logged_in: logged_in,
+        message: route.message(category, logged_in),
+    };
+    Ok(warp::reply::json(&reply).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use base64::Engine;
+
+    use super::*;
+
+    #[test]
+    fn image_data_with_json_escapes_is_unescaped_before_decoding() {
+        // Some clients escape `/` (PHP's json_encode does); the field then cannot borrow.
+        let bytes = [0xFFu8, 0xD8, 0xFF, 0xFB, 0xEF, 0xFF];
+        let b64 = base64::engine::general_purpose::STANDARD.encode(bytes);
+        assert!(b64.contains('/'));
+        let body = format!(
+            r#"{{"imageData": "data:image\/jpeg;base64,{}"}}"#,
+            b64.replace('/', "\\/")
+        );
+        let req: JsonUpload = serde_json::from_str(&body).unwrap();
+        let data = req.image_data.unwrap();
+        assert!(matches!(data, Cow::Owned(_)));
+        assert_eq!(media::data_url::decode(&data).unwrap(), bytes);
+        let plain = format!(r#"{{"imageData": "{b64}"}}"#);
+        let req: JsonUpload = serde_json::from_str(&plain).unwrap();
+        assert!(matches!(req.image_data, Some(Cow::Borrowed(_))));
+    }
+}
