@@ -5,7 +5,10 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 fn main() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets");
+    // Read when the script runs, not baked in when it is compiled: a build script compiled for one
+    // checkout and reused from a copied target directory would otherwise embed that checkout's files.
+    let root =
+        PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("set by cargo")).join("assets");
     println!("cargo:rerun-if-changed=assets");
     let mut files = Vec::new();
     collect(&root, &mut files);

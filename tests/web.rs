@@ -1,5 +1,6 @@
-//! The embedded web UI and extension over HTTP: types, versioned links, caching, gzip, 304, and an
-//! `/extension.zip` that a real unzip tool accepts with every extension file intact.
+//! The embedded web UI and extension over HTTP: types, versioned links, caching (of the page's links
+//! and of the modules they import), gzip, 304, and an `/extension.zip` that a real unzip tool
+//! accepts with every extension file intact.
 
 mod common;
 
@@ -110,6 +111,111 @@ async fn text_assets_are_gzipped_when_accepted_and_revalidate_with_304() {
         .unwrap();
     assert_eq!(again.status(), 304);
     assert!(again.bytes().await.unwrap().is_empty());
+}
+
+/// The relative specifiers a module imports from (`from './x.js'`, `import './x.js'`).
+fn relative_imports(js: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for keyword in ["from ", "import "] {
+        for quote in ['\'', '"'] {
+            let opening = format!("{keyword}{quote}");
+            for (at, _) in js.match_indices(&opening) {
+                let rest = &js[at + opening.len()..];
+                let spec = &rest[..rest.find(quote).unwrap_or(0)];
+                if spec.starts_with("./") || spec.starts_with("../") {
+                    out.push(spec.to_string());
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The page links only the entry module; the modules it imports (by unversioned relative URLs) are
+/// JavaScript and revalidated on every load, so a new entry never runs with stale cached modules.
+#[tokio::test]
+async fn the_ui_modules_are_javascript_and_always_revalidated() {
+    let app = spawn_app().await;
+    let html = app
+        .client
+        .get(app.url("/"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let entry = linked_assets(&html)
+        .into_iter()
+        .find(|l| l.starts_with("/assets/app.js?v="))
+        .expect("the page links app.js");
+    assert!(
+        html.contains(&format!(r#"<script type="module" src="{entry}">"#)),
+        "app.js is not loaded as a module: {html}"
+    );
+    let entry_url = reqwest::Url::parse(&app.url(&entry)).unwrap();
+    let entry_js = app
+        .client
+        .get(entry_url.clone())
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+
+    let mut queue: Vec<reqwest::Url> = relative_imports(&entry_js)
+        .iter()
+        .map(|spec| entry_url.join(spec).unwrap())
+        .collect();
+    let mut reached = std::collections::BTreeSet::new();
+    while let Some(url) = queue.pop() {
+        if !reached.insert(url.path().to_string()) {
+            continue;
+        }
+        let path = url.path().to_string();
+        assert_eq!(url.query(), None, "{url}: imports are not versioned");
+        let resp = app.client.get(url.clone()).send().await.unwrap();
+        assert_eq!(resp.status(), 200, "{path}");
+        let ct = resp.headers()["content-type"].to_str().unwrap().to_string();
+        assert!(ct.starts_with("text/javascript"), "{path}: {ct}");
+        assert_eq!(resp.headers()["cache-control"], "no-cache", "{path}");
+        let etag = resp.headers()["etag"].to_str().unwrap().to_string();
+        let body = resp.text().await.unwrap();
+        let name = path.trim_start_matches("/assets/");
+        assert_eq!(
+            body.as_bytes(),
+            std::fs::read(assets().join(name)).unwrap().as_slice(),
+            "{path} differs from assets/{name}"
+        );
+        let again = app
+            .client
+            .get(url.clone())
+            .header("if-none-match", &etag)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(again.status(), 304, "{path}");
+        queue.extend(relative_imports(&body).iter().map(|s| url.join(s).unwrap()));
+    }
+    let mut modules = std::collections::BTreeSet::new();
+    for entry in std::fs::read_dir(assets().join("js")).unwrap().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.ends_with(".js") {
+            modules.insert(format!("/assets/js/{name}"));
+        }
+    }
+    assert_eq!(reached, modules, "modules reached from app.js vs assets/js");
+
+    // Only the current hash is cached for good: a stale `v=` is revalidated like no `v=` at all.
+    let stale = app
+        .client
+        .get(app.url("/assets/app.js?v=0123456789abcdef"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stale.status(), 200);
+    assert_eq!(stale.headers()["cache-control"], "no-cache");
 }
 
 #[tokio::test]

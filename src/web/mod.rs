@@ -3,8 +3,19 @@
 //! so the server needs no files beside it and no network: it works on a LAN with no internet.
 //!
 //! Caching: the page links its scripts and styles with a `?v=` content hash, so those are cached
-//! for a year as immutable and a new build is picked up at the next page load; the page itself and
-//! unversioned requests are revalidated with an `ETag`. Text is gzipped once, on first use.
+//! for a year as immutable and a new build is picked up at the next page load. Only a `v=` that is
+//! the file's current hash earns that, so one URL cached as immutable never stands for two contents
+//! (a stale `v=` after an upgrade or a rollback is answered like an unversioned request). The page
+//! itself and unversioned requests are revalidated with an `ETag`. Text is gzipped once, on first
+//! use.
+//!
+//! The UI is made of ES modules: the page links the entry, `app.js`, which imports `js/*.js` by
+//! plain relative URLs that the page's `?v=` does not reach. Those modules are therefore always
+//! served `no-cache` with an `ETag`: each page load revalidates each of them (a 304 when
+//! unchanged), so a new entry never runs with stale modules, and an entry still cached from an
+//! older build gets the new modules. Rewriting import specifiers with content hashes would save
+//! those round trips, but it would mean editing JavaScript on the server and hashing each module's
+//! whole import graph, cycles included; for a dozen small files on a LAN, revalidation is simpler.
 //!
 //! For UI work, `IMGVAULT_ASSETS_DIR=assets` makes the server read the files from disk on every
 //! request instead, so a reload shows an edit without a rebuild.
@@ -41,6 +52,11 @@ struct Asset {
 }
 
 impl Asset {
+    /// The content hash that a `?v=` link carries.
+    fn version(&self) -> &str {
+        self.etag.trim_matches('"')
+    }
+
     fn new(name: &str, bytes: Vec<u8>) -> Self {
         let mime = mime_for(name);
         let gzip = is_text(mime).then(|| gzip(&bytes)).flatten();
@@ -84,7 +100,7 @@ impl Site {
             for (name, asset) in &site {
                 let link = format!("\"/assets/{name}\"");
                 if name != "index.html" && html.contains(&link) {
-                    let version = asset.etag.trim_matches('"');
+                    let version = asset.version();
                     html = html.replace(&link, &format!("\"/assets/{name}?v={version}\""));
                 }
             }
@@ -172,11 +188,7 @@ pub fn routes() -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clo
                 let site = Site::current();
                 let name = percent_decode(tail.as_str());
                 let asset = site.files.get(&name).ok_or_else(warp::reject::not_found)?;
-                let cache = if query.starts_with("v=") && dev_dir().is_none() {
-                    IMMUTABLE
-                } else {
-                    "no-cache"
-                };
+                let cache = cache_control(asset, &query, dev_dir().is_some());
                 Ok::<_, Rejection>(send(asset, &headers, cache, name.ends_with(".html")))
             },
         );
@@ -193,6 +205,17 @@ pub fn routes() -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clo
             resp
         });
     index.or(files).or(extension)
+}
+
+/// Immutable for a year only when the query names this very content (the page's versioned links)
+/// and the files are not being edited on disk; revalidated otherwise, which is how the modules that
+/// `app.js` imports without a version are always served.
+fn cache_control(asset: &Asset, query: &str, dev: bool) -> &'static str {
+    if !dev && query.strip_prefix("v=") == Some(asset.version()) {
+        IMMUTABLE
+    } else {
+        "no-cache"
+    }
 }
 
 /// Answers with the asset (gzipped when the client takes it), or 304 when the client has it.
@@ -330,6 +353,23 @@ mod tests {
         assert!(page.contains("\"/assets/app.css?v="), "{page}");
         assert!(!site.files.contains_key("extension/manifest.json"));
         assert!(!site.extension_zip.bytes.is_empty());
+    }
+
+    #[test]
+    fn only_the_current_version_is_cached_as_immutable() {
+        let asset = Asset::new("js/api.js", b"export const x = 1;".to_vec());
+        let current = format!("v={}", asset.version());
+        assert_eq!(cache_control(&asset, &current, false), IMMUTABLE);
+        assert_eq!(cache_control(&asset, &current, true), "no-cache");
+        assert_eq!(cache_control(&asset, "", false), "no-cache");
+        assert_eq!(
+            cache_control(&asset, "v=0123456789abcdef", false),
+            "no-cache"
+        );
+        assert_eq!(
+            cache_control(&asset, &format!("{current}&x=1"), false),
+            "no-cache"
+        );
     }
 
     #[test]

@@ -1,0 +1,84 @@
+// DOM and browser helpers shared by every part of the UI: element creation that never parses
+// HTML, the URL checks that decide what may become a link or an image source, formatting,
+// localStorage that tolerates private mode, and the toast. It imports nothing.
+
+export function stored(key) {
+  try { return localStorage.getItem(key); } catch { return null; }
+}
+export function store(key, value) {
+  try { localStorage.setItem(key, value); } catch { /* private mode: not remembered */ }
+}
+
+export const $ = (id) => document.getElementById(id);
+
+/** Creates an element; attrs are set with setAttribute, text with textContent. */
+export function el(tag, attrs, text) {
+  const node = document.createElement(tag);
+  if (attrs) {
+    for (const [k, v] of Object.entries(attrs)) {
+      if (v !== undefined && v !== null && v !== false) node.setAttribute(k, v === true ? '' : String(v));
+    }
+  }
+  if (text !== undefined && text !== null) node.textContent = String(text);
+  return node;
+}
+
+/** The URL if it is an absolute http(s) URL, otherwise null (never a javascript: or data: link). */
+export function safeHttpUrl(value) {
+  if (typeof value !== 'string' || !/^\s*https?:\/\//i.test(value)) return null;
+  try {
+    const url = new URL(value.trim());
+    return url.protocol === 'http:' || url.protocol === 'https:' ? url.href : null;
+  } catch {
+    return null;
+  }
+}
+
+/** A same-origin path handed out by the server (thumbnail_url, preview_url). */
+export function safePath(value) {
+  return typeof value === 'string' && value.startsWith('/') && !value.startsWith('//') ? value : null;
+}
+
+export function text(value) {
+  return typeof value === 'string' ? value.trim() : '';
+}
+
+export function formatBytes(n) {
+  const bytes = Number(n) || 0;
+  if (bytes < 1024) return bytes + ' B';
+  if (bytes < 1024 * 1024) return (bytes / 1024).toFixed(bytes < 10 * 1024 ? 1 : 0) + ' KB';
+  return (bytes / 1024 / 1024).toFixed(1) + ' MB';
+}
+
+/** "2025-06-13 18:45:30" (the server's local time) → "06-13 18:45" this year, else "2025-06-13". */
+export function shortTime(s) {
+  const m = typeof s === 'string' && s.match(/^(\d{4})-(\d\d-\d\d)[ T](\d\d:\d\d)/);
+  if (!m) return text(s);
+  return Number(m[1]) === new Date().getFullYear() ? `${m[2]} ${m[3]}` : `${m[1]}-${m[2]}`;
+}
+
+/** One short message at a time, at the bottom of the screen. */
+let toastTimer = 0;
+export function toast(message, isError) {
+  const node = el('div', { class: 'toast' + (isError ? ' is-error' : ''), 'data-testid': 'toast' }, message);
+  $('toasts').replaceChildren(node);
+  clearTimeout(toastTimer);
+  toastTimer = setTimeout(() => node.remove(), isError ? 6000 : 3000);
+}
+
+export function busy(button, on) {
+  button.disabled = on;
+  button.setAttribute('aria-busy', String(on));
+}
+
+export function isEditable(target) {
+  return target instanceof HTMLElement &&
+    (target.isContentEditable || /^(INPUT|TEXTAREA|SELECT)$/.test(target.tagName));
+}
+
+/** A click on a modal dialog's backdrop (outside its box), not on its own padding. */
+export function onBackdrop(dialog, event) {
+  if (event.target !== dialog) return false;
+  const r = dialog.getBoundingClientRect();
+  return event.clientX < r.left || event.clientX > r.right || event.clientY < r.top || event.clientY > r.bottom;
+}
