@@ -171,11 +171,13 @@ pub fn routes() -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clo
     let index = warp::path::end()
         .and(warp::get())
         .and(warp::header::headers_cloned())
-        .map(|headers: HeaderMap| {
+        .and_then(|headers: HeaderMap| async move {
+            // Without a page (an assets directory lacking one) this is a plain 404, which the
+            // API's error mapping answers.
             let site = Site::current();
             match site.files.get("index.html") {
-                Some(page) => send(page, &headers, "no-cache", true),
-                None => crate::api::error::not_found(),
+                Some(page) => Ok(send(page, &headers, "no-cache", true)),
+                None => Err(warp::reject::not_found()),
             }
         });
     let files = warp::path("assets")
