@@ -19,7 +19,7 @@ use warp::{Filter, Rejection, Reply};
 
 use super::AppState;
 use super::guard::client_addr;
-use super::{ApiError, blocking, body, reject, with_state};
+use super::{ApiError, SESSION_COOKIE as COOKIE, blocking, body, reject, with_state};
 use crate::domain::{Email, Password, Username};
 use crate::store::StoreError;
 use crate::store::records::{HubSessionRecord, SessionRecord, UserRecord};
@@ -27,7 +27,6 @@ use crate::sync as cloud;
 use crate::throttle::{self, Closed};
 use crate::{auth, clock};
 
-pub(super) const COOKIE: &str = "session";
 const REMEMBER_FOR: clock::Micros = 7 * clock::DAY;
 const SESSION_FOR: clock::Micros = clock::DAY;
 /// Account requests are small; anything larger is not a form a person filled in.

@@ -150,7 +150,7 @@ fn has_session_cookie(headers: &HeaderMap) -> bool {
         .any(|pair| {
             pair.trim()
                 .split_once('=')
-                .is_some_and(|(name, value)| name == super::auth::COOKIE && !value.is_empty())
+                .is_some_and(|(name, value)| name == super::SESSION_COOKIE && !value.is_empty())
         })
 }
 

@@ -71,6 +71,9 @@ pub fn routes(
         .with(warp::log::custom(log_request))
 }
 
+/// The name of the session cookie (read by `auth`, which sets it, and by `guard`'s CSRF check).
+const SESSION_COOKIE: &str = "session";
+
 /// A route group behind one pointer. warp's `or` clones the alternatives it has not tried yet on
 /// every request, so an unboxed tree costs every request a copy of every later route (and an atomic
 /// increment for each `Arc` they hold); boxed, it costs one of each per group, and a small

@@ -12,7 +12,6 @@
 //! The upload routes refuse an image whose cost is over the decode budget; the thumbnail jobs take
 //! their cost from one shared budget before decoding.
 
-use super::thumbnail::fit;
 use super::{ImageKind, MediaError, Probe};
 
 /// Allocations every job makes whatever the image: codec state, encoder buffers, small vectors.
@@ -227,7 +226,7 @@ fn jpeg(bytes: &[u8], probe: &Probe, max_side: u32) -> (Path, u64) {
         let (tw, th) = (u64::from(tw), u64::from(th));
         return (Path::Full, full(w, h, 4, tw, th) + coefficients);
     }
-    let eighths = super::thumbnail::jpeg_eighths(probe.width, probe.height, max_side);
+    let eighths = jpeg_eighths(probe.width, probe.height, max_side);
     let sw = (w * u64::from(eighths)).div_ceil(8);
     let sh = (h * u64::from(eighths)).div_ceil(8);
     // The scaled RGB image, a rotated copy of it, and the resizer's pass.
@@ -322,11 +321,44 @@ fn png(bytes: &[u8], probe: &Probe, max_side: u32) -> (Path, u64) {
     (Path::Full, full(w, h, channels, tw, th))
 }
 
+/// The size that fits `max_side` keeping the aspect ratio, never larger than the source.
+pub fn fit(width: u32, height: u32, max_side: u32) -> (u32, u32) {
+    let longest = width.max(height);
+    if longest <= max_side {
+        return (width, height);
+    }
+    let scale = |side: u32| {
+        ((u64::from(side) * u64::from(max_side) + u64::from(longest) / 2) / u64::from(longest))
+            .max(1) as u32
+    };
+    (scale(width), scale(height))
+}
+
+/// The scale, in eighths, at which libjpeg decodes a `w`×`h` JPEG for a `max_side` thumbnail: the
+/// smallest that still covers the thumbnail.
+pub fn jpeg_eighths(w: u32, h: u32, max_side: u32) -> u32 {
+    let (tw, th) = fit(w, h, max_side);
+    // libjpeg scales by eighths and rounds up.
+    let scaled = |side: u32, eighths: u32| side.div_ceil(8 / eighths);
+    [1, 2, 4]
+        .into_iter()
+        .find(|&n| scaled(w, n) >= tw && scaled(h, n) >= th)
+        .unwrap_or(8)
+}
+
 #[cfg(test)]
 mod tests {
     use std::io::Cursor;
 
     use super::*;
+
+    #[test]
+    fn fit_keeps_the_aspect_and_never_upscales() {
+        assert_eq!(fit(2000, 1500, 512), (512, 384));
+        assert_eq!(fit(1500, 2000, 512), (384, 512));
+        assert_eq!(fit(300, 200, 512), (300, 200));
+        assert_eq!(fit(10_000, 1, 512), (512, 1));
+    }
 
     const MIB: u64 = 1024 * 1024;
 

@@ -20,7 +20,7 @@ use fast_image_resize::{FilterType, ResizeAlg, ResizeOptions, Resizer};
 use image::metadata::Orientation;
 use image::{DynamicImage, GrayAlphaImage, GrayImage, ImageDecoder, RgbImage, RgbaImage};
 
-use super::cost::{self, Path};
+use super::cost::{self, Path, fit, jpeg_eighths};
 use super::{ImageKind, MAX_PIXELS, MAX_SIDE, MediaError};
 
 /// Default longest side of a thumbnail, in pixels.
@@ -87,19 +87,6 @@ pub fn make_within(
     }
 }
 
-/// The size that fits `max_side` keeping the aspect ratio, never larger than the source.
-pub fn fit(width: u32, height: u32, max_side: u32) -> (u32, u32) {
-    let longest = width.max(height);
-    if longest <= max_side {
-        return (width, height);
-    }
-    let scale = |side: u32| {
-        ((u64::from(side) * u64::from(max_side) + u64::from(longest) / 2) / u64::from(longest))
-            .max(1) as u32
-    };
-    (scale(width), scale(height))
-}
-
 /// Any decoder: first frame of animations, EXIF orientation applied, under the decode limits.
 fn decode_oriented(
     bytes: &[u8],
@@ -151,18 +138,6 @@ fn decode_jpeg_scaled(bytes: &[u8], max_side: u32) -> Result<DynamicImage, Media
         image.apply_orientation(orientation);
     }
     Ok(image)
-}
-
-/// The scale, in eighths, at which libjpeg decodes a `w`×`h` JPEG for a `max_side` thumbnail: the
-/// smallest that still covers the thumbnail.
-pub(crate) fn jpeg_eighths(w: u32, h: u32, max_side: u32) -> u32 {
-    let (tw, th) = fit(w, h, max_side);
-    // libjpeg scales by eighths and rounds up.
-    let scaled = |side: u32, eighths: u32| side.div_ceil(8 / eighths);
-    [1, 2, 4]
-        .into_iter()
-        .find(|&n| scaled(w, n) >= tw && scaled(h, n) >= th)
-        .unwrap_or(8)
 }
 
 /// A PNG read row by row, each row averaged into its cell of an image fitting `2 × max_side` as
@@ -344,14 +319,6 @@ mod tests {
 
     fn decode(thumb: &Thumbnail) -> DynamicImage {
         image::load_from_memory(&thumb.bytes).unwrap()
-    }
-
-    #[test]
-    fn fit_keeps_the_aspect_and_never_upscales() {
-        assert_eq!(fit(2000, 1500, 512), (512, 384));
-        assert_eq!(fit(1500, 2000, 512), (384, 512));
-        assert_eq!(fit(300, 200, 512), (300, 200));
-        assert_eq!(fit(10_000, 1, 512), (512, 1));
     }
 
     #[test]

@@ -40,8 +40,9 @@ pub(super) fn add_ref(tx: &WriteTransaction, hash: &BlobHash, bytes: &[u8]) -> R
     Ok(())
 }
 
-/// Drops one reference; the blob's chunks, and its thumbnail, are deleted with its last reference.
-pub(super) fn release(tx: &WriteTransaction, hash: &BlobHash) -> Result<()> {
+/// Drops one reference; the blob's chunks are deleted with its last reference, and then `true`
+/// says so (its thumbnail is the caller's to release: see `thumbs::release_for`).
+pub(super) fn release(tx: &WriteTransaction, hash: &BlobHash) -> Result<bool> {
     let mut blobs = tx.open_table(BLOBS)?;
     let Some(mut record) = blobs
         .get(&hash.0)?
@@ -56,6 +57,7 @@ pub(super) fn release(tx: &WriteTransaction, hash: &BlobHash) -> Result<()> {
     if record.refs > 1 {
         record.refs -= 1;
         blobs.insert(&hash.0, record.encode().as_slice())?;
+        Ok(false)
     } else {
         blobs.remove(&hash.0)?;
         drop(blobs);
@@ -65,10 +67,8 @@ pub(super) fn release(tx: &WriteTransaction, hash: &BlobHash) -> Result<()> {
                 chunks.remove((&hash.0, i))?;
             }
         }
-        // Releasing the thumbnail opens these tables again, so they must be closed first.
-        super::thumbs::release_for(tx, hash)?;
+        Ok(true)
     }
-    Ok(())
 }
 
 /// A blob opened for reading in one read transaction: its size and a cursor over its chunks, so

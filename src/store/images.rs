@@ -7,7 +7,7 @@ use redb::{ReadableTable, WriteTransaction};
 use super::records::{ImageRecord, Record, TaskRecord};
 use super::tables::*;
 use super::{Batch, Result, Store, StoreError};
-use super::{blobs, paging};
+use super::{blobs, paging, thumbs};
 
 pub(super) const TOTAL_IMAGES_KEY: &str = "total_images";
 
@@ -90,7 +90,7 @@ pub(super) fn remove(tx: &WriteTransaction, image: &ImageRecord) -> Result<()> {
     ))?;
     bump(tx, &image.user_id, -1)?;
     paging::bump_epoch(tx, &image.user_id)?;
-    blobs::release(tx, &image.blob)
+    thumbs::release_with_thumbnail(tx, &image.blob)
 }
 
 impl Store {

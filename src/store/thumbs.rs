@@ -10,6 +10,14 @@ use super::tables::*;
 use super::{Result, Store};
 use crate::domain::BlobHash;
 
+/// Drops one reference to `blob`, and its thumbnail with its last reference.
+pub(super) fn release_with_thumbnail(tx: &WriteTransaction, blob: &BlobHash) -> Result<()> {
+    if blobs::release(tx, blob)? {
+        release_for(tx, blob)?;
+    }
+    Ok(())
+}
+
 /// Removes the thumbnail of `source` (called when the source's last reference goes).
 pub(super) fn release_for(tx: &WriteTransaction, source: &BlobHash) -> Result<()> {
     let old = tx
@@ -21,7 +29,8 @@ pub(super) fn release_for(tx: &WriteTransaction, source: &BlobHash) -> Result<()
         old.map(|raw| ThumbRecord::decode(&raw)).transpose()?
     {
         if blob != *source {
-            blobs::release(tx, &blob)?;
+            // A thumbnail's bytes may be some image's too, with a thumbnail of their own.
+            release_with_thumbnail(tx, &blob)?;
         }
     }
     Ok(())
