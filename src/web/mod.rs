@@ -220,6 +220,15 @@ fn cache_control(asset: &Asset, query: &str, dev: bool) -> &'static str {
     }
 }
 
+/// `If-None-Match` holds a list of tags or `*`; weak tags compare by their opaque part.
+pub fn etag_matches(header: Option<&str>, etag: &str) -> bool {
+    header.is_some_and(|h| {
+        h.split(',')
+            .map(|t| t.trim().trim_start_matches("W/"))
+            .any(|t| t == "*" || t == etag)
+    })
+}
+
 /// Answers with the asset (gzipped when the client takes it), or 304 when the client has it.
 fn send(
     asset: &Asset,
@@ -227,13 +236,12 @@ fn send(
     cache: &'static str,
     page: bool,
 ) -> warp::reply::Response {
-    let fresh = request
-        .get(header::IF_NONE_MATCH)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| {
-            v.split(',')
-                .any(|t| t.trim() == asset.etag || t.trim() == "*")
-        });
+    let fresh = etag_matches(
+        request
+            .get(header::IF_NONE_MATCH)
+            .and_then(|v| v.to_str().ok()),
+        &asset.etag,
+    );
     let gzip = asset.gzip.as_ref().filter(|_| accepts_gzip(request));
     let mut resp = if fresh {
         let mut r = warp::reply::Response::default();
@@ -333,6 +341,15 @@ fn percent_decode(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn etags_match_lists_weak_tags_and_star() {
+        assert!(etag_matches(Some("\"a\""), "\"a\""));
+        assert!(etag_matches(Some("\"x\", W/\"a\""), "\"a\""));
+        assert!(etag_matches(Some("*"), "\"a\""));
+        assert!(!etag_matches(Some("\"b\""), "\"a\""));
+        assert!(!etag_matches(None, "\"a\""));
+    }
 
     #[test]
     fn the_page_links_its_files_by_content_version() {

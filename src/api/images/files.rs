@@ -13,6 +13,7 @@ use crate::domain::{BlobHash, Category};
 use crate::media::ImageKind;
 use crate::store::records::ThumbRecord;
 use crate::store::{BlobChunks, Store};
+use crate::web::etag_matches;
 
 pub fn routes(
     state: Arc<AppState>,
@@ -268,15 +269,6 @@ impl Opened {
     }
 }
 
-/// `If-None-Match` holds a list of tags or `*`; weak tags compare by their opaque part.
-fn etag_matches(header: Option<&str>, etag: &str) -> bool {
-    header.is_some_and(|h| {
-        h.split(',')
-            .map(|t| t.trim().trim_start_matches("W/"))
-            .any(|t| t == "*" || t == etag)
-    })
-}
-
 /// The blob's bytes as a stream of pieces, each read on the blocking pool when the client is ready
 /// for it, so a 10 MB image costs one piece of memory per download, not 10 MB.
 fn stream_blob(
@@ -296,18 +288,4 @@ fn stream_blob(
             Err(e) => Some((Err(std::io::Error::other(e.to_string())), None)),
         }
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn etags_match_lists_weak_tags_and_star() {
-        assert!(etag_matches(Some("\"a\""), "\"a\""));
-        assert!(etag_matches(Some("\"x\", W/\"a\""), "\"a\""));
-        assert!(etag_matches(Some("*"), "\"a\""));
-        assert!(!etag_matches(Some("\"b\""), "\"a\""));
-        assert!(!etag_matches(None, "\"a\""));
-    }
 }
