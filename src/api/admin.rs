@@ -16,7 +16,7 @@ use warp::{Filter, Rejection, Reply};
 
 use super::AppState;
 use super::auth::{Caller, require_user};
-use super::{ApiError, blocking, reject, with_state};
+use super::{ApiError, blocking, blocking_stream, reject, with_state};
 
 /// One snapshot at a time: each needs as much free disk as the data file.
 static SNAPSHOTS: Semaphore = Semaphore::const_new(1);
@@ -65,7 +65,13 @@ async fn backup(state: Arc<AppState>, caller: Caller) -> Result<warp::reply::Res
         "backup snapshot taken for download"
     );
 
-    let mut resp = warp::reply::stream(stream_file(file, permit)).into_response();
+    let mut resp = warp::reply::stream(blocking_stream((file, permit), |(file, _permit)| {
+        let mut piece = vec![0u8; PIECE];
+        let n = file.read(&mut piece)?;
+        piece.truncate(n);
+        Ok::<_, std::io::Error>((n > 0).then(|| Bytes::from(piece)))
+    }))
+    .into_response();
     let h = resp.headers_mut();
     h.insert(header::CONTENT_LENGTH, HeaderValue::from(size));
     h.insert(
@@ -77,32 +83,4 @@ async fn backup(state: Arc<AppState>, caller: Caller) -> Result<warp::reply::Res
         h.insert(header::CONTENT_DISPOSITION, v);
     }
     Ok(resp)
-}
-
-/// The file's bytes in pieces, each read on the blocking pool; holds `permit` until the end.
-fn stream_file(
-    file: std::fs::File,
-    permit: tokio::sync::SemaphorePermit<'static>,
-) -> impl futures_util::Stream<Item = Result<Bytes, std::io::Error>> + Send + Sync + 'static {
-    futures_util::stream::unfold(Some((file, permit)), |open| async move {
-        let (mut file, permit) = open?;
-        let read = tokio::task::spawn_blocking(move || {
-            let mut piece = vec![0u8; PIECE];
-            let n = file.read(&mut piece);
-            (
-                file,
-                n.map(|n| {
-                    piece.truncate(n);
-                    piece
-                }),
-            )
-        })
-        .await;
-        match read {
-            Ok((_, Ok(piece))) if piece.is_empty() => None,
-            Ok((file, Ok(piece))) => Some((Ok(Bytes::from(piece)), Some((file, permit)))),
-            Ok((_, Err(e))) => Some((Err(e), None)),
-            Err(e) => Some((Err(std::io::Error::other(e.to_string())), None)),
-        }
-    })
 }

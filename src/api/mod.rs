@@ -116,6 +116,33 @@ where
     tokio::task::spawn_blocking(f).await?
 }
 
+/// An answer's body read from `source` piece by piece on the blocking pool, each piece only when
+/// the client is ready for it, so a large answer holds one piece in memory, not all of it. `next`
+/// gives the next piece, `None` at the end; `source` is dropped when the body ends.
+fn blocking_stream<S, E>(
+    source: S,
+    next: impl Fn(&mut S) -> Result<Option<bytes::Bytes>, E> + Copy + Send + Sync + 'static,
+) -> impl futures_util::Stream<Item = Result<bytes::Bytes, std::io::Error>> + Send + Sync + 'static
+where
+    S: Send + Sync + 'static,
+    E: std::fmt::Display + Send + 'static,
+{
+    futures_util::stream::unfold(Some(source), move |source| async move {
+        let mut source = source?;
+        let read = tokio::task::spawn_blocking(move || {
+            let piece = next(&mut source);
+            (source, piece)
+        })
+        .await;
+        match read {
+            Ok((source, Ok(Some(piece)))) => Some((Ok(piece), Some(source))),
+            Ok((_, Ok(None))) => None,
+            Ok((_, Err(e))) => Some((Err(std::io::Error::other(e.to_string())), None)),
+            Err(e) => Some((Err(std::io::Error::other(e.to_string())), None)),
+        }
+    })
+}
+
 fn reject(e: ApiError) -> Rejection {
     warp::reject::custom(e)
 }

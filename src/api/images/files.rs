@@ -8,7 +8,7 @@ use warp::http::{HeaderValue, StatusCode, header};
 use warp::{Filter, Rejection, Reply};
 
 use crate::api::auth::{Caller, require_user};
-use crate::api::{ApiError, AppState, blocking, reject, with_state};
+use crate::api::{ApiError, AppState, blocking, blocking_stream, reject, with_state};
 use crate::domain::{BlobHash, Category};
 use crate::media::ImageKind;
 use crate::store::records::ThumbRecord;
@@ -243,7 +243,9 @@ impl Opened {
             Payload::Whole(bytes) => warp::http::Response::new(bytes.into()),
             Payload::Stream(blob) => {
                 let size = blob.remaining();
-                let mut resp = warp::reply::stream(stream_blob(*blob)).into_response();
+                let mut resp =
+                    warp::reply::stream(blocking_stream(*blob, |b| b.next_bytes(STREAM_PIECE)))
+                        .into_response();
                 resp.headers_mut()
                     .insert(header::CONTENT_LENGTH, HeaderValue::from(size));
                 resp
@@ -267,25 +269,4 @@ impl Opened {
         }
         resp
     }
-}
-
-/// The blob's bytes as a stream of pieces, each read on the blocking pool when the client is ready
-/// for it, so a 10 MB image costs one piece of memory per download, not 10 MB.
-fn stream_blob(
-    blob: BlobChunks,
-) -> impl futures_util::Stream<Item = Result<Bytes, std::io::Error>> + Send + Sync + 'static {
-    futures_util::stream::unfold(Some(blob), |blob| async move {
-        let mut blob = blob?;
-        let read = tokio::task::spawn_blocking(move || {
-            let piece = blob.next_bytes(STREAM_PIECE);
-            (blob, piece)
-        })
-        .await;
-        match read {
-            Ok((blob, Ok(Some(piece)))) => Some((Ok(piece), Some(blob))),
-            Ok((_, Ok(None))) => None,
-            Ok((_, Err(e))) => Some((Err(std::io::Error::other(e.to_string())), None)),
-            Err(e) => Some((Err(std::io::Error::other(e.to_string())), None)),
-        }
-    })
 }
