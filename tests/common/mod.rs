@@ -6,13 +6,15 @@
 
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use base64::Engine;
 use serde_json::{Value, json};
+
+pub mod server;
+
+use server::{Echo, Launch, Spawned};
 
 pub const ADMIN_PASSWORD: &str = "admin-test-pw";
 
@@ -22,7 +24,8 @@ pub struct TestApp {
     pub base: String,
     /// A client with its own cookie jar.
     pub client: reqwest::Client,
-    child: Child,
+    // Declared before `dir`, so a dropped app is killed before its data directory is removed.
+    server: Spawned,
     dir: tempfile::TempDir,
 }
 
@@ -40,47 +43,34 @@ pub async fn spawn_app_with(args: &[&str]) -> TestApp {
 pub async fn spawn_app_in(dir: tempfile::TempDir, args: &[&str]) -> TestApp {
     // Built before the child exists, so a failure here cannot leave a server running.
     let client = new_client();
-    let data = data_path(dir.path());
-    let mut child = Command::new(env!("CARGO_BIN_EXE_imgvault"))
-        .arg("serve")
-        .arg("--listen")
-        .arg("127.0.0.1:0")
-        .arg("--data")
-        .arg(&data)
-        .args(args)
-        .env("IMGVAULT_ADMIN_PASSWORD", ADMIN_PASSWORD)
-        // The free-space floor (256 MiB by default) would refuse uploads on a nearly full test
-        // machine; tests that are about it pass `--min-free-mb`, which wins over this.
-        .env("IMGVAULT_MIN_FREE_MB", "0")
-        .env("RUST_LOG", "imgvault=warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start the imgvault binary");
-    let stdout = child.stdout.take().expect("piped stdout");
-    let base = tokio::task::spawn_blocking(move || {
-        let mut lines = BufReader::new(stdout).lines();
-        let base = loop {
-            let line = lines
-                .next()
-                .expect("imgvault exited before printing its address")
-                .expect("read imgvault stdout");
-            if let Some(pos) = line.find("listening on http://") {
-                break line[pos + "listening on ".len()..].trim().to_string();
-            }
-        };
-        // Keep draining stdout so the child never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines {});
-        base
-    })
-    .await
-    .expect("reader thread");
+    let server = spawn_server(&data_path(dir.path()), args).await;
     TestApp {
-        base,
+        base: server.base.clone(),
         client,
-        child,
+        server,
         dir,
     }
+}
+
+/// Starts the binary on `data` as `spawn_app` does, for a test that keeps the file itself.
+pub async fn spawn_server(data: &Path, args: &[&str]) -> Spawned {
+    let launch = Launch {
+        label: "imgvault".to_string(),
+        binary: env!("CARGO_BIN_EXE_imgvault").into(),
+        data: data.to_path_buf(),
+        args: args.iter().map(|a| a.to_string()).collect(),
+        admin_password: ADMIN_PASSWORD.to_string(),
+        // The free-space floor (256 MiB by default) would refuse uploads on a nearly full test
+        // machine; tests that are about it pass `--min-free-mb`, which wins over this.
+        env: vec![("IMGVAULT_MIN_FREE_MB".to_string(), "0".to_string())],
+        log_filter: "imgvault=warn".to_string(),
+        echo: Echo::Inherit,
+    };
+    // Off the runtime: a test's own servers (a fake hub, an image origin) keep serving meanwhile.
+    tokio::task::spawn_blocking(move || Spawned::launch(launch))
+        .await
+        .expect("start-up thread")
+        .unwrap_or_else(|e| panic!("{e}"))
 }
 
 pub fn data_path(dir: &Path) -> PathBuf {
@@ -109,31 +99,27 @@ impl TestApp {
 
     /// Sends SIGTERM, waits for a clean exit and hands back the data directory so the caller can
     /// start the server again on the same file.
-    pub fn stop(mut self) -> tempfile::TempDir {
-        let pid = self.child.id().to_string();
-        let status = Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .expect("run kill");
-        assert!(status.success(), "kill -TERM failed");
-        let exit = self.child.wait().expect("wait for imgvault");
+    pub fn stop(self) -> tempfile::TempDir {
+        let TestApp {
+            mut server, dir, ..
+        } = self;
+        let exit = server.stop().unwrap_or_else(|e| panic!("{e}"));
         assert!(exit.success(), "imgvault did not exit cleanly: {exit:?}");
-        // Moving the directory out of a type with a Drop impl needs a swap.
-        let placeholder = tempfile::tempdir().expect("temp dir");
-        std::mem::replace(&mut self.dir, placeholder)
+        dir
     }
 
     /// Kills the process outright (SIGKILL, as a power cut would) and hands back its data directory.
-    pub fn kill(mut self) -> tempfile::TempDir {
-        self.child.kill().expect("kill imgvault");
-        self.child.wait().expect("wait for imgvault");
-        let placeholder = tempfile::tempdir().expect("temp dir");
-        std::mem::replace(&mut self.dir, placeholder)
+    pub fn kill(self) -> tempfile::TempDir {
+        let TestApp {
+            mut server, dir, ..
+        } = self;
+        server.kill();
+        dir
     }
 
     /// The server's process id (for reading its /proc/PID/status).
     pub fn pid(&self) -> u32 {
-        self.child.id()
+        self.server.pid()
     }
 
     /// The server's peak resident memory so far (`VmHWM`), in MiB.
@@ -150,30 +136,19 @@ impl TestApp {
 
     /// Sends SIGTERM and returns at once; `wait_exit` then waits for the process to end.
     pub fn terminate(&self) {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .expect("run kill");
-        assert!(status.success(), "kill -TERM failed");
+        self.server.terminate().unwrap_or_else(|e| panic!("{e}"));
     }
 
     /// Waits at most `limit` for the process to exit; `None` if it is still running then.
     pub fn wait_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
-        let deadline = std::time::Instant::now() + limit;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("wait for imgvault") {
-                return Some(status);
-            }
-            if std::time::Instant::now() >= deadline {
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        self.server
+            .wait_exit(limit)
+            .unwrap_or_else(|e| panic!("{e}"))
     }
 
     /// Whether the process is still running (it must survive every bad request).
     pub fn is_alive(&mut self) -> bool {
-        matches!(self.child.try_wait(), Ok(None))
+        self.server.exited().is_none()
     }
 
     pub async fn get_json(&self, client: &reqwest::Client, path: &str) -> (u16, Value) {
@@ -268,13 +243,6 @@ impl TestApp {
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-    }
-}
-
-impl Drop for TestApp {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
