@@ -1,4 +1,4 @@
-//! Operations against the real binary: backups under load and from a stopped file, restoring by
+//! The commands beside `serve` (`src/ops/`) and the admin backup route (`src/api/admin.rs`): backups under load and from a stopped file, restoring by
 //! starting a server on a backup, the admin-only backup route, scheduled backups and their
 //! rotation, `check` and `--repair` on a damaged file, `compact`, export and import, user administration,
 //! and the upgrade of a schema-1 data file.
