@@ -31,7 +31,7 @@ use futures_util::StreamExt;
 use rand::{RngCore, SeedableRng};
 use serde_json::{Value, json};
 
-#[path = "common/server.rs"]
+#[path = "../tests/common/server.rs"]
 mod spawned;
 use spawned::Spawned;
 

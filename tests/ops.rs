@@ -1,4 +1,4 @@
-//! Operations against the real binary: backups under load and from a stopped file, restoring by
+//! The commands beside `serve` (`src/ops/`) and the admin backup route (`src/api/admin.rs`): backups under load and from a stopped file, restoring by
 //! starting a server on a backup, the admin-only backup route, scheduled backups and their
 //! rotation, `check` and `--repair` on a damaged file, `compact`, export and import, user administration,
 //! and the upgrade of a schema-1 data file.
@@ -262,25 +262,8 @@ async fn a_server_started_on_a_backup_has_the_same_logins_and_bytes() {
 /// Starts the server on `data`, stores one image, and kills it (SIGKILL) so the file is left as a
 /// power cut would leave it.
 async fn crash_with_one_image(data: &Path) -> Vec<u8> {
-    use std::io::{BufRead, BufReader};
-    let mut child = Command::new(env!("CARGO_BIN_EXE_imgvault"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--data", s(data)])
-        .env("IMGVAULT_ADMIN_PASSWORD", ADMIN_PASSWORD)
-        .env("RUST_LOG", "imgvault=warn")
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("start imgvault");
-    let stdout = child.stdout.take().unwrap();
-    let base = tokio::task::spawn_blocking(move || {
-        let line = BufReader::new(stdout)
-            .lines()
-            .map(|l| l.unwrap())
-            .find(|l| l.contains("listening on http://"))
-            .expect("listening line");
-        line[line.find("http://").unwrap()..].trim().to_string()
-    })
-    .await
-    .unwrap();
+    let mut server = spawn_server(data, &[]).await;
+    let base = server.base.clone();
     let bytes = png(40, 30, 77);
     let client = new_client();
     let resp = client
@@ -290,8 +273,7 @@ async fn crash_with_one_image(data: &Path) -> Vec<u8> {
         .await
         .unwrap();
     assert_eq!(resp.status(), 200);
-    child.kill().unwrap();
-    child.wait().unwrap();
+    server.kill();
     bytes
 }
 

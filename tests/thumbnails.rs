@@ -1,6 +1,8 @@
-//! The media pipeline against the real binary: real thumbnails made in the background, shared by
-//! identical images, transparent images kept transparent, corrupt images failed with a reason, and
-//! a data file from the first schema given thumbnails after an upgrade.
+//! Thumbnails, `/api/user/{id}/thumbnails/{file}` (`src/media/`, `src/jobs.rs`): real thumbnails
+//! made in the background, shared by identical images, transparent images kept transparent, a
+//! 64-megapixel PNG thumbnailed row by row, corrupt images failed with a reason, and a data file
+//! from the first schema given thumbnails after an upgrade. Decompression bombs are in
+//! `hostile_media.rs`.
 
 mod common;
 
@@ -177,4 +179,51 @@ async fn a_schema_one_data_file_opens_and_its_images_get_thumbnails() {
     app.login(&admin, "admin", "fixture-admin").await;
     let (_, list) = app.get_json(&admin, "/api/user/images").await;
     assert_eq!(list["total"], 1);
+}
+
+/// A real, valid PNG of 8000×8000 zero pixels: 64 MB once decoded, about 60 KB on the wire.
+fn zero_png_bomb() -> Vec<u8> {
+    use image::codecs::png::{CompressionType, FilterType, PngEncoder};
+    let img = image::GrayImage::new(8000, 8000);
+    let mut out = std::io::Cursor::new(Vec::new());
+    let encoder =
+        PngEncoder::new_with_quality(&mut out, CompressionType::Best, FilterType::NoFilter);
+    img.write_with_encoder(encoder).unwrap();
+    out.into_inner()
+}
+
+/// 64 MB of pixels behind 60 KB cost a few MiB to thumbnail: the rows are filtered as they are
+/// inflated (`media::cost`), never decoded whole, so the image is stored and gets its thumbnail.
+#[tokio::test]
+async fn a_small_png_of_64_megapixels_is_thumbnailed_row_by_row() {
+    let app = spawn_app().await;
+    let bomb = zero_png_bomb();
+    assert!(
+        bomb.len() < 200 * 1024,
+        "the bomb should be small: {}",
+        bomb.len()
+    );
+    let (client, user_id) = app.user_client("rows").await;
+    let before = app.peak_rss_mib();
+    let (status, body) = app
+        .receive_image(&client, "image/png", &bomb, "clothes")
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let task = app.wait_task(body["taskId"].as_str().unwrap()).await;
+    assert_eq!(task["status"]["status"], "completed", "{task}");
+    let resp = client
+        .get(app.url(&format!(
+            "/api/user/{user_id}/thumbnails/{}",
+            body["filename"].as_str().unwrap()
+        )))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let thumb = image::load_from_memory(&resp.bytes().await.unwrap()).expect("a thumbnail");
+    assert_eq!(thumb.width(), thumb.height());
+    assert!((64..=1024).contains(&thumb.width()), "{}", thumb.width());
+    // Decoded whole it is 64 MiB, and 256 more for the conversion and the resizer.
+    let grew = app.peak_rss_mib().saturating_sub(before);
+    assert!(grew < 48, "peak RSS grew by {grew} MiB");
 }

@@ -1,6 +1,7 @@
-//! The embedded web UI and extension over HTTP: types, versioned links, caching (of the page's links
-//! and of the modules they import), gzip, 304, and an `/extension.zip` that a real unzip tool
-//! accepts with every extension file intact.
+//! The embedded web UI and extension over HTTP (`src/web/`, `assets/`): the root page and its
+//! strict CSP, types, versioned links, caching (of the page's links and of the modules they
+//! import), gzip, 304, and an `/extension.zip` that a real unzip tool accepts with every extension
+//! file intact. The UI in a browser is `browser.rs`.
 
 mod common;
 
@@ -294,4 +295,26 @@ async fn the_extension_downloads_as_a_zip_that_unzip_tools_accept() {
         let got = std::fs::read(out.join(&name)).unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(got, bytes, "{name} differs in the zip");
     }
+}
+
+#[tokio::test]
+async fn the_root_serves_an_embedded_page_with_a_strict_csp() {
+    let app = spawn_app().await;
+    let resp = app.client.get(app.url("/")).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(
+        resp.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    let csp = resp.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        csp.contains("script-src 'self'") && !csp.contains("unsafe-eval"),
+        "{csp}"
+    );
+    assert!(resp.text().await.unwrap().contains("imgvault"));
 }

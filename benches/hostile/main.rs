@@ -40,7 +40,7 @@
 //! same machine, so latencies include its own CPU use. Data files live in a temporary directory
 //! under `target/`.
 
-#[path = "../common/server.rs"]
+#[path = "../../tests/common/server.rs"]
 mod spawned;
 
 mod attacks;

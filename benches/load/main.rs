@@ -72,7 +72,7 @@ mod phases;
 mod procfs;
 mod report;
 mod server;
-#[path = "../common/server.rs"]
+#[path = "../../tests/common/server.rs"]
 mod spawned;
 mod stats;
 

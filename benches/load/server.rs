@@ -1,5 +1,5 @@
 //! The imgvault release binary under test: its data directory, and the server (spawned and
-//! stopped by `benches/common/server.rs`) with the start-up figures the bench reports.
+//! stopped by `tests/common/server.rs`, the harness the tests use too) with the start-up figures the bench reports.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitStatus;

@@ -6,13 +6,18 @@
 
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader};
+use std::io::{Read, Write};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use base64::Engine;
+use reqwest::multipart::{Form, Part};
 use serde_json::{Value, json};
+
+pub mod server;
+
+use server::{Echo, Launch, Spawned};
 
 pub const ADMIN_PASSWORD: &str = "admin-test-pw";
 
@@ -22,7 +27,8 @@ pub struct TestApp {
     pub base: String,
     /// A client with its own cookie jar.
     pub client: reqwest::Client,
-    child: Child,
+    // Declared before `dir`, so a dropped app is killed before its data directory is removed.
+    server: Spawned,
     dir: tempfile::TempDir,
 }
 
@@ -40,47 +46,34 @@ pub async fn spawn_app_with(args: &[&str]) -> TestApp {
 pub async fn spawn_app_in(dir: tempfile::TempDir, args: &[&str]) -> TestApp {
     // Built before the child exists, so a failure here cannot leave a server running.
     let client = new_client();
-    let data = data_path(dir.path());
-    let mut child = Command::new(env!("CARGO_BIN_EXE_imgvault"))
-        .arg("serve")
-        .arg("--listen")
-        .arg("127.0.0.1:0")
-        .arg("--data")
-        .arg(&data)
-        .args(args)
-        .env("IMGVAULT_ADMIN_PASSWORD", ADMIN_PASSWORD)
-        // The free-space floor (256 MiB by default) would refuse uploads on a nearly full test
-        // machine; tests that are about it pass `--min-free-mb`, which wins over this.
-        .env("IMGVAULT_MIN_FREE_MB", "0")
-        .env("RUST_LOG", "imgvault=warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start the imgvault binary");
-    let stdout = child.stdout.take().expect("piped stdout");
-    let base = tokio::task::spawn_blocking(move || {
-        let mut lines = BufReader::new(stdout).lines();
-        let base = loop {
-            let line = lines
-                .next()
-                .expect("imgvault exited before printing its address")
-                .expect("read imgvault stdout");
-            if let Some(pos) = line.find("listening on http://") {
-                break line[pos + "listening on ".len()..].trim().to_string();
-            }
-        };
-        // Keep draining stdout so the child never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines {});
-        base
-    })
-    .await
-    .expect("reader thread");
+    let server = spawn_server(&data_path(dir.path()), args).await;
     TestApp {
-        base,
+        base: server.base.clone(),
         client,
-        child,
+        server,
         dir,
     }
+}
+
+/// Starts the binary on `data` as `spawn_app` does, for a test that keeps the file itself.
+pub async fn spawn_server(data: &Path, args: &[&str]) -> Spawned {
+    let launch = Launch {
+        label: "imgvault".to_string(),
+        binary: env!("CARGO_BIN_EXE_imgvault").into(),
+        data: data.to_path_buf(),
+        args: args.iter().map(|a| a.to_string()).collect(),
+        admin_password: ADMIN_PASSWORD.to_string(),
+        // The free-space floor (256 MiB by default) would refuse uploads on a nearly full test
+        // machine; tests that are about it pass `--min-free-mb`, which wins over this.
+        env: vec![("IMGVAULT_MIN_FREE_MB".to_string(), "0".to_string())],
+        log_filter: "imgvault=warn".to_string(),
+        echo: Echo::Inherit,
+    };
+    // Off the runtime: a test's own servers (a fake hub, an image origin) keep serving meanwhile.
+    tokio::task::spawn_blocking(move || Spawned::launch(launch))
+        .await
+        .expect("start-up thread")
+        .unwrap_or_else(|e| panic!("{e}"))
 }
 
 pub fn data_path(dir: &Path) -> PathBuf {
@@ -109,31 +102,27 @@ impl TestApp {
 
     /// Sends SIGTERM, waits for a clean exit and hands back the data directory so the caller can
     /// start the server again on the same file.
-    pub fn stop(mut self) -> tempfile::TempDir {
-        let pid = self.child.id().to_string();
-        let status = Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .expect("run kill");
-        assert!(status.success(), "kill -TERM failed");
-        let exit = self.child.wait().expect("wait for imgvault");
+    pub fn stop(self) -> tempfile::TempDir {
+        let TestApp {
+            mut server, dir, ..
+        } = self;
+        let exit = server.stop().unwrap_or_else(|e| panic!("{e}"));
         assert!(exit.success(), "imgvault did not exit cleanly: {exit:?}");
-        // Moving the directory out of a type with a Drop impl needs a swap.
-        let placeholder = tempfile::tempdir().expect("temp dir");
-        std::mem::replace(&mut self.dir, placeholder)
+        dir
     }
 
     /// Kills the process outright (SIGKILL, as a power cut would) and hands back its data directory.
-    pub fn kill(mut self) -> tempfile::TempDir {
-        self.child.kill().expect("kill imgvault");
-        self.child.wait().expect("wait for imgvault");
-        let placeholder = tempfile::tempdir().expect("temp dir");
-        std::mem::replace(&mut self.dir, placeholder)
+    pub fn kill(self) -> tempfile::TempDir {
+        let TestApp {
+            mut server, dir, ..
+        } = self;
+        server.kill();
+        dir
     }
 
     /// The server's process id (for reading its /proc/PID/status).
     pub fn pid(&self) -> u32 {
-        self.child.id()
+        self.server.pid()
     }
 
     /// The server's peak resident memory so far (`VmHWM`), in MiB.
@@ -150,30 +139,19 @@ impl TestApp {
 
     /// Sends SIGTERM and returns at once; `wait_exit` then waits for the process to end.
     pub fn terminate(&self) {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .expect("run kill");
-        assert!(status.success(), "kill -TERM failed");
+        self.server.terminate().unwrap_or_else(|e| panic!("{e}"));
     }
 
     /// Waits at most `limit` for the process to exit; `None` if it is still running then.
     pub fn wait_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
-        let deadline = std::time::Instant::now() + limit;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("wait for imgvault") {
-                return Some(status);
-            }
-            if std::time::Instant::now() >= deadline {
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        self.server
+            .wait_exit(limit)
+            .unwrap_or_else(|e| panic!("{e}"))
     }
 
     /// Whether the process is still running (it must survive every bad request).
     pub fn is_alive(&mut self) -> bool {
-        matches!(self.child.try_wait(), Ok(None))
+        self.server.exited().is_none()
     }
 
     pub async fn get_json(&self, client: &reqwest::Client, path: &str) -> (u16, Value) {
@@ -273,13 +251,6 @@ impl TestApp {
     }
 }
 
-impl Drop for TestApp {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 pub async fn status_and_json(resp: reqwest::Response) -> (u16, Value) {
     let status = resp.status().as_u16();
     let text = resp.text().await.expect("response body");
@@ -330,4 +301,236 @@ pub fn webp(w: u32, h: u32, seed: u32) -> Vec<u8> {
         image::DynamicImage::ImageRgba8(image::DynamicImage::from(pattern(w, h, seed)).to_rgba8()),
         image::ImageFormat::WebP,
     )
+}
+
+// ---------------------------------------------------------------------------------------------
+// Refusals: a bad request must get the seed's JSON error, store nothing and leave the server
+// serving. Refusal tests end with `assert_unharmed`: the process still runs, `/api/status`
+// answers 200 and the image total is what it was before the bad request.
+// ---------------------------------------------------------------------------------------------
+
+pub const UNSUPPORTED: &str = "不支持的文件格式";
+pub const TOO_LARGE: &str = "文件大小不能超过10MB";
+pub const MB: usize = 1024 * 1024;
+
+/// The seed's error body for everything but file and task lookups.
+pub fn failure(error: &str) -> Value {
+    json!({"success": false, "error": error})
+}
+
+/// `/api/status`'s `total_images`, asserting the server answers it.
+pub async fn total_images(app: &TestApp) -> u64 {
+    let (status, body) = app.get_json(&new_client(), "/api/status").await;
+    assert_eq!(status, 200, "/api/status: {body}");
+    body["total_images"].as_u64().expect("total_images")
+}
+
+/// The number of images `client`'s user owns, from `/api/user/images`.
+pub async fn user_total(app: &TestApp, client: &reqwest::Client) -> u64 {
+    let (status, body) = app.get_json(client, "/api/user/images").await;
+    assert_eq!(status, 200, "/api/user/images: {body}");
+    body["total"].as_u64().expect("total")
+}
+
+/// The server survived the bad requests: its process runs, it serves `/api/status`, and its image
+/// total is still `expected` (a refused request stores nothing).
+pub async fn assert_unharmed(app: &mut TestApp, expected: u64) {
+    assert!(app.is_alive(), "the server process died");
+    assert_eq!(total_images(app).await, expected, "the image total changed");
+}
+
+/// Status 400 with `{"success": false, "error": "不支持的文件格式…"}`.
+#[track_caller]
+pub fn assert_unsupported((status, body): &(u16, Value), what: &str) {
+    assert_eq!(*status, 400, "{what}: {body}");
+    assert_eq!(body["success"], false, "{what}: {body}");
+    let error = body["error"].as_str().unwrap_or_default();
+    assert!(error.starts_with(UNSUPPORTED), "{what}: {body}");
+}
+
+/// `status`, and a JSON body whose `error` is a non-empty string.
+#[track_caller]
+pub fn assert_error_status((status, body): &(u16, Value), expected: u16, what: &str) {
+    assert_eq!(*status, expected, "{what}: {body}");
+    assert_has_error(body, what);
+}
+
+#[track_caller]
+pub fn assert_has_error(body: &Value, what: &str) {
+    let error = body["error"].as_str().unwrap_or_default();
+    assert!(!error.is_empty(), "{what}: no error message in {body}");
+}
+
+/// Posts `body` verbatim as `application/json` (for bodies `post_json` cannot produce).
+pub async fn post_raw_json(
+    app: &TestApp,
+    path: &str,
+    body: impl Into<reqwest::Body>,
+) -> (u16, Value) {
+    let resp = new_client()
+        .post(app.url(path))
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .expect("POST");
+    status_and_json(resp).await
+}
+
+/// Posts a multipart form to `/api/upload-file`.
+pub async fn upload_form(app: &TestApp, client: &reqwest::Client, form: Form) -> (u16, Value) {
+    let resp = client
+        .post(app.url("/api/upload-file"))
+        .multipart(form)
+        .send()
+        .await
+        .expect("POST /api/upload-file");
+    status_and_json(resp).await
+}
+
+/// A `file` part named `filename` declaring `mime`.
+pub fn file_part(bytes: Vec<u8>, filename: &str, mime: &str) -> Part {
+    Part::bytes(bytes)
+        .file_name(filename.to_string())
+        .mime_str(mime)
+        .expect("mime type")
+}
+
+/// The three upload routes, by the last segment of their path.
+pub const UPLOAD_ROUTES: [&str; 3] = ["receive-image", "upload-clipboard", "upload-file"];
+
+/// An anonymous request sending `bytes` to `/api/{route}`: a data URL, bare base64, or a
+/// multipart file.
+pub fn upload_request(app: &TestApp, route: &str, bytes: &[u8]) -> reqwest::RequestBuilder {
+    let request = new_client().post(app.url(&format!("/api/{route}")));
+    match route {
+        "receive-image" => request.json(&json!({"imageData": data_url("image/png", bytes)})),
+        "upload-clipboard" => request.json(&json!({"imageData": b64(bytes), "category": "char"})),
+        "upload-file" => {
+            let part = file_part(bytes.to_vec(), "picture.png", "image/png");
+            request.multipart(Form::new().part("file", part))
+        }
+        other => panic!("no upload route {other}"),
+    }
+}
+
+pub async fn upload_via(app: &TestApp, route: &str, bytes: &[u8]) -> (u16, Value) {
+    let resp = upload_request(app, route, bytes)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("POST /api/{route}: {e}"));
+    status_and_json(resp).await
+}
+
+/// Sends `bytes` to each of the three upload routes and returns the answers.
+pub async fn upload_everywhere(app: &TestApp, bytes: &[u8]) -> Vec<(&'static str, (u16, Value))> {
+    let mut answers = Vec::new();
+    for route in UPLOAD_ROUTES {
+        answers.push((route, upload_via(app, route, bytes).await));
+    }
+    answers
+}
+
+/// Registers `username` and returns its user id and the `session=…` cookie of a fresh login,
+/// captured from `Set-Cookie` so it can be replayed by hand.
+pub async fn login_cookie(app: &TestApp, username: &str) -> (String, String) {
+    let client = new_client();
+    let user_id = app.register(&client, username, "password123").await;
+    let resp = client
+        .post(app.url("/api/login"))
+        .json(&json!({"username": username, "password": "password123"}))
+        .send()
+        .await
+        .expect("POST /api/login");
+    assert_eq!(resp.status(), 200);
+    let cookie = resp
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("session="))
+        .expect("a session cookie")
+        .split(';')
+        .next()
+        .expect("cookie pair")
+        .to_string();
+    (user_id, cookie)
+}
+
+/// `GET path` from a client without a cookie jar, sending `cookie` as the whole `Cookie` header.
+pub async fn get_with_cookie(app: &TestApp, path: &str, cookie: &str) -> (u16, Value) {
+    let resp = reqwest::Client::new()
+        .get(app.url(path))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .expect("GET");
+    status_and_json(resp).await
+}
+
+/// Sends `GET target` byte for byte over a plain socket. An HTTP client would resolve `../` and
+/// `%2e%2e` segments before they left the machine; an attacker's client does not.
+pub async fn raw_get(app: &TestApp, target: &str, cookie: &str) -> (u16, Vec<u8>) {
+    let addr = app.base.trim_start_matches("http://").to_string();
+    let request = format!(
+        "GET {target} HTTP/1.1\r\nHost: {addr}\r\nCookie: {cookie}\r\nConnection: close\r\n\r\n"
+    );
+    let answer = tokio::task::spawn_blocking(move || {
+        let mut stream = TcpStream::connect(&addr).expect("connect");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .expect("read timeout");
+        stream.write_all(request.as_bytes()).expect("send request");
+        let mut answer = Vec::new();
+        stream.read_to_end(&mut answer).expect("read answer");
+        answer
+    })
+    .await
+    .expect("socket thread");
+    parse_response(&answer)
+}
+
+/// Status and body of a raw HTTP/1.1 answer (`Content-Length` or chunked).
+pub fn parse_response(answer: &[u8]) -> (u16, Vec<u8>) {
+    let split = answer
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("end of headers");
+    let head = String::from_utf8_lossy(&answer[..split]).to_ascii_lowercase();
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("status code");
+    let body = &answer[split + 4..];
+    if head.contains("transfer-encoding: chunked") {
+        (status, dechunk(body))
+    } else {
+        (status, body.to_vec())
+    }
+}
+
+pub fn dechunk(mut body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(eol) = body.windows(2).position(|w| w == b"\r\n") {
+        let size_field = String::from_utf8_lossy(&body[..eol]);
+        let size_hex = size_field.split(';').next().unwrap_or_default().trim();
+        let size = usize::from_str_radix(size_hex, 16).expect("chunk size");
+        if size == 0 {
+            break;
+        }
+        let start = eol + 2;
+        out.extend_from_slice(&body[start..start + size]);
+        body = &body[start + size + 2..];
+    }
+    out
+}
+
+/// The three file routes for `filename` under `user_id`.
+pub fn file_routes(user_id: &str, filename: &str) -> [String; 3] {
+    [
+        format!("/api/user/{user_id}/images/{filename}"),
+        format!("/api/user/{user_id}/images/clothes/{filename}"),
+        format!("/api/user/{user_id}/thumbnails/{filename}"),
+    ]
 }

@@ -1,5 +1,6 @@
-//! Cloud sync between two real imgvault processes on loopback: a local server started with
-//! `--cloud-url` pointing at a hub (the same binary). Failure modes use a proxy or a fake hub that
+//! Cloud sync, `/api/cloud/sync` and the hub's `/api/sync/user/…` routes (`src/api/sync.rs`,
+//! `src/cloud.rs`, `src/store/sync.rs`), between two real imgvault processes on loopback: a local
+//! server started with `--cloud-url` pointing at a hub (the same binary). Failure modes use a proxy or a fake hub that
 //! this test runs, so each is reproduced exactly rather than hoped for.
 
 mod common;
@@ -546,6 +547,10 @@ async fn sync_is_disabled_without_a_hub_and_needs_a_hub_login_with_one() {
         body,
         json!({"success": false, "error": "云端同步功能已禁用"})
     );
+    let (status, _) = app
+        .post_json(&new_client(), "/api/cloud/sync", &json!({}))
+        .await;
+    assert_eq!(status, 401, "an anonymous sync");
 
     // A hub that is down at login: the login works, sync explains what to do.
     let (base, stop) = fake_hub(FakeHub::Fails).await;
