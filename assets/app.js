@@ -6,9 +6,9 @@
 // captions, file names) is only ever written with textContent or setAttribute, never as HTML, and
 // only http(s) URLs become links.
 //
-// The modules import each other's functions freely, cycles included (gallery <-> viewer,
-// auth <-> gallery): that is safe because no module calls into another while it is being
-// evaluated; everything runs from start(), after all of them are loaded.
+// The modules import each other in one direction only, with no cycles (tests/web.rs checks it):
+// app.js -> auth -> viewer -> gallery -> images -> state -> dom, and so on down. A lower module
+// tells a higher one something (a 401, a click on a card) through an event of js/events.js.
 
 import { $ } from './js/dom.js';
 import { state, cards } from './js/state.js';

@@ -5,6 +5,7 @@
 
 mod common;
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
 use std::path::Path;
 
@@ -132,8 +133,41 @@ fn relative_imports(js: &str) -> Vec<String> {
     out
 }
 
+/// A cycle in a module graph (module path → the paths it imports), as `a → b → a`, if there is one.
+fn import_cycle(graph: &BTreeMap<String, Vec<String>>) -> Option<String> {
+    fn visit(
+        node: &str,
+        graph: &BTreeMap<String, Vec<String>>,
+        path: &mut Vec<String>,
+        done: &mut BTreeSet<String>,
+    ) -> Option<String> {
+        if let Some(at) = path.iter().position(|n| n == node) {
+            let mut cycle = path[at..].to_vec();
+            cycle.push(node.to_string());
+            return Some(cycle.join(" → "));
+        }
+        if done.contains(node) {
+            return None;
+        }
+        path.push(node.to_string());
+        for next in graph.get(node).into_iter().flatten() {
+            if let Some(cycle) = visit(next, graph, path, done) {
+                return Some(cycle);
+            }
+        }
+        path.pop();
+        done.insert(node.to_string());
+        None
+    }
+    let mut done = BTreeSet::new();
+    graph
+        .keys()
+        .find_map(|node| visit(node, graph, &mut Vec::new(), &mut done))
+}
+
 /// The page links only the entry module; the modules it imports (by unversioned relative URLs) are
 /// JavaScript and revalidated on every load, so a new entry never runs with stale cached modules.
+/// They import each other in one direction only: the import graph has no cycle.
 #[tokio::test]
 async fn the_ui_modules_are_javascript_and_always_revalidated() {
     let app = spawn_app().await;
@@ -169,7 +203,12 @@ async fn the_ui_modules_are_javascript_and_always_revalidated() {
         .iter()
         .map(|spec| entry_url.join(spec).unwrap())
         .collect();
-    let mut reached = std::collections::BTreeSet::new();
+    let mut graph = BTreeMap::new();
+    graph.insert(
+        entry_url.path().to_string(),
+        queue.iter().map(|u| u.path().to_string()).collect(),
+    );
+    let mut reached = BTreeSet::new();
     while let Some(url) = queue.pop() {
         if !reached.insert(url.path().to_string()) {
             continue;
@@ -197,9 +236,14 @@ async fn the_ui_modules_are_javascript_and_always_revalidated() {
             .await
             .unwrap();
         assert_eq!(again.status(), 304, "{path}");
-        queue.extend(relative_imports(&body).iter().map(|s| url.join(s).unwrap()));
+        let imports: Vec<reqwest::Url> = relative_imports(&body)
+            .iter()
+            .map(|s| url.join(s).unwrap())
+            .collect();
+        graph.insert(path, imports.iter().map(|u| u.path().to_string()).collect());
+        queue.extend(imports);
     }
-    let mut modules = std::collections::BTreeSet::new();
+    let mut modules = BTreeSet::new();
     for entry in std::fs::read_dir(assets().join("js")).unwrap().flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
         if name.ends_with(".js") {
@@ -207,6 +251,9 @@ async fn the_ui_modules_are_javascript_and_always_revalidated() {
         }
     }
     assert_eq!(reached, modules, "modules reached from app.js vs assets/js");
+    if let Some(cycle) = import_cycle(&graph) {
+        panic!("the UI's modules import each other in a cycle: {cycle}");
+    }
 
     // Only the current hash is cached for good: a stale `v=` is revalidated like no `v=` at all.
     let stale = app

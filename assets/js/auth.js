@@ -1,10 +1,12 @@
 // Log in, register, log out, and the two views they switch between: anonymous (log in + upload)
-// and logged in (upload + gallery). A 401 from a user-only call ends up in sessionLost().
+// and logged in (upload + gallery). A 401 from a user-only call, in any module, is emitted as
+// 'session-lost' and ends up in sessionLost().
 
 import { $, text, toast, busy } from './dom.js';
 import { state } from './state.js';
 import { t } from './i18n.js';
 import { ApiError, api } from './api.js';
+import { on } from './events.js';
 import { resetGallery, loadMore } from './gallery.js';
 import { closeViewer } from './viewer.js';
 import { clearSync } from './sync.js';
@@ -44,7 +46,7 @@ export function enterAnon() {
 }
 
 /** A user-only call answered 401: the session is gone (expired, or logged out elsewhere). */
-export function sessionLost() {
+function sessionLost() {
   if (!state.user) return;
   enterAnon();
   toast(t('toast.sessionLost'), true);
@@ -178,6 +180,7 @@ async function onLogout() {
 
 /** The header's account buttons and the log-in and register forms. */
 export function bindAuth() {
+  on('session-lost', sessionLost);
   $('logout-button').addEventListener('click', onLogout);
   $('login-jump').addEventListener('click', () => {
     selectAuthTab('login');

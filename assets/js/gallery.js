@@ -1,12 +1,13 @@
-// The logged-in user's images: how an image is named and categorised, the grid of cards, paging
-// (more pages as the grid scrolls), refreshing after uploads, and the category filter.
+// The logged-in user's images: the grid of cards, paging (more pages as the grid scrolls),
+// refreshing after uploads, and the category filter. A click on a card and a 401 are emitted as
+// events ('open-image', 'session-lost'): the viewer and auth sit above this module.
 
-import { $, el, safePath, text, formatBytes, shortTime } from './dom.js';
-import { PER_PAGE, CATEGORIES, state, cards } from './state.js';
+import { $, el, safePath, formatBytes, shortTime } from './dom.js';
+import { PER_PAGE, state, cards } from './state.js';
 import { t, catName, formatCount } from './i18n.js';
 import { api } from './api.js';
-import { sessionLost } from './auth.js';
-import { openViewer } from './viewer.js';
+import { emit } from './events.js';
+import { categoryOf, givenName, formatOf, dimsOf, titleOf, altOf } from './images.js';
 
 export function resetGallery() {
   state.generation += 1;
@@ -19,40 +20,6 @@ export function resetGallery() {
   cards.clear();
   $('grid').replaceChildren();
   renderGallery();
-}
-
-export function categoryOf(image) {
-  const c = image && image.context_info && image.context_info.category;
-  if (CATEGORIES.includes(c)) return c;
-  return typeof image.filename === 'string' && image.filename.startsWith('char_') ? 'char' : 'clothes';
-}
-
-/** The name an image came with: its page title, else its own title, alt text or original file name. */
-function givenName(image) {
-  const info = image.context_info || {};
-  return text(image.page_title) || text(info.title) || text(info.alt) ||
-    text(info.original_filename) || text(info.originalFilename);
-}
-
-function formatOf(image) {
-  const ext = text(image.filename).split('.').pop() || '';
-  return ext.toUpperCase().replace('JPEG', 'JPG');
-}
-
-function dimsOf(image) {
-  return image.image_width > 0 && image.image_height > 0 ? `${image.image_width} × ${image.image_height}` : '';
-}
-
-/** What to call an image: the name it came with, else its format and size (the stored file name
- *  is generated and says little). */
-export function titleOf(image) {
-  return givenName(image) || [formatOf(image), dimsOf(image)].filter(Boolean).join(' · ') ||
-    text(image.filename) || image.id;
-}
-
-export function altOf(image) {
-  const info = image.context_info || {};
-  return text(info.alt) || text(image.page_title) || text(info.caption) || text(image.filename);
 }
 
 export function visibleImages() {
@@ -100,7 +67,7 @@ function cardFor(image) {
     el('span', { class: 'thumb-meta' }, meta.filter(Boolean).join(' · ')),
   );
   button.append(media, body);
-  button.addEventListener('click', () => openViewer(image.id));
+  button.addEventListener('click', () => emit('open-image', image.id));
   li.append(button);
   cards.set(image.id, li);
   return li;
@@ -173,7 +140,7 @@ export async function loadMore() {
     if (generation !== state.generation) return;
     if (err.status === 401) {
       state.loading = false;
-      sessionLost();
+      emit('session-lost');
       return;
     }
     state.loadError = err.display;
@@ -203,7 +170,7 @@ async function refreshTop() {
     if (state.images.length >= state.total) state.done = true;
     renderGallery();
   } catch (err) {
-    if (err.status === 401) sessionLost();
+    if (err.status === 401) emit('session-lost');
   }
 }
 

@@ -1,10 +1,10 @@
 // Cloud sync, offered only when the account has it enabled: starts the task and shows its progress
-// and result under the header.
+// and result under the header. A 401 is emitted as 'session-lost' for auth.js, which sits above.
 
 import { $, text, busy } from './dom.js';
 import { t, serverText, formatCount } from './i18n.js';
 import { api, waitForTask } from './api.js';
-import { sessionLost } from './auth.js';
+import { emit } from './events.js';
 import { scheduleRefresh } from './gallery.js';
 
 let syncState = null; // { phase: 'running'|'done'|'error', text, progress }
@@ -113,7 +113,7 @@ async function onSync() {
     }
     scheduleRefresh();
   } catch (err) {
-    if (err.status === 401) { busy(button, false); sessionLost(); return; }
+    if (err.status === 401) { busy(button, false); emit('session-lost'); return; }
     syncState = { phase: 'error', text: () => t('sync.failed', { msg: err.display }) };
   }
   busy(button, false);

@@ -1,17 +1,19 @@
 // The image view (a modal dialog with the image and its metadata, previous/next, download) and
-// deleting an image from it after a confirmation.
+// deleting an image from it after a confirmation. It opens on the gallery's 'open-image' event; a
+// 401 is emitted as 'session-lost' for auth.js, which sits above.
 
 import { $, el, safeHttpUrl, safePath, text, formatBytes, toast, busy, isEditable, onBackdrop } from './dom.js';
 import { state, cards } from './state.js';
 import { t, catName, formatCount } from './i18n.js';
 import { api } from './api.js';
 import { scheduleStatus } from './status.js';
-import { sessionLost } from './auth.js';
-import { categoryOf, titleOf, altOf, visibleImages, renderGallery, loadMore, sentinelInView } from './gallery.js';
+import { emit, on } from './events.js';
+import { categoryOf, titleOf, altOf } from './images.js';
+import { visibleImages, renderGallery, loadMore, sentinelInView } from './gallery.js';
 
 let viewerOpener = null;
 
-export function openViewer(id) {
+function openViewer(id) {
   if (!state.ids.has(id)) return;
   const dialog = $('viewer');
   if (!dialog.open) viewerOpener = document.activeElement;
@@ -137,7 +139,7 @@ async function deleteCurrent() {
     await api('DELETE', '/api/user/images/' + encodeURIComponent(id));
   } catch (err) {
     busy(button, false);
-    if (err.status === 401) { sessionLost(); return; }
+    if (err.status === 401) { emit('session-lost'); return; }
     if (err.status !== 404) { toast(err.display, true); return; }
     // 404: already gone; drop it from the page all the same.
   }
@@ -158,6 +160,7 @@ async function deleteCurrent() {
 
 /** The image view and the delete confirmation. */
 export function bindViewer() {
+  on('open-image', openViewer);
   const viewer = $('viewer');
   $('viewer-close').addEventListener('click', closeViewer);
   $('viewer-prev').addEventListener('click', () => stepViewer(-1));

@@ -15,7 +15,7 @@
 //! unchanged), so a new entry never runs with stale modules, and an entry still cached from an
 //! older build gets the new modules. Rewriting import specifiers with content hashes would save
 //! those round trips, but it would mean editing JavaScript on the server and hashing each module's
-//! whole import graph, cycles included; for a dozen small files on a LAN, revalidation is simpler.
+//! whole import graph; for a dozen small files on a LAN, revalidation is simpler.
 //!
 //! For UI work, `IMGVAULT_ASSETS_DIR=assets` makes the server read the files from disk on every
 //! request instead, so a reload shows an edit without a rebuild.
