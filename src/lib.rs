@@ -135,11 +135,10 @@ pub async fn serve(
         config.thumb_size,
         config.limits.decode_budget,
     );
-    let ingest = ingest::Ingest::new(writer.clone(), jobs.clone(), config.limits.decode_budget);
+    let ingest = ingest::Ingest::new(writer, jobs.clone(), config.limits.decode_budget);
     let state = Arc::new(api::AppState {
         store: store.clone(),
         jobs,
-        writer,
         ingest,
         fetcher,
         hub,

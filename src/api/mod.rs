@@ -29,8 +29,6 @@ pub struct AppState {
     pub store: Arc<crate::store::Store>,
     pub config: crate::config::Config,
     pub jobs: Arc<crate::jobs::Jobs>,
-    /// Stores uploads, several to a commit.
-    pub writer: crate::writer::Writer,
     /// The way uploads come in: checked, named, stored and queued for a thumbnail.
     pub ingest: crate::ingest::Ingest,
     /// Downloads images sent to `/api/receive-image` as URLs.

@@ -7,7 +7,6 @@
 //! Uploads without a session are owned by `admin` and held to a quota per client address (images
 //! and bytes a minute, 429 past it), or refused when `--anonymous-uploads false`; a session's own
 //! uploads are never counted.
-
 //!
 //! `upload` takes images in, `list` pages through them and deletes them, `files` serves their bytes.
 
