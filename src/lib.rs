@@ -7,6 +7,7 @@
 pub mod api;
 pub mod atomic_file;
 pub mod auth;
+pub mod backups;
 pub mod cli;
 pub mod clock;
 pub mod config;
@@ -83,7 +84,7 @@ pub async fn serve(
     .map_err(|e| ServeError::Startup(e.to_string()))?
     .map_err(store_error)?;
 
-    let backups = ops::schedule::start(store.clone(), config.backups.clone())
+    let backups = backups::start(store.clone(), config.backups.clone())
         .map_err(|e| ServeError::Startup(format!("backup directory: {e}")))?;
 
     let hub = match &config.cloud_url {

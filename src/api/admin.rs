@@ -41,7 +41,7 @@ async fn backup(state: Arc<AppState>, caller: Caller) -> Result<warp::reply::Res
         .await
         .map_err(|e| reject(ApiError::Internal(e.to_string())))?;
     let started = std::time::Instant::now();
-    let name = crate::ops::schedule::file_name_now();
+    let name = crate::backups::file_name_now();
     let (file, size) = blocking(move || {
         let target = state
             .config

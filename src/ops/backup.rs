@@ -10,9 +10,9 @@ use reqwest::header;
 use serde::{Deserialize, Serialize};
 
 use super::progress::{Progress, Unit};
-use super::schedule::file_name_now;
 use super::{OpsError, Outcome, human_bytes, read_password};
 use crate::atomic_file;
+use crate::backups::file_name_now;
 use crate::cli::BackupArgs;
 use crate::store::backup::{self, FileSummary};
 

@@ -1,5 +1,5 @@
 //! The commands beside `serve` that look after a data file: backup, check, compact, export, import
-//! and user administration, plus the backups `serve` takes on a schedule.
+//! and user administration. (The backups `serve` takes on a schedule are `crate::backups`.)
 //!
 //! They are for the person running the appliance, at a terminal or in a cron job: results go to
 //! standard output, progress and errors to standard error, and every failure ends in a sentence
@@ -13,7 +13,6 @@ mod compact;
 mod export;
 mod import;
 mod progress;
-pub mod schedule;
 pub(crate) mod users;
 
 use std::io::{BufRead, IsTerminal, Write};
