@@ -20,10 +20,10 @@ use bytes::Bytes;
 
 use crate::clock::{self, Micros};
 use crate::domain::{BlobHash, Category};
-use crate::jobs::Jobs;
 use crate::media::{self, MediaError, Probe};
 use crate::store::records::{ImageRecord, TaskRecord, TaskStatus};
 use crate::store::{Store, StoreError};
+use crate::thumbnails::Jobs;
 use crate::writer::Writer;
 
 /// The way uploads come in (see the module docs).

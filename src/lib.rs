@@ -6,7 +6,6 @@
 
 pub mod api;
 pub mod atomic_file;
-pub mod auth;
 pub mod backups;
 pub mod cli;
 pub mod clock;
@@ -14,13 +13,14 @@ pub mod config;
 pub mod domain;
 pub mod fetch;
 pub mod ingest;
-pub mod jobs;
 pub mod media;
 pub mod ops;
+pub mod secrets;
 pub mod server;
 pub mod store;
 pub mod sync;
 pub mod throttle;
+pub mod thumbnails;
 pub mod web;
 pub mod writer;
 
@@ -129,7 +129,7 @@ pub async fn serve(
     .map_err(|e| ServeError::Startup(format!("HTTP client: {e}")))?;
     let writer = writer::Writer::start(store.clone())
         .map_err(|e| ServeError::Startup(format!("writer thread: {e}")))?;
-    let jobs = jobs::Jobs::start(
+    let jobs = thumbnails::Jobs::start(
         store.clone(),
         writer.clone(),
         config.media_workers,

@@ -812,13 +812,13 @@ fn a_schema_one_file_is_backed_up_as_it_is_and_migrated_with_every_record_intact
     assert_eq!(old.user_id, "356eb1ab-65f6-457a-9e1d-21bce806733c");
     assert_eq!(old.email, "old@example.com");
     assert!(old.last_login.is_some());
-    assert!(imgvault::auth::verify_password(
+    assert!(imgvault::secrets::verify_password(
         &old.password_hash,
         "oldpassword"
     ));
     let admin = store.user_by_username("admin").unwrap().unwrap();
     assert_eq!(admin.user_id, "default-user-06ff70f6");
-    assert!(imgvault::auth::verify_password(
+    assert!(imgvault::secrets::verify_password(
         &admin.password_hash,
         "fixture-admin"
     ));

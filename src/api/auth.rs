@@ -25,7 +25,7 @@ use crate::store::StoreError;
 use crate::store::records::{HubSessionRecord, SessionRecord, UserRecord};
 use crate::sync as cloud;
 use crate::throttle::{self, Closed};
-use crate::{auth, clock};
+use crate::{clock, secrets};
 
 const REMEMBER_FOR: clock::Micros = 7 * clock::DAY;
 const SESSION_FOR: clock::Micros = clock::DAY;
@@ -51,7 +51,7 @@ pub fn optional_user(
             let Some(token) = token.filter(|t| !t.is_empty()) else {
                 return Ok::<_, Rejection>(None);
             };
-            let token_hash = auth::token_hash(&token);
+            let token_hash = secrets::token_hash(&token);
             // Two point reads, in place (see `blocking`).
             let found = state
                 .store
@@ -217,7 +217,7 @@ async fn register(
     let user_id = blocking({
         let state = state.clone();
         move || {
-            let hash = auth::hash_password(password.expose());
+            let hash = secrets::hash_password(password.expose());
             drop(turn);
             let user = UserRecord::new(&username, &email, hash);
             match state
@@ -296,10 +296,10 @@ async fn login(
         move || {
             let _turn = turn;
             let Some(user) = state.store.user_by_username(&username)? else {
-                auth::verify_against_nothing(&password);
+                secrets::verify_against_nothing(&password);
                 return Err(ApiError::BadCredentials);
             };
-            if !auth::verify_password(&user.password_hash, &password) {
+            if !secrets::verify_password(&user.password_hash, &password) {
                 return Err(ApiError::BadCredentials);
             }
             Ok(user)
@@ -309,7 +309,7 @@ async fn login(
     .map_err(reject)?;
     attempt.succeeded();
     let now = clock::now();
-    let (token, token_hash) = auth::new_session_token();
+    let (token, token_hash) = secrets::new_session_token();
     let expires_at = now + if remember { REMEMBER_FOR } else { SESSION_FOR };
     let hub = hub_login(&state, &user, &password, remember)
         .await

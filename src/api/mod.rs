@@ -28,7 +28,7 @@ pub use error::ApiError;
 pub struct AppState {
     pub store: Arc<crate::store::Store>,
     pub config: crate::config::Config,
-    pub jobs: Arc<crate::jobs::Jobs>,
+    pub jobs: Arc<crate::thumbnails::Jobs>,
     /// The way uploads come in: checked, named, stored and queued for a thumbnail.
     pub ingest: crate::ingest::Ingest,
     /// Downloads images sent to `/api/receive-image` as URLs.

@@ -6,7 +6,7 @@ use crate::cli::UserCommand;
 use crate::domain::{Email, Password, Username};
 use crate::store::records::UserRecord;
 use crate::store::{Store, StoreError};
-use crate::{auth, clock};
+use crate::{clock, secrets};
 
 pub fn run(command: UserCommand) -> Result<Outcome, OpsError> {
     match command {
@@ -58,7 +58,7 @@ fn add(store: &Store, name: &str, email: &str) -> Result<Outcome, OpsError> {
     let username = Username::parse(name).map_err(invalid)?;
     let email = Email::parse(email).map_err(invalid)?;
     let password = new_password(username.as_str())?;
-    let user = UserRecord::new(&username, &email, auth::hash_password(password.expose()));
+    let user = UserRecord::new(&username, &email, secrets::hash_password(password.expose()));
     match store.create_user(&user, &username.key(), &email.key()) {
         Ok(()) => {
             println!("created user {} ({})", user.username, user.user_id);
@@ -76,7 +76,7 @@ fn add(store: &Store, name: &str, email: &str) -> Result<Outcome, OpsError> {
 fn passwd(store: &Store, name: &str) -> Result<Outcome, OpsError> {
     let user = find(store, name)?;
     let password = new_password(&user.username)?;
-    let hash = auth::hash_password(password.expose());
+    let hash = secrets::hash_password(password.expose());
     let ended = store
         .set_password(&user.user_id, &hash)
         .map_err(internal)?
@@ -139,7 +139,7 @@ pub(crate) fn ensure_admin(store: &Store, password: Option<String>) -> Result<St
         return Ok(admin.user_id);
     }
     let generated = password.is_none();
-    let password = password.unwrap_or_else(auth::random_password);
+    let password = password.unwrap_or_else(secrets::random_password);
     let admin = UserRecord {
         user_id: format!(
             "default-user-{}",
@@ -147,7 +147,7 @@ pub(crate) fn ensure_admin(store: &Store, password: Option<String>) -> Result<St
         ),
         username: "admin".into(),
         email: "admin@local.com".into(),
-        password_hash: auth::hash_password(&password),
+        password_hash: secrets::hash_password(&password),
         created_at: clock::now(),
         last_login: None,
         cloud_sync_enabled: false,
