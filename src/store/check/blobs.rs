@@ -1,0 +1,213 @@
+//! Blobs: reference counts recounted from the images and thumbnails, and every chunk hashed
+//! against its blob's key.
+
+use super::*;
+
+/// Blob records, reference counts, thumbnails and chunks. A blob is referenced once by every
+/// image record using it and once by every thumbnail made of it.
+pub(super) fn check_blobs(
+    tx: &ReadTransaction,
+    images: &Images,
+    report: &mut CheckReport,
+    out: &mut Findings,
+) -> Result<()> {
+    let mut expected_refs: HashMap<[u8; 32], u64> = HashMap::new();
+    let mut used_sources: HashMap<[u8; 32], &ImageRecord> = HashMap::new();
+    for image in images.records.values() {
+        *expected_refs.entry(image.blob.0).or_default() += 1;
+        used_sources.entry(image.blob.0).or_insert(image);
+    }
+    let blobs = load_blobs(tx, out)?;
+    check_thumbnails(tx, &used_sources, &blobs, &mut expected_refs, report, out)?;
+    for (hash, image) in &used_sources {
+        if !blobs.contains_key(hash) {
+            let sharing = expected_refs.get(hash).copied().unwrap_or(1);
+            let more = match sharing {
+                0 | 1 => String::new(),
+                n => format!(" and {} more", n - 1),
+            };
+            out.found(
+                format!(
+                    "image {} ({}/{}){more}: its bytes (blob {}) are missing",
+                    image.id,
+                    image.user_id,
+                    image.filename,
+                    short(hash)
+                ),
+                None,
+            );
+        }
+    }
+    report.blobs = blobs.len() as u64;
+    report.blob_bytes = blobs.values().flatten().map(|b| b.size).sum();
+    let fix = images.all_known();
+    for (hash, record) in &blobs {
+        let Some(record) = record else { continue };
+        let expected = expected_refs.get(hash).copied().unwrap_or(0);
+        if expected == 0 {
+            out.found(
+                format!(
+                    "blob {} ({} bytes) is used by no image or thumbnail",
+                    short(hash),
+                    record.size
+                ),
+                fix.then_some(Fix::RemoveBlob(*hash)),
+            );
+        } else if record.refs != expected {
+            out.found(
+                format!(
+                    "blob {} has reference count {}, but {expected} images and thumbnails use it",
+                    short(hash),
+                    record.refs
+                ),
+                fix.then_some(Fix::SetRefs(*hash, expected)),
+            );
+        }
+    }
+    check_chunks(tx, &blobs, fix, out)
+}
+/// Every blob record; `None` for one that does not decode (reported here).
+pub(super) fn load_blobs(
+    tx: &ReadTransaction,
+    out: &mut Findings,
+) -> Result<BTreeMap<[u8; 32], Option<BlobRecord>>> {
+    let mut blobs = BTreeMap::new();
+    for entry in tx.open_table(BLOBS)?.iter()? {
+        let (hash, raw) = entry?;
+        let hash = *hash.value();
+        match BlobRecord::decode(raw.value()) {
+            Ok(record) => {
+                blobs.insert(hash, Some(record));
+            }
+            Err(e) => {
+                out.found(format!("blob {}: {e}", short(&hash)), None);
+                blobs.insert(hash, None);
+            }
+        }
+    }
+    Ok(blobs)
+}
+/// Walks every chunk once, in key order: each blob's chunks must be numbered `0..chunks`, add up
+/// to its size and hash to its key; chunks of no blob, or past a blob's end, are orphans.
+pub(super) fn check_chunks(
+    tx: &ReadTransaction,
+    blobs: &BTreeMap<[u8; 32], Option<BlobRecord>>,
+    fix_orphans: bool,
+    out: &mut Findings,
+) -> Result<()> {
+    struct Walk {
+        hash: [u8; 32],
+        hasher: blake3::Hasher,
+        next: u32,
+        present: u32,
+        size: u64,
+        gap: bool,
+        orphans: Vec<u32>,
+    }
+    let mut seen: HashSet<[u8; 32]> = HashSet::new();
+    let finish = |walk: Walk, out: &mut Findings| {
+        let record = blobs.get(&walk.hash).copied().flatten();
+        if !walk.orphans.is_empty() {
+            let what = match record {
+                Some(_) => format!(
+                    "blob {} has {} chunks past its end",
+                    short(&walk.hash),
+                    walk.orphans.len()
+                ),
+                None if blobs.contains_key(&walk.hash) => return,
+                None => format!(
+                    "{} chunks belong to blob {}, which has no record",
+                    walk.orphans.len(),
+                    short(&walk.hash)
+                ),
+            };
+            let fix = fix_orphans.then(|| Fix::RemoveChunks(walk.hash, walk.orphans.clone()));
+            out.found(what, fix);
+        }
+        let Some(record) = record else { return };
+        if walk.gap || walk.next != record.chunks {
+            out.found(
+                format!(
+                    "blob {} lacks chunks: {} of {} present",
+                    short(&walk.hash),
+                    walk.present,
+                    record.chunks
+                ),
+                None,
+            );
+        } else if walk.size != record.size {
+            out.found(
+                format!(
+                    "blob {} holds {} bytes, its record says {}",
+                    short(&walk.hash),
+                    walk.size,
+                    record.size
+                ),
+                None,
+            );
+        } else if *walk.hasher.finalize().as_bytes() != walk.hash {
+            out.found(
+                format!(
+                    "blob {}: its bytes do not hash to its key",
+                    short(&walk.hash)
+                ),
+                None,
+            );
+        }
+    };
+    let chunks = tx.open_table(BLOB_CHUNKS)?;
+    let mut walk: Option<Walk> = None;
+    for entry in chunks.iter()? {
+        let (key, bytes) = entry?;
+        let (hash, index) = key.value();
+        if walk.as_ref().is_none_or(|w| w.hash != *hash) {
+            if let Some(done) = walk.take() {
+                finish(done, out);
+            }
+            seen.insert(*hash);
+            walk = Some(Walk {
+                hash: *hash,
+                hasher: blake3::Hasher::new(),
+                next: 0,
+                present: 0,
+                size: 0,
+                gap: false,
+                orphans: Vec::new(),
+            });
+        }
+        let w = walk.as_mut().expect("a walk was just started");
+        let within = blobs
+            .get(hash)
+            .copied()
+            .flatten()
+            .is_some_and(|r| index < r.chunks);
+        if !within {
+            w.orphans.push(index);
+            continue;
+        }
+        if index != w.next {
+            w.gap = true;
+        }
+        w.next = index + 1;
+        w.present += 1;
+        w.size += bytes.value().len() as u64;
+        w.hasher.update(bytes.value());
+    }
+    if let Some(done) = walk.take() {
+        finish(done, out);
+    }
+    for (hash, record) in blobs {
+        match record {
+            Some(record) if record.chunks > 0 && !seen.contains(hash) => out.found(
+                format!(
+                    "blob {}: all {} chunks are missing",
+                    short(hash),
+                    record.chunks
+                ),
+                None,
+            ),
+            _ => {}
+        }
+    }
+    Ok(())
+}

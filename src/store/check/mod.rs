@@ -1,0 +1,561 @@
+//! `imgvault check`: proves that the data file agrees with itself, and repairs what can be
+//! recomputed from the records.
+//!
+//! Every write keeps records, indexes, counters and reference counts in step inside one
+//! transaction, so a disagreement means a bug, a damaged disk or a hand-edited file. The check reads
+//! everything in one read transaction: every blob's chunks are hashed against its key, every
+//! reference count and counter is recounted from the records, and every index entry is matched with
+//! its record both ways. Repair only rewrites what is derived from records (counters, reference
+//! counts, index entries) and removes what nothing refers to (orphan blobs, chunks, sessions,
+//! thumbnails). It never deletes an image record: an image whose bytes are gone is reported for
+//! restoring from a backup.
+//!
+//! Each aggregate's checks are in its own file here (`users`, `images`, `blobs`, `thumbs`, `tasks`,
+//! `sessions`); what they find and how it is repaired (`Fix`, `apply`) is shared, in this file.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fmt;
+
+use redb::{ReadTransaction, ReadableTable, ReadableTableMetadata, WriteTransaction};
+
+use crate::domain::BlobHash;
+use crate::store::images::TOTAL_IMAGES_KEY;
+use crate::store::migrate::{SCHEMA_VERSION, VERSION_KEY};
+use crate::store::records::{
+    BlobRecord, HubSessionRecord, ImageRecord, Record, SessionRecord, SyncProgressRecord,
+    TaskRecord, TaskStatus, ThumbRecord, UserRecord,
+};
+use crate::store::tables::*;
+use crate::store::{Result, Store};
+
+mod blobs;
+mod images;
+mod sessions;
+mod tasks;
+mod thumbs;
+mod users;
+
+use blobs::check_blobs;
+use images::{Images, check_image_indexes, load_images};
+use sessions::check_sessions;
+use tasks::check_tasks;
+use thumbs::check_thumbnails;
+use users::{check_user_counts, check_users};
+
+/// What `check` found: the size of the file's contents and every disagreement.
+#[derive(Debug, Default)]
+pub struct CheckReport {
+    pub schema_version: u64,
+    pub users: u64,
+    pub images: u64,
+    pub blobs: u64,
+    /// Bytes of all blobs (images and thumbnails), each counted once however many images share it.
+    pub blob_bytes: u64,
+    pub thumbnails: u64,
+    pub sessions: u64,
+    pub tasks: u64,
+    pub problems: Vec<Problem>,
+}
+
+impl CheckReport {
+    pub fn is_clean(&self) -> bool {
+        self.problems.is_empty()
+    }
+
+    pub fn repairable(&self) -> usize {
+        self.problems.iter().filter(|p| p.fix.is_some()).count()
+    }
+}
+
+/// One disagreement in the data file.
+#[derive(Debug, Clone)]
+pub struct Problem {
+    /// What is wrong, in one line.
+    pub what: String,
+    /// How `repair` fixes it; `None` when nothing in the file can (only a backup can).
+    fix: Option<Fix>,
+}
+
+impl Problem {
+    pub fn is_repairable(&self) -> bool {
+        self.fix.is_some()
+    }
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.fix {
+            Some(_) => write!(f, "{} (repairable)", self.what),
+            None => write!(
+                f,
+                "{} (not repairable here: restore from a backup)",
+                self.what
+            ),
+        }
+    }
+}
+
+/// What `repair` did, and the check of the file afterwards.
+#[derive(Debug)]
+pub struct RepairReport {
+    pub fixed: Vec<String>,
+    pub after: CheckReport,
+}
+
+/// One change that makes a derived fact agree with the records again.
+#[derive(Debug, Clone)]
+enum Fix {
+    SetTotal(u64),
+    /// Zero removes the counter, as image deletion does.
+    SetUserCount(String, u64),
+    SetRefs([u8; 32], u64),
+    /// A blob nothing refers to: its record and its chunks.
+    RemoveBlob([u8; 32]),
+    RemoveChunks([u8; 32], Vec<u32>),
+    AddUsername(String, String),
+    RemoveUsername(String),
+    AddEmail(String, String),
+    RemoveEmail(String),
+    AddName(String, String, String),
+    RemoveName(String, String),
+    AddTimeIndex(String, i64, String),
+    RemoveTimeIndex(String, i64, String),
+    AddPending(String),
+    RemovePending(String),
+    RemoveSession([u8; 32]),
+    RemoveHubSession([u8; 32]),
+    RemoveSyncTask(String),
+    /// Drops a thumbnail record; when its source is still used it goes on the backlog to be remade.
+    RemoveThumb([u8; 32], bool),
+    RemoveBacklog([u8; 32]),
+}
+
+impl Store {
+    /// Checks the whole file in one read transaction. Reads every byte of every blob.
+    pub fn check(&self) -> Result<CheckReport> {
+        check_in(&self.read()?)
+    }
+
+    /// Fixes every repairable problem in one write transaction and checks again. Safe while the
+    /// store is in use: the write transaction is opened first, so nothing changes between the
+    /// check it is based on and the fixes.
+    pub fn repair(&self) -> Result<RepairReport> {
+        let tx = self.write()?;
+        let before = check_in(&self.read()?)?;
+        let mut fixed = Vec::new();
+        for problem in &before.problems {
+            if let Some(fix) = &problem.fix {
+                apply(&tx, fix)?;
+                fixed.push(problem.what.clone());
+            }
+        }
+        self.finish(tx)?;
+        Ok(RepairReport {
+            fixed,
+            after: self.check()?,
+        })
+    }
+}
+
+fn short(hash: &[u8; 32]) -> String {
+    BlobHash(*hash).to_hex()[..16].to_string()
+}
+
+/// Collects problems; `found(what, fix)` reads like the line it prints.
+#[derive(Default)]
+struct Findings(Vec<Problem>);
+
+impl Findings {
+    fn found(&mut self, what: String, fix: Option<Fix>) {
+        self.0.push(Problem { what, fix });
+    }
+}
+
+fn check_in(tx: &ReadTransaction) -> Result<CheckReport> {
+    let mut report = CheckReport::default();
+    let mut out = Findings::default();
+
+    let meta = tx.open_table(META)?;
+    report.schema_version = meta.get(VERSION_KEY)?.map_or(0, |v| v.value());
+    if report.schema_version != SCHEMA_VERSION {
+        out.found(
+            format!(
+                "schema version is {}, expected {SCHEMA_VERSION}",
+                report.schema_version
+            ),
+            None,
+        );
+    }
+    let stored_total = meta.get(TOTAL_IMAGES_KEY)?.map_or(0, |v| v.value());
+    drop(meta);
+
+    let users = check_users(tx, &mut out)?;
+    report.users = users.len() as u64;
+    let images = load_images(tx, &users, &mut out)?;
+    report.images = images.count();
+    if stored_total != report.images {
+        out.found(
+            format!(
+                "image total is {stored_total}, but the file holds {} images",
+                report.images
+            ),
+            Some(Fix::SetTotal(report.images)),
+        );
+    }
+    check_user_counts(tx, &images, &mut out)?;
+    check_image_indexes(tx, &images, &mut out)?;
+    check_tasks(tx, &mut report, &mut out)?;
+    check_sessions(tx, &users, &mut report, &mut out)?;
+    check_blobs(tx, &images, &mut report, &mut out)?;
+    report.problems = out.0;
+    Ok(report)
+}
+fn string_index(
+    tx: &ReadTransaction,
+    def: redb::TableDefinition<&str, &str>,
+) -> Result<BTreeMap<String, String>> {
+    let mut map = BTreeMap::new();
+    for entry in tx.open_table(def)?.iter()? {
+        let (k, v) = entry?;
+        map.insert(k.value().to_string(), v.value().to_string());
+    }
+    Ok(map)
+}
+fn apply(tx: &WriteTransaction, fix: &Fix) -> Result<()> {
+    match fix {
+        Fix::SetTotal(n) => {
+            tx.open_table(META)?.insert(TOTAL_IMAGES_KEY, *n)?;
+        }
+        Fix::SetUserCount(user, 0) => {
+            tx.open_table(USER_IMAGE_COUNTS)?.remove(user.as_str())?;
+        }
+        Fix::SetUserCount(user, n) => {
+            tx.open_table(USER_IMAGE_COUNTS)?
+                .insert(user.as_str(), *n)?;
+        }
+        Fix::SetRefs(hash, n) => {
+            let mut blobs = tx.open_table(BLOBS)?;
+            let record = blobs
+                .get(hash)?
+                .map(|v| BlobRecord::decode(v.value()))
+                .transpose()?;
+            if let Some(mut record) = record {
+                record.refs = *n;
+                blobs.insert(hash, record.encode().as_slice())?;
+            }
+        }
+        Fix::RemoveBlob(hash) => {
+            let record = tx
+                .open_table(BLOBS)?
+                .remove(hash)?
+                .map(|v| BlobRecord::decode(v.value()))
+                .transpose()?;
+            let mut chunks = tx.open_table(BLOB_CHUNKS)?;
+            for i in 0..record.map_or(0, |r| r.chunks) {
+                chunks.remove((hash, i))?;
+            }
+        }
+        Fix::RemoveChunks(hash, indexes) => {
+            let mut chunks = tx.open_table(BLOB_CHUNKS)?;
+            for &i in indexes {
+                chunks.remove((hash, i))?;
+            }
+        }
+        Fix::AddUsername(key, id) => {
+            tx.open_table(USERNAMES)?
+                .insert(key.as_str(), id.as_str())?;
+        }
+        Fix::RemoveUsername(key) => {
+            tx.open_table(USERNAMES)?.remove(key.as_str())?;
+        }
+        Fix::AddEmail(key, id) => {
+            tx.open_table(EMAILS)?.insert(key.as_str(), id.as_str())?;
+        }
+        Fix::RemoveEmail(key) => {
+            tx.open_table(EMAILS)?.remove(key.as_str())?;
+        }
+        Fix::AddName(user, filename, id) => {
+            tx.open_table(IMAGE_NAMES)?
+                .insert((user.as_str(), filename.as_str()), id.as_str())?;
+        }
+        Fix::RemoveName(user, filename) => {
+            tx.open_table(IMAGE_NAMES)?
+                .remove((user.as_str(), filename.as_str()))?;
+        }
+        Fix::AddTimeIndex(user, at, id) => {
+            tx.open_table(USER_IMAGES)?
+                .insert((user.as_str(), *at, id.as_str()), ())?;
+            super::paging::bump_epoch(tx, user)?;
+        }
+        Fix::RemoveTimeIndex(user, at, id) => {
+            tx.open_table(USER_IMAGES)?
+                .remove((user.as_str(), *at, id.as_str()))?;
+            super::paging::bump_epoch(tx, user)?;
+        }
+        Fix::AddPending(id) => {
+            tx.open_table(PENDING_TASKS)?.insert(id.as_str(), ())?;
+        }
+        Fix::RemovePending(id) => {
+            tx.open_table(PENDING_TASKS)?.remove(id.as_str())?;
+        }
+        Fix::RemoveSession(hash) => {
+            tx.open_table(SESSIONS)?.remove(hash)?;
+        }
+        Fix::RemoveHubSession(hash) => {
+            tx.open_table(HUB_SESSIONS)?.remove(hash)?;
+        }
+        Fix::RemoveSyncTask(id) => {
+            tx.open_table(SYNC_TASKS)?.remove(id.as_str())?;
+        }
+        Fix::RemoveThumb(source, remake) => {
+            tx.open_table(THUMBS)?.remove(source)?;
+            if *remake {
+                tx.open_table(THUMB_BACKLOG)?.insert(source, ())?;
+            }
+        }
+        Fix::RemoveBacklog(source) => {
+            tx.open_table(THUMB_BACKLOG)?.remove(source)?;
+        }
+    }
+    Ok(())
+}
+#[cfg(test)]
+mod tests {
+    use super::super::test_support::{jpeg_thumb, new_image, temp_store};
+    use super::*;
+
+    fn user(store: &Store, id: &str) {
+        let record = UserRecord {
+            user_id: id.into(),
+            username: id.to_uppercase(),
+            email: format!("{id}@x.org"),
+            password_hash: "h".into(),
+            created_at: 1,
+            last_login: None,
+            cloud_sync_enabled: false,
+        };
+        store
+            .create_user(&record, &id.to_lowercase(), &record.email.to_lowercase())
+            .unwrap();
+    }
+
+    fn save(store: &Store, id: &str, owner: &str, bytes: &[u8]) -> ImageRecord {
+        let (image, task) = new_image(id, owner, 10, bytes);
+        store.save_image(&image, bytes, &task).unwrap();
+        image
+    }
+
+    /// Two users, three images (two sharing bytes, one of four chunks) and a thumbnail.
+    fn populated() -> (tempfile::TempDir, Store, ImageRecord, ImageRecord) {
+        let (dir, store) = temp_store();
+        user(&store, "u1");
+        user(&store, "u2");
+        let shared = save(&store, "a", "u1", b"shared bytes");
+        save(&store, "b", "u2", b"shared bytes");
+        let big = save(&store, "c", "u1", &vec![9u8; 100_000]);
+        let thumb = jpeg_thumb(b"thumb");
+        store.put_thumbnail(&shared.blob, &thumb, b"thumb").unwrap();
+        (dir, store, shared, big)
+    }
+
+    fn lines(report: &CheckReport) -> String {
+        report.problems.iter().map(|p| format!("{p}\n")).collect()
+    }
+
+    #[test]
+    fn a_consistent_file_has_no_problems() {
+        let (_dir, store, _, _) = populated();
+        let report = store.check().unwrap();
+        assert!(report.is_clean(), "{}", lines(&report));
+        assert_eq!(
+            (report.users, report.images, report.blobs, report.thumbnails),
+            (2, 3, 3, 1)
+        );
+        assert_eq!(report.blob_bytes, 12 + 100_000 + 5);
+        assert_eq!((report.tasks, report.sessions), (3, 0));
+    }
+
+    #[test]
+    fn planted_counter_index_and_orphan_problems_are_found_and_repaired() {
+        let (_dir, store, shared, _) = populated();
+        let tx = store.write().unwrap();
+        {
+            tx.open_table(USER_IMAGE_COUNTS)
+                .unwrap()
+                .insert("u1", 99)
+                .unwrap();
+            tx.open_table(META)
+                .unwrap()
+                .insert(TOTAL_IMAGES_KEY, 0)
+                .unwrap();
+            let mut blobs = tx.open_table(BLOBS).unwrap();
+            let mut record =
+                BlobRecord::decode(blobs.get(&shared.blob.0).unwrap().unwrap().value()).unwrap();
+            record.refs = 5;
+            blobs
+                .insert(&shared.blob.0, record.encode().as_slice())
+                .unwrap();
+            tx.open_table(IMAGE_NAMES)
+                .unwrap()
+                .insert(("u1", "ghost.png"), "i-ghost")
+                .unwrap();
+            tx.open_table(BLOB_CHUNKS)
+                .unwrap()
+                .insert((&[7u8; 32], 0), b"stray".as_slice())
+                .unwrap();
+            tx.open_table(PENDING_TASKS).unwrap().remove("t-a").unwrap();
+            let session = SessionRecord {
+                user_id: "nobody".into(),
+                created_at: 1,
+                expires_at: i64::MAX,
+                remember_me: false,
+            };
+            tx.open_table(SESSIONS)
+                .unwrap()
+                .insert(&[1u8; 32], session.encode().as_slice())
+                .unwrap();
+            tx.open_table(USERNAMES).unwrap().remove("u2").unwrap();
+        }
+        tx.commit().unwrap();
+
+        let report = store.check().unwrap();
+        let text = lines(&report);
+        for expected in [
+            "image count of user u1 is 99, but the user has 2 images",
+            "image total is 0, but the file holds 3 images",
+            "has reference count 5, but 2 images and thumbnails use it",
+            "name index entry u1/ghost.png points at image i-ghost",
+            "1 chunks belong to blob 0707070707070707, which has no record",
+            "task t-a is processing but not in the pending index",
+            "a session belongs to user nobody",
+            "username \"u2\" of user u2 is missing from its index",
+        ] {
+            assert!(text.contains(expected), "{expected:?} not in\n{text}");
+        }
+        assert_eq!(report.problems.len(), 8, "{text}");
+        assert_eq!(report.repairable(), 8);
+
+        let repaired = store.repair().unwrap();
+        assert_eq!(repaired.fixed.len(), 8);
+        assert!(repaired.after.is_clean(), "{}", lines(&repaired.after));
+        assert_eq!(store.user_image_count("u1").unwrap(), 2);
+        assert_eq!(store.total_images().unwrap(), 3);
+        assert_eq!(store.blob(&shared.blob).unwrap().unwrap().record.refs, 2);
+        assert_eq!(store.pending_tasks().unwrap().len(), 3);
+        assert_eq!(store.user_by_username("u2").unwrap().unwrap().user_id, "u2");
+    }
+
+    #[test]
+    fn lost_or_damaged_bytes_are_reported_and_their_images_kept() {
+        let (_dir, store, shared, big) = populated();
+        let tx = store.write().unwrap();
+        {
+            tx.open_table(BLOBS).unwrap().remove(&big.blob.0).unwrap();
+            let mut chunks = tx.open_table(BLOB_CHUNKS).unwrap();
+            for i in 0..4 {
+                chunks.remove((&big.blob.0, i)).unwrap();
+            }
+            chunks
+                .insert((&shared.blob.0, 0), b"SHARED bytes".as_slice())
+                .unwrap();
+        }
+        tx.commit().unwrap();
+
+        let report = store.check().unwrap();
+        let text = lines(&report);
+        assert!(
+            text.contains("image c (u1/c.png): its bytes (blob")
+                && text.contains("are missing (not repairable here: restore from a backup)"),
+            "{text}"
+        );
+        assert!(text.contains("its bytes do not hash to its key"), "{text}");
+        assert_eq!(report.repairable(), 0, "{text}");
+        let repaired = store.repair().unwrap();
+        assert!(repaired.fixed.is_empty());
+        assert_eq!(repaired.after.problems.len(), 2);
+        assert!(store.image("c").unwrap().is_some());
+    }
+
+    #[test]
+    fn a_blob_nothing_uses_is_removed_with_its_chunks_and_thumbnail() {
+        let (_dir, store, shared, _) = populated();
+        let tx = store.write().unwrap();
+        {
+            let mut images = tx.open_table(IMAGES).unwrap();
+            images.remove("a").unwrap();
+            images.remove("b").unwrap();
+            drop(images);
+            tx.open_table(IMAGE_NAMES)
+                .unwrap()
+                .remove(("u1", "a.png"))
+                .unwrap();
+            tx.open_table(IMAGE_NAMES)
+                .unwrap()
+                .remove(("u2", "b.png"))
+                .unwrap();
+            let mut times = tx.open_table(USER_IMAGES).unwrap();
+            times.remove(("u1", 10, "a")).unwrap();
+            times.remove(("u2", 10, "b")).unwrap();
+        }
+        tx.commit().unwrap();
+        let report = store.check().unwrap();
+        let text = lines(&report);
+        assert!(text.contains("is used by no image or thumbnail"), "{text}");
+        assert!(text.contains("thumbnail of blob"), "{text}");
+        let repaired = store.repair().unwrap();
+        assert!(repaired.after.is_clean(), "{}", lines(&repaired.after));
+        assert!(store.blob(&shared.blob).unwrap().is_none());
+        assert!(store.blob(&BlobHash::of(b"thumb")).unwrap().is_none());
+        assert!(store.thumbnail(&shared.blob).unwrap().is_none());
+        assert_eq!(store.total_images().unwrap(), 1);
+    }
+
+    #[test]
+    fn sync_tasks_stay_off_the_pending_index_and_orphan_hub_sessions_go() {
+        let (_dir, store, _, _) = populated();
+        let task = TaskRecord {
+            task_id: "t-sync".into(),
+            user_id: "u1".into(),
+            image_id: String::new(),
+            status: TaskStatus::Processing,
+            error: None,
+            created_at: 1,
+            updated_at: 1,
+        };
+        store
+            .create_sync_task(&task, &SyncProgressRecord::default())
+            .unwrap();
+        assert!(store.check().unwrap().is_clean());
+        let tx = store.write().unwrap();
+        {
+            let hub = HubSessionRecord {
+                hub_user_id: "h".into(),
+                nonce: [0; 12],
+                sealed: vec![1, 2, 3],
+                expires_at: i64::MAX,
+            };
+            tx.open_table(HUB_SESSIONS)
+                .unwrap()
+                .insert(&[9u8; 32], hub.encode().as_slice())
+                .unwrap();
+            tx.open_table(SYNC_TASKS)
+                .unwrap()
+                .insert("t-gone", SyncProgressRecord::default().encode().as_slice())
+                .unwrap();
+        }
+        tx.commit().unwrap();
+        let report = store.check().unwrap();
+        let text = lines(&report);
+        assert_eq!(report.problems.len(), 2, "{text}");
+        assert!(
+            text.contains("a hub session belongs to no live local session"),
+            "{text}"
+        );
+        assert!(
+            text.contains("sync progress of task t-gone, which does not exist"),
+            "{text}"
+        );
+        assert!(store.repair().unwrap().after.is_clean());
+        assert!(store.sync_progress("t-sync").unwrap().is_some());
+    }
+}

@@ -1,0 +1,48 @@
+//! Sessions: every session and hub session belongs to a user.
+
+use super::*;
+
+pub(super) fn check_sessions(
+    tx: &ReadTransaction,
+    users: &HashMap<String, Option<UserRecord>>,
+    report: &mut CheckReport,
+    out: &mut Findings,
+) -> Result<()> {
+    let sessions = tx.open_table(SESSIONS)?;
+    report.sessions = sessions.len()?;
+    let mut kept = HashSet::new();
+    for entry in sessions.iter()? {
+        let (hash, raw) = entry?;
+        let hash = *hash.value();
+        match SessionRecord::decode(raw.value()) {
+            Ok(s) if users.contains_key(&s.user_id) => {
+                kept.insert(hash);
+            }
+            Ok(s) => out.found(
+                format!(
+                    "a session belongs to user {}, who does not exist",
+                    s.user_id
+                ),
+                Some(Fix::RemoveSession(hash)),
+            ),
+            Err(e) => out.found(format!("a session: {e}"), Some(Fix::RemoveSession(hash))),
+        }
+    }
+    // A hub session lives and ends with the local session it belongs to.
+    for entry in tx.open_table(HUB_SESSIONS)?.iter()? {
+        let (hash, raw) = entry?;
+        let hash = *hash.value();
+        if !kept.contains(&hash) {
+            out.found(
+                "a hub session belongs to no live local session".into(),
+                Some(Fix::RemoveHubSession(hash)),
+            );
+        } else if let Err(e) = HubSessionRecord::decode(raw.value()) {
+            out.found(
+                format!("a hub session: {e}"),
+                Some(Fix::RemoveHubSession(hash)),
+            );
+        }
+    }
+    Ok(())
+}
