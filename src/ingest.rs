@@ -1,6 +1,6 @@
 //! How a new image enters the vault: the one place that makes image ids, the seed's file names and
-//! processing tasks, shared by the upload routes and `imgvault import`, so an imported image is
-//! indistinguishable from an uploaded one.
+//! processing tasks, shared by the upload routes, `imgvault import` and the images a hub receives by
+//! sync (which keep their sender's id and file name), so an image is the same whichever way it came.
 //!
 //! `Ingest::save` is an upload's whole way in: the bytes are probed and their decode cost checked
 //! (on the blocking pool), hashed, named, stored durably by the group-commit writer with their
