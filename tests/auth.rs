@@ -16,15 +16,6 @@ fn is_display_time(v: &Value) -> bool {
     chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S").is_ok()
 }
 
-fn set_cookie(resp: &reqwest::Response) -> String {
-    resp.headers()
-        .get("set-cookie")
-        .expect("set-cookie header")
-        .to_str()
-        .unwrap()
-        .to_string()
-}
-
 /// A session cookie the server does not honour: profile is 401, auth check says logged out.
 async fn assert_cookie_refused(app: &TestApp, cookie: &str) {
     let answer = get_with_cookie(app, "/api/user/profile", cookie).await;

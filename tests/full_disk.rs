@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use common::{TestApp, new_client, png, spawn_app_in};
+use common::{TestApp, new_client, png, spawn_app_in, upload_form};
 use serde_json::{Value, json};
 
 const IN_NAMESPACE: &str = "IMGVAULT_TEST_IN_USER_NAMESPACE";
@@ -302,13 +302,8 @@ fn uploads_are_refused_below_the_free_space_floor_and_taken_again_above_it() {
                 "file",
                 reqwest::multipart::Part::bytes(png(64, 64, 4)).file_name("a.png"),
             );
-            let resp = client
-                .post(app.url("/api/upload-file"))
-                .multipart(form)
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(resp.status().as_u16(), 507);
+            let (code, body) = upload_form(&app, &client, form).await;
+            assert_eq!(code, 507, "{body}");
 
             reads_and_login_work(&app, &client, &user_id, &first_name, &first_bytes).await;
             let during = status(&app).await;

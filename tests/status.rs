@@ -7,15 +7,6 @@ mod common;
 use common::*;
 use serde_json::json;
 
-fn set_cookie(resp: &reqwest::Response) -> String {
-    resp.headers()
-        .get("set-cookie")
-        .expect("set-cookie header")
-        .to_str()
-        .unwrap()
-        .to_string()
-}
-
 #[tokio::test]
 async fn status_reports_running_and_the_image_total() {
     let app = spawn_app().await;

@@ -72,14 +72,9 @@ async fn images_by_hash(
             return out;
         }
         for image in images {
-            let bytes = client
-                .get(app.url(image["preview_url"].as_str().unwrap()))
-                .send()
-                .await
-                .unwrap()
-                .bytes()
-                .await
-                .unwrap();
+            let bytes = app
+                .get_bytes(client, image["preview_url"].as_str().unwrap())
+                .await;
             let hash = blake3::hash(&bytes).to_hex().to_string();
             out.insert(
                 image["filename"].as_str().unwrap().to_string(),

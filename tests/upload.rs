@@ -212,13 +212,7 @@ async fn upload_file_names_the_file_by_its_content_not_its_name() {
                 .unwrap(),
         )
         .text("category", "char");
-    let resp = client
-        .post(app.url("/api/upload-file"))
-        .multipart(form)
-        .send()
-        .await
-        .unwrap();
-    let (status, up) = status_and_json(resp).await;
+    let (status, up) = upload_form(&app, &client, form).await;
     assert_eq!(status, 200, "{up}");
     assert_eq!(up["originalFilename"], "holiday.png");
     assert_eq!(up["message"], "文件已上传到 char 文件夹");

@@ -108,14 +108,9 @@ async fn an_image_url_is_fetched_with_the_page_as_referer_and_stored_like_an_upl
     assert_eq!(image["original_url"], url.as_str());
     assert_eq!(image["page_title"], "Item 42");
     assert_eq!(image["image_width"], 640);
-    let stored = client
-        .get(app.url(image["preview_url"].as_str().unwrap()))
-        .send()
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
+    let stored = app
+        .get_bytes(&client, image["preview_url"].as_str().unwrap())
+        .await;
     assert_eq!(stored.as_ref(), origin.jpeg.as_slice());
     let task = app.wait_task(body["taskId"].as_str().unwrap()).await;
     assert_eq!(task["status"]["status"], "completed", "{task}");

@@ -55,7 +55,11 @@ impl DiskGuard {
             full: Mutex::new(None),
             recent_free: AtomicU64::new(0),
             recent_at: AtomicU64::new(0),
-            epoch: Instant::now() - Duration::from_secs(1),
+            // Back-dated so that no reading is taken at 0, the "never" mark. Just after boot it
+            // cannot be; a reading at 0 then only means the next report takes a new one.
+            epoch: Instant::now()
+                .checked_sub(Duration::from_secs(1))
+                .unwrap_or_else(Instant::now),
         }
     }
 

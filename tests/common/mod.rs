@@ -230,6 +230,18 @@ impl TestApp {
     }
 
     /// Polls `/api/task/{id}` until it leaves `processing`, for at most ten seconds.
+    /// The body of a `GET` that must succeed at the transport level (an image file, say).
+    pub async fn get_bytes(&self, client: &reqwest::Client, path: &str) -> bytes::Bytes {
+        client
+            .get(self.url(path))
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap()
+    }
+
     pub async fn wait_task(&self, task_id: &str) -> Value {
         // Generous: a 64-megapixel PNG is thumbnailed by this crate's own (unoptimised, in a test
         // build) row filter, which takes seconds on a loaded 2-core machine.
@@ -249,6 +261,16 @@ impl TestApp {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
+}
+
+/// The answer's `Set-Cookie` header.
+pub fn set_cookie(resp: &reqwest::Response) -> String {
+    resp.headers()
+        .get("set-cookie")
+        .expect("set-cookie header")
+        .to_str()
+        .unwrap()
+        .to_string()
 }
 
 pub async fn status_and_json(resp: reqwest::Response) -> (u16, Value) {
