@@ -1,5 +1,7 @@
 //! Values that carry their own validity: a `Username`, `Email`, `Password` or `Category` exists only
-//! after its constructor accepted the input, so code past the HTTP edge never re-checks them.
+//! after its constructor accepted the input, so code past the HTTP edge never re-checks them. The
+//! ids (`UserId`, `ImageId`, `TaskId`) carry no rule beyond being text; their types exist so that
+//! one kind of id can never be passed where another is expected.
 //!
 //! This module knows nothing of HTTP or storage; callers map `Invalid` to whatever their layer needs.
 
@@ -134,6 +136,92 @@ impl fmt::Display for Category {
         f.write_str(self.as_str())
     }
 }
+
+macro_rules! id_type {
+    ($(#[$doc:meta])* $name:ident, $prefix:literal) => {
+        $(#[$doc])*
+        ///
+        /// Stored and sent as a plain string (`serde(transparent)`): the type adds no byte to the
+        /// disk format or the JSON.
+        /// `Default` is the empty id, which names nothing: for wire fields a client may leave out.
+        #[derive(
+            Debug, Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+        )]
+        #[serde(transparent)]
+        pub struct $name(String);
+
+        impl $name {
+            /// A fresh random id: a UUID v4 after the kind's prefix, as the seed's ids are.
+            pub fn random() -> Self {
+                Self(format!(concat!($prefix, "{}"), uuid::Uuid::new_v4()))
+            }
+
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+
+            pub fn into_string(self) -> String {
+                self.0
+            }
+        }
+
+        /// Any text names an id; one that names nothing is simply not found.
+        impl From<String> for $name {
+            fn from(raw: String) -> Self {
+                Self(raw)
+            }
+        }
+
+        impl From<&str> for $name {
+            fn from(raw: &str) -> Self {
+                Self(raw.to_string())
+            }
+        }
+
+        /// For path parameters: any segment names an id.
+        impl std::str::FromStr for $name {
+            type Err = std::convert::Infallible;
+
+            fn from_str(raw: &str) -> Result<Self, Self::Err> {
+                Ok(Self(raw.to_string()))
+            }
+        }
+
+        impl PartialEq<str> for $name {
+            fn eq(&self, other: &str) -> bool {
+                self.0 == other
+            }
+        }
+
+        impl PartialEq<&str> for $name {
+            fn eq(&self, other: &&str) -> bool {
+                self.0 == *other
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
+}
+
+id_type!(
+    /// Who owns an account, its images, tasks and sessions.
+    UserId,
+    ""
+);
+id_type!(
+    /// One saved image record (not its bytes: several records may share one blob).
+    ImageId,
+    "i-"
+);
+id_type!(
+    /// One background task: an upload's thumbnail or a cloud sync.
+    TaskId,
+    "t-"
+);
 
 /// The blake3 hash of a blob's bytes: its identity in the store and its `ETag`.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

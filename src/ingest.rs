@@ -19,7 +19,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use crate::clock::{self, Micros};
-use crate::domain::{BlobHash, Category};
+use crate::domain::{BlobHash, Category, ImageId, TaskId, UserId};
 use crate::media::{self, MediaError, Probe};
 use crate::store::records::{ImageRecord, TaskRecord, TaskStatus};
 use crate::store::{Store, StoreError};
@@ -101,7 +101,7 @@ impl Ingest {
 /// Everything about a new image besides its bytes and what they are.
 #[derive(Debug, Clone)]
 pub struct Incoming {
-    pub owner: String,
+    pub owner: UserId,
     pub category: Category,
     pub original_url: Option<String>,
     pub page_url: Option<String>,
@@ -114,7 +114,7 @@ pub struct Incoming {
     /// images received by sync); `None`, or a taken name, gets a fresh one.
     pub filename: Option<String>,
     /// An id to keep (images received by sync keep their sender's); `None` makes one.
-    pub id: Option<String>,
+    pub id: Option<ImageId>,
 }
 
 /// Longest URL kept (`original_url`, `page_url`), in bytes.
@@ -223,7 +223,8 @@ pub fn records(
         ),
     };
     let mut image = ImageRecord {
-        id: new.id.clone().unwrap_or_else(|| format!("i-{uuid}")),
+        // The file name carries the start of the id, as the seed's names do.
+        id: new.id.clone().unwrap_or_else(|| format!("i-{uuid}").into()),
         user_id: new.owner.clone(),
         filename,
         category: new.category,
@@ -238,7 +239,7 @@ pub fn records(
         width: probe.width,
         height: probe.height,
         cloud_synced: false,
-        task_id: format!("t-{}", uuid::Uuid::new_v4()),
+        task_id: TaskId::random(),
     };
     cap_metadata(&mut image);
     let task = TaskRecord {

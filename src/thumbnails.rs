@@ -23,7 +23,7 @@ use tokio::sync::{OnceCell, Semaphore, mpsc};
 use tokio::task::JoinHandle;
 
 use crate::clock;
-use crate::domain::BlobHash;
+use crate::domain::{BlobHash, TaskId};
 use crate::media::{self, MediaError, thumbnail};
 use crate::store::records::ThumbRecord;
 use crate::store::{NewThumbnail, TaskEnd};
@@ -35,7 +35,7 @@ const QUEUE_DEPTH: usize = 1024;
 
 /// A thumbnail to make, and the upload task waiting for it, if any.
 struct Job {
-    task_id: Option<String>,
+    task_id: Option<TaskId>,
     source: BlobHash,
 }
 
@@ -105,7 +105,7 @@ impl Jobs {
 
     /// Queues the thumbnail of `source` for the upload task `task_id`. Never waits: with the
     /// queue full, the work stays pending in the data file and is listed again later.
-    pub async fn enqueue(&self, task_id: Option<String>, source: BlobHash) {
+    pub async fn enqueue(&self, task_id: Option<TaskId>, source: BlobHash) {
         let tx = self.tx.lock().expect("jobs lock").clone();
         let Some(tx) = tx else {
             tracing::debug!("shutting down; the task stays pending until the next start");
@@ -130,7 +130,7 @@ impl Jobs {
 
     /// `thumbnail`, for the upload task `task` if any. Also says whether the task's end was
     /// stored in the thumbnail's commit, which only the caller that ran the generation can do.
-    async fn thumbnail_for(&self, source: BlobHash, task: Option<&str>) -> (Outcome, bool) {
+    async fn thumbnail_for(&self, source: BlobHash, task: Option<&TaskId>) -> (Outcome, bool) {
         let cell = self
             .inflight
             .lock()
@@ -156,7 +156,7 @@ impl Jobs {
     async fn generate(
         &self,
         source: BlobHash,
-        task: Option<&str>,
+        task: Option<&TaskId>,
         task_ended: &mut bool,
     ) -> Outcome {
         let Ok(_permit) = self.permits.clone().acquire_owned().await else {
@@ -196,7 +196,7 @@ impl Jobs {
             }
         };
         let task_end = task.map(|task_id| TaskEnd {
-            task_id: task_id.to_string(),
+            task_id: task_id.clone(),
             outcome: task_result(&Ok(record.clone())),
             at: clock::now(),
         });
@@ -322,7 +322,7 @@ async fn work(jobs: Arc<Jobs>) {
         if jobs.stopping.load(Ordering::SeqCst) {
             return;
         }
-        let (outcome, task_ended) = jobs.thumbnail_for(job.source, job.task_id.as_deref()).await;
+        let (outcome, task_ended) = jobs.thumbnail_for(job.source, job.task_id.as_ref()).await;
         if jobs.overflowed.load(Ordering::SeqCst)
             && jobs.queue_is_empty()
             && jobs.overflowed.swap(false, Ordering::SeqCst)

@@ -256,7 +256,7 @@ mod tests {
             .save(second, Bytes::from_static(b"second"), second_task)
             .await
             .unwrap();
-        assert!(store.image("i-1").unwrap().is_some());
-        assert!(store.image("i-2").unwrap().is_some());
+        assert!(store.image(&"i-1".into()).unwrap().is_some());
+        assert!(store.image(&"i-2".into()).unwrap().is_some());
     }
 }

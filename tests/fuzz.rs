@@ -882,7 +882,7 @@ fn sync_repeat_of_a_refused_image_is_refused() {
     let reply = sync(batch("b", &second, 2));
     assert!(reply.accepted.is_empty(), "accepted {:?}", reply.accepted);
     assert_eq!(reply.refused.len(), 2);
-    assert!(store.image("b").unwrap().is_none());
+    assert!(store.image(&"b".into()).unwrap().is_none());
 }
 
 #[test]
@@ -902,7 +902,11 @@ fn sync_batch() {
         });
         let reply =
             imgvault::api::fuzzing::sync_batch(&store, owner, body.to_string().as_bytes()).unwrap();
-        assert_eq!(reply.accepted, vec![id.to_string()], "seeding the hub");
+        assert_eq!(
+            reply.accepted,
+            [imgvault::domain::ImageId::from(id)],
+            "seeding the hub"
+        );
     }
     let mut rng = Rng::new(11);
     let corpus: Vec<Vec<u8>> = (0..16)

@@ -189,7 +189,7 @@ async fn a_backup_taken_under_load_passes_check_and_holds_every_acknowledged_ima
     let store = Store::open(&out, DEFAULT_CACHE_BYTES).unwrap();
     for (user_id, filename, bytes) in &before {
         let image = store
-            .image_by_name(user_id, filename)
+            .image_by_name(&user_id.as_str().into(), filename)
             .unwrap()
             .unwrap_or_else(|| panic!("{user_id}/{filename} acknowledged but not in the backup"));
         assert_eq!(&read_blob(&store, &image.blob), bytes, "{filename}");
@@ -454,7 +454,10 @@ async fn check_finds_planted_inconsistencies_and_repair_fixes_them() {
     assert_eq!(again.code, 0, "{again}");
 
     let store = Store::open(&data, DEFAULT_CACHE_BYTES).unwrap();
-    assert_eq!(store.user_image_count(&alice_id).unwrap(), 2);
+    assert_eq!(
+        store.user_image_count(&alice_id.as_str().into()).unwrap(),
+        2
+    );
     assert_eq!(store.total_images().unwrap(), 2);
     assert_eq!(
         store
@@ -565,15 +568,21 @@ async fn export_then_import_into_a_fresh_file_gives_the_same_images() {
         assert_eq!(after.total_images().unwrap(), 5);
         assert_eq!(
             after.user_by_username("alice").unwrap().unwrap().user_id,
-            alice_id
+            alice_id.as_str()
         );
-        let image = after.image_by_name(&alice_id, filename).unwrap().unwrap();
+        let image = after
+            .image_by_name(&alice_id.as_str().into(), filename)
+            .unwrap()
+            .unwrap();
         assert_eq!(
             image.original_url.as_deref(),
             Some("https://example.com/shirt.png")
         );
         assert_eq!(image.context_json.as_deref(), Some(r#"{"alt":"shirt"}"#));
-        let original = before.image_by_name(&alice_id, filename).unwrap().unwrap();
+        let original = before
+            .image_by_name(&alice_id.as_str().into(), filename)
+            .unwrap()
+            .unwrap();
         assert_eq!(image.saved_at, original.saved_at);
     }
 

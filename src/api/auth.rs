@@ -20,7 +20,7 @@ use warp::{Filter, Rejection, Reply};
 use super::AppState;
 use super::guard::client_addr;
 use super::{ApiError, SESSION_COOKIE as COOKIE, blocking, body, reject, with_state};
-use crate::domain::{Email, Password, Username};
+use crate::domain::{Email, Password, UserId, Username};
 use crate::store::StoreError;
 use crate::store::records::{HubSessionRecord, SessionRecord, UserRecord};
 use crate::sync as cloud;
@@ -135,7 +135,7 @@ struct RegisterRequest {
 #[derive(Serialize)]
 struct Registered {
     success: bool,
-    user_id: String,
+    user_id: UserId,
     message: &'static str,
 }
 
@@ -275,7 +275,7 @@ struct LoggedIn {
 
 #[derive(Serialize)]
 struct LoginUser {
-    user_id: String,
+    user_id: UserId,
     username: String,
     email: String,
 }
@@ -395,7 +395,7 @@ struct AuthCheck {
 /// The seed's user object. `image_count` appears only in the profile.
 #[derive(Serialize)]
 struct UserView {
-    user_id: String,
+    user_id: UserId,
     username: String,
     email: String,
     created_at: String,

@@ -13,7 +13,7 @@ pub use super::multipart::MAX_PARTS;
 /// are not queued. `Err` says why the body was refused as a whole.
 pub fn sync_batch(store: &Store, user_id: &str, body: &[u8]) -> Result<SyncReply, String> {
     let data: SyncData = super::body::parse_json(body).map_err(|r| format!("{r:?}"))?;
-    crate::sync::receive(store, user_id, data)
+    crate::sync::receive(store, &user_id.into(), data)
         .map(|(reply, _)| reply)
         .map_err(|e| e.to_string())
 }

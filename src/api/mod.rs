@@ -19,6 +19,7 @@ mod tasks;
 use std::convert::Infallible;
 use std::sync::Arc;
 
+use crate::domain::UserId;
 use warp::filters::BoxedFilter;
 use warp::{Filter, Rejection, Reply};
 
@@ -38,7 +39,7 @@ pub struct AppState {
     /// The running cloud sync of each user: user id → task id.
     pub syncs: Arc<crate::sync::Running>,
     /// Owner of uploads sent without a session: the `admin` account.
-    pub default_user_id: String,
+    pub default_user_id: UserId,
     /// Rate limits and the gates on memory-hungry work.
     pub throttles: crate::throttle::Throttles,
 }

@@ -14,7 +14,7 @@ use super::AppState;
 use super::auth::{Caller, require_user};
 use super::{ApiError, blocking, body, reject, with_state};
 use crate::clock;
-use crate::domain::BlobHash;
+use crate::domain::{BlobHash, ImageId, TaskId, UserId};
 use crate::store::records::{SyncProgressRecord, TaskRecord, TaskStatus};
 use crate::sync::{self as cloud, ManifestReply, ManifestRequest, SyncData, SyncReply};
 
@@ -33,7 +33,7 @@ pub fn routes(
         .and(with_state(state.clone()))
         .and(require_user(state.clone()))
         .and_then(start_sync);
-    let manifest = warp::path!("api" / "sync" / "user" / String / "manifest")
+    let manifest = warp::path!("api" / "sync" / "user" / UserId / "manifest")
         .and(warp::post())
         .and(with_state(state.clone()))
         .and(require_user(state.clone()))
@@ -46,7 +46,7 @@ pub fn routes(
         ))
         .and_then(manifest);
     let bodies = state.throttles.bodies.clone();
-    let receive = warp::path!("api" / "sync" / "user" / String)
+    let receive = warp::path!("api" / "sync" / "user" / UserId)
         .and(warp::post())
         .and(with_state(state.clone()))
         .and(require_user(state))
@@ -63,12 +63,12 @@ struct SyncStarted {
     message: &'static str,
     sync_info: SyncInfo,
     #[serde(rename = "taskId")]
-    task_id: String,
+    task_id: TaskId,
 }
 
 #[derive(Serialize)]
 struct SyncInfo {
-    user_id: String,
+    user_id: UserId,
     image_count: u64,
     estimated_time: String,
 }
@@ -122,9 +122,9 @@ async fn start_sync(state: Arc<AppState>, caller: Caller) -> Result<impl Reply, 
 
     let now = clock::now();
     let task = TaskRecord {
-        task_id: format!("t-{}", uuid::Uuid::new_v4()),
+        task_id: TaskId::random(),
         user_id: user_id.clone(),
-        image_id: String::new(),
+        image_id: ImageId::from(""),
         status: TaskStatus::Processing,
         error: None,
         created_at: now,
@@ -186,7 +186,7 @@ async fn start_sync(state: Arc<AppState>, caller: Caller) -> Result<impl Reply, 
 
 /// Only the account itself may sync into its hub account; checked before the body is read.
 async fn own_account(
-    user_id: String,
+    user_id: UserId,
     state: Arc<AppState>,
     caller: Caller,
 ) -> Result<(Arc<AppState>, Caller), Rejection> {

@@ -10,6 +10,7 @@ use warp::{Filter, Rejection, Reply};
 use super::AppState;
 use super::{ApiError, blocking, reject, with_state};
 use crate::clock;
+use crate::domain::{ImageId, TaskId, UserId};
 use crate::store::records::{SyncProgressRecord, TaskRecord};
 
 #[derive(Serialize)]
@@ -19,12 +20,12 @@ struct TaskReply {
 
 #[derive(Serialize)]
 struct TaskView {
-    task_id: String,
-    user_id: String,
+    task_id: TaskId,
+    user_id: UserId,
     status: &'static str,
     created_at: String,
     updated_at: String,
-    image_id: String,
+    image_id: ImageId,
     /// Why processing failed; only present on failed tasks.
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<String>,
@@ -47,7 +48,7 @@ struct SyncProgressView {
 
 #[derive(Serialize)]
 struct RefusedView {
-    id: String,
+    id: ImageId,
     reason: String,
 }
 
@@ -64,7 +65,10 @@ impl From<SyncProgressRecord> for SyncProgressView {
             refused: p
                 .refused
                 .into_iter()
-                .map(|(id, reason)| RefusedView { id, reason })
+                .map(|(id, reason)| RefusedView {
+                    id: id.into(),
+                    reason,
+                })
                 .collect(),
         }
     }
@@ -88,10 +92,10 @@ impl From<TaskRecord> for TaskView {
 pub fn routes(
     state: Arc<AppState>,
 ) -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clone {
-    warp::path!("api" / "task" / String)
+    warp::path!("api" / "task" / TaskId)
         .and(warp::get())
         .and(with_state(state))
-        .and_then(|task_id: String, state: Arc<AppState>| async move {
+        .and_then(|task_id: TaskId, state: Arc<AppState>| async move {
             let (task, progress) = blocking(move || {
                 let task = state.store.task(&task_id)?.ok_or(ApiError::TaskNotFound)?;
                 Ok((task, state.store.sync_progress(&task_id)?))

@@ -15,7 +15,7 @@ use super::{OpsError, Outcome, human_bytes, open_existing};
 use crate::atomic_file;
 use crate::cli::ExportArgs;
 use crate::clock::{self, Micros};
-use crate::domain::BlobHash;
+use crate::domain::{BlobHash, ImageId, UserId};
 use crate::store::Store;
 use crate::store::records::{ImageRecord, UserRecord};
 
@@ -43,7 +43,7 @@ pub struct Metadata {
 /// An account without its password hash.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct ExportedUser {
-    pub user_id: String,
+    pub user_id: UserId,
     pub username: String,
     pub email: String,
     /// In the seed's format and local time; `created_at_us` is exact.
@@ -61,8 +61,8 @@ pub struct ExportedUser {
 
 #[derive(Debug, Serialize, Deserialize)]
 pub struct ExportedImage {
-    pub id: String,
-    pub user_id: String,
+    pub id: ImageId,
+    pub user_id: UserId,
     pub filename: String,
     pub category: String,
     /// Where the file is, relative to the export directory, with `/` separators.
@@ -184,7 +184,7 @@ fn exported_user(store: &Store, user: &UserRecord) -> ExportedUser {
 
 /// Writes one image's bytes, checking their hash on the way, and describes it for the metadata.
 fn export_image(store: &Store, dir: &Path, image: &ImageRecord) -> Result<ExportedImage, String> {
-    if !safe_component(&image.user_id) || !safe_component(&image.filename) {
+    if !safe_component(image.user_id.as_str()) || !safe_component(&image.filename) {
         return Err("its user id or file name cannot be a file name".into());
     }
     let relative = format!(

@@ -15,7 +15,7 @@ use super::progress::{Progress, Unit};
 use super::{OpsError, Outcome, human_bytes};
 use crate::cli::ImportArgs;
 use crate::clock::{self, Micros};
-use crate::domain::{BlobHash, Category, Email, Username};
+use crate::domain::{BlobHash, Category, Email, UserId, Username};
 use crate::ingest::{self, Incoming};
 use crate::media;
 use crate::media::MAX_IMAGE_BYTES;
@@ -27,7 +27,7 @@ struct Item {
     path: PathBuf,
     /// The path as shown in messages: relative to the imported directory.
     shown: String,
-    owner: String,
+    owner: UserId,
     category: Category,
 }
 
@@ -109,7 +109,7 @@ pub fn run(args: ImportArgs) -> Result<Outcome, OpsError> {
 struct Planner<'a> {
     store: &'a Store,
     base: PathBuf,
-    admin_id: String,
+    admin_id: UserId,
     fallback: UserRecord,
     category: Category,
     metadata: Option<Metadata>,
@@ -160,12 +160,17 @@ impl Planner<'_> {
     }
 
     /// Adds `path` (a file, or every file below a directory) for `owner`.
-    fn add_tree(&mut self, path: &Path, owner: &str, category: Category) -> Result<(), OpsError> {
+    fn add_tree(
+        &mut self,
+        path: &Path,
+        owner: &UserId,
+        category: Category,
+    ) -> Result<(), OpsError> {
         if !path.is_dir() {
             self.items.push(Item {
                 path: path.to_path_buf(),
                 shown: relative(&self.base, path),
-                owner: owner.to_string(),
+                owner: owner.clone(),
                 category,
             });
             return Ok(());
@@ -190,10 +195,15 @@ impl Planner<'_> {
     }
 
     /// The owner of an exported user directory `name` (see `imgvault import --help`).
-    fn owner_of(&mut self, name: &str) -> Result<String, OpsError> {
+    fn owner_of(&mut self, name: &str) -> Result<UserId, OpsError> {
         let store_error = |e: StoreError| OpsError::Refused(format!("the data file: {e}"));
-        if self.store.user(name).map_err(store_error)?.is_some() {
-            return Ok(name.to_string());
+        if self
+            .store
+            .user(&name.into())
+            .map_err(store_error)?
+            .is_some()
+        {
+            return Ok(name.into());
         }
         if name.starts_with("default-user-") {
             return Ok(self.admin_id.clone());
@@ -218,7 +228,7 @@ impl Planner<'_> {
                         "created user {} without a password; set one with `imgvault user passwd {}`",
                         exported.username, exported.username
                     ));
-                    return Ok(name.to_string());
+                    return Ok(name.into());
                 }
                 Err(why) => self.notes.push(format!(
                     "could not create user {}: {why}",
@@ -252,7 +262,7 @@ impl Planner<'_> {
         let username = Username::parse(username).map_err(|e| e.0.to_string())?;
         let email = Email::parse(email).map_err(|e| e.0.to_string())?;
         let user = UserRecord {
-            user_id: user_id.to_string(),
+            user_id: user_id.into(),
             created_at: created_at.unwrap_or_else(clock::now),
             // An empty hash matches no password: the account opens once the admin sets one.
             ..UserRecord::new(&username, &email, String::new())
@@ -305,7 +315,7 @@ fn relative(base: &Path, path: &Path) -> String {
 struct Importer<'a> {
     store: &'a Store,
     /// Per owner: the blobs they have, with the file name of one image of each.
-    known: HashMap<String, HashMap<BlobHash, String>>,
+    known: HashMap<UserId, HashMap<BlobHash, String>>,
     /// Images imported per owner's username.
     imported: BTreeMap<String, u64>,
     bytes: u64,
@@ -342,11 +352,11 @@ impl Importer<'_> {
             Err(e) => return Ok(Some(e.to_string())),
         };
         let blob = BlobHash::of(&bytes);
-        let owner = item.owner.as_str();
+        let owner = &item.owner;
         if !self.known.contains_key(owner) {
             let images = self.store.user_images(owner)?;
             let blobs = images.into_iter().map(|i| (i.blob, i.filename)).collect();
-            self.known.insert(owner.to_string(), blobs);
+            self.known.insert(owner.clone(), blobs);
         }
         let username = self
             .store
@@ -363,7 +373,7 @@ impl Importer<'_> {
                 && name.ends_with(&format!(".{}", probe.kind.ext()))
         });
         let new = Incoming {
-            owner: owner.to_string(),
+            owner: owner.clone(),
             category: item.category,
             original_url: meta.and_then(|m| m.original_url.clone()),
             page_url: meta.and_then(|m| m.page_url.clone()),
@@ -383,7 +393,7 @@ impl Importer<'_> {
         self.bytes += bytes.len() as u64;
         *self.imported.entry(username).or_default() += 1;
         self.known
-            .entry(owner.to_string())
+            .entry(owner.clone())
             .or_default()
             .insert(blob, image.filename);
         Ok(None)

@@ -3,7 +3,7 @@
 
 use super::{OpsError, Outcome, open_existing, read_password};
 use crate::cli::UserCommand;
-use crate::domain::{Email, Password, Username};
+use crate::domain::{Email, Password, UserId, Username};
 use crate::store::records::UserRecord;
 use crate::store::{Store, StoreError};
 use crate::{clock, secrets};
@@ -134,7 +134,7 @@ fn delete(store: &Store, name: &str, delete_images: bool) -> Result<Outcome, Ops
 }
 
 /// Creates the `admin` account on a new data file and returns its user id.
-pub(crate) fn ensure_admin(store: &Store, password: Option<String>) -> Result<String, StoreError> {
+pub(crate) fn ensure_admin(store: &Store, password: Option<String>) -> Result<UserId, StoreError> {
     if let Some(admin) = store.user_by_username("admin")? {
         return Ok(admin.user_id);
     }
@@ -144,7 +144,8 @@ pub(crate) fn ensure_admin(store: &Store, password: Option<String>) -> Result<St
         user_id: format!(
             "default-user-{}",
             &uuid::Uuid::new_v4().simple().to_string()[..8]
-        ),
+        )
+        .into(),
         username: "admin".into(),
         email: "admin@local.com".into(),
         password_hash: secrets::hash_password(&password),

@@ -280,8 +280,8 @@ mod tests {
 
         let copy = Store::open(&out, 1 << 20).unwrap();
         assert_eq!(copy.total_images().unwrap(), 2);
-        assert!(copy.image("c").unwrap().is_none());
-        let image = copy.image("a").unwrap().unwrap();
+        assert!(copy.image(&"c".into()).unwrap().is_none());
+        let image = copy.image(&"a".into()).unwrap().unwrap();
         let bytes = copy.blob(&image.blob).unwrap().unwrap().read_all().unwrap();
         assert_eq!(bytes.as_ref(), vec![1u8; 100_000].as_slice());
         assert_eq!(

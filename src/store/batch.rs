@@ -7,7 +7,7 @@ use super::images::{NewImage, save_in};
 use super::records::ThumbRecord;
 use super::{Result, Store, StoreError, tasks, thumbs};
 use crate::clock::Micros;
-use crate::domain::BlobHash;
+use crate::domain::{BlobHash, TaskId};
 
 /// A thumbnail outcome to store for `source`; `bytes` are the thumbnail's when it is `Ready` and
 /// not the source itself (empty otherwise).
@@ -19,7 +19,7 @@ pub struct NewThumbnail {
 
 /// The end of an upload's `processing` task: completed, or failed with the reason.
 pub struct TaskEnd {
-    pub task_id: String,
+    pub task_id: TaskId,
     pub outcome: Result<(), String>,
     pub at: Micros,
 }
@@ -63,7 +63,7 @@ impl Store {
         }
         for end in &batch.task_ends {
             let outcome = end.outcome.as_ref().map_err(String::as_str).copied();
-            tasks::finish_in(&tx, &end.task_id, outcome, end.at)?;
+            tasks::finish_in(&tx, end.task_id.as_str(), outcome, end.at)?;
         }
         self.finish(tx)?;
         Ok(outcomes)
@@ -117,8 +117,8 @@ mod tests {
             })
             .unwrap();
         assert!(matches!(outcomes[..], [Err(StoreError::Conflict), Ok(())]));
-        assert!(store.image("i-2").unwrap().is_none());
-        assert!(store.image("i-3").unwrap().is_some());
+        assert!(store.image(&"i-2".into()).unwrap().is_none());
+        assert!(store.image(&"i-3".into()).unwrap().is_some());
         assert_eq!(store.thumbnail(&earlier.blob).unwrap(), Some(thumb));
         assert_eq!(
             store

@@ -8,6 +8,7 @@ use super::records::{ImageRecord, Record, TaskRecord};
 use super::tables::*;
 use super::{Batch, Result, Store, StoreError};
 use super::{blobs, paging, thumbs};
+use crate::domain::{ImageId, UserId};
 
 pub(super) const TOTAL_IMAGES_KEY: &str = "total_images";
 
@@ -26,8 +27,9 @@ pub enum DeleteOutcome {
     NotOwner,
 }
 
-fn bump(tx: &WriteTransaction, user_id: &str, delta: i64) -> Result<()> {
+fn bump(tx: &WriteTransaction, user_id: &UserId, delta: i64) -> Result<()> {
     let apply = |v: u64| v.checked_add_signed(delta).unwrap_or(0);
+    let user_id = user_id.as_str();
     let mut counts = tx.open_table(USER_IMAGE_COUNTS)?;
     let user = counts.get(user_id)?.map_or(0, |v| v.value());
     match apply(user) {
@@ -65,7 +67,12 @@ pub(super) fn save_in(
     blobs::add_ref(tx, &image.blob, bytes)?;
     tx.open_table(IMAGES)?
         .insert(image.id.as_str(), image.encode().as_slice())?;
-    paging::before_insert(tx, &image.user_id, image.saved_at, &image.id)?;
+    paging::before_insert(
+        tx,
+        image.user_id.as_str(),
+        image.saved_at,
+        image.id.as_str(),
+    )?;
     tx.open_table(USER_IMAGES)?.insert(
         (image.user_id.as_str(), image.saved_at, image.id.as_str()),
         (),
@@ -89,7 +96,7 @@ pub(super) fn remove(tx: &WriteTransaction, image: &ImageRecord) -> Result<()> {
         image.id.as_str(),
     ))?;
     bump(tx, &image.user_id, -1)?;
-    paging::bump_epoch(tx, &image.user_id)?;
+    paging::bump_epoch(tx, image.user_id.as_str())?;
     thumbs::release_with_thumbnail(tx, &image.blob)
 }
 
@@ -113,17 +120,20 @@ impl Store {
         })
     }
 
-    pub fn image(&self, image_id: &str) -> Result<Option<ImageRecord>> {
+    pub fn image(&self, image_id: &ImageId) -> Result<Option<ImageRecord>> {
         let tx = self.read()?;
         let images = tx.open_table(IMAGES)?;
-        let found = images.get(image_id)?;
+        let found = images.get(image_id.as_str())?;
         found.map(|v| ImageRecord::decode(v.value())).transpose()
     }
 
     /// The image `filename` of `user_id`, if that user has one by that name.
-    pub fn image_by_name(&self, user_id: &str, filename: &str) -> Result<Option<ImageRecord>> {
+    pub fn image_by_name(&self, user_id: &UserId, filename: &str) -> Result<Option<ImageRecord>> {
         let tx = self.read()?;
-        let Some(id) = tx.open_table(IMAGE_NAMES)?.get((user_id, filename))? else {
+        let Some(id) = tx
+            .open_table(IMAGE_NAMES)?
+            .get((user_id.as_str(), filename))?
+        else {
             return Ok(None);
         };
         let images = tx.open_table(IMAGES)?;
@@ -139,15 +149,15 @@ impl Store {
 
     /// Deletes an image if `owner` owns it: record, indexes, counters and blob reference in one
     /// commit; the blob's bytes go with their last reference.
-    pub fn delete_image(&self, image_id: &str, owner: &str) -> Result<DeleteOutcome> {
+    pub fn delete_image(&self, image_id: &ImageId, owner: &UserId) -> Result<DeleteOutcome> {
         let tx = self.write()?;
         {
             let images = tx.open_table(IMAGES)?;
-            let image = match images.get(image_id)? {
+            let image = match images.get(image_id.as_str())? {
                 Some(v) => ImageRecord::decode(v.value())?,
                 None => return Ok(DeleteOutcome::NotFound),
             };
-            if image.user_id != owner {
+            if image.user_id != *owner {
                 return Ok(DeleteOutcome::NotOwner);
             }
             drop(images);
@@ -171,8 +181,9 @@ impl Store {
     /// Page `page` (1-based) of `user_id`'s images, newest first. Near the newest end it walks the
     /// time index to the page; deeper, it starts from the mark below the page (`paging`), so any
     /// page costs at most `STRIDE` steps plus its own records. The total is a counter read.
-    pub fn list_images(&self, user_id: &str, page: u64, per_page: u64) -> Result<ImagePage> {
+    pub fn list_images(&self, user_id: &UserId, page: u64, per_page: u64) -> Result<ImagePage> {
         let tx = self.read()?;
+        let user_id = user_id.as_str();
         let total = tx
             .open_table(USER_IMAGE_COUNTS)?
             .get(user_id)?
@@ -262,19 +273,19 @@ mod tests {
         store.blob(&BlobHash::of(bytes)).unwrap().map(|b| b.record)
     }
 
-    fn ids(page: ImagePage) -> Vec<String> {
+    fn ids(page: ImagePage) -> Vec<ImageId> {
         page.images.into_iter().map(|i| i.id).collect()
     }
 
     /// Every page, at two page sizes, against the whole list walked from the newest end.
     fn assert_pages_match(store: &Store, user: &str) {
-        let all = ids(store.list_images(user, 1, u64::MAX).unwrap());
+        let all = ids(store.list_images(&user.into(), 1, u64::MAX).unwrap());
         for per_page in [20u64, 7] {
             let pages = (all.len() as u64).div_ceil(per_page);
             for page in 1..=pages {
                 let skip = ((page - 1) * per_page) as usize;
                 let want = &all[skip..(skip + per_page as usize).min(all.len())];
-                let got = ids(store.list_images(user, page, per_page).unwrap());
+                let got = ids(store.list_images(&user.into(), page, per_page).unwrap());
                 assert_eq!(got, want, "page {page} of {per_page}");
             }
         }
@@ -295,7 +306,7 @@ mod tests {
             .iter()
             .map(|(image, task)| NewImage {
                 image,
-                bytes: image.id.as_bytes(),
+                bytes: image.id.as_str().as_bytes(),
                 task,
             })
             .collect();
@@ -317,7 +328,7 @@ mod tests {
         for i in (0..2100).step_by(97) {
             let id = format!("u-{}", i * 10);
             assert_eq!(
-                store.delete_image(&id, "u").unwrap(),
+                store.delete_image(&id.into(), &"u".into()).unwrap(),
                 DeleteOutcome::Deleted
             );
         }
@@ -360,11 +371,11 @@ mod tests {
             .unwrap();
         assert!(matches!(outcomes[0], Err(StoreError::Conflict)));
         assert!(outcomes[1].is_ok() && outcomes[2].is_ok());
-        assert!(store.image("i-2").unwrap().is_none());
+        assert!(store.image(&"i-2".into()).unwrap().is_none());
         assert!(blob_record(&store, b"other").is_none());
         assert_eq!(blob_record(&store, b"same").unwrap().refs, 2);
         assert_eq!(store.total_images().unwrap(), 3);
-        assert_eq!(store.list_images("u", 1, 10).unwrap().total, 2);
+        assert_eq!(store.list_images(&"u".into(), 1, 10).unwrap().total, 2);
     }
 
     #[test]
@@ -380,11 +391,11 @@ mod tests {
         assert_eq!(store.total_images().unwrap(), 2);
 
         assert_eq!(
-            store.delete_image("a", "u2").unwrap(),
+            store.delete_image(&"a".into(), &"u2".into()).unwrap(),
             DeleteOutcome::NotOwner
         );
         assert_eq!(
-            store.delete_image("a", "u1").unwrap(),
+            store.delete_image(&"a".into(), &"u1".into()).unwrap(),
             DeleteOutcome::Deleted
         );
         assert_eq!(blob_record(&store, &bytes).unwrap().refs, 1);
@@ -392,14 +403,14 @@ mod tests {
         assert_eq!(chunks.read_all().unwrap().as_ref(), bytes.as_slice());
 
         assert_eq!(
-            store.delete_image("b", "u2").unwrap(),
+            store.delete_image(&"b".into(), &"u2".into()).unwrap(),
             DeleteOutcome::Deleted
         );
         assert!(blob_record(&store, &bytes).is_none());
         assert_eq!(store.total_images().unwrap(), 0);
-        assert_eq!(store.user_image_count("u1").unwrap(), 0);
+        assert_eq!(store.user_image_count(&"u1".into()).unwrap(), 0);
         assert_eq!(
-            store.delete_image("b", "u2").unwrap(),
+            store.delete_image(&"b".into(), &"u2".into()).unwrap(),
             DeleteOutcome::NotFound
         );
     }
@@ -414,15 +425,21 @@ mod tests {
         let (other, task) = image("x", "v", 100, b"x");
         store.save_image(&other, b"x", &task).unwrap();
 
-        let first = store.list_images("u", 1, 10).unwrap();
+        let first = store.list_images(&"u".into(), 1, 10).unwrap();
         assert_eq!(first.total, 25);
         let ids: Vec<_> = first.images.iter().map(|i| i.id.as_str()).collect();
         assert_eq!(ids[0], "i24");
         assert_eq!(ids[9], "i15");
-        let last = store.list_images("u", 3, 10).unwrap();
+        let last = store.list_images(&"u".into(), 3, 10).unwrap();
         assert_eq!(last.images.len(), 5);
         assert_eq!(last.images[4].id, "i00");
-        assert!(store.list_images("u", 4, 10).unwrap().images.is_empty());
+        assert!(
+            store
+                .list_images(&"u".into(), 4, 10)
+                .unwrap()
+                .images
+                .is_empty()
+        );
     }
 
     #[test]
@@ -439,6 +456,6 @@ mod tests {
         ));
         assert_eq!(store.total_images().unwrap(), 1);
         assert!(blob_record(&store, b"two").is_none());
-        assert!(store.task("t-other").unwrap().is_none());
+        assert!(store.task(&"t-other".into()).unwrap().is_none());
     }
 }

@@ -445,7 +445,7 @@ pub(crate) mod test_support {
             width: 1,
             height: 1,
             cloud_synced: false,
-            task_id: format!("t-{id}"),
+            task_id: format!("t-{id}").into(),
         };
         let task = records::TaskRecord {
             task_id: image.task_id.clone(),

@@ -14,7 +14,7 @@
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
 use crate::clock::Micros;
-use crate::domain::{BlobHash, Category, Email, Username};
+use crate::domain::{BlobHash, Category, Email, ImageId, TaskId, UserId, Username};
 use crate::media::ImageKind;
 
 use super::StoreError;
@@ -46,7 +46,7 @@ pub trait Record: Serialize + DeserializeOwned {
 
 #[derive(Clone, PartialEq, Serialize, Deserialize)]
 pub struct UserRecord {
-    pub user_id: String,
+    pub user_id: UserId,
     pub username: String,
     pub email: String,
     /// PHC string of an argon2id hash. Never leaves the store layer except to be verified.
@@ -60,7 +60,7 @@ impl UserRecord {
     /// A new account with a fresh random id, created now.
     pub fn new(username: &Username, email: &Email, password_hash: String) -> Self {
         Self {
-            user_id: uuid::Uuid::new_v4().to_string(),
+            user_id: UserId::random(),
             username: username.as_str().to_string(),
             email: email.as_str().to_string(),
             password_hash,
@@ -92,7 +92,7 @@ impl Record for UserRecord {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SessionRecord {
-    pub user_id: String,
+    pub user_id: UserId,
     pub created_at: Micros,
     pub expires_at: Micros,
     pub remember_me: bool,
@@ -105,8 +105,8 @@ impl Record for SessionRecord {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ImageRecord {
-    pub id: String,
-    pub user_id: String,
+    pub id: ImageId,
+    pub user_id: UserId,
     pub filename: String,
     #[serde(with = "codes::category")]
     pub category: Category,
@@ -123,7 +123,7 @@ pub struct ImageRecord {
     pub width: u32,
     pub height: u32,
     pub cloud_synced: bool,
-    pub task_id: String,
+    pub task_id: TaskId,
 }
 
 impl ImageRecord {
@@ -168,9 +168,9 @@ impl TaskStatus {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TaskRecord {
-    pub task_id: String,
-    pub user_id: String,
-    pub image_id: String,
+    pub task_id: TaskId,
+    pub user_id: UserId,
+    pub image_id: ImageId,
     pub status: TaskStatus,
     /// Why a task failed, for logs and the task endpoint.
     pub error: Option<String>,
@@ -476,7 +476,7 @@ mod tests {
 /// a key derived from the local session token, so a copy of the data file cannot act on the hub.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HubSessionRecord {
-    pub hub_user_id: String,
+    pub hub_user_id: UserId,
     pub nonce: [u8; 12],
     pub sealed: Vec<u8>,
     pub expires_at: Micros,

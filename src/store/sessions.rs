@@ -11,6 +11,7 @@ use super::records::{HubSessionRecord, Record, SessionRecord, UserRecord};
 use super::tables::*;
 use super::{Result, Store};
 use crate::clock::Micros;
+use crate::domain::UserId;
 
 impl Store {
     /// The live session for `token_hash` and its user; `None` if unknown, expired, or its user is
@@ -124,10 +125,10 @@ impl Held {
     }
 
     /// Ends every held session of `user_id`; returns how many.
-    pub(super) fn end(&self, user_id: &str) -> usize {
+    pub(super) fn end(&self, user_id: &UserId) -> usize {
         let mut map = self.map();
         let before = map.len();
-        map.retain(|_, s| s.user_id != user_id);
+        map.retain(|_, s| s.user_id != *user_id);
         before - map.len()
     }
 }

@@ -13,7 +13,7 @@ use super::records::{
 use super::tables::*;
 use super::{Result, Store, StoreError};
 use crate::clock::Micros;
-use crate::domain::BlobHash;
+use crate::domain::{BlobHash, ImageId, TaskId, UserId};
 
 impl Store {
     pub fn hub_session(&self, token_hash: &[u8; 32]) -> Result<Option<HubSessionRecord>> {
@@ -34,7 +34,7 @@ impl Store {
     }
 
     /// `user_id`'s images the hub does not hold yet, oldest first.
-    pub fn unsynced_images(&self, user_id: &str) -> Result<Vec<ImageRecord>> {
+    pub fn unsynced_images(&self, user_id: &UserId) -> Result<Vec<ImageRecord>> {
         Ok(self
             .user_images(user_id)?
             .into_iter()
@@ -43,12 +43,14 @@ impl Store {
     }
 
     /// Every image of `user_id`, oldest first.
-    pub fn user_images(&self, user_id: &str) -> Result<Vec<ImageRecord>> {
+    pub fn user_images(&self, user_id: &UserId) -> Result<Vec<ImageRecord>> {
         let tx = self.read()?;
         let index = tx.open_table(USER_IMAGES)?;
         let images = tx.open_table(IMAGES)?;
         let mut out = Vec::new();
-        for entry in index.range((user_id, i64::MIN, "")..=(user_id, i64::MAX, "\u{10FFFF}"))? {
+        for entry in index
+            .range((user_id.as_str(), i64::MIN, "")..=(user_id.as_str(), i64::MAX, "\u{10FFFF}"))?
+        {
             let (key, _) = entry?;
             let (_, _, image_id) = key.value();
             let record = images.get(image_id)?.ok_or_else(|| {
@@ -60,7 +62,7 @@ impl Store {
     }
 
     /// The blobs `user_id`'s images use: what the hub may reuse without being sent the bytes.
-    pub fn user_blobs(&self, user_id: &str) -> Result<HashSet<BlobHash>> {
+    pub fn user_blobs(&self, user_id: &UserId) -> Result<HashSet<BlobHash>> {
         Ok(self
             .user_images(user_id)?
             .into_iter()
@@ -75,7 +77,7 @@ impl Store {
 
     /// Sets `cloud_synced` on these images in one commit. Ids that no longer exist are skipped
     /// (deleted while the batch was on its way).
-    pub fn mark_synced(&self, image_ids: &[String]) -> Result<usize> {
+    pub fn mark_synced(&self, image_ids: &[ImageId]) -> Result<usize> {
         let tx = self.write()?;
         let mut marked = 0;
         {
@@ -108,10 +110,10 @@ impl Store {
         Ok(())
     }
 
-    pub fn sync_progress(&self, task_id: &str) -> Result<Option<SyncProgressRecord>> {
+    pub fn sync_progress(&self, task_id: &TaskId) -> Result<Option<SyncProgressRecord>> {
         let tx = self.read()?;
         let table = tx.open_table(SYNC_TASKS)?;
-        let found = table.get(task_id)?;
+        let found = table.get(task_id.as_str())?;
         found
             .map(|v| SyncProgressRecord::decode(v.value()))
             .transpose()
@@ -120,11 +122,12 @@ impl Store {
     /// Records progress; with `outcome`, also ends the task `completed` or `failed`.
     pub fn update_sync_task(
         &self,
-        task_id: &str,
+        task_id: &TaskId,
         progress: &SyncProgressRecord,
         outcome: Option<Result<(), String>>,
         at: Micros,
     ) -> Result<()> {
+        let task_id = task_id.as_str();
         let tx = self.write()?;
         {
             tx.open_table(SYNC_TASKS)?
@@ -152,12 +155,12 @@ impl Store {
     /// Ends sync tasks a previous run left `processing` (it stopped mid-sync); returns how many.
     /// What they synced stays synced; the next sync sends the rest.
     pub fn abandon_sync_tasks(&self, at: Micros) -> Result<usize> {
-        let ids: Vec<String> = {
+        let ids: Vec<TaskId> = {
             let tx = self.read()?;
             let table = tx.open_table(SYNC_TASKS)?;
             let mut ids = Vec::new();
             for entry in table.iter()? {
-                ids.push(entry?.0.value().to_string());
+                ids.push(entry?.0.value().into());
             }
             ids
         };

@@ -7,6 +7,7 @@ use super::records::{Record, TaskRecord, TaskStatus};
 use super::tables::*;
 use super::{Result, Store};
 use crate::clock::Micros;
+use crate::domain::TaskId;
 
 /// Ends a pending task inside `tx` (see `Store::finish_task`).
 pub(super) fn finish_in(
@@ -36,10 +37,10 @@ pub(super) fn finish_in(
 }
 
 impl Store {
-    pub fn task(&self, task_id: &str) -> Result<Option<TaskRecord>> {
+    pub fn task(&self, task_id: &TaskId) -> Result<Option<TaskRecord>> {
         let tx = self.read()?;
         let tasks = tx.open_table(TASKS)?;
-        let found = tasks.get(task_id)?;
+        let found = tasks.get(task_id.as_str())?;
         found.map(|v| TaskRecord::decode(v.value())).transpose()
     }
 
@@ -47,14 +48,14 @@ impl Store {
     /// task that is no longer pending is left as it is.
     pub fn finish_task(
         &self,
-        task_id: &str,
+        task_id: &TaskId,
         outcome: Result<(), String>,
         at: Micros,
     ) -> Result<()> {
         let tx = self.write_derived()?;
         finish_in(
             &tx,
-            task_id,
+            task_id.as_str(),
             outcome.as_ref().map_err(String::as_str).copied(),
             at,
         )?;

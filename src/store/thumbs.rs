@@ -124,7 +124,7 @@ mod tests {
             .unwrap();
         assert_eq!(store.blob(&image.blob).unwrap().unwrap().record.refs, 1);
         assert_eq!(
-            store.delete_image("i-1", "u").unwrap(),
+            store.delete_image(&"i-1".into(), &"u".into()).unwrap(),
             DeleteOutcome::Deleted
         );
         assert!(store.blob(&image.blob).unwrap().is_none());

@@ -8,6 +8,7 @@ use super::records::{
 use super::tables::*;
 use super::{Result, Store, StoreError, WriteFailure};
 use crate::clock::Micros;
+use crate::domain::UserId;
 
 impl Store {
     /// Stores a new account. `Conflict` if the username or email (compared case-insensitively by
@@ -34,11 +35,11 @@ impl Store {
         Ok(())
     }
 
-    pub fn user(&self, user_id: &str) -> Result<Option<UserRecord>> {
+    pub fn user(&self, user_id: &UserId) -> Result<Option<UserRecord>> {
         let tx = self.read()?;
         let users = tx.open_table(USERS)?;
         users
-            .get(user_id)?
+            .get(user_id.as_str())?
             .map(|v| UserRecord::decode(v.value()))
             .transpose()
     }
@@ -67,16 +68,16 @@ impl Store {
 
     /// Replaces the password hash of `user_id` and ends every session of that user, in one commit.
     /// Returns how many sessions were ended, or `None` if there is no such user.
-    pub fn set_password(&self, user_id: &str, password_hash: &str) -> Result<Option<usize>> {
+    pub fn set_password(&self, user_id: &UserId, password_hash: &str) -> Result<Option<usize>> {
         let tx = self.write()?;
         let ended = {
             let mut users = tx.open_table(USERS)?;
-            let mut user = match users.get(user_id)? {
+            let mut user = match users.get(user_id.as_str())? {
                 Some(v) => UserRecord::decode(v.value())?,
                 None => return Ok(None),
             };
             user.password_hash = password_hash.to_string();
-            users.insert(user_id, user.encode().as_slice())?;
+            users.insert(user_id.as_str(), user.encode().as_slice())?;
             drop(users);
             // Inside the transaction, so the sweep cannot write one of them back meanwhile.
             end_sessions(&tx, user_id)? + self.held_sessions.end(user_id)
@@ -88,10 +89,10 @@ impl Store {
     /// Deletes an account with its sessions, its images (their bytes go with their last
     /// reference) and its tasks, in one commit. Returns how many images went, or `None` if there
     /// is no such user.
-    pub fn delete_user(&self, user_id: &str) -> Result<Option<u64>> {
+    pub fn delete_user(&self, user_id: &UserId) -> Result<Option<u64>> {
         let tx = self.write()?;
         let removed = {
-            let user = match tx.open_table(USERS)?.remove(user_id)? {
+            let user = match tx.open_table(USERS)?.remove(user_id.as_str())? {
                 Some(v) => UserRecord::decode(v.value())?,
                 None => return Ok(None),
             };
@@ -105,7 +106,8 @@ impl Store {
                 let index = tx.open_table(USER_IMAGES)?;
                 let records = tx.open_table(IMAGES)?;
                 let mut out = Vec::new();
-                let range = (user_id, i64::MIN, "")..=(user_id, i64::MAX, "\u{10FFFF}");
+                let range =
+                    (user_id.as_str(), i64::MIN, "")..=(user_id.as_str(), i64::MAX, "\u{10FFFF}");
                 for entry in index.range(range)? {
                     let (key, _) = entry?;
                     if let Some(raw) = records.get(key.value().2)? {
@@ -121,7 +123,7 @@ impl Store {
                 let mut tasks = tx.open_table(TASKS)?;
                 let mut ids = Vec::new();
                 for entry in tasks.extract_if(|_, raw| {
-                    TaskRecord::decode(raw).is_ok_and(|t| t.user_id == user_id)
+                    TaskRecord::decode(raw).is_ok_and(|t| t.user_id == *user_id)
                 })? {
                     ids.push(entry?.0.value().to_string());
                 }
@@ -140,10 +142,10 @@ impl Store {
     }
 
     /// How many images the user owns: one counter read, kept in step by every image write.
-    pub fn user_image_count(&self, user_id: &str) -> Result<u64> {
+    pub fn user_image_count(&self, user_id: &UserId) -> Result<u64> {
         let tx = self.read()?;
         let counts = tx.open_table(USER_IMAGE_COUNTS)?;
-        Ok(counts.get(user_id)?.map_or(0, |v| v.value()))
+        Ok(counts.get(user_id.as_str())?.map_or(0, |v| v.value()))
     }
 
     /// Records a successful login and opens its session (with its hub session when the hub
@@ -153,7 +155,7 @@ impl Store {
     /// login works until the server restarts, without its hub session and its last-login time.
     pub fn login(
         &self,
-        user_id: &str,
+        user_id: &UserId,
         token_hash: &[u8; 32],
         session: &SessionRecord,
         hub: Option<&HubSessionRecord>,
@@ -177,7 +179,7 @@ impl Store {
 
     fn login_durably(
         &self,
-        user_id: &str,
+        user_id: &UserId,
         token_hash: &[u8; 32],
         session: &SessionRecord,
         hub: Option<&HubSessionRecord>,
@@ -186,13 +188,13 @@ impl Store {
         let tx = self.write()?;
         let user = {
             let mut users = tx.open_table(USERS)?;
-            let mut user = match users.get(user_id)? {
+            let mut user = match users.get(user_id.as_str())? {
                 Some(v) => UserRecord::decode(v.value())?,
                 None => return Err(StoreError::Corrupt(format!("user {user_id} vanished"))),
             };
             user.last_login = Some(at);
             user.cloud_sync_enabled = hub.is_some();
-            users.insert(user_id, user.encode().as_slice())?;
+            users.insert(user_id.as_str(), user.encode().as_slice())?;
             tx.open_table(SESSIONS)?
                 .insert(token_hash, session.encode().as_slice())?;
             if let Some(hub) = hub {
@@ -207,12 +209,12 @@ impl Store {
 }
 
 /// Removes every session of `user_id`, with their hub sessions; returns how many.
-fn end_sessions(tx: &WriteTransaction, user_id: &str) -> Result<usize> {
+fn end_sessions(tx: &WriteTransaction, user_id: &UserId) -> Result<usize> {
     let mut ended = Vec::new();
     {
         let mut sessions = tx.open_table(SESSIONS)?;
         for entry in sessions
-            .extract_if(|_, raw| SessionRecord::decode(raw).is_ok_and(|s| s.user_id == user_id))?
+            .extract_if(|_, raw| SessionRecord::decode(raw).is_ok_and(|s| s.user_id == *user_id))?
         {
             ended.push(*entry?.0.value());
         }
@@ -256,7 +258,7 @@ mod tests {
             store.create_user(&user("u3", "bob"), "bob", "ann@x.org"),
             Err(StoreError::Conflict)
         ));
-        assert!(store.user("u2").unwrap().is_none());
+        assert!(store.user(&"u2".into()).unwrap().is_none());
         assert_eq!(
             store.user_by_username("ann").unwrap().unwrap().user_id,
             "u1"
@@ -280,11 +282,16 @@ mod tests {
             expires_at: i64::MAX,
             remember_me: false,
         };
-        store.login("u1", &[1; 32], &session, None, 2).unwrap();
-        assert_eq!(store.set_password("u1", "new").unwrap(), Some(1));
-        assert_eq!(store.user("u1").unwrap().unwrap().password_hash, "new");
+        store
+            .login(&"u1".into(), &[1; 32], &session, None, 2)
+            .unwrap();
+        assert_eq!(store.set_password(&"u1".into(), "new").unwrap(), Some(1));
+        assert_eq!(
+            store.user(&"u1".into()).unwrap().unwrap().password_hash,
+            "new"
+        );
         assert!(store.session_user(&[1; 32], 3).unwrap().is_none());
-        assert_eq!(store.set_password("nobody", "x").unwrap(), None);
+        assert_eq!(store.set_password(&"nobody".into(), "x").unwrap(), None);
 
         for (id, owner, bytes) in [
             ("a", "u1", b"shared"),
@@ -294,7 +301,7 @@ mod tests {
             let (image, task) = new_image(id, owner, 1, bytes);
             store.save_image(&image, bytes, &task).unwrap();
         }
-        assert_eq!(store.delete_user("u1").unwrap(), Some(2));
+        assert_eq!(store.delete_user(&"u1".into()).unwrap(), Some(2));
         assert!(store.user_by_username("ann").unwrap().is_none());
         assert_eq!(store.total_images().unwrap(), 1);
         assert!(store.blob(&BlobHash::of(b"single")).unwrap().is_none());
@@ -307,10 +314,10 @@ mod tests {
                 .refs,
             1
         );
-        assert!(store.task("t-a").unwrap().is_none());
+        assert!(store.task(&"t-a".into()).unwrap().is_none());
         assert_eq!(store.pending_tasks().unwrap().len(), 1);
         assert!(store.check().unwrap().is_clean());
-        assert_eq!(store.delete_user("u1").unwrap(), None);
+        assert_eq!(store.delete_user(&"u1".into()).unwrap(), None);
         let names: Vec<_> = store
             .users()
             .unwrap()
@@ -355,7 +362,7 @@ mod tests {
         assert!(store.session_user(&[4; 32], now).unwrap().is_none());
         assert!(store.held_sessions.hold([5; 32], session(now + 10)));
         assert_eq!(
-            store.set_password("u1", "h2").unwrap(),
+            store.set_password(&"u1".into(), "h2").unwrap(),
             Some(2),
             "[2] on disk, [5] held"
         );

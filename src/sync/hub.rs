@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use super::wire::{ManifestReply, ManifestRequest, SyncReply};
+use crate::domain::UserId;
 
 /// Account calls (register, login) are small; a slow hub must not hold a local login for long.
 const ACCOUNT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -33,7 +34,7 @@ pub struct Hub {
 
 /// What the hub answers to a login.
 pub struct HubLogin {
-    pub user_id: String,
+    pub user_id: UserId,
     pub token: String,
 }
 
@@ -90,7 +91,7 @@ impl Hub {
             token,
         ) {
             (true, Some(user_id), Some(token)) if !token.is_empty() => Ok(HubLogin {
-                user_id: user_id.to_string(),
+                user_id: user_id.into(),
                 token,
             }),
             _ => Err(HubError::Refused(error_text(status, &answer))),

@@ -13,7 +13,7 @@ use base64::Engine;
 use super::hub::{Hub, HubError, HubLogin};
 use super::wire::{ManifestEntry, ManifestRequest, SyncData, SyncImage, SyncStatistics, SyncUser};
 use crate::clock;
-use crate::domain::BlobHash;
+use crate::domain::{BlobHash, ImageId, TaskId, UserId};
 use crate::store::Store;
 use crate::store::records::{ImageRecord, SyncProgressRecord, UserRecord};
 
@@ -26,31 +26,31 @@ const KEEP_REFUSALS: usize = 20;
 
 /// The syncs running now: user id → the task id of that user's sync. One per user at a time.
 #[derive(Default)]
-pub struct Running(std::sync::Mutex<HashMap<String, String>>);
+pub struct Running(std::sync::Mutex<HashMap<UserId, TaskId>>);
 
 impl Running {
-    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<String, String>> {
+    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<UserId, TaskId>> {
         self.0
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// The task of `user_id`'s running sync.
-    pub fn task_of(&self, user_id: &str) -> Option<String> {
+    pub fn task_of(&self, user_id: &UserId) -> Option<TaskId> {
         self.map().get(user_id).cloned()
     }
 
     /// Records `task_id` as `user_id`'s running sync; `Err` with the task already running.
-    pub fn start(&self, user_id: &str, task_id: &str) -> Result<(), String> {
+    pub fn start(&self, user_id: &UserId, task_id: &TaskId) -> Result<(), TaskId> {
         let mut map = self.map();
         if let Some(running) = map.get(user_id) {
             return Err(running.clone());
         }
-        map.insert(user_id.to_string(), task_id.to_string());
+        map.insert(user_id.clone(), task_id.clone());
         Ok(())
     }
 
-    pub fn end(&self, user_id: &str) {
+    pub fn end(&self, user_id: &UserId) {
         self.map().remove(user_id);
     }
 }
@@ -63,7 +63,7 @@ pub struct SyncJob {
     pub user: UserRecord,
     pub login: HubLogin,
     pub local_token_hash: [u8; 32],
-    pub task_id: String,
+    pub task_id: TaskId,
     pub images: Vec<ImageRecord>,
 }
 
@@ -111,14 +111,14 @@ impl SyncJob {
                 .collect(),
         };
         let answer = hub.manifest(&self.login, &manifest).await?;
-        let needed: HashSet<String> = answer.needed.into_iter().collect();
+        let needed: HashSet<ImageId> = answer.needed.into_iter().collect();
         let mut on_hub: HashSet<BlobHash> = answer
             .have_blobs
             .iter()
             .filter_map(|h| BlobHash::from_hex(h))
             .collect();
         // The hub already holds these: record that, send nothing.
-        let held: Vec<String> = self
+        let held: Vec<ImageId> = self
             .images
             .iter()
             .filter(|i| !needed.contains(&i.id))
@@ -208,7 +208,7 @@ impl SyncJob {
             for r in reply.refused {
                 tracing::warn!(image_id = %r.id, reason = %r.reason, "the hub refused an image");
                 if progress.refused.len() < KEEP_REFUSALS {
-                    progress.refused.push((r.id, r.reason));
+                    progress.refused.push((r.id.into_string(), r.reason));
                 }
             }
             self.record(progress, None).await;
@@ -216,7 +216,7 @@ impl SyncJob {
         Ok(())
     }
 
-    async fn mark(&self, ids: Vec<String>) -> Result<usize, HubError> {
+    async fn mark(&self, ids: Vec<ImageId>) -> Result<usize, HubError> {
         let store = self.store.clone();
         tokio::task::spawn_blocking(move || store.mark_synced(&ids))
             .await

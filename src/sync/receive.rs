@@ -8,7 +8,7 @@ use std::collections::{HashMap, HashSet};
 use bytes::Bytes;
 
 use super::wire::{Refusal, SyncData, SyncImage, SyncReply};
-use crate::domain::{BlobHash, Category};
+use crate::domain::{BlobHash, Category, ImageId, TaskId, UserId};
 use crate::ingest::{self, Incoming};
 use crate::store::records::{ImageRecord, TaskRecord};
 use crate::store::{NewImage, Store, StoreError};
@@ -17,9 +17,9 @@ use crate::{clock, media};
 /// Stores what a sync request carries. Returns the answer and the thumbnails to make.
 pub fn receive(
     store: &Store,
-    user_id: &str,
+    user_id: &UserId,
     data: SyncData,
-) -> Result<(SyncReply, Vec<(String, BlobHash)>), StoreError> {
+) -> Result<(SyncReply, Vec<(TaskId, BlobHash)>), StoreError> {
     let held = store.user_blobs(user_id)?;
     let mut reply = SyncReply::default();
     let mut queued = Vec::new();
@@ -27,7 +27,7 @@ pub fn receive(
     let mut decoded: HashMap<BlobHash, Bytes> = HashMap::new();
     let mut files = data.image_files;
     // Ids new in this request, with their bytes' hash: a repeat is the same image or a conflict.
-    let mut new_ids: HashMap<String, BlobHash> = HashMap::new();
+    let mut new_ids: HashMap<ImageId, BlobHash> = HashMap::new();
     let mut fresh = Vec::new();
     let mut repeats = Vec::new();
     for meta in data.images_metadata {
@@ -73,7 +73,7 @@ pub fn receive(
     } else {
         store.save_images(&uploads)?
     };
-    let mut refused_new: HashMap<String, String> = HashMap::new();
+    let mut refused_new: HashMap<ImageId, String> = HashMap::new();
     for (new, outcome) in fresh.iter().zip(outcomes) {
         let id = new.image.id.clone();
         let reason = match outcome {
@@ -121,14 +121,14 @@ enum Ingested {
 
 fn ingest_one(
     store: &Store,
-    user_id: &str,
+    user_id: &UserId,
     held: &HashSet<BlobHash>,
     decoded: &mut HashMap<BlobHash, Bytes>,
     meta: SyncImage,
     file: Option<String>,
 ) -> Result<Ingested, String> {
     let internal = |e: StoreError| format!("hub storage error: {e}");
-    if !safe_name(&meta.id, 100) {
+    if !safe_name(meta.id.as_str(), 100) {
         return Err("invalid image id".into());
     }
     if !safe_name(&meta.filename, 255) {
@@ -140,7 +140,7 @@ fn ingest_one(
         .map(|h| BlobHash::from_hex(h).ok_or("invalid blake3 hash"));
     let claimed = claimed.transpose()?;
     if let Some(existing) = store.image(&meta.id).map_err(internal)? {
-        return if existing.user_id == user_id && claimed.is_none_or(|h| h == existing.blob) {
+        return if existing.user_id == *user_id && claimed.is_none_or(|h| h == existing.blob) {
             Ok(Ingested::AlreadyHeld)
         } else {
             Err("an image with this id already exists with other content".into())
@@ -193,7 +193,7 @@ fn ingest_one(
     let mut context = meta.context_info.clone();
     context.remove("category");
     let new = Incoming {
-        owner: user_id.to_string(),
+        owner: user_id.clone(),
         category,
         original_url: meta.original_url,
         page_url: meta.page_url,

@@ -6,11 +6,12 @@ use std::collections::HashMap;
 use serde::{Deserialize, Serialize};
 
 use crate::clock;
+use crate::domain::{ImageId, UserId};
 use crate::store::records::ImageRecord;
 
 #[derive(Serialize, Deserialize)]
 pub struct ManifestEntry {
-    pub id: String,
+    pub id: ImageId,
     pub blake3: String,
 }
 
@@ -22,7 +23,7 @@ pub struct ManifestRequest {
 #[derive(Serialize, Deserialize, Default)]
 pub struct ManifestReply {
     /// Ids the hub does not hold yet.
-    pub needed: Vec<String>,
+    pub needed: Vec<ImageId>,
     /// Of the hashes asked about, those the hub already holds for this user.
     pub have_blobs: Vec<String>,
 }
@@ -46,7 +47,7 @@ pub struct SyncData {
 #[derive(Serialize, Deserialize, Default)]
 #[serde(default)]
 pub struct SyncUser {
-    pub user_id: String,
+    pub user_id: UserId,
     pub username: String,
     pub email: String,
     pub created_at: String,
@@ -56,9 +57,9 @@ pub struct SyncUser {
 
 #[derive(Serialize, Deserialize, Clone)]
 pub struct SyncImage {
-    pub id: String,
+    pub id: ImageId,
     #[serde(default)]
-    pub user_id: String,
+    pub user_id: UserId,
     pub filename: String,
     pub original_url: Option<String>,
     pub page_url: Option<String>,
@@ -115,7 +116,7 @@ pub struct SyncStatistics {
 #[derive(Serialize, Deserialize, Default)]
 pub struct SyncReply {
     #[serde(default)]
-    pub accepted: Vec<String>,
+    pub accepted: Vec<ImageId>,
     #[serde(default)]
     pub refused: Vec<Refusal>,
     #[serde(default)]
@@ -128,6 +129,6 @@ pub struct SyncReply {
 
 #[derive(Serialize, Deserialize, Clone)]
 pub struct Refusal {
-    pub id: String,
+    pub id: ImageId,
     pub reason: String,
 }

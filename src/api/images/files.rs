@@ -9,7 +9,7 @@ use warp::{Filter, Rejection, Reply};
 
 use crate::api::auth::{Caller, require_user};
 use crate::api::{ApiError, AppState, blocking, blocking_stream, reject, with_state};
-use crate::domain::{BlobHash, Category};
+use crate::domain::{BlobHash, Category, UserId};
 use crate::media::ImageKind;
 use crate::store::records::ThumbRecord;
 use crate::store::{BlobChunks, Store};
@@ -18,13 +18,13 @@ use crate::web::etag_matches;
 pub fn routes(
     state: Arc<AppState>,
 ) -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clone {
-    let original = warp::path!("api" / "user" / String / "images" / String)
+    let original = warp::path!("api" / "user" / UserId / "images" / String)
         .and(warp::get())
         .map(|user_id, filename| (user_id, None, filename));
-    let by_category = warp::path!("api" / "user" / String / "images" / String / String)
+    let by_category = warp::path!("api" / "user" / UserId / "images" / String / String)
         .and(warp::get())
         .map(|user_id, category, filename| (user_id, Some(category), filename));
-    let thumbnail = warp::path!("api" / "user" / String / "thumbnails" / String)
+    let thumbnail = warp::path!("api" / "user" / UserId / "thumbnails" / String)
         .and(warp::get())
         .map(|user_id, filename| (user_id, None, filename))
         .and(with_state(state.clone()))
@@ -67,7 +67,7 @@ fn conditions() -> impl Filter<Extract = (Conditions,), Error = Rejection> + Clo
 async fn serve_file(
     state: Arc<AppState>,
     caller: Caller,
-    (user_id, category, filename): (String, Option<String>, String),
+    (user_id, category, filename): (UserId, Option<String>, String),
     conditions: Conditions,
     thumbnail: bool,
 ) -> Result<warp::reply::Response, Rejection> {

@@ -9,6 +9,7 @@ use warp::{Filter, Rejection, Reply};
 use crate::api::auth::{Caller, require_user};
 use crate::api::{ApiError, AppState, blocking, reject, with_state};
 use crate::clock;
+use crate::domain::{ImageId, UserId};
 use crate::store::DeleteOutcome;
 use crate::store::records::ImageRecord;
 
@@ -21,7 +22,7 @@ pub fn routes(
         .and(require_user(state.clone()))
         .and(warp::query::<HashMap<String, String>>())
         .and_then(list);
-    let delete = warp::path!("api" / "user" / "images" / String)
+    let delete = warp::path!("api" / "user" / "images" / ImageId)
         .and(warp::delete())
         .and(with_state(state.clone()))
         .and(require_user(state))
@@ -32,8 +33,8 @@ pub fn routes(
 /// The seed's image object.
 #[derive(Serialize)]
 struct ImageView {
-    id: String,
-    user_id: String,
+    id: ImageId,
+    user_id: UserId,
     filename: String,
     original_url: Option<String>,
     page_url: Option<String>,
@@ -117,11 +118,11 @@ struct Deleted {
     success: bool,
     message: &'static str,
     #[serde(rename = "imageId")]
-    image_id: String,
+    image_id: ImageId,
 }
 
 async fn delete(
-    image_id: String,
+    image_id: ImageId,
     state: Arc<AppState>,
     caller: Caller,
 ) -> Result<impl Reply, Rejection> {

@@ -14,7 +14,7 @@ use crate::api::auth::{Caller, optional_user};
 use crate::api::guard::client_addr;
 use crate::api::multipart::{self, Multipart};
 use crate::api::{ApiError, AppState, body, reject, with_state};
-use crate::domain::Category;
+use crate::domain::{Category, ImageId, TaskId};
 use crate::ingest::{Incoming, IngestError};
 use crate::media::{self, MAX_IMAGE_BYTES};
 use crate::throttle::{self, Reservation};
@@ -204,9 +204,9 @@ struct UploadMeta {
 struct UploadReply {
     success: bool,
     #[serde(rename = "taskId")]
-    task_id: String,
+    task_id: TaskId,
     #[serde(rename = "imageId")]
-    image_id: String,
+    image_id: ImageId,
     filename: String,
     #[serde(rename = "fileSize")]
     file_size: u64,

@@ -1,5 +1,5 @@
 //! Blobs: reference counts recounted from the images and thumbnails, and every chunk hashed
-//! against its blob's key.
+//! against its blob's key (kept by `store::blobs`).
 
 use super::*;
 
@@ -26,16 +26,13 @@ pub(super) fn check_blobs(
                 0 | 1 => String::new(),
                 n => format!(" and {} more", n - 1),
             };
-            out.found(
-                format!(
-                    "image {} ({}/{}){more}: its bytes (blob {}) are missing",
-                    image.id,
-                    image.user_id,
-                    image.filename,
-                    short(hash)
-                ),
-                None,
-            );
+            out.unrepairable(format!(
+                "image {} ({}/{}){more}: its bytes (blob {}) are missing",
+                image.id,
+                image.user_id,
+                image.filename,
+                short(hash)
+            ));
         }
     }
     report.blobs = blobs.len() as u64;
@@ -80,7 +77,7 @@ pub(super) fn load_blobs(
                 blobs.insert(hash, Some(record));
             }
             Err(e) => {
-                out.found(format!("blob {}: {e}", short(&hash)), None);
+                out.unrepairable(format!("blob {}: {e}", short(&hash)));
                 blobs.insert(hash, None);
             }
         }
@@ -126,33 +123,24 @@ pub(super) fn check_chunks(
         }
         let Some(record) = record else { return };
         if walk.gap || walk.next != record.chunks {
-            out.found(
-                format!(
-                    "blob {} lacks chunks: {} of {} present",
-                    short(&walk.hash),
-                    walk.present,
-                    record.chunks
-                ),
-                None,
-            );
+            out.unrepairable(format!(
+                "blob {} lacks chunks: {} of {} present",
+                short(&walk.hash),
+                walk.present,
+                record.chunks
+            ));
         } else if walk.size != record.size {
-            out.found(
-                format!(
-                    "blob {} holds {} bytes, its record says {}",
-                    short(&walk.hash),
-                    walk.size,
-                    record.size
-                ),
-                None,
-            );
+            out.unrepairable(format!(
+                "blob {} holds {} bytes, its record says {}",
+                short(&walk.hash),
+                walk.size,
+                record.size
+            ));
         } else if *walk.hasher.finalize().as_bytes() != walk.hash {
-            out.found(
-                format!(
-                    "blob {}: its bytes do not hash to its key",
-                    short(&walk.hash)
-                ),
-                None,
-            );
+            out.unrepairable(format!(
+                "blob {}: its bytes do not hash to its key",
+                short(&walk.hash)
+            ));
         }
     };
     let chunks = tx.open_table(BLOB_CHUNKS)?;
@@ -198,16 +186,56 @@ pub(super) fn check_chunks(
     }
     for (hash, record) in blobs {
         match record {
-            Some(record) if record.chunks > 0 && !seen.contains(hash) => out.found(
-                format!(
-                    "blob {}: all {} chunks are missing",
-                    short(hash),
-                    record.chunks
-                ),
-                None,
-            ),
+            Some(record) if record.chunks > 0 && !seen.contains(hash) => out.unrepairable(format!(
+                "blob {}: all {} chunks are missing",
+                short(hash),
+                record.chunks
+            )),
             _ => {}
         }
     }
     Ok(())
+}
+#[derive(Debug)]
+pub(super) enum Fix {
+    SetRefs([u8; 32], u64),
+    /// A blob nothing refers to: its record and its chunks.
+    RemoveBlob([u8; 32]),
+    RemoveChunks([u8; 32], Vec<u32>),
+}
+
+impl Repair for Fix {
+    fn apply(&self, tx: &WriteTransaction) -> Result<()> {
+        match self {
+            Self::SetRefs(hash, n) => {
+                let mut blobs = tx.open_table(BLOBS)?;
+                let record = blobs
+                    .get(hash)?
+                    .map(|v| BlobRecord::decode(v.value()))
+                    .transpose()?;
+                if let Some(mut record) = record {
+                    record.refs = *n;
+                    blobs.insert(hash, record.encode().as_slice())?;
+                }
+            }
+            Self::RemoveBlob(hash) => {
+                let record = tx
+                    .open_table(BLOBS)?
+                    .remove(hash)?
+                    .map(|v| BlobRecord::decode(v.value()))
+                    .transpose()?;
+                let mut chunks = tx.open_table(BLOB_CHUNKS)?;
+                for i in 0..record.map_or(0, |r| r.chunks) {
+                    chunks.remove((hash, i))?;
+                }
+            }
+            Self::RemoveChunks(hash, indexes) => {
+                let mut chunks = tx.open_table(BLOB_CHUNKS)?;
+                for &i in indexes {
+                    chunks.remove((hash, i))?;
+                }
+            }
+        }
+        Ok(())
+    }
 }

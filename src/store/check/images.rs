@@ -1,4 +1,5 @@
-//! Images: every index entry (by name, by time, pending tasks) matches its record both ways.
+//! Images: the image total, and every index entry (by name, by time) matches its record both ways
+//! (kept by `store::images`).
 
 use super::*;
 
@@ -39,19 +40,16 @@ pub(super) fn load_images(
         let id = id.value().to_string();
         match ImageRecord::decode(raw.value()) {
             Ok(image) => {
-                if !users.contains_key(&image.user_id) {
-                    out.found(
-                        format!(
-                            "image {id} belongs to user {}, who does not exist",
-                            image.user_id
-                        ),
-                        None,
-                    );
+                if !users.contains_key(image.user_id.as_str()) {
+                    out.unrepairable(format!(
+                        "image {id} belongs to user {}, who does not exist",
+                        image.user_id
+                    ));
                 }
                 images.records.insert(id, image);
             }
             Err(e) => {
-                out.found(format!("image {id}: {e}"), None);
+                out.unrepairable(format!("image {id}: {e}"));
                 images.undecodable.insert(id);
             }
         }
@@ -70,26 +68,23 @@ pub(super) fn check_image_indexes(
     for image in &sorted {
         let key = (image.user_id.as_str(), image.filename.as_str());
         match names.get(key)? {
-            Some(id) if id.value() == image.id => {}
-            Some(id) => out.found(
-                format!(
-                    "images {} and {} of user {} share the file name {}",
-                    image.id,
-                    id.value(),
-                    image.user_id,
-                    image.filename
-                ),
-                None,
-            ),
+            Some(id) if id.value() == image.id.as_str() => {}
+            Some(id) => out.unrepairable(format!(
+                "images {} and {} of user {} share the file name {}",
+                image.id,
+                id.value(),
+                image.user_id,
+                image.filename
+            )),
             None => out.found(
                 format!(
                     "file name {} of image {} is missing from the name index",
                     image.filename, image.id
                 ),
                 Some(Fix::AddName(
-                    image.user_id.clone(),
+                    image.user_id.to_string(),
                     image.filename.clone(),
-                    image.id.clone(),
+                    image.id.to_string(),
                 )),
             ),
         }
@@ -98,7 +93,9 @@ pub(super) fn check_image_indexes(
         let (key, id) = entry?;
         let (user, filename) = key.value();
         let id = id.value();
-        let fits = images.entry_fits(id, |img| img.user_id == user && img.filename == filename);
+        let fits = images.entry_fits(id, |img| {
+            img.user_id.as_str() == user && img.filename == filename
+        });
         if !fits {
             out.found(
                 format!("name index entry {user}/{filename} points at image {id}, which is not that image"),
@@ -114,9 +111,9 @@ pub(super) fn check_image_indexes(
             out.found(
                 format!("image {} is missing from its user's time index", image.id),
                 Some(Fix::AddTimeIndex(
-                    image.user_id.clone(),
+                    image.user_id.to_string(),
                     image.saved_at,
-                    image.id.clone(),
+                    image.id.to_string(),
                 )),
             );
         }
@@ -124,7 +121,9 @@ pub(super) fn check_image_indexes(
     for entry in times.iter()? {
         let (key, _) = entry?;
         let (user, saved_at, id) = key.value();
-        let fits = images.entry_fits(id, |img| img.user_id == user && img.saved_at == saved_at);
+        let fits = images.entry_fits(id, |img| {
+            img.user_id.as_str() == user && img.saved_at == saved_at
+        });
         if !fits {
             out.found(
                 format!("time index entry of user {user} points at image {id}, which is not there"),
@@ -137,4 +136,42 @@ pub(super) fn check_image_indexes(
         }
     }
     Ok(())
+}
+
+#[derive(Debug)]
+pub(super) enum Fix {
+    SetTotal(u64),
+    AddName(String, String, String),
+    RemoveName(String, String),
+    AddTimeIndex(String, i64, String),
+    RemoveTimeIndex(String, i64, String),
+}
+
+impl Repair for Fix {
+    fn apply(&self, tx: &WriteTransaction) -> Result<()> {
+        match self {
+            Self::SetTotal(n) => {
+                tx.open_table(META)?.insert(TOTAL_IMAGES_KEY, *n)?;
+            }
+            Self::AddName(user, filename, id) => {
+                tx.open_table(IMAGE_NAMES)?
+                    .insert((user.as_str(), filename.as_str()), id.as_str())?;
+            }
+            Self::RemoveName(user, filename) => {
+                tx.open_table(IMAGE_NAMES)?
+                    .remove((user.as_str(), filename.as_str()))?;
+            }
+            Self::AddTimeIndex(user, at, id) => {
+                tx.open_table(USER_IMAGES)?
+                    .insert((user.as_str(), *at, id.as_str()), ())?;
+                crate::store::paging::bump_epoch(tx, user)?;
+            }
+            Self::RemoveTimeIndex(user, at, id) => {
+                tx.open_table(USER_IMAGES)?
+                    .remove((user.as_str(), *at, id.as_str()))?;
+                crate::store::paging::bump_epoch(tx, user)?;
+            }
+        }
+        Ok(())
+    }
 }

@@ -10,11 +10,13 @@
 //! thumbnails). It never deletes an image record: an image whose bytes are gone is reported for
 //! restoring from a backup.
 //!
-//! Each aggregate's checks are in its own file here (`users`, `images`, `blobs`, `thumbs`, `tasks`,
-//! `sessions`); what they find and how it is repaired (`Fix`, `apply`) is shared, in this file.
+//! Each aggregate's checks and its fixes (`Fix`, applied through `Repair`) are in its own file here
+//! (`users`, `images`, `blobs`, `thumbs`, `tasks`, `sessions`); this file runs them in order and
+//! holds the report.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
+use std::sync::Arc;
 
 use redb::{ReadTransaction, ReadableTable, ReadableTableMetadata, WriteTransaction};
 
@@ -73,7 +75,7 @@ pub struct Problem {
     /// What is wrong, in one line.
     pub what: String,
     /// How `repair` fixes it; `None` when nothing in the file can (only a backup can).
-    fix: Option<Fix>,
+    fix: Option<Arc<dyn Repair>>,
 }
 
 impl Problem {
@@ -102,32 +104,11 @@ pub struct RepairReport {
     pub after: CheckReport,
 }
 
-/// One change that makes a derived fact agree with the records again.
-#[derive(Debug, Clone)]
-enum Fix {
-    SetTotal(u64),
-    /// Zero removes the counter, as image deletion does.
-    SetUserCount(String, u64),
-    SetRefs([u8; 32], u64),
-    /// A blob nothing refers to: its record and its chunks.
-    RemoveBlob([u8; 32]),
-    RemoveChunks([u8; 32], Vec<u32>),
-    AddUsername(String, String),
-    RemoveUsername(String),
-    AddEmail(String, String),
-    RemoveEmail(String),
-    AddName(String, String, String),
-    RemoveName(String, String),
-    AddTimeIndex(String, i64, String),
-    RemoveTimeIndex(String, i64, String),
-    AddPending(String),
-    RemovePending(String),
-    RemoveSession([u8; 32]),
-    RemoveHubSession([u8; 32]),
-    RemoveSyncTask(String),
-    /// Drops a thumbnail record; when its source is still used it goes on the backlog to be remade.
-    RemoveThumb([u8; 32], bool),
-    RemoveBacklog([u8; 32]),
+/// One change that makes derived facts agree with the records again. Each aggregate's file defines
+/// its own fixes beside the checks that find them, so an index added to an aggregate changes only
+/// that file.
+trait Repair: fmt::Debug + Send + Sync {
+    fn apply(&self, tx: &WriteTransaction) -> Result<()>;
 }
 
 impl Store {
@@ -145,7 +126,7 @@ impl Store {
         let mut fixed = Vec::new();
         for problem in &before.problems {
             if let Some(fix) = &problem.fix {
-                apply(&tx, fix)?;
+                fix.apply(&tx)?;
                 fixed.push(problem.what.clone());
             }
         }
@@ -161,13 +142,20 @@ fn short(hash: &[u8; 32]) -> String {
     BlobHash(*hash).to_hex()[..16].to_string()
 }
 
-/// Collects problems; `found(what, fix)` reads like the line it prints.
+/// Collects problems; each call reads like the line it prints.
 #[derive(Default)]
 struct Findings(Vec<Problem>);
 
 impl Findings {
-    fn found(&mut self, what: String, fix: Option<Fix>) {
+    /// A problem `fix` repairs, when there is one.
+    fn found(&mut self, what: String, fix: Option<impl Repair + 'static>) {
+        let fix = fix.map(|f| Arc::new(f) as Arc<dyn Repair>);
         self.0.push(Problem { what, fix });
+    }
+
+    /// A problem nothing in the file can repair.
+    fn unrepairable(&mut self, what: String) {
+        self.0.push(Problem { what, fix: None });
     }
 }
 
@@ -178,13 +166,10 @@ fn check_in(tx: &ReadTransaction) -> Result<CheckReport> {
     let meta = tx.open_table(META)?;
     report.schema_version = meta.get(VERSION_KEY)?.map_or(0, |v| v.value());
     if report.schema_version != SCHEMA_VERSION {
-        out.found(
-            format!(
-                "schema version is {}, expected {SCHEMA_VERSION}",
-                report.schema_version
-            ),
-            None,
-        );
+        out.unrepairable(format!(
+            "schema version is {}, expected {SCHEMA_VERSION}",
+            report.schema_version
+        ));
     }
     let stored_total = meta.get(TOTAL_IMAGES_KEY)?.map_or(0, |v| v.value());
     drop(meta);
@@ -199,7 +184,7 @@ fn check_in(tx: &ReadTransaction) -> Result<CheckReport> {
                 "image total is {stored_total}, but the file holds {} images",
                 report.images
             ),
-            Some(Fix::SetTotal(report.images)),
+            Some(images::Fix::SetTotal(report.images)),
         );
     }
     check_user_counts(tx, &images, &mut out)?;
@@ -209,115 +194,6 @@ fn check_in(tx: &ReadTransaction) -> Result<CheckReport> {
     check_blobs(tx, &images, &mut report, &mut out)?;
     report.problems = out.0;
     Ok(report)
-}
-fn string_index(
-    tx: &ReadTransaction,
-    def: redb::TableDefinition<&str, &str>,
-) -> Result<BTreeMap<String, String>> {
-    let mut map = BTreeMap::new();
-    for entry in tx.open_table(def)?.iter()? {
-        let (k, v) = entry?;
-        map.insert(k.value().to_string(), v.value().to_string());
-    }
-    Ok(map)
-}
-fn apply(tx: &WriteTransaction, fix: &Fix) -> Result<()> {
-    match fix {
-        Fix::SetTotal(n) => {
-            tx.open_table(META)?.insert(TOTAL_IMAGES_KEY, *n)?;
-        }
-        Fix::SetUserCount(user, 0) => {
-            tx.open_table(USER_IMAGE_COUNTS)?.remove(user.as_str())?;
-        }
-        Fix::SetUserCount(user, n) => {
-            tx.open_table(USER_IMAGE_COUNTS)?
-                .insert(user.as_str(), *n)?;
-        }
-        Fix::SetRefs(hash, n) => {
-            let mut blobs = tx.open_table(BLOBS)?;
-            let record = blobs
-                .get(hash)?
-                .map(|v| BlobRecord::decode(v.value()))
-                .transpose()?;
-            if let Some(mut record) = record {
-                record.refs = *n;
-                blobs.insert(hash, record.encode().as_slice())?;
-            }
-        }
-        Fix::RemoveBlob(hash) => {
-            let record = tx
-                .open_table(BLOBS)?
-                .remove(hash)?
-                .map(|v| BlobRecord::decode(v.value()))
-                .transpose()?;
-            let mut chunks = tx.open_table(BLOB_CHUNKS)?;
-            for i in 0..record.map_or(0, |r| r.chunks) {
-                chunks.remove((hash, i))?;
-            }
-        }
-        Fix::RemoveChunks(hash, indexes) => {
-            let mut chunks = tx.open_table(BLOB_CHUNKS)?;
-            for &i in indexes {
-                chunks.remove((hash, i))?;
-            }
-        }
-        Fix::AddUsername(key, id) => {
-            tx.open_table(USERNAMES)?
-                .insert(key.as_str(), id.as_str())?;
-        }
-        Fix::RemoveUsername(key) => {
-            tx.open_table(USERNAMES)?.remove(key.as_str())?;
-        }
-        Fix::AddEmail(key, id) => {
-            tx.open_table(EMAILS)?.insert(key.as_str(), id.as_str())?;
-        }
-        Fix::RemoveEmail(key) => {
-            tx.open_table(EMAILS)?.remove(key.as_str())?;
-        }
-        Fix::AddName(user, filename, id) => {
-            tx.open_table(IMAGE_NAMES)?
-                .insert((user.as_str(), filename.as_str()), id.as_str())?;
-        }
-        Fix::RemoveName(user, filename) => {
-            tx.open_table(IMAGE_NAMES)?
-                .remove((user.as_str(), filename.as_str()))?;
-        }
-        Fix::AddTimeIndex(user, at, id) => {
-            tx.open_table(USER_IMAGES)?
-                .insert((user.as_str(), *at, id.as_str()), ())?;
-            super::paging::bump_epoch(tx, user)?;
-        }
-        Fix::RemoveTimeIndex(user, at, id) => {
-            tx.open_table(USER_IMAGES)?
-                .remove((user.as_str(), *at, id.as_str()))?;
-            super::paging::bump_epoch(tx, user)?;
-        }
-        Fix::AddPending(id) => {
-            tx.open_table(PENDING_TASKS)?.insert(id.as_str(), ())?;
-        }
-        Fix::RemovePending(id) => {
-            tx.open_table(PENDING_TASKS)?.remove(id.as_str())?;
-        }
-        Fix::RemoveSession(hash) => {
-            tx.open_table(SESSIONS)?.remove(hash)?;
-        }
-        Fix::RemoveHubSession(hash) => {
-            tx.open_table(HUB_SESSIONS)?.remove(hash)?;
-        }
-        Fix::RemoveSyncTask(id) => {
-            tx.open_table(SYNC_TASKS)?.remove(id.as_str())?;
-        }
-        Fix::RemoveThumb(source, remake) => {
-            tx.open_table(THUMBS)?.remove(source)?;
-            if *remake {
-                tx.open_table(THUMB_BACKLOG)?.insert(source, ())?;
-            }
-        }
-        Fix::RemoveBacklog(source) => {
-            tx.open_table(THUMB_BACKLOG)?.remove(source)?;
-        }
-    }
-    Ok(())
 }
 #[cfg(test)]
 mod tests {
@@ -438,7 +314,7 @@ mod tests {
         let repaired = store.repair().unwrap();
         assert_eq!(repaired.fixed.len(), 8);
         assert!(repaired.after.is_clean(), "{}", lines(&repaired.after));
-        assert_eq!(store.user_image_count("u1").unwrap(), 2);
+        assert_eq!(store.user_image_count(&"u1".into()).unwrap(), 2);
         assert_eq!(store.total_images().unwrap(), 3);
         assert_eq!(store.blob(&shared.blob).unwrap().unwrap().record.refs, 2);
         assert_eq!(store.pending_tasks().unwrap().len(), 3);
@@ -473,7 +349,7 @@ mod tests {
         let repaired = store.repair().unwrap();
         assert!(repaired.fixed.is_empty());
         assert_eq!(repaired.after.problems.len(), 2);
-        assert!(store.image("c").unwrap().is_some());
+        assert!(store.image(&"c".into()).unwrap().is_some());
     }
 
     #[test]
@@ -516,7 +392,7 @@ mod tests {
         let task = TaskRecord {
             task_id: "t-sync".into(),
             user_id: "u1".into(),
-            image_id: String::new(),
+            image_id: "".into(),
             status: TaskStatus::Processing,
             error: None,
             created_at: 1,
@@ -556,6 +432,6 @@ mod tests {
             "{text}"
         );
         assert!(store.repair().unwrap().after.is_clean());
-        assert!(store.sync_progress("t-sync").unwrap().is_some());
+        assert!(store.sync_progress(&"t-sync".into()).unwrap().is_some());
     }
 }

@@ -1,4 +1,4 @@
-//! Sessions: every session and hub session belongs to a user.
+//! Sessions: every session and hub session belongs to a user (kept by `store::sessions`).
 
 use super::*;
 
@@ -15,7 +15,7 @@ pub(super) fn check_sessions(
         let (hash, raw) = entry?;
         let hash = *hash.value();
         match SessionRecord::decode(raw.value()) {
-            Ok(s) if users.contains_key(&s.user_id) => {
+            Ok(s) if users.contains_key(s.user_id.as_str()) => {
                 kept.insert(hash);
             }
             Ok(s) => out.found(
@@ -45,4 +45,24 @@ pub(super) fn check_sessions(
         }
     }
     Ok(())
+}
+
+#[derive(Debug)]
+pub(super) enum Fix {
+    RemoveSession([u8; 32]),
+    RemoveHubSession([u8; 32]),
+}
+
+impl Repair for Fix {
+    fn apply(&self, tx: &WriteTransaction) -> Result<()> {
+        match self {
+            Self::RemoveSession(hash) => {
+                tx.open_table(SESSIONS)?.remove(hash)?;
+            }
+            Self::RemoveHubSession(hash) => {
+                tx.open_table(HUB_SESSIONS)?.remove(hash)?;
+            }
+        }
+        Ok(())
+    }
 }

@@ -1,4 +1,5 @@
-//! Tasks: processing tasks are on the pending index, sync tasks off it.
+//! Tasks: processing tasks are on the pending index, sync tasks off it (kept by `store::tasks` and
+//! `store::sync`).
 
 use super::*;
 
@@ -18,7 +19,7 @@ pub(super) fn check_tasks(
                 processing.insert(id.clone());
             }
             Ok(_) => {}
-            Err(e) => out.found(format!("task {id}: {e}"), None),
+            Err(e) => out.unrepairable(format!("task {id}: {e}")),
         }
         all.insert(id);
     }
@@ -70,4 +71,28 @@ pub(super) fn check_tasks(
         );
     }
     Ok(())
+}
+
+#[derive(Debug)]
+pub(super) enum Fix {
+    AddPending(String),
+    RemovePending(String),
+    RemoveSyncTask(String),
+}
+
+impl Repair for Fix {
+    fn apply(&self, tx: &WriteTransaction) -> Result<()> {
+        match self {
+            Self::AddPending(id) => {
+                tx.open_table(PENDING_TASKS)?.insert(id.as_str(), ())?;
+            }
+            Self::RemovePending(id) => {
+                tx.open_table(PENDING_TASKS)?.remove(id.as_str())?;
+            }
+            Self::RemoveSyncTask(id) => {
+                tx.open_table(SYNC_TASKS)?.remove(id.as_str())?;
+            }
+        }
+        Ok(())
+    }
 }

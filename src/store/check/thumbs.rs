@@ -1,4 +1,5 @@
-//! Thumbnails: each belongs to a source blob that an image uses, and points at a blob that exists.
+//! Thumbnails: each belongs to a source blob that an image uses, and points at a blob that exists
+//! (kept by `store::thumbs`).
 
 use super::*;
 
@@ -58,4 +59,28 @@ pub(super) fn check_thumbnails(
         }
     }
     Ok(())
+}
+
+#[derive(Debug)]
+pub(super) enum Fix {
+    /// Drops a thumbnail record; when its source is still used it goes on the backlog to be remade.
+    RemoveThumb([u8; 32], bool),
+    RemoveBacklog([u8; 32]),
+}
+
+impl Repair for Fix {
+    fn apply(&self, tx: &WriteTransaction) -> Result<()> {
+        match self {
+            Self::RemoveThumb(source, remake) => {
+                tx.open_table(THUMBS)?.remove(source)?;
+                if *remake {
+                    tx.open_table(THUMB_BACKLOG)?.insert(source, ())?;
+                }
+            }
+            Self::RemoveBacklog(source) => {
+                tx.open_table(THUMB_BACKLOG)?.remove(source)?;
+            }
+        }
+        Ok(())
+    }
 }

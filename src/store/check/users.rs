@@ -1,4 +1,5 @@
-//! Users: the per-user image counters, and the name and e-mail indexes.
+//! Users: the per-user image counters, and the name and e-mail indexes (kept by `store::users`
+//! and, for the counters, `store::images`).
 
 use super::*;
 
@@ -23,7 +24,7 @@ pub(super) fn check_user_counts(
         if have != n {
             out.found(
                 format!("image count of user {user} is {have}, but the user has {n} images"),
-                fix.then(|| Fix::SetUserCount(user.to_string(), n)),
+                fix.then(|| Fix::SetImageCount(user.to_string(), n)),
             );
         }
     }
@@ -31,12 +32,24 @@ pub(super) fn check_user_counts(
         if !counted.contains_key(user.as_str()) {
             out.found(
                 format!("image count of user {user} is {have}, but the user has no images"),
-                fix.then(|| Fix::SetUserCount(user.clone(), 0)),
+                fix.then(|| Fix::SetImageCount(user.clone(), 0)),
             );
         }
     }
     Ok(())
 }
+fn string_index(
+    tx: &ReadTransaction,
+    def: redb::TableDefinition<&str, &str>,
+) -> Result<BTreeMap<String, String>> {
+    let mut map = BTreeMap::new();
+    for entry in tx.open_table(def)?.iter()? {
+        let (k, v) = entry?;
+        map.insert(k.value().to_string(), v.value().to_string());
+    }
+    Ok(map)
+}
+
 /// Users and both of their unique indexes. Returns every user id (a record that does not decode
 /// still counts as present, so nothing pointing at it is removed).
 pub(super) fn check_users(
@@ -50,7 +63,7 @@ pub(super) fn check_users(
         match UserRecord::decode(raw.value()) {
             Ok(user) => users.insert(id, Some(user)),
             Err(e) => {
-                out.found(format!("user {id}: {e}"), None);
+                out.unrepairable(format!("user {id}: {e}"));
                 users.insert(id, None)
             }
         };
@@ -74,10 +87,9 @@ pub(super) fn check_users(
         ] {
             match index.get(&key) {
                 Some(owner) if owner == id => {}
-                Some(owner) => out.found(
-                    format!("{kind} {key:?} of user {id} is indexed for user {owner}"),
-                    None,
-                ),
+                Some(owner) => out.unrepairable(format!(
+                    "{kind} {key:?} of user {id} is indexed for user {owner}"
+                )),
                 None => out.found(
                     format!("{kind} {key:?} of user {id} is missing from its index"),
                     Some(add(key.clone(), id.clone())),
@@ -113,4 +125,42 @@ pub(super) fn check_users(
         }
     }
     Ok(users)
+}
+
+#[derive(Debug)]
+pub(super) enum Fix {
+    /// Zero removes the counter, as image deletion does.
+    SetImageCount(String, u64),
+    AddUsername(String, String),
+    RemoveUsername(String),
+    AddEmail(String, String),
+    RemoveEmail(String),
+}
+
+impl Repair for Fix {
+    fn apply(&self, tx: &WriteTransaction) -> Result<()> {
+        match self {
+            Self::SetImageCount(user, 0) => {
+                tx.open_table(USER_IMAGE_COUNTS)?.remove(user.as_str())?;
+            }
+            Self::SetImageCount(user, n) => {
+                tx.open_table(USER_IMAGE_COUNTS)?
+                    .insert(user.as_str(), *n)?;
+            }
+            Self::AddUsername(key, id) => {
+                tx.open_table(USERNAMES)?
+                    .insert(key.as_str(), id.as_str())?;
+            }
+            Self::RemoveUsername(key) => {
+                tx.open_table(USERNAMES)?.remove(key.as_str())?;
+            }
+            Self::AddEmail(key, id) => {
+                tx.open_table(EMAILS)?.insert(key.as_str(), id.as_str())?;
+            }
+            Self::RemoveEmail(key) => {
+                tx.open_table(EMAILS)?.remove(key.as_str())?;
+            }
+        }
+        Ok(())
+    }
 }
