@@ -208,6 +208,22 @@ fn parse_category(raw: &str) -> Result<Category, String> {
     Category::parse(raw).ok_or_else(|| format!("{raw:?} is not a category (clothes or char)"))
 }
 
+/// A cookie name (an RFC 6265 token): letters, digits and `!#$%&'*+-.^_`|~`, at most 64.
+fn parse_cookie_name(raw: &str) -> Result<String, String> {
+    let ok = !raw.is_empty()
+        && raw.len() <= 64
+        && raw
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+    if ok {
+        Ok(raw.to_string())
+    } else {
+        Err(format!(
+            "{raw:?} is not a cookie name (letters, digits, - _ . and the like)"
+        ))
+    }
+}
+
 /// `30s`, `30m`, `6h`, `1d`, or combined like `1h30m`.
 pub fn parse_duration(raw: &str) -> Result<Duration, String> {
     let bad = || format!("{raw:?} is not a duration like 30m, 6h or 1d");
@@ -320,6 +336,18 @@ pub struct ServeArgs {
     #[arg(long, env = "IMGVAULT_IDLE_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
     pub idle_timeout: Duration,
 
+    /// Largest sync request this server takes as a hub, in MiB. Sync bodies are read as a stream,
+    /// one image at a time, so this bounds transfer time and disk use, not memory.
+    #[arg(long, env = "IMGVAULT_MAX_SYNC_BODY_MB", default_value_t = crate::config::DEFAULT_SYNC_BODY_MB, value_parser = clap::value_parser!(u64).range(1..=1_048_576))]
+    pub max_sync_body_mb: u64,
+
+    /// Name of the session cookie. Default: imgvault_ and 8 hex digits derived from the data
+    /// file's path, so two servers on one host, such as a local server and its hub, keep separate
+    /// logins in one browser (browsers send a host's cookies to every port), and a restart on
+    /// another port keeps everyone logged in.
+    #[arg(long, env = "IMGVAULT_COOKIE_NAME", value_parser = parse_cookie_name)]
+    pub cookie_name: Option<String>,
+
     /// A reverse proxy's address whose X-Forwarded-For header names the real client, for rate
     /// limits and quotas (repeatable; comma-separated in the environment). Without it the header
     /// is ignored, so clients cannot pick their own address.
@@ -382,6 +410,7 @@ impl ServeArgs {
                 }
                 limits.header_timeout = self.header_timeout;
                 limits.idle_timeout = self.idle_timeout;
+                limits.sync_body_bytes = self.max_sync_body_mb * 1024 * 1024;
                 limits
             },
             trusted_proxies: self.trusted_proxies,
@@ -391,6 +420,7 @@ impl ServeArgs {
                 bytes_per_minute: self.anonymous_mb_per_minute * 1024 * 1024,
             },
             min_free_bytes: self.min_free_mb * 1024 * 1024,
+            cookie_name: self.cookie_name,
         }
     }
 }

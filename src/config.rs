@@ -47,6 +47,9 @@ pub struct Config {
     pub anonymous: AnonymousPolicy,
     /// Uploads are refused (507) while the data file's file system has less free space than this.
     pub min_free_bytes: u64,
+    /// Name of the session cookie; `None` derives it from the data file (`api::cookie_name`), so
+    /// two servers on one host keep separate sessions in one browser (cookies ignore ports).
+    pub cookie_name: Option<String>,
 }
 
 /// What a client without a session may store.
@@ -97,6 +100,9 @@ pub struct Limits {
     /// Time a request body, or a client reading an answer, may stall before the connection is
     /// closed.
     pub idle_timeout: Duration,
+    /// Bytes of one sync request a hub takes. It is read as a stream, so this bounds time and
+    /// disk, not memory.
+    pub sync_body_bytes: u64,
 }
 
 impl Limits {
@@ -113,6 +119,7 @@ impl Limits {
             max_connections: (memory_mb as usize).clamp(64, 4096),
             header_timeout: Duration::from_secs(30),
             idle_timeout: Duration::from_secs(30),
+            sync_body_bytes: DEFAULT_SYNC_BODY_MB * MIB,
         }
     }
 }
@@ -122,6 +129,10 @@ impl Default for Limits {
         Self::for_memory(DEFAULT_MEMORY_MB)
     }
 }
+
+/// Default largest sync request a hub takes, in MiB: the original project's local server sends a
+/// whole collection (up to 10,000 images) in one request.
+pub const DEFAULT_SYNC_BODY_MB: u64 = 4096;
 
 /// Default free-space floor under the data file, in MiB.
 pub const DEFAULT_MIN_FREE_MB: u64 = 256;
@@ -154,6 +165,7 @@ impl Default for Config {
             trusted_proxies: Vec::new(),
             anonymous: AnonymousPolicy::default(),
             min_free_bytes: DEFAULT_MIN_FREE_MB * 1024 * 1024,
+            cookie_name: None,
         }
     }
 }

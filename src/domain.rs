@@ -34,6 +34,16 @@ impl Username {
         Ok(Self(name.to_string()))
     }
 
+    /// A name another server already accepted (a hub account made for a local server's user, whose
+    /// rules were looser than the seed's): 1 to 64 characters, none of them control characters.
+    pub fn relayed(raw: &str) -> Result<Self, Invalid> {
+        let name = raw.trim();
+        if !(1..=64).contains(&name.chars().count()) || name.chars().any(char::is_control) {
+            return Err(Invalid("用户名长度需为1-64位，且不能包含控制字符"));
+        }
+        Ok(Self(name.to_string()))
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -65,6 +75,19 @@ impl Email {
         Ok(Self(email.to_string()))
     }
 
+    /// An address another server already accepted as it is (see `Username::relayed`): at most
+    /// 254 bytes, no whitespace or control characters.
+    pub fn relayed(raw: &str) -> Result<Self, Invalid> {
+        let email = raw.trim();
+        if email.is_empty()
+            || email.len() > 254
+            || email.chars().any(|c| c.is_whitespace() || c.is_control())
+        {
+            return Err(Invalid("邮箱格式不正确"));
+        }
+        Ok(Self(email.to_string()))
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -83,6 +106,16 @@ impl Password {
         match raw.chars().count() {
             0..=5 => Err(Invalid("密码长度至少6位")),
             6..=1024 => Ok(Self(raw.to_string())),
+            _ => Err(Invalid("密码过长")),
+        }
+    }
+
+    /// A password another server already accepted (see `Username::relayed`): any length up to
+    /// 1024 characters, since the original project sets no minimum.
+    pub fn relayed(raw: &str) -> Result<Self, Invalid> {
+        match raw.chars().count() {
+            0 => Err(Invalid("密码不能为空")),
+            1..=1024 => Ok(Self(raw.to_string())),
             _ => Err(Invalid("密码过长")),
         }
     }
@@ -223,6 +256,18 @@ id_type!(
     "t-"
 );
 
+/// Whether an id or file name that came from another server can be used here as it is, in URLs
+/// and file names: 1 to `max` bytes of ASCII letters, digits, `-`, `_` and `.`, not starting with
+/// a dot.
+pub fn portable(name: &str, max: usize) -> bool {
+    !name.is_empty()
+        && name.len() <= max
+        && !name.starts_with('.')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+}
+
 /// The blake3 hash of a blob's bytes: its identity in the store and its `ETag`.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct BlobHash(pub [u8; 32]);
@@ -264,6 +309,36 @@ mod tests {
         assert_eq!(name.as_str(), "Alice_01");
         assert_eq!(name.key(), "alice_01");
         assert!(Username::parse("用户名").is_ok());
+    }
+
+    #[test]
+    fn names_relayed_by_another_server_are_taken_within_bounds() {
+        assert_eq!(
+            Username::relayed(" testuser_12345678901234 ")
+                .unwrap()
+                .as_str(),
+            "testuser_12345678901234"
+        );
+        assert!(Username::relayed("a b").is_ok());
+        assert!(Username::relayed("").is_err());
+        assert!(Username::relayed(&"x".repeat(65)).is_err());
+        assert!(Username::relayed("bad\u{7}").is_err());
+        assert!(Email::relayed("not-an-address").is_ok());
+        assert!(Email::relayed("a b@c.d").is_err());
+        assert!(Email::relayed(&"e".repeat(255)).is_err());
+        assert!(Password::relayed("1").is_ok());
+        assert!(Password::relayed("").is_err());
+    }
+
+    #[test]
+    fn portable_names_are_plain_ascii() {
+        for ok in ["f47ac10b-58cc-4372-a567-0e02b2c3d479", "clothes_1.png", "a"] {
+            assert!(portable(ok, 100), "{ok}");
+        }
+        for bad in ["", ".hidden", "a/b", "a b", "图", "x\u{0}"] {
+            assert!(!portable(bad, 100), "{bad:?}");
+        }
+        assert!(!portable(&"a".repeat(101), 100));
     }
 
     #[test]

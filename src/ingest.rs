@@ -24,7 +24,7 @@ use crate::media::{self, MediaError, Probe};
 use crate::store::records::{ImageRecord, TaskRecord, TaskStatus};
 use crate::store::{Store, StoreError};
 use crate::thumbnails::Jobs;
-use crate::writer::Writer;
+use crate::writer::{Receipt, Writer};
 
 /// The way uploads come in (see the module docs).
 #[derive(Clone)]
@@ -65,12 +65,9 @@ impl Ingest {
         bytes: Bytes,
         new: Incoming,
     ) -> Result<(ImageRecord, TaskRecord), IngestError> {
-        let (budget, max_side) = (self.decode_budget, self.jobs.max_side());
+        let checker = self.clone();
         let (bytes, probe, blob) = tokio::task::spawn_blocking(move || {
-            let probe = media::probe(&bytes)?;
-            // An image whose thumbnail cannot be made within the decode budget is refused now
-            // rather than stored with a thumbnail that will never exist.
-            media::cost::check(&bytes, &probe, max_side, budget)?;
+            let probe = checker.check(&bytes)?;
             let blob = BlobHash::of(&bytes);
             Ok::<_, MediaError>((bytes, probe, blob))
         })
@@ -85,9 +82,7 @@ impl Ingest {
             {
                 Ok(()) => {
                     tracing::info!(image_id = %image.id, user_id = %image.user_id, size = image.file_size, "image saved");
-                    self.jobs
-                        .enqueue(Some(task.task_id.clone()), image.blob)
-                        .await;
+                    self.jobs.enqueue(Some(task.task_id.clone()), image.blob);
                     return Ok((image, task));
                 }
                 Err(StoreError::Conflict) => continue,
@@ -95,6 +90,58 @@ impl Ingest {
             }
         }
         Err(IngestError::NoFreeName)
+    }
+}
+
+impl Ingest {
+    /// What every way in checks of an image's bytes: they are an image we keep, and its thumbnail
+    /// can be made within the decode budget (one that cannot is refused now rather than stored
+    /// with a thumbnail that will never exist). CPU work: for blocking threads.
+    pub fn check(&self, bytes: &[u8]) -> Result<Probe, MediaError> {
+        let probe = media::probe(bytes)?;
+        media::cost::check(bytes, &probe, self.jobs.max_side(), self.decode_budget)?;
+        Ok(probe)
+    }
+
+    /// For a hub taking in a sync stream on a blocking thread: hands checked bytes to the writer
+    /// under `new`'s id and file name, without waiting for the commit (see `Submitted`). The name
+    /// is kept: one the owner already uses fails as `Conflict`, it is not renamed.
+    pub fn submit_blocking(
+        &self,
+        new: &Incoming,
+        probe: &Probe,
+        bytes: Bytes,
+    ) -> Result<Submitted, StoreError> {
+        let blob = BlobHash::of(&bytes);
+        let (image, task) = records(new, probe, blob, bytes.len() as u64, 0);
+        let receipt = self
+            .writer
+            .submit_blocking(image.clone(), bytes, task.clone())?;
+        Ok(Submitted {
+            image,
+            task,
+            receipt,
+            jobs: self.jobs.clone(),
+        })
+    }
+}
+
+/// An image handed to the writer whose commit is still to come.
+pub struct Submitted {
+    pub image: ImageRecord,
+    pub task: TaskRecord,
+    receipt: Receipt,
+    jobs: Arc<Jobs>,
+}
+
+impl Submitted {
+    /// Waits for the commit; once the image is durable, queues its thumbnail.
+    pub fn wait_blocking(self) -> Result<(ImageRecord, TaskRecord), StoreError> {
+        self.receipt.wait_blocking()?;
+        tracing::info!(image_id = %self.image.id, user_id = %self.image.user_id, size = self.image.file_size, "image saved");
+        self.jobs
+            .enqueue(Some(self.task.task_id.clone()), self.image.blob);
+        Ok((self.image, self.task))
     }
 }
 

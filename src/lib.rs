@@ -13,6 +13,7 @@ pub mod config;
 pub mod domain;
 pub mod fetch;
 pub mod ingest;
+pub mod json_stream;
 pub mod media;
 pub mod ops;
 pub mod secrets;
@@ -146,6 +147,7 @@ pub async fn serve(
         syncs: Default::default(),
         default_user_id,
         throttles: throttle::Throttles::new(&config),
+        cookie: api::cookie_name(config.cookie_name.as_deref(), &config.data),
         config,
     });
 

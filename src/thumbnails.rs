@@ -105,7 +105,7 @@ impl Jobs {
 
     /// Queues the thumbnail of `source` for the upload task `task_id`. Never waits: with the
     /// queue full, the work stays pending in the data file and is listed again later.
-    pub async fn enqueue(&self, task_id: Option<TaskId>, source: BlobHash) {
+    pub fn enqueue(&self, task_id: Option<TaskId>, source: BlobHash) {
         let tx = self.tx.lock().expect("jobs lock").clone();
         let Some(tx) = tx else {
             tracing::debug!("shutting down; the task stays pending until the next start");
@@ -238,7 +238,7 @@ impl Jobs {
                     tracing::info!(count = jobs.len(), "queueing unfinished thumbnails");
                 }
                 for (task_id, source) in jobs {
-                    self.enqueue(task_id, source).await;
+                    self.enqueue(task_id, source);
                 }
             }
             Ok(Err(e)) => tracing::error!(error = %e, "could not list unfinished work"),

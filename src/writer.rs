@@ -59,6 +59,16 @@ struct Pending {
     reply: oneshot::Sender<Result<(), StoreError>>,
 }
 
+/// The outcome to come of an upload handed over by `Writer::submit_blocking`.
+pub struct Receipt(oneshot::Receiver<Result<(), StoreError>>);
+
+impl Receipt {
+    /// Waits until the upload's commit is durable (`Ok`) or failed; for blocking threads.
+    pub fn wait_blocking(self) -> Result<(), StoreError> {
+        self.0.blocking_recv().map_err(|_| StoreError::Closed)?
+    }
+}
+
 /// The handle the request handlers and the media workers share; cloning it is cheap.
 #[derive(Clone)]
 pub struct Writer {
@@ -105,6 +115,23 @@ impl Writer {
     /// returns, and durable with the next durable commit (see `Store::commit`).
     pub async fn save_derived(&self, derived: Derived) -> Result<(), StoreError> {
         self.send(Item::Derived(derived)).await
+    }
+
+    /// Hands an upload to the writer from a blocking thread without waiting for its commit: a hub
+    /// reading a long sync stream keeps several in flight so that they share commits. Waits only
+    /// for room in the queue.
+    pub fn submit_blocking(
+        &self,
+        image: ImageRecord,
+        bytes: Bytes,
+        task: TaskRecord,
+    ) -> Result<Receipt, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        let item = Item::Upload { image, bytes, task };
+        self.tx
+            .blocking_send(Pending { item, reply })
+            .map_err(|_| StoreError::Closed)?;
+        Ok(Receipt(answer))
     }
 
     async fn send(&self, item: Item) -> Result<(), StoreError> {

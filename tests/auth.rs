@@ -80,9 +80,11 @@ async fn register_login_check_profile_and_logout_answer_as_the_seed_says() {
     assert_eq!(
         login,
         json!({"success": true, "message": "登录成功",
-               "user": {"user_id": user_id, "username": "alice", "email": "alice@example.com"}})
+               "user": {"user_id": user_id, "username": "alice", "email": "alice@example.com"},
+               "cloud_user": {"user_id": user_id, "username": "alice", "email": "alice@example.com",
+                              "local_user_id": user_id}})
     );
-    assert!(cookie.starts_with("session="), "{cookie}");
+    assert!(cookie.starts_with("imgvault_"), "{cookie}");
     for attr in ["HttpOnly", "SameSite=Lax", "Path=/"] {
         assert!(cookie.contains(attr), "{cookie} lacks {attr}");
     }
@@ -216,20 +218,22 @@ async fn forged_session_cookies_are_treated_as_logged_out() {
     let mut app = spawn_app().await;
     let (_, real) = login_cookie(&app, "victim").await;
     let before = total_images(&app).await;
-    let token = real.trim_start_matches("session=");
+    let (name, token) = real.split_once('=').expect("a cookie pair");
     let mut flipped = token.to_string();
     let last = flipped.pop().expect("non-empty token");
     flipped.push(if last == 'A' { 'B' } else { 'A' });
     let forged = [
-        "session=deadbeef".to_string(),
-        "session=".to_string(),
-        format!("session={}", "0".repeat(64)),
-        format!("session={}", "x".repeat(4000)),
-        format!("session={flipped}"),
-        format!("session={token}{token}"),
-        "session=../../../etc/passwd".to_string(),
-        "session=\"quoted\"".to_string(),
-        format!("Session={token}"),
+        format!("{name}=deadbeef"),
+        format!("{name}="),
+        format!("{name}={}", "0".repeat(64)),
+        format!("{name}={}", "x".repeat(4000)),
+        format!("{name}={flipped}"),
+        format!("{name}={token}{token}"),
+        format!("{name}=../../../etc/passwd"),
+        format!("{name}=\"quoted\""),
+        format!("{}={token}", name.to_uppercase()),
+        // The name every session had before names followed the port.
+        format!("session={token}"),
     ];
     for cookie in &forged {
         assert_cookie_refused(&app, cookie).await;

@@ -9,7 +9,8 @@
 //! - `multipart`: the upload form reader gives the same parts (or the same refusal) whether the
 //!   body arrives whole, byte by byte or in odd pieces; the forms built here come back exactly as
 //!   built; no part is over its limit and no form has more parts than `MAX_PARTS`.
-//! - `sync_batch`: a hub's sync request body, parsed and ingested into a real data file: every id
+//! - `sync_batch`: a hub's sync request body, read as a stream in pieces of varying size and
+//!   ingested into a real data file through the server's writer: every id
 //!   gets exactly one answer, every accepted image is stored whole under the caller, and the data
 //!   file passes `check` at the end.
 //!
@@ -21,10 +22,11 @@
 mod common;
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::mpsc;
+use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
+use imgvault::api::fuzzing::SyncHub;
 use imgvault::domain::BlobHash;
 use imgvault::media::MAX_IMAGE_BYTES;
 use imgvault::media::data_url::{DataUrlError, decode as decode_image_data};
@@ -790,24 +792,28 @@ fn damage_entry(rng: &mut Rng, entry: &mut Value) {
     }
 }
 
-fn check_sync(store: &Store, body: &[u8]) -> Result<(), String> {
-    let Ok(reply) = imgvault::api::fuzzing::sync_batch(store, FUZZ_USER, body) else {
-        // Refused as a whole: only a body that is not SyncData may be.
+fn check_sync(hub: &SyncHub, store: &Store, body: &[u8], chunk: usize) -> Result<(), String> {
+    let Ok(reply) = hub.sync_batch(FUZZ_USER, body, chunk) else {
+        // Refused as a whole: only a body that is not SyncData may be (or one whose files come
+        // before its metadata and would be too many to hold, which these small bodies never are).
+        // serde skips unknown fields without checking their text, so JSON validity is checked too.
+        let json = serde_json::from_slice::<Value>(body).is_ok();
         return match serde_json::from_slice::<imgvault::sync::SyncData>(body) {
-            Err(_) => Ok(()),
-            Ok(_) => Err("a well-formed SyncData body was refused as a whole".into()),
+            Ok(_) if json => Err("a well-formed SyncData body was refused as a whole".into()),
+            _ => Ok(()),
         };
     };
-    let data: imgvault::sync::SyncData =
-        serde_json::from_slice(body).map_err(|e| format!("accepted, yet not SyncData: {e}"))?;
+    // Accepted bodies are JSON; fields the hub does not use may have other shapes than SyncData's.
+    let data: Value =
+        serde_json::from_slice(body).map_err(|e| format!("accepted, yet not JSON: {e}"))?;
+    let sent_images = data["images_metadata"].as_array().map_or(0, Vec::len);
     let answers = reply.accepted.len() + reply.refused.len();
-    if answers != data.images_metadata.len() {
-        return Err(format!(
-            "{} images sent, {answers} answers",
-            data.images_metadata.len()
-        ));
+    if answers != sent_images {
+        return Err(format!("{sent_images} images sent, {answers} answers"));
     }
-    let sent: usize = data.image_files.values().map(|f| f.len()).sum();
+    let sent: usize = data["image_files"].as_object().map_or(0, |files| {
+        files.values().filter_map(Value::as_str).map(str::len).sum()
+    });
     if reply.stored > reply.accepted.len() as u64
         || reply.received_files > reply.stored
         || reply.received_bytes > (sent as u64) * 3 / 4
@@ -844,7 +850,7 @@ fn check_sync(store: &Store, body: &[u8]) -> Result<(), String> {
 }
 
 /// A hub data file in memory-backed storage when there is some, with the fuzz user and another.
-fn hub_store() -> (tempfile::TempDir, Store) {
+fn hub_store() -> (tempfile::TempDir, Arc<Store>, SyncHub) {
     let shm = std::path::Path::new("/dev/shm");
     let dir = if shm.is_dir() {
         tempfile::tempdir_in(shm).expect("temp dir")
@@ -857,7 +863,9 @@ fn hub_store() -> (tempfile::TempDir, Store) {
             .create_user(&user(id), id, &format!("{id}@example.com"))
             .unwrap();
     }
-    (dir, store)
+    let store = Arc::new(store);
+    let hub = SyncHub::new(store.clone());
+    (dir, store, hub)
 }
 
 /// Found by the fuzzer: a repeat of an id in one batch was answered "accepted" even when the
@@ -865,7 +873,7 @@ fn hub_store() -> (tempfile::TempDir, Store) {
 /// image synced that the hub never stored.
 #[test]
 fn sync_repeat_of_a_refused_image_is_refused() {
-    let (_dir, store) = hub_store();
+    let (_dir, store, hub) = hub_store();
     let (first, second) = (common::png(3, 3, 1), common::png(4, 4, 2));
     let batch = |id: &str, bytes: &[u8], copies: usize| {
         let entry = sync_entry(id, "taken.png", bytes);
@@ -875,9 +883,7 @@ fn sync_repeat_of_a_refused_image_is_refused() {
         })
         .to_string()
     };
-    let sync = |body: String| {
-        imgvault::api::fuzzing::sync_batch(&store, FUZZ_USER, body.as_bytes()).unwrap()
-    };
+    let sync = |body: String| hub.sync_batch(FUZZ_USER, body.as_bytes(), 4096).unwrap();
     assert_eq!(sync(batch("a", &first, 1)).accepted, vec!["a"]);
     let reply = sync(batch("b", &second, 2));
     assert!(reply.accepted.is_empty(), "accepted {:?}", reply.accepted);
@@ -887,7 +893,7 @@ fn sync_repeat_of_a_refused_image_is_refused() {
 
 #[test]
 fn sync_batch() {
-    let (_dir, store) = hub_store();
+    let (_dir, store, hub) = hub_store();
     let images = image_seeds();
     // One image held by the caller, one by another account, so later cases reach those branches.
     let held = vec![("held-image".to_string(), images[0].clone())];
@@ -900,8 +906,9 @@ fn sync_batch() {
             "images_metadata": [sync_entry(id, &filename, bytes)],
             "image_files": {filename: common::data_url("image/png", bytes)},
         });
-        let reply =
-            imgvault::api::fuzzing::sync_batch(&store, owner, body.to_string().as_bytes()).unwrap();
+        let reply = hub
+            .sync_batch(owner, body.to_string().as_bytes(), 4096)
+            .unwrap();
         assert_eq!(
             reply.accepted,
             [imgvault::domain::ImageId::from(id)],
@@ -921,7 +928,8 @@ fn sync_batch() {
             }
             body
         },
-        |body| check_sync(&store, body),
+        // The read buffer's size varies with the case, so pieces end at every kind of place.
+        |body| check_sync(&hub, &store, body, [3, 61, 4096, 65536][body.len() % 4]),
     );
     let report = store.check().expect("check");
     assert!(report.is_clean(), "{:?}", report.problems);

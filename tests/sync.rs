@@ -515,19 +515,38 @@ async fn the_hub_refuses_files_that_do_not_match_their_metadata() {
 }
 
 #[tokio::test]
-async fn a_sync_body_over_64_mb_is_refused_cleanly() {
-    let mut hub = spawn_app().await;
+async fn a_sync_body_over_the_hubs_limit_is_refused_cleanly_declared_or_not() {
+    let mut hub = spawn_app_with(&["--max-sync-body-mb", "2"]).await;
     let (alice, alice_id) = hub.user_client("alice").await;
-    let padding = "A".repeat(65 * 1024 * 1024);
+    let padding = "A".repeat(3 * 1024 * 1024);
     let body = format!(r#"{{"images_metadata": [], "image_files": {{"x": "{padding}"}}}}"#);
-    let resp = alice
-        .post(hub.url(&format!("/api/sync/user/{alice_id}")))
+    let url = hub.url(&format!("/api/sync/user/{alice_id}"));
+    // With a Content-Length, refused before a byte is read.
+    let declared = alice
+        .post(&url)
         .header("content-type", "application/json")
-        .body(body)
+        .body(body.clone())
         .send()
         .await
         .unwrap();
-    let (status, answer) = status_and_json(resp).await;
+    let (status, answer) = status_and_json(declared).await;
+    assert_eq!(status, 413, "{answer}");
+    // Chunked, refused when the limit is passed.
+    let pieces: Vec<Result<Vec<u8>, std::io::Error>> = body
+        .into_bytes()
+        .chunks(64 * 1024)
+        .map(|c| Ok(c.to_vec()))
+        .collect();
+    let chunked = alice
+        .post(&url)
+        .header("content-type", "application/json")
+        .body(reqwest::Body::wrap_stream(futures_util::stream::iter(
+            pieces,
+        )))
+        .send()
+        .await
+        .unwrap();
+    let (status, answer) = status_and_json(chunked).await;
     assert_eq!(status, 413, "{answer}");
     assert!(hub.is_alive());
 }
@@ -537,7 +556,7 @@ async fn sync_is_disabled_without_a_hub_and_needs_a_hub_login_with_one() {
     let app = spawn_app().await;
     let (client, _) = app.user_client("solo").await;
     let (status, body) = app.post_json(&client, "/api/cloud/sync", &json!({})).await;
-    assert_eq!(status, 200);
+    assert_eq!(status, 400);
     assert_eq!(
         body,
         json!({"success": false, "error": "云端同步功能已禁用"})

@@ -19,8 +19,8 @@ use warp::{Filter, Rejection, Reply};
 
 use super::AppState;
 use super::guard::client_addr;
-use super::{ApiError, SESSION_COOKIE as COOKIE, blocking, body, reject, with_state};
-use crate::domain::{Email, Password, UserId, Username};
+use super::{ApiError, blocking, body, reject, with_state};
+use crate::domain::{Email, Password, UserId, Username, portable};
 use crate::store::StoreError;
 use crate::store::records::{HubSessionRecord, SessionRecord, UserRecord};
 use crate::sync as cloud;
@@ -45,7 +45,7 @@ pub struct Caller {
 pub fn optional_user(
     state: Arc<AppState>,
 ) -> impl Filter<Extract = (Option<Caller>,), Error = Rejection> + Clone {
-    warp::cookie::optional::<String>(COOKIE)
+    warp::cookie::optional::<String>(state.cookie)
         .and(with_state(state))
         .and_then(|token: Option<String>, state: Arc<AppState>| async move {
             let Some(token) = token.filter(|t| !t.is_empty()) else {
@@ -130,12 +130,16 @@ struct RegisterRequest {
     username: Option<String>,
     email: Option<String>,
     password: Option<String>,
+    /// Sent by a local server creating its user's hub account: the id it knows the user by.
+    local_user_id: Option<String>,
 }
 
 #[derive(Serialize)]
 struct Registered {
     success: bool,
     user_id: UserId,
+    /// The original project's cloud server answers with this name; the same id.
+    cloud_user_id: UserId,
     message: &'static str,
 }
 
@@ -203,9 +207,22 @@ async fn register(
         return Err(reject(ApiError::MissingRegistrationFields));
     };
     let invalid = |e: crate::domain::Invalid| reject(ApiError::BadRequest(e.0.to_string()));
-    let username = Username::parse(&username).map_err(invalid)?;
-    let email = Email::parse(&email).map_err(invalid)?;
-    let password = Password::parse(&password).map_err(invalid)?;
+    // A local server creating its user's hub account: that user was accepted under the local
+    // server's rules (the original project's are looser than the seed's), and keeps its id here
+    // when the id is usable and free, so that the local server can address syncs by it.
+    let local_id = req.local_user_id.filter(|id| !id.trim().is_empty());
+    let (username, email, password) = match &local_id {
+        None => (
+            Username::parse(&username).map_err(invalid)?,
+            Email::parse(&email).map_err(invalid)?,
+            Password::parse(&password).map_err(invalid)?,
+        ),
+        Some(_) => (
+            Username::relayed(&username).map_err(invalid)?,
+            Email::relayed(&email).map_err(invalid)?,
+            Password::relayed(&password).map_err(invalid)?,
+        ),
+    };
     Attempt::start(&state, address, None).map_err(reject)?;
     let turn = hash_turn(&state).await.map_err(reject)?;
 
@@ -219,7 +236,15 @@ async fn register(
         move || {
             let hash = secrets::hash_password(password.expose());
             drop(turn);
-            let user = UserRecord::new(&username, &email, hash);
+            let mut user = UserRecord::new(&username, &email, hash);
+            if let Some(id) = local_id
+                .map(UserId::from)
+                .filter(|id| portable(id.as_str(), 100))
+            {
+                if state.store.user(&id)?.is_none() {
+                    user.user_id = id;
+                }
+            }
             match state
                 .store
                 .create_user(&user, &username.key(), &email.key())
@@ -235,13 +260,14 @@ async fn register(
     tracing::info!(%user_id, "user registered");
     if let Some(hub) = &state.hub {
         let (username, email, password) = hub_account;
-        match hub.register(&username, &email, &password).await {
+        match hub.register(&username, &email, &password, &user_id).await {
             Ok(()) => tracing::info!(%user_id, "user registered on the hub"),
             Err(e) => tracing::warn!(%user_id, error = %e, "registration on the hub failed"),
         }
     }
     Ok(warp::reply::json(&Registered {
         success: true,
+        cloud_user_id: user_id.clone(),
         user_id,
         message: "注册成功",
     }))
@@ -270,7 +296,18 @@ fn truthy(v: Option<&serde_json::Value>) -> bool {
 struct LoggedIn {
     success: bool,
     user: LoginUser,
+    /// What the original project's cloud server answers to its local servers.
+    cloud_user: CloudUser,
     message: &'static str,
+}
+
+#[derive(Serialize)]
+struct CloudUser {
+    user_id: UserId,
+    username: String,
+    email: String,
+    /// The id a local server addresses this account's syncs by: the account's own.
+    local_user_id: UserId,
 }
 
 #[derive(Serialize)]
@@ -286,6 +323,7 @@ async fn login(
     req: LoginRequest,
 ) -> Result<impl Reply, Rejection> {
     let remember = truthy(req.remember_me.as_ref());
+    let cookie_name = state.cookie;
     let username = req.username.unwrap_or_default().trim().to_lowercase();
     let password = req.password.unwrap_or_default();
     let attempt = Attempt::start(&state, address, Some(&username)).map_err(reject)?;
@@ -314,7 +352,7 @@ async fn login(
     let hub = hub_login(&state, &user, &password, remember)
         .await
         .map(|login| {
-            let (nonce, sealed) = cloud::seal(&token, &login.token);
+            let (nonce, sealed) = cloud::seal(&token, &login.cookie);
             HubSessionRecord {
                 hub_user_id: login.user_id,
                 nonce,
@@ -341,9 +379,15 @@ async fn login(
     } else {
         String::new()
     };
-    let cookie = format!("{COOKIE}={token}; HttpOnly; SameSite=Lax; Path=/{max_age}");
+    let cookie = format!("{cookie_name}={token}; HttpOnly; SameSite=Lax; Path=/{max_age}");
     let reply = warp::reply::json(&LoggedIn {
         success: true,
+        cloud_user: CloudUser {
+            user_id: user.user_id.clone(),
+            username: user.username.clone(),
+            email: user.email.clone(),
+            local_user_id: user.user_id.clone(),
+        },
         user: LoginUser {
             user_id: user.user_id,
             username: user.username,
@@ -366,7 +410,10 @@ async fn hub_login(
     let first = hub.login(&user.username, password, remember).await;
     let login = match first {
         Err(cloud::HubError::Refused(_)) => {
-            match hub.register(&user.username, &user.email, password).await {
+            match hub
+                .register(&user.username, &user.email, password, &user.user_id)
+                .await
+            {
                 Ok(()) => hub.login(&user.username, password, remember).await,
                 Err(e) => Err(e),
             }
@@ -426,6 +473,7 @@ struct Done {
 }
 
 async fn logout(state: Arc<AppState>, caller: Caller) -> Result<impl Reply, Rejection> {
+    let cookie = state.cookie;
     blocking(move || Ok(state.store.delete_session(&caller.token_hash)?))
         .await
         .map_err(reject)?;
@@ -436,7 +484,7 @@ async fn logout(state: Arc<AppState>, caller: Caller) -> Result<impl Reply, Reje
     Ok(warp::reply::with_header(
         reply,
         SET_COOKIE,
-        format!("{COOKIE}=; HttpOnly; SameSite=Lax; Path=/; Max-Age=0"),
+        format!("{cookie}=; HttpOnly; SameSite=Lax; Path=/; Max-Age=0"),
     ))
 }
 

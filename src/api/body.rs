@@ -155,3 +155,107 @@ where
         }
     }
 }
+
+/// A body too large to hold, for blocking code to read as a stream (`std::io::Read`): a hub's
+/// sync request, which may carry a whole collection. The body is pumped from the connection a few
+/// chunks ahead of the reader; past `limit` the reader gets an error of kind `FileTooLarge`.
+/// `reservation` is the request's share of the bodies budget: the memory its reader may hold.
+pub struct Streamed {
+    pub reader: ChannelReader,
+    pub reservation: Reservation,
+}
+
+/// Chunks read ahead of a `Streamed` body's reader.
+const READ_AHEAD: usize = 4;
+
+/// A `Streamed` body of at most `limit` bytes whose reader holds at most `working_set` bytes.
+/// A declared length over the limit is refused at once.
+pub fn streamed(
+    budget: Gate,
+    limit: u64,
+    working_set: u64,
+    too_large: ApiError,
+) -> impl Filter<Extract = (Streamed,), Error = Rejection> + Clone {
+    warp::header::optional::<u64>("content-length")
+        .and(warp::body::stream())
+        .and_then(move |declared: Option<u64>, stream| {
+            let (budget, too_large) = (budget.clone(), too_large.clone());
+            async move {
+                if declared.is_some_and(|n| n > limit) {
+                    return Err(reject(too_large));
+                }
+                let reservation = match reserve(&budget, working_set, &too_large) {
+                    Ok(reservation) => reservation,
+                    Err(refused) => {
+                        let stream = std::pin::pin!(stream);
+                        drain(stream, 0, DRAIN_CAP).await;
+                        return Err(reject(refused));
+                    }
+                };
+                let (tx, rx) = tokio::sync::mpsc::channel(READ_AHEAD);
+                tokio::spawn(pump(stream, tx, limit));
+                Ok(Streamed {
+                    reader: ChannelReader {
+                        rx,
+                        chunk: Bytes::new(),
+                    },
+                    reservation,
+                })
+            }
+        })
+}
+
+/// Moves a body's chunks to its reader; past `limit` sends the error instead. When the reader is
+/// gone (it finished, or refused the body) the rest is discarded up to the drain cap, so the
+/// client sees the answer rather than a broken pipe.
+async fn pump<S, B>(stream: S, tx: tokio::sync::mpsc::Sender<std::io::Result<Bytes>>, limit: u64)
+where
+    S: Stream<Item = Result<B, warp::Error>>,
+    B: Buf,
+{
+    let mut stream = std::pin::pin!(stream);
+    let mut seen = 0u64;
+    while let Some(chunk) = stream.next().await {
+        let item = match chunk {
+            Ok(mut chunk) => {
+                seen += chunk.remaining() as u64;
+                if seen > limit {
+                    let _ = tx
+                        .send(Err(std::io::Error::new(
+                            std::io::ErrorKind::FileTooLarge,
+                            format!("the body is larger than {limit} bytes"),
+                        )))
+                        .await;
+                    break;
+                }
+                Ok(chunk.copy_to_bytes(chunk.remaining()))
+            }
+            Err(e) => Err(std::io::Error::other(format!("读取请求体失败: {e}"))),
+        };
+        if tx.send(item).await.is_err() {
+            break;
+        }
+    }
+    drain(stream, 0, DRAIN_CAP).await;
+}
+
+/// The reading end of a `Streamed` body. Blocks: for blocking threads only.
+pub struct ChannelReader {
+    rx: tokio::sync::mpsc::Receiver<std::io::Result<Bytes>>,
+    chunk: Bytes,
+}
+
+impl std::io::Read for ChannelReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.chunk.is_empty() {
+            match self.rx.blocking_recv() {
+                Some(next) => self.chunk = next?,
+                None => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.chunk.len());
+        buf[..n].copy_from_slice(&self.chunk[..n]);
+        self.chunk.advance(n);
+        Ok(n)
+    }
+}

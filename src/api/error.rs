@@ -110,7 +110,6 @@ impl ApiError {
             FileTooLarge | BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Internal(_) | SaveFailed { .. } => StatusCode::INTERNAL_SERVER_ERROR,
             InsufficientStorage(_) | StorageFailed(_) => StatusCode::INSUFFICIENT_STORAGE,
-            CloudSyncDisabled => StatusCode::OK,
             FetchFailed(_) => StatusCode::BAD_GATEWAY,
             FetchTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
             MissingRegistrationFields
@@ -124,6 +123,7 @@ impl ApiError {
             | InvalidCategory
             | UrlRefused(_)
             | HubLoginNeeded
+            | CloudSyncDisabled
             | BadRequest(_) => StatusCode::BAD_REQUEST,
         }
     }

@@ -3,19 +3,65 @@
 
 use std::future::Future;
 
+use crate::domain::UserId;
 use crate::store::Store;
-use crate::sync::{SyncData, SyncReply};
+use crate::sync::SyncReply;
 
 pub use super::multipart::MAX_PARTS;
 
-/// A sync request body received by a hub, as `POST /api/sync/user/{id}` handles it after
-/// authentication: parsed as `SyncData` and ingested into `store` for `user_id`. Thumbnail jobs
-/// are not queued. `Err` says why the body was refused as a whole.
-pub fn sync_batch(store: &Store, user_id: &str, body: &[u8]) -> Result<SyncReply, String> {
-    let data: SyncData = super::body::parse_json(body).map_err(|r| format!("{r:?}"))?;
-    crate::sync::receive(store, &user_id.into(), data)
-        .map(|(reply, _)| reply)
-        .map_err(|e| e.to_string())
+/// A hub's sync receiver on a real data file, with the server's writer and thumbnail workers, for
+/// `POST /api/sync/user/{id}` bodies handled as the route handles them after authentication.
+pub struct SyncHub {
+    runtime: tokio::runtime::Runtime,
+    store: std::sync::Arc<Store>,
+    ingest: crate::ingest::Ingest,
+}
+
+impl SyncHub {
+    pub fn new(store: std::sync::Arc<Store>) -> Self {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        let ingest = runtime.block_on(async {
+            let writer = crate::writer::Writer::start(store.clone()).expect("the writer thread");
+            let budget = 64 * 1024 * 1024;
+            let jobs =
+                crate::thumbnails::Jobs::start(store.clone(), writer.clone(), 1, 512, budget);
+            crate::ingest::Ingest::new(writer, jobs, budget)
+        });
+        Self {
+            runtime,
+            store,
+            ingest,
+        }
+    }
+
+    /// Receives `body` for `user_id`, read in pieces of `chunk` bytes. `Err` says why the body
+    /// was refused as a whole.
+    pub fn sync_batch(
+        &self,
+        user_id: &str,
+        body: &[u8],
+        chunk: usize,
+    ) -> Result<SyncReply, String> {
+        let (store, ingest, user_id) = (
+            self.store.clone(),
+            self.ingest.clone(),
+            UserId::from(user_id),
+        );
+        let pieces: Vec<u8> = body.to_vec();
+        let received = self.runtime.block_on(async move {
+            tokio::task::spawn_blocking(move || {
+                let input = std::io::BufReader::with_capacity(chunk.max(1), pieces.as_slice());
+                crate::sync::receive(input, &store, &ingest, &user_id, &mut |_| Ok(()))
+            })
+            .await
+            .expect("the receiver ran")
+        });
+        received.map(|r| r.reply).map_err(|e| e.to_string())
+    }
 }
 
 /// One part as the multipart reader gave it: its field name, file name and body.

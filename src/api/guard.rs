@@ -86,7 +86,7 @@ pub fn csrf(state: Arc<AppState>) -> impl Filter<Extract = (), Error = Rejection
              path: warp::path::FullPath,
              headers: HeaderMap,
              state: Arc<AppState>| async move {
-                match check(&method, path.as_str(), &headers, &state.config.cors_origins) {
+                match check(&method, path.as_str(), &headers, &state.config.cors_origins, state.cookie) {
                     Ok(()) => Ok(()),
                     Err(why) => {
                         tracing::info!(%method, path = path.as_str(), why, "cross-site request refused");
@@ -115,12 +115,13 @@ fn check(
     path: &str,
     headers: &HeaderMap,
     cors_origins: &[String],
+    cookie: &str,
 ) -> Result<(), &'static str> {
     if !matches!(*method, Method::POST | Method::PUT | Method::DELETE) {
         return Ok(());
     }
     let account_route = matches!(path, "/api/login" | "/api/register");
-    if !account_route && !has_session_cookie(headers) {
+    if !account_route && !has_session_cookie(headers, cookie) {
         return Ok(());
     }
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
@@ -141,7 +142,7 @@ fn check(
     Ok(())
 }
 
-fn has_session_cookie(headers: &HeaderMap) -> bool {
+fn has_session_cookie(headers: &HeaderMap, cookie: &str) -> bool {
     headers
         .get_all("cookie")
         .iter()
@@ -150,7 +151,7 @@ fn has_session_cookie(headers: &HeaderMap) -> bool {
         .any(|pair| {
             pair.trim()
                 .split_once('=')
-                .is_some_and(|(name, value)| name == super::SESSION_COOKIE && !value.is_empty())
+                .is_some_and(|(name, value)| name == cookie && !value.is_empty())
         })
 }
 
@@ -225,9 +226,9 @@ mod tests {
     #[test]
     fn a_cookie_post_from_a_foreign_page_is_refused() {
         let h = headers(&[COOKIE, HOST, JSON, ("origin", "http://127.0.0.1:8080")]);
-        assert!(check(&Method::POST, "/api/receive-image", &h, &[]).is_err());
+        assert!(check(&Method::POST, "/api/receive-image", &h, &[], "session").is_err());
         let h = headers(&[COOKIE, HOST, JSON, ("referer", "http://evil.test/x")]);
-        assert!(check(&Method::DELETE, "/api/user/images/1", &h, &[]).is_err());
+        assert!(check(&Method::DELETE, "/api/user/images/1", &h, &[], "session").is_err());
     }
 
     #[test]
@@ -248,23 +249,27 @@ mod tests {
                     &Method::POST,
                     "/api/receive-image",
                     &h,
-                    &["http://allowed.test".into()]
+                    &["http://allowed.test".into()],
+                    "session"
                 ),
                 Ok(()),
                 "{origin}"
             );
         }
         let h = headers(&[("host", "vault.lan"), ("origin", "https://vault.lan"), JSON]);
-        assert_eq!(check(&Method::POST, "/api/login", &h, &[]), Ok(()));
+        assert_eq!(
+            check(&Method::POST, "/api/login", &h, &[], "session"),
+            Ok(())
+        );
     }
 
     #[test]
     fn a_cookie_post_that_is_not_json_is_refused_even_without_an_origin() {
         let h = headers(&[COOKIE, HOST, ("content-type", "text/plain")]);
-        assert!(check(&Method::POST, "/api/receive-image", &h, &[]).is_err());
+        assert!(check(&Method::POST, "/api/receive-image", &h, &[], "session").is_err());
         let h = headers(&[HOST, ("content-type", "application/x-www-form-urlencoded")]);
         assert!(
-            check(&Method::POST, "/api/login", &h, &[]).is_err(),
+            check(&Method::POST, "/api/login", &h, &[], "session").is_err(),
             "login CSRF"
         );
         let h = headers(&[
@@ -272,10 +277,16 @@ mod tests {
             HOST,
             ("content-type", "multipart/form-data; boundary=x"),
         ]);
-        assert_eq!(check(&Method::POST, "/api/upload-file", &h, &[]), Ok(()));
-        assert!(check(&Method::POST, "/api/receive-image", &h, &[]).is_err());
+        assert_eq!(
+            check(&Method::POST, "/api/upload-file", &h, &[], "session"),
+            Ok(())
+        );
+        assert!(check(&Method::POST, "/api/receive-image", &h, &[], "session").is_err());
         let h = headers(&[COOKIE, HOST]);
-        assert_eq!(check(&Method::POST, "/api/logout", &h, &[]), Ok(()));
+        assert_eq!(
+            check(&Method::POST, "/api/logout", &h, &[], "session"),
+            Ok(())
+        );
     }
 
     #[test]
@@ -285,9 +296,15 @@ mod tests {
             ("content-type", "text/plain"),
             ("origin", "http://evil.test"),
         ]);
-        assert_eq!(check(&Method::POST, "/api/receive-image", &h, &[]), Ok(()));
+        assert_eq!(
+            check(&Method::POST, "/api/receive-image", &h, &[], "session"),
+            Ok(())
+        );
         let h = headers(&[COOKIE, HOST, ("origin", "http://evil.test")]);
-        assert_eq!(check(&Method::GET, "/api/user/images", &h, &[]), Ok(()));
+        assert_eq!(
+            check(&Method::GET, "/api/user/images", &h, &[], "session"),
+            Ok(())
+        );
     }
 
     #[test]

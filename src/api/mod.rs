@@ -42,6 +42,26 @@ pub struct AppState {
     pub default_user_id: UserId,
     /// Rate limits and the gates on memory-hungry work.
     pub throttles: crate::throttle::Throttles,
+    /// The session cookie's name (read by `auth`, which sets it, and by `guard`'s CSRF check):
+    /// `--cookie-name`, or one derived from the data file (`cookie_name`). Static because warp's
+    /// cookie filter wants it so; it is made once per server.
+    pub cookie: &'static str,
+}
+
+/// The session cookie's name, unless `--cookie-name` names it: `imgvault_` and 8 hex digits of
+/// the data file's absolute path. Browsers send a host's cookies to every port, so two servers on
+/// one host (a local server and its hub) need different names; each has its own data file, and a
+/// name taken from it stays the same across restarts, whatever the port.
+pub fn cookie_name(configured: Option<&str>, data: &std::path::Path) -> &'static str {
+    let name = configured.map_or_else(
+        || {
+            let path = std::fs::canonicalize(data).unwrap_or_else(|_| data.to_path_buf());
+            let hash = blake3::hash(path.as_os_str().as_encoded_bytes());
+            format!("imgvault_{}", &hash.to_hex()[..8])
+        },
+        str::to_string,
+    );
+    Box::leak(name.into_boxed_str())
 }
 
 /// Every route of the server, with CORS, request logging and the JSON error mapping applied.
@@ -69,9 +89,6 @@ pub fn routes(
         ))
         .with(warp::log::custom(log_request))
 }
-
-/// The name of the session cookie (read by `auth`, which sets it, and by `guard`'s CSRF check).
-const SESSION_COOKIE: &str = "session";
 
 /// A route group behind one pointer. warp's `or` clones the alternatives it has not tried yet on
 /// every request, so an unboxed tree costs every request a copy of every later route (and an atomic

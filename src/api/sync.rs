@@ -16,10 +16,13 @@ use super::{ApiError, blocking, body, reject, with_state};
 use crate::clock;
 use crate::domain::{BlobHash, ImageId, TaskId, UserId};
 use crate::store::records::{SyncProgressRecord, TaskRecord, TaskStatus};
-use crate::sync::{self as cloud, ManifestReply, ManifestRequest, SyncData, SyncReply};
+use crate::sync::{self as cloud, ManifestReply, ManifestRequest, SyncReply};
 
-/// One sync request may carry far more than an upload: a batch of files as data URLs.
-pub const SYNC_BODY_LIMIT: u64 = 64 * 1024 * 1024;
+/// What a sync request being received holds besides its metadata: the image being decoded, the
+/// images handed to the writer and not yet committed, and read-ahead. Taken from the bodies budget
+/// (`Throttles::bodies`) when the request starts; its metadata is added as it is read.
+const RECEIVE_WORKING_SET: u64 =
+    crate::media::MAX_IMAGE_BYTES + cloud::IN_FLIGHT_BYTES + 1024 * 1024;
 /// A manifest lists ids and hashes only: about 120 bytes an image.
 const MANIFEST_BODY_LIMIT: u64 = 16 * 1024 * 1024;
 /// Assumed throughput for the seed's `estimated_time`.
@@ -49,10 +52,15 @@ pub fn routes(
     let receive = warp::path!("api" / "sync" / "user" / UserId)
         .and(warp::post())
         .and(with_state(state.clone()))
-        .and(require_user(state))
+        .and(require_user(state.clone()))
         .and_then(own_account)
         .untuple_one()
-        .and(body::json(bodies, SYNC_BODY_LIMIT, ApiError::BodyTooLarge))
+        .and(body::streamed(
+            bodies,
+            state.config.limits.sync_body_bytes,
+            RECEIVE_WORKING_SET,
+            ApiError::BodyTooLarge,
+        ))
         .and_then(receive);
     start.or(manifest).or(receive)
 }
@@ -112,10 +120,15 @@ async fn start_sync(state: Arc<AppState>, caller: Caller) -> Result<impl Reply, 
     };
     let login = hub_session
         .and_then(|s| {
-            let token = cloud::unseal(&caller.token, s.nonce, &s.sealed)?;
+            let sealed = cloud::unseal(&caller.token, s.nonce, &s.sealed)?;
+            // Sealed before cookie names varied: a bare token of the cookie `session`.
+            let cookie = match sealed.contains('=') || sealed.is_empty() {
+                true => sealed,
+                false => format!("session={sealed}"),
+            };
             Some(cloud::HubLogin {
                 user_id: s.hub_user_id,
-                token,
+                cookie,
             })
         })
         .ok_or_else(|| reject(ApiError::HubLoginNeeded))?;
@@ -244,26 +257,95 @@ struct Received {
     message: String,
     #[serde(flatten)]
     reply: SyncReply,
+    /// What the original project's cloud server answers, for its local servers.
+    sync_result: SyncResult,
+}
+
+/// The original cloud server's account of one sync (`server_sample/server.py`).
+#[derive(Serialize)]
+struct SyncResult {
+    sync_id: String,
+    cloud_user_id: UserId,
+    total_images: u64,
+    saved_files: u64,
+    failed_files: u64,
+    total_size: u64,
+    /// Virtual try-on history and favourites are not kept here; they are read past, never stored.
+    vton_synced: u64,
+    vton_failed: u64,
+    favorites_synced: u64,
+    favorites_failed: u64,
+    sync_timestamp: Option<serde_json::Value>,
+    server_timestamp: String,
+    status: &'static str,
 }
 
 async fn receive(
     state: Arc<AppState>,
     caller: Caller,
-    data: SyncData,
+    body: body::Streamed,
 ) -> Result<impl Reply, Rejection> {
     let user_id = caller.user.user_id.clone();
-    let store_state = state.clone();
-    let (reply, queued) = blocking(move || Ok(cloud::receive(&store_state.store, &user_id, data)?))
-        .await
-        .map_err(reject)?;
-    for (task_id, blob) in queued {
-        state.jobs.enqueue(Some(task_id), blob).await;
-    }
+    let worker = state.clone();
+    let received = tokio::task::spawn_blocking(move || {
+        let body::Streamed {
+            reader,
+            mut reservation,
+        } = body;
+        let input = std::io::BufReader::with_capacity(64 * 1024, reader);
+        cloud::receive(
+            input,
+            &worker.store,
+            &worker.ingest,
+            &user_id,
+            &mut |metadata| {
+                body::grow(
+                    &mut reservation,
+                    RECEIVE_WORKING_SET + metadata,
+                    &ApiError::BodyTooLarge,
+                )
+                .map_err(|e| match e {
+                    ApiError::Busy(_) => cloud::ReceiveError::Busy,
+                    _ => cloud::ReceiveError::TooLarge("the sync request's metadata".into()),
+                })
+            },
+        )
+    })
+    .await
+    .map_err(|e| reject(ApiError::Internal(e.to_string())))?
+    .map_err(|e| {
+        tracing::info!(user_id = %caller.user.user_id, error = %e, "sync request refused");
+        reject(match e {
+            cloud::ReceiveError::Malformed(why) => {
+                ApiError::BadRequest(format!("同步数据无效: {why}"))
+            }
+            cloud::ReceiveError::TooLarge(_) => ApiError::BodyTooLarge,
+            cloud::ReceiveError::Busy => ApiError::Busy(2),
+            cloud::ReceiveError::Store(e) => e.into(),
+        })
+    })?;
+    let reply = received.reply;
     tracing::info!(
         user_id = %caller.user.user_id, accepted = reply.accepted.len(), refused = reply.refused.len(),
         stored = reply.stored, files = reply.received_files, bytes = reply.received_bytes,
-        "sync batch received"
+        "sync request received"
     );
+    let failed = reply.refused.len() as u64;
+    let sync_result = SyncResult {
+        sync_id: uuid::Uuid::new_v4().to_string(),
+        cloud_user_id: caller.user.user_id.clone(),
+        total_images: received.total_images,
+        saved_files: reply.accepted.len() as u64,
+        failed_files: failed,
+        total_size: received.total_size,
+        vton_synced: 0,
+        vton_failed: 0,
+        favorites_synced: 0,
+        favorites_failed: 0,
+        sync_timestamp: received.sync_timestamp,
+        server_timestamp: clock::iso(clock::now()),
+        status: if failed == 0 { "completed" } else { "partial" },
+    };
     Ok(warp::reply::json(&Received {
         success: true,
         message: format!(
@@ -272,5 +354,6 @@ async fn receive(
             reply.refused.len()
         ),
         reply,
+        sync_result,
     }))
 }

@@ -62,6 +62,141 @@ fn decode_base64(base64: &[u8]) -> Result<Vec<u8>, DataUrlError> {
     Ok(bytes)
 }
 
+/// Longest `data:` header accepted before its comma (`data:image/png;base64`).
+const MAX_HEADER: usize = 256;
+/// Base64 characters decoded at a time by `Decoder` (a multiple of 4).
+const DECODE_RUN: usize = 64 * 1024;
+
+/// `decode` for text that arrives in pieces (a sync body read as a stream): holds at most one
+/// run of base64 characters and the decoded bytes, never the text.
+pub struct Decoder {
+    stage: Stage,
+    /// The start of the text until it is known to be a data URL, then its header.
+    head: Vec<u8>,
+    pending: Vec<u8>,
+    out: Vec<u8>,
+    failed: Option<DataUrlError>,
+}
+
+enum Stage {
+    /// Not yet known whether this is a data URL or bare base64.
+    Start,
+    /// In a data URL's header, before its comma.
+    Header,
+    Payload,
+}
+
+impl Default for Decoder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Decoder {
+    pub fn new() -> Self {
+        Self {
+            stage: Stage::Start,
+            head: Vec::new(),
+            pending: Vec::new(),
+            out: Vec::new(),
+            failed: None,
+        }
+    }
+
+    /// The next piece of the text. After an error the rest is ignored.
+    pub fn push(&mut self, piece: &[u8]) {
+        if self.failed.is_some() {
+            return;
+        }
+        match self.stage {
+            Stage::Payload => self.payload(piece),
+            Stage::Header => self.header(piece),
+            Stage::Start => {
+                self.head.extend_from_slice(piece);
+                let text = self.head.trim_ascii_start();
+                if text.len() < b"data:".len() && b"data:".starts_with(text) {
+                    return;
+                }
+                let is_url = text.starts_with(b"data:");
+                let started = std::mem::take(&mut self.head);
+                if is_url {
+                    self.stage = Stage::Header;
+                    self.header(&started);
+                } else {
+                    self.stage = Stage::Payload;
+                    self.payload(&started);
+                }
+            }
+        }
+    }
+
+    fn header(&mut self, bytes: &[u8]) {
+        let Some(comma) = memchr::memchr(b',', bytes) else {
+            self.head.extend_from_slice(bytes);
+            if self.head.len() > MAX_HEADER {
+                self.fail(DataUrlError::NotBase64);
+            }
+            return;
+        };
+        self.head.extend_from_slice(&bytes[..comma]);
+        if !self.head.trim_ascii_start().ends_with(b";base64") {
+            return self.fail(DataUrlError::NotBase64);
+        }
+        self.head = Vec::new();
+        self.stage = Stage::Payload;
+        self.payload(&bytes[comma + 1..]);
+    }
+
+    fn fail(&mut self, why: DataUrlError) {
+        self.failed = Some(why);
+        self.out = Vec::new();
+        self.pending = Vec::new();
+    }
+
+    fn payload(&mut self, piece: &[u8]) {
+        self.pending
+            .extend(piece.iter().copied().filter(|b| !b.is_ascii_whitespace()));
+        if self.pending.len() >= DECODE_RUN {
+            let whole = self.pending.len() / 4 * 4;
+            let run: Vec<u8> = self.pending.drain(..whole).collect();
+            self.decode_run(&run);
+        }
+    }
+
+    fn decode_run(&mut self, run: &[u8]) {
+        if self.failed.is_some() {
+            return;
+        }
+        if (self.out.len() + run.len() / 4 * 3) as u64 > MAX_IMAGE_BYTES + 2 {
+            return self.fail(DataUrlError::TooLarge);
+        }
+        if BASE64.decode_vec(run, &mut self.out).is_err() {
+            self.fail(DataUrlError::NotBase64);
+        }
+    }
+
+    /// The decoded bytes, once the whole text was pushed.
+    pub fn finish(mut self) -> Result<Vec<u8>, DataUrlError> {
+        match self.stage {
+            // A short text that could still have become `data:`: bare base64.
+            Stage::Start => {
+                let started = std::mem::take(&mut self.head);
+                self.payload(&started);
+            }
+            // No comma came.
+            Stage::Header => self.fail(DataUrlError::NotBase64),
+            Stage::Payload => {}
+        }
+        let rest = std::mem::take(&mut self.pending);
+        self.decode_run(&rest);
+        match self.failed {
+            Some(e) => Err(e),
+            None if self.out.len() as u64 > MAX_IMAGE_BYTES => Err(DataUrlError::TooLarge),
+            None => Ok(self.out),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -115,5 +250,45 @@ mod tests {
             decode("!!! not\nbase64"),
             Err(DataUrlError::NotBase64)
         ));
+    }
+
+    #[test]
+    fn the_decoder_gives_what_decode_gives_however_the_text_is_cut() {
+        let image: Vec<u8> = (0..30_000u32).map(|i| (i * 7 % 251) as u8).collect();
+        let b64 = base64::engine::general_purpose::STANDARD.encode(&image);
+        let texts = [
+            format!("data:image/png;base64,{b64}"),
+            b64.clone(),
+            format!("  data:image/jpeg;base64,{}\n{}", &b64[..10], &b64[10..]),
+            "da".to_string(),
+            "data:image/png,abc".to_string(),
+            "data:image/png;base64".to_string(),
+            "!!!not base64!!!".to_string(),
+            format!(
+                "data:image/png;base64,{}",
+                base64::engine::general_purpose::STANDARD.encode(vec![1u8; 11 * 1024 * 1024])
+            ),
+        ];
+        for text in &texts {
+            let whole = decode(text);
+            let cuts: &[usize] = if text.len() > 1_000_000 {
+                &[70_000, usize::MAX]
+            } else {
+                &[1, 3, 7, 4096, 70_000, usize::MAX]
+            };
+            for &cut in cuts {
+                let mut decoder = Decoder::new();
+                for piece in text.as_bytes().chunks(cut.min(text.len().max(1))) {
+                    decoder.push(piece);
+                }
+                assert_eq!(
+                    decoder.finish(),
+                    whole,
+                    "{} cut every {cut}",
+                    &text[..text.len().min(30)]
+                );
+            }
+        }
+        assert_eq!(decode(&texts[0]).unwrap(), image);
     }
 }

@@ -160,9 +160,9 @@ async fn fetch_backup(
         .get_all(header::SET_COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .find_map(|c| c.strip_prefix("session="))
-        .and_then(|c| c.split(';').next())
-        .map(|token| format!("session={token}"))
+        .filter_map(|c| c.split(';').next())
+        .find(|pair| pair.split_once('=').is_some_and(|(_, v)| !v.is_empty()))
+        .map(str::to_string)
         .ok_or_else(|| OpsError::Refused(format!("{base} did not open a session")))?;
 
     eprintln!("waiting for {base} to take the snapshot…");

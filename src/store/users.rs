@@ -12,7 +12,7 @@ use crate::domain::UserId;
 
 impl Store {
     /// Stores a new account. `Conflict` if the username or email (compared case-insensitively by
-    /// the caller's keys) is taken; nothing is written then.
+    /// the caller's keys) or the user id is taken; nothing is written then.
     pub fn create_user(
         &self,
         user: &UserRecord,
@@ -23,13 +23,16 @@ impl Store {
         {
             let mut names = tx.open_table(USERNAMES)?;
             let mut emails = tx.open_table(EMAILS)?;
-            if names.get(username_key)?.is_some() || emails.get(email_key)?.is_some() {
+            let mut users = tx.open_table(USERS)?;
+            if names.get(username_key)?.is_some()
+                || emails.get(email_key)?.is_some()
+                || users.get(user.user_id.as_str())?.is_some()
+            {
                 return Err(StoreError::Conflict);
             }
             names.insert(username_key, user.user_id.as_str())?;
             emails.insert(email_key, user.user_id.as_str())?;
-            tx.open_table(USERS)?
-                .insert(user.user_id.as_str(), user.encode().as_slice())?;
+            users.insert(user.user_id.as_str(), user.encode().as_slice())?;
         }
         self.finish(tx)?;
         Ok(())

@@ -4,14 +4,21 @@
 //! crash or an outage resumes where it stopped and sends nothing twice. A file the hub already
 //! holds for this user, or one already sent in this sync, travels as metadata only. Local data is
 //! never changed except for those flags.
+//!
+//! A hub without the manifest step (the original project's cloud server) gets every image with
+//! its file, in the same batches; it answers with counts, so a batch it stored only partly is sent
+//! again one image at a time to learn which ones it took.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use base64::Engine;
 
-use super::hub::{Hub, HubError, HubLogin};
-use super::wire::{ManifestEntry, ManifestRequest, SyncData, SyncImage, SyncStatistics, SyncUser};
+use super::hub::{BatchAnswer, Hub, HubError, HubLogin};
+use super::wire::{
+    ManifestEntry, ManifestRequest, Refusal, SyncData, SyncImage, SyncReply, SyncStatistics,
+    SyncUser,
+};
 use crate::clock;
 use crate::domain::{BlobHash, ImageId, TaskId, UserId};
 use crate::store::Store;
@@ -53,6 +60,15 @@ impl Running {
     pub fn end(&self, user_id: &UserId) {
         self.map().remove(user_id);
     }
+}
+
+/// How far a batch got.
+#[derive(PartialEq)]
+enum Sent {
+    /// The hub answered for every image.
+    Whole,
+    /// The original's hub stored some of a batch's files, without saying which.
+    Partly,
 }
 
 /// One running sync of one user's images.
@@ -99,7 +115,6 @@ impl SyncJob {
     }
 
     async fn sync(&self, progress: &mut SyncProgressRecord) -> Result<(), HubError> {
-        let hub = &self.hub;
         let manifest = ManifestRequest {
             images: self
                 .images
@@ -110,13 +125,19 @@ impl SyncJob {
                 })
                 .collect(),
         };
-        let answer = hub.manifest(&self.login, &manifest).await?;
-        let needed: HashSet<ImageId> = answer.needed.into_iter().collect();
-        let mut on_hub: HashSet<BlobHash> = answer
-            .have_blobs
-            .iter()
-            .filter_map(|h| BlobHash::from_hex(h))
-            .collect();
+        let (needed, mut on_hub) = match self.hub.manifest(&self.login, &manifest).await? {
+            Some(answer) => {
+                let needed: HashSet<ImageId> = answer.needed.into_iter().collect();
+                let on_hub: HashSet<BlobHash> = answer
+                    .have_blobs
+                    .iter()
+                    .filter_map(|h| BlobHash::from_hex(h))
+                    .collect();
+                (needed, Some(on_hub))
+            }
+            // The original's hub: every image goes, each with its file.
+            None => (self.images.iter().map(|i| i.id.clone()).collect(), None),
+        };
         // The hub already holds these: record that, send nothing.
         let held: Vec<ImageId> = self
             .images
@@ -137,83 +158,128 @@ impl SyncJob {
         let mut pending = pending.into_iter().peekable();
         while pending.peek().is_some() {
             let mut batch = Vec::new();
-            let mut files = HashMap::new();
             let mut batch_bytes = 0u64;
-            let mut missing = 0u64;
-            let mut categories = BTreeSet::new();
             while let Some(image) = pending.peek() {
                 if !batch.is_empty()
                     && (batch.len() >= BATCH_IMAGES || batch_bytes + image.file_size > BATCH_BYTES)
                 {
                     break;
                 }
-                let image = pending.next().expect("peeked");
-                if !on_hub.contains(&image.blob) {
-                    let store = self.store.clone();
-                    let blob = image.blob;
-                    let bytes = tokio::task::spawn_blocking(move || store.blob_bytes(&blob))
-                        .await
-                        .map_err(|e| HubError::Network(e.to_string()))?;
-                    let Ok(Some(bytes)) = bytes else {
-                        tracing::warn!(image_id = %image.id, "image bytes missing; not synced");
-                        missing += 1;
-                        continue;
-                    };
-                    batch_bytes += bytes.len() as u64;
-                    let data_url = format!(
-                        "data:{};base64,{}",
-                        image.kind.mime(),
-                        base64::engine::general_purpose::STANDARD.encode(&bytes)
-                    );
-                    files.insert(image.filename.clone(), data_url);
-                    // Later images with the same bytes travel as metadata only.
-                    on_hub.insert(image.blob);
-                }
-                categories.insert(image.category.as_str().to_string());
-                batch.push(SyncImage::of(image));
+                batch_bytes += image.file_size;
+                batch.push(pending.next().expect("peeked"));
             }
-            progress.missing += missing;
-            if batch.is_empty() {
-                continue;
-            }
-            let data = SyncData {
-                user_info: SyncUser {
-                    user_id: self.user.user_id.clone(),
-                    username: self.user.username.clone(),
-                    email: self.user.email.clone(),
-                    created_at: clock::display(self.user.created_at),
-                    last_login: self.user.last_login.map(clock::display),
-                    cloud_sync_enabled: true,
-                },
-                sync_statistics: SyncStatistics {
-                    total_metadata_records: batch.len() as u64,
-                    total_files_found: files.len() as u64,
-                    total_files_missing: missing,
-                    total_size: batch_bytes,
-                    categories: categories.into_iter().collect(),
-                },
-                images_metadata: batch,
-                image_files: files,
-                sync_timestamp: clock::iso(clock::now()),
-            };
-            let files_sent = data.image_files.len() as u64;
-            let body = serde_json::to_vec(&data).expect("plain JSON");
-            let body_len = body.len() as u64;
-            let reply = hub.send_batch(&self.login, body).await?;
-            progress.batches += 1;
-            progress.files_sent += files_sent;
-            progress.bytes_sent += body_len;
-            progress.synced += self.mark(reply.accepted).await? as u64;
-            progress.refused_count += reply.refused.len() as u64;
-            for r in reply.refused {
-                tracing::warn!(image_id = %r.id, reason = %r.reason, "the hub refused an image");
-                if progress.refused.len() < KEEP_REFUSALS {
-                    progress.refused.push((r.id.into_string(), r.reason));
+            if self.send(&batch, &mut on_hub, progress).await? == Sent::Partly {
+                // The original's hub says how many files it stored, not which: one at a time,
+                // each answer is exact. It replaces what it got before, so resending is safe.
+                for image in batch {
+                    self.send(&[image], &mut on_hub, progress).await?;
                 }
             }
-            self.record(progress, None).await;
         }
         Ok(())
+    }
+
+    /// Sends one batch and records what the hub confirmed. `on_hub` holds the blobs an imgvault
+    /// hub already has, so their files are not sent; `None` for the original's hub, which needs
+    /// every file.
+    async fn send(
+        &self,
+        images: &[&ImageRecord],
+        on_hub: &mut Option<HashSet<BlobHash>>,
+        progress: &mut SyncProgressRecord,
+    ) -> Result<Sent, HubError> {
+        let mut batch = Vec::new();
+        let mut files = HashMap::new();
+        let mut batch_bytes = 0u64;
+        let mut missing = 0u64;
+        let mut categories = BTreeSet::new();
+        for image in images {
+            if !on_hub
+                .as_ref()
+                .is_some_and(|held| held.contains(&image.blob))
+            {
+                let store = self.store.clone();
+                let blob = image.blob;
+                let bytes = tokio::task::spawn_blocking(move || store.blob_bytes(&blob))
+                    .await
+                    .map_err(|e| HubError::Network(e.to_string()))?;
+                let Ok(Some(bytes)) = bytes else {
+                    tracing::warn!(image_id = %image.id, "image bytes missing; not synced");
+                    missing += 1;
+                    continue;
+                };
+                batch_bytes += bytes.len() as u64;
+                let data_url = format!(
+                    "data:{};base64,{}",
+                    image.kind.mime(),
+                    base64::engine::general_purpose::STANDARD.encode(&bytes)
+                );
+                files.insert(image.filename.clone(), data_url);
+                // Later images with the same bytes travel as metadata only.
+                if let Some(held) = on_hub {
+                    held.insert(image.blob);
+                }
+            }
+            categories.insert(image.category.as_str().to_string());
+            batch.push(SyncImage::of(image));
+        }
+        progress.missing += missing;
+        if batch.is_empty() {
+            return Ok(Sent::Whole);
+        }
+        let ids: Vec<ImageId> = batch.iter().map(|i| i.id.clone()).collect();
+        let data = SyncData {
+            user_info: SyncUser {
+                user_id: self.user.user_id.clone(),
+                username: self.user.username.clone(),
+                email: self.user.email.clone(),
+                created_at: clock::display(self.user.created_at),
+                last_login: self.user.last_login.map(clock::display),
+                cloud_sync_enabled: true,
+            },
+            sync_statistics: SyncStatistics {
+                total_metadata_records: batch.len() as u64,
+                total_files_found: files.len() as u64,
+                total_files_missing: missing,
+                total_size: batch_bytes,
+                categories: categories.into_iter().collect(),
+            },
+            images_metadata: batch,
+            image_files: files,
+            sync_timestamp: clock::iso(clock::now()),
+        };
+        let files_sent = data.image_files.len() as u64;
+        let body = serde_json::to_vec(&data).expect("plain JSON");
+        let body_len = body.len() as u64;
+        let answer = self.hub.send_batch(&self.login, body).await?;
+        progress.batches += 1;
+        progress.files_sent += files_sent;
+        progress.bytes_sent += body_len;
+        let reply = match answer {
+            BatchAnswer::Ids(reply) => reply,
+            BatchAnswer::Counts { failed: 0, .. } => SyncReply {
+                accepted: ids,
+                ..SyncReply::default()
+            },
+            BatchAnswer::Counts { .. } if ids.len() > 1 => return Ok(Sent::Partly),
+            BatchAnswer::Counts { .. } => SyncReply {
+                refused: vec![Refusal {
+                    id: ids.into_iter().next().expect("one id"),
+                    reason: "the hub did not store the file".into(),
+                }],
+                ..SyncReply::default()
+            },
+        };
+        progress.synced += self.mark(reply.accepted).await? as u64;
+        progress.refused_count += reply.refused.len() as u64;
+        for r in reply.refused {
+            tracing::warn!(image_id = %r.id, reason = %r.reason, "the hub refused an image");
+            if progress.refused.len() < KEEP_REFUSALS {
+                progress.refused.push((r.id.into_string(), r.reason));
+            }
+        }
+        self.record(progress, None).await;
+        Ok(Sent::Whole)
     }
 
     async fn mark(&self, ids: Vec<ImageId>) -> Result<usize, HubError> {

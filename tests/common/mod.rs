@@ -453,7 +453,7 @@ pub async fn upload_everywhere(app: &TestApp, bytes: &[u8]) -> Vec<(&'static str
     answers
 }
 
-/// Registers `username` and returns its user id and the `session=…` cookie of a fresh login,
+/// Registers `username` and returns its user id and the `name=value` session cookie of a fresh login,
 /// captured from `Set-Cookie` so it can be replayed by hand.
 pub async fn login_cookie(app: &TestApp, username: &str) -> (String, String) {
     let client = new_client();
@@ -465,17 +465,7 @@ pub async fn login_cookie(app: &TestApp, username: &str) -> (String, String) {
         .await
         .expect("POST /api/login");
     assert_eq!(resp.status(), 200);
-    let cookie = resp
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find(|v| v.starts_with("session="))
-        .expect("a session cookie")
-        .split(';')
-        .next()
-        .expect("cookie pair")
-        .to_string();
+    let cookie = server::session_cookie(resp.headers()).expect("a session cookie");
     (user_id, cookie)
 }
 

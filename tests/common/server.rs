@@ -268,13 +268,14 @@ fn watch_stderr(stderr: std::process::ChildStderr, label: &str, echoed: usize) -
     log
 }
 
-/// The `session=…` pair of a login answer's `Set-Cookie`, to send back as `Cookie`.
+/// The `name=value` pair of a login answer's session cookie (named `imgvault_` and a hash of the
+/// data file's path unless `--cookie-name` says otherwise), to send back as `Cookie`.
 pub fn session_cookie(headers: &reqwest::header::HeaderMap) -> Option<String> {
     headers
         .get_all(reqwest::header::SET_COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .find(|v| v.starts_with("session="))
-        .and_then(|v| v.split(';').next())
+        .filter_map(|v| v.split(';').next())
+        .find(|pair| pair.split_once('=').is_some_and(|(_, v)| !v.is_empty()))
         .map(str::to_string)
 }
