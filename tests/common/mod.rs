@@ -15,6 +15,7 @@ use base64::Engine;
 use reqwest::multipart::{Form, Part};
 use serde_json::{Value, json};
 
+pub mod original_cloud;
 pub mod server;
 
 use server::{Echo, Launch, Spawned};
@@ -545,4 +546,16 @@ pub fn file_routes(user_id: &str, filename: &str) -> [String; 3] {
         format!("/api/user/{user_id}/images/clothes/{filename}"),
         format!("/api/user/{user_id}/thumbnails/{filename}"),
     ]
+}
+
+/// A PNG of random pixels: it does not compress, so its size is predictable.
+pub fn noisy_png(w: u32, h: u32, seed: u32) -> Vec<u8> {
+    let mut state = 0x9e37_79b9u32.wrapping_mul(seed + 1);
+    let img = image::RgbImage::from_fn(w, h, |_, _| {
+        state ^= state << 13;
+        state ^= state >> 17;
+        state ^= state << 5;
+        image::Rgb([state as u8, (state >> 8) as u8, (state >> 16) as u8])
+    });
+    encode(img.into(), image::ImageFormat::Png)
 }
