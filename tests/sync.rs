@@ -311,20 +311,6 @@ async fn a_hub_killed_mid_sync_loses_nothing_and_the_next_sync_resumes() {
     );
 }
 
-/// A PNG of random pixels: it does not compress, so its size is predictable.
-fn noisy_png(w: u32, h: u32, seed: u32) -> Vec<u8> {
-    let mut state = 0x9e37_79b9u32.wrapping_mul(seed + 1);
-    let img = image::RgbImage::from_fn(w, h, |_, _| {
-        state ^= state << 13;
-        state ^= state >> 17;
-        state ^= state << 5;
-        image::Rgb([state as u8, (state >> 8) as u8, (state >> 16) as u8])
-    });
-    let mut out = std::io::Cursor::new(Vec::new());
-    img.write_to(&mut out, image::ImageFormat::Png).unwrap();
-    out.into_inner()
-}
-
 #[derive(Clone, Copy)]
 enum FakeHub {
     Fails,

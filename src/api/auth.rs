@@ -237,13 +237,13 @@ async fn register(
             let hash = secrets::hash_password(password.expose());
             drop(turn);
             let mut user = UserRecord::new(&username, &email, hash);
+            // A taken id is refused like a taken name, as the original does: the local server
+            // would otherwise sync into someone else's account.
             if let Some(id) = local_id
                 .map(UserId::from)
                 .filter(|id| portable(id.as_str(), 100))
             {
-                if state.store.user(&id)?.is_none() {
-                    user.user_id = id;
-                }
+                user.user_id = id;
             }
             match state
                 .store
