@@ -102,7 +102,7 @@ async fn list(
     // `blocking`).
     let found = state
         .store
-        .list_images(&user_id, page, per_page)
+        .list_images(&user_id, None, page, per_page)
         .map_err(|e| reject(e.into()))?;
     Ok(warp::reply::json(&ImageList {
         pages: found.total.div_ceil(per_page),
