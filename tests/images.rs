@@ -1,8 +1,8 @@
 //! A user's images once stored (`src/api/images.rs`, `src/store/images.rs`, `blobs.rs`,
-//! `paging.rs`): the list and its pages, the file routes (original, by category, thumbnail) with
-//! ETags, 304s, byte ranges and streaming, delete, and deduplication of identical bytes; and the
-//! refusals: path traversal in file names, other users' images, invalid categories, deleting
-//! without being the owner.
+//! `paging.rs`): the list and its pages, of all images or one category, the file routes (original,
+//! by category, thumbnail) with ETags, 304s, byte ranges and streaming, delete, and deduplication
+//! of identical bytes; and the refusals: path traversal in file names, other users' images, invalid
+//! categories, deleting without being the owner.
 
 mod common;
 
@@ -66,6 +66,180 @@ async fn pages_are_newest_first_and_per_page_is_bounded() {
     let (_, list) = app.get_json(&client, "/api/user/images?page=9").await;
     assert_eq!(list["images"], json!([]));
     assert_eq!(list["total"], 25);
+}
+
+/// The ids of every page of `path` (a list URL with `per_page`), checking each page's totals.
+async fn ids_of_all_pages(
+    app: &TestApp,
+    client: &reqwest::Client,
+    path: &str,
+    total: u64,
+    pages: u64,
+) -> Vec<String> {
+    let mut ids = Vec::new();
+    for page in 1..=pages + 1 {
+        let (status, list) = app.get_json(client, &format!("{path}&page={page}")).await;
+        assert_eq!(status, 200, "{list}");
+        assert_eq!(
+            (list["total"].as_u64(), list["pages"].as_u64()),
+            (Some(total), Some(pages))
+        );
+        let images = list["images"].as_array().unwrap();
+        if page > pages {
+            assert!(images.is_empty(), "page {page} past the last: {list}");
+        }
+        ids.extend(images.iter().map(|i| i["id"].as_str().unwrap().to_string()));
+    }
+    ids
+}
+
+#[tokio::test]
+async fn the_list_filters_by_category_pages_it_and_echoes_the_parameter() {
+    let app = spawn_app().await;
+    let (client, _) = app.user_client("cara").await;
+    let (other, _) = app.user_client("otto").await;
+    app.receive_image(&other, "image/png", &png(2, 2, 99), "char")
+        .await;
+    // Newest first: (id, category) in the order the list gives them.
+    let mut uploaded = Vec::new();
+    for i in 0..8 {
+        let category = if i % 3 == 1 { "char" } else { "clothes" };
+        let (status, up) = app
+            .receive_image(&client, "image/png", &png(2, 2, i), category)
+            .await;
+        assert_eq!(status, 200, "{up}");
+        uploaded.push((up["imageId"].as_str().unwrap().to_string(), category));
+    }
+    uploaded.reverse();
+    let of = |category: &str| -> Vec<String> {
+        uploaded
+            .iter()
+            .filter(|(_, c)| *c == category)
+            .map(|(id, _)| id.clone())
+            .collect()
+    };
+
+    let (_, list) = app.get_json(&client, "/api/user/images").await;
+    assert!(list.as_object().unwrap().contains_key("category"), "{list}");
+    assert_eq!(list["category"], Value::Null);
+    assert_eq!(list["total"], 8);
+    for (item, (id, category)) in list["images"].as_array().unwrap().iter().zip(&uploaded) {
+        assert_eq!(item["id"], id.as_str());
+        assert_eq!(item["category"], *category, "{item}");
+        assert_eq!(item["context_info"]["category"], *category);
+    }
+
+    let clothes = ids_of_all_pages(
+        &app,
+        &client,
+        "/api/user/images?category=clothes&per_page=2",
+        5,
+        3,
+    )
+    .await;
+    assert_eq!(clothes, of("clothes"));
+    let chars = ids_of_all_pages(
+        &app,
+        &client,
+        "/api/user/images?category=char&per_page=2",
+        3,
+        2,
+    )
+    .await;
+    assert_eq!(chars, of("char"), "otto's image is not cara's");
+    let (_, list) = app
+        .get_json(&client, "/api/user/images?category=char&page=2&per_page=2")
+        .await;
+    assert_eq!(list["category"], "char");
+    assert_eq!(
+        (list["page"].clone(), list["per_page"].clone()),
+        (json!(2), json!(2))
+    );
+    assert!(
+        list["images"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|i| i["category"] == "char")
+    );
+
+    // An empty value is no filter, and is echoed as given.
+    let (_, list) = app.get_json(&client, "/api/user/images?category=").await;
+    assert_eq!(
+        (list["total"].clone(), list["category"].clone()),
+        (json!(8), json!(""))
+    );
+    assert_eq!(list["images"].as_array().unwrap().len(), 8);
+
+    // A value that names no category matches nothing: an empty page, not an error.
+    for raw in ["shoes", "CLOTHES", "%20char", "vton_results"] {
+        let (status, list) = app
+            .get_json(
+                &client,
+                &format!("/api/user/images?category={raw}&per_page=5"),
+            )
+            .await;
+        let echoed = raw.replace("%20", " ");
+        assert_eq!(
+            (status, list),
+            (
+                200,
+                json!({"images": [], "total": 0, "page": 1, "per_page": 5, "pages": 0, "category": echoed})
+            ),
+            "{raw}"
+        );
+    }
+
+    let resp = new_client()
+        .get(app.url("/api/user/images?category=clothes"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(status_and_json(resp).await, (401, failure("需要登录")));
+}
+
+#[tokio::test]
+async fn deleting_an_image_updates_its_categorys_total() {
+    let app = spawn_app().await;
+    let (client, _) = app.user_client("dora").await;
+    let mut ids = Vec::new();
+    for (i, category) in ["clothes", "char", "clothes"].into_iter().enumerate() {
+        let (_, up) = app
+            .receive_image(&client, "image/png", &png(3, 3, i as u32), category)
+            .await;
+        ids.push(up["imageId"].as_str().unwrap().to_string());
+    }
+    let totals = || async {
+        let mut out = Vec::new();
+        for category in ["clothes", "char"] {
+            let (_, list) = app
+                .get_json(&client, &format!("/api/user/images?category={category}"))
+                .await;
+            out.push((
+                list["total"].as_u64().unwrap(),
+                list["pages"].as_u64().unwrap(),
+            ));
+        }
+        out
+    };
+    assert_eq!(totals().await, [(2, 1), (1, 1)]);
+    for (id, expected) in [(&ids[1], [(2, 1), (0, 0)]), (&ids[0], [(1, 1), (0, 0)])] {
+        let resp = client
+            .delete(app.url(&format!("/api/user/images/{id}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        assert_eq!(totals().await, expected, "after deleting {id}");
+    }
+    let (_, list) = app
+        .get_json(&client, "/api/user/images?category=clothes")
+        .await;
+    assert_eq!(list["images"][0]["id"], ids[2].as_str());
+    let (_, list) = app
+        .get_json(&client, "/api/user/images?category=char")
+        .await;
+    assert_eq!(list["images"], json!([]));
 }
 
 #[tokio::test]

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::*;
-use imgvault::domain::BlobHash;
+use imgvault::domain::{BlobHash, Category};
 use imgvault::store::{DEFAULT_CACHE_BYTES, Store};
 
 /// What one run of the `imgvault` command printed.
@@ -808,7 +808,7 @@ fn a_schema_one_file_is_backed_up_as_it_is_and_migrated_with_every_record_intact
     let run = imgvault(&["check", "--data", s(&data)], &[], "");
     assert_eq!(run.code, 0, "{run}");
     for expected in [
-        "schema version 4",
+        "schema version 5",
         "2 users, 1 sessions",
         "3 images, 3 tasks",
         "2 blobs (311.1 KiB), 0 thumbnails",
@@ -836,6 +836,17 @@ fn a_schema_one_file_is_backed_up_as_it_is_and_migrated_with_every_record_intact
     assert_eq!(store.total_images().unwrap(), 3);
     assert_eq!(store.user_image_count(&old.user_id).unwrap(), 2);
     assert_eq!(store.user_image_count(&admin.user_id).unwrap(), 1);
+    for (owner, category, total) in [
+        (&old.user_id, Category::Clothes, 1),
+        (&old.user_id, Category::Char, 1),
+        (&admin.user_id, Category::Clothes, 1),
+        (&admin.user_id, Category::Char, 0),
+    ] {
+        let page = store.list_images(owner, Some(category), 1, 10).unwrap();
+        assert_eq!(page.total, total, "{owner} {category}");
+        assert_eq!(page.images.len() as u64, total);
+        assert!(page.images.iter().all(|i| i.category == category));
+    }
     let images = store.user_images(&old.user_id).unwrap();
     let summary: Vec<_> = images
         .iter()

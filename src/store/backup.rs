@@ -166,6 +166,8 @@ fn write_snapshot(
         copy.table(IMAGES)?;
         copy.table(IMAGE_NAMES)?;
         copy.table(USER_IMAGES)?;
+        copy.table(USER_CATEGORY_IMAGES)?;
+        copy.table(USER_CATEGORY_COUNTS)?;
         copy.table(TASKS)?;
         copy.table(PENDING_TASKS)?;
         copy.table(BLOBS)?;

@@ -1,14 +1,18 @@
 //! Image records with their indexes and counters. Every change to an image touches the record, the
-//! name and time indexes, the blob's reference count and both counters in one transaction, so the
-//! counters can be read in O(1) and always agree with the records.
+//! name, time and category indexes, the blob's reference count and the counters (per user, per
+//! user and category, and the total) in one transaction, so the counters can be read in O(1) and
+//! always agree with the records.
 
-use redb::{ReadableTable, WriteTransaction};
+use std::ops::{Bound, RangeInclusive};
 
-use super::records::{ImageRecord, Record, TaskRecord};
+use redb::{ReadOnlyTable, ReadableTable, WriteTransaction};
+
+use super::records::{ImageRecord, Record, TaskRecord, codes};
 use super::tables::*;
 use super::{Batch, Result, Store, StoreError};
 use super::{blobs, paging, thumbs};
-use crate::domain::{ImageId, UserId};
+use crate::clock::Micros;
+use crate::domain::{Category, ImageId, UserId};
 
 pub(super) const TOTAL_IMAGES_KEY: &str = "total_images";
 
@@ -27,14 +31,23 @@ pub enum DeleteOutcome {
     NotOwner,
 }
 
-fn bump(tx: &WriteTransaction, user_id: &UserId, delta: i64) -> Result<()> {
+/// Adds `delta` to the counters `image` is counted in: its user's, its user's in its category, and
+/// the total. A counter that reaches zero is removed.
+fn bump(tx: &WriteTransaction, image: &ImageRecord, delta: i64) -> Result<()> {
     let apply = |v: u64| v.checked_add_signed(delta).unwrap_or(0);
-    let user_id = user_id.as_str();
+    let user_id = image.user_id.as_str();
     let mut counts = tx.open_table(USER_IMAGE_COUNTS)?;
     let user = counts.get(user_id)?.map_or(0, |v| v.value());
     match apply(user) {
         0 => counts.remove(user_id)?,
         n => counts.insert(user_id, n)?,
+    };
+    let mut by_category = tx.open_table(USER_CATEGORY_COUNTS)?;
+    let key = (user_id, codes::category::to_code(image.category));
+    let in_category = by_category.get(key)?.map_or(0, |v| v.value());
+    match apply(in_category) {
+        0 => by_category.remove(key)?,
+        n => by_category.insert(key, n)?,
     };
     let mut meta = tx.open_table(META)?;
     let total = meta.get(TOTAL_IMAGES_KEY)?.map_or(0, |v| v.value());
@@ -77,12 +90,24 @@ pub(super) fn save_in(
         (image.user_id.as_str(), image.saved_at, image.id.as_str()),
         (),
     )?;
-    bump(tx, &image.user_id, 1)?;
+    tx.open_table(USER_CATEGORY_IMAGES)?
+        .insert(category_key(image), ())?;
+    bump(tx, image, 1)?;
     tx.open_table(TASKS)?
         .insert(task.task_id.as_str(), task.encode().as_slice())?;
     tx.open_table(PENDING_TASKS)?
         .insert(task.task_id.as_str(), ())?;
     Ok(())
+}
+
+/// `image`'s key in `USER_CATEGORY_IMAGES`.
+pub(super) fn category_key(image: &ImageRecord) -> (&str, u8, Micros, &str) {
+    (
+        image.user_id.as_str(),
+        codes::category::to_code(image.category),
+        image.saved_at,
+        image.id.as_str(),
+    )
 }
 
 /// Removes an image record with its indexes, its share of the counters and its blob reference.
@@ -95,9 +120,33 @@ pub(super) fn remove(tx: &WriteTransaction, image: &ImageRecord) -> Result<()> {
         image.saved_at,
         image.id.as_str(),
     ))?;
-    bump(tx, &image.user_id, -1)?;
+    tx.open_table(USER_CATEGORY_IMAGES)?
+        .remove(category_key(image))?;
+    bump(tx, image, -1)?;
     paging::bump_epoch(tx, image.user_id.as_str())?;
     thumbs::release_with_thumbnail(tx, &image.blob)
+}
+
+/// Every key of `user_id`'s images in the category stored as `code`, oldest first.
+fn category_range(user_id: &str, code: u8) -> RangeInclusive<(&str, u8, Micros, &str)> {
+    (user_id, code, i64::MIN, "")..=(user_id, code, i64::MAX, "\u{10FFFF}")
+}
+
+/// The records of `ids`, in that order. `index` names the index the ids came from, for the error
+/// when one points at no record.
+fn records(
+    images: &ReadOnlyTable<&'static str, &'static [u8]>,
+    ids: &[String],
+    index: &str,
+) -> Result<Vec<ImageRecord>> {
+    let mut out = Vec::with_capacity(ids.len());
+    for image_id in ids {
+        let record = images.get(image_id.as_str())?.ok_or_else(|| {
+            StoreError::Corrupt(format!("{index} index points at missing image {image_id}"))
+        })?;
+        out.push(ImageRecord::decode(record.value())?);
+    }
+    Ok(out)
 }
 
 impl Store {
@@ -178,10 +227,91 @@ impl Store {
         Ok(out)
     }
 
-    /// Page `page` (1-based) of `user_id`'s images, newest first. Near the newest end it walks the
-    /// time index to the page; deeper, it starts from the mark below the page (`paging`), so any
-    /// page costs at most `STRIDE` steps plus its own records. The total is a counter read.
-    pub fn list_images(&self, user_id: &UserId, page: u64, per_page: u64) -> Result<ImagePage> {
+    /// Page `page` (1-based) of `user_id`'s images, newest first, of one `category` or of all.
+    /// The total is a counter read.
+    ///
+    /// Of all images: near the newest end it walks the time index to the page; deeper, it starts
+    /// from the mark below the page (`paging`), so any page costs at most `STRIDE` steps plus its
+    /// own records. Of one category: it walks the category index from its newest end, so a page
+    /// costs its offset in index keys (no record is read before the page).
+    pub fn list_images(
+        &self,
+        user_id: &UserId,
+        category: Option<Category>,
+        page: u64,
+        per_page: u64,
+    ) -> Result<ImagePage> {
+        match category {
+            None => self.list_all_images(user_id, page, per_page),
+            Some(category) => self.list_category_images(user_id, category, page, per_page),
+        }
+    }
+
+    fn list_category_images(
+        &self,
+        user_id: &UserId,
+        category: Category,
+        page: u64,
+        per_page: u64,
+    ) -> Result<ImagePage> {
+        let tx = self.read()?;
+        let key = (user_id.as_str(), codes::category::to_code(category));
+        let total = tx
+            .open_table(USER_CATEGORY_COUNTS)?
+            .get(key)?
+            .map_or(0, |v| v.value());
+        let skip = page.saturating_sub(1).saturating_mul(per_page);
+        if skip >= total {
+            return Ok(ImagePage {
+                images: Vec::new(),
+                total,
+            });
+        }
+        let take = per_page.min(total - skip);
+        let index = tx.open_table(USER_CATEGORY_IMAGES)?;
+        let mut ids = Vec::with_capacity(take as usize);
+        for entry in index
+            .range(category_range(key.0, key.1))?
+            .rev()
+            .skip(skip as usize)
+            .take(take as usize)
+        {
+            ids.push(entry?.0.value().3.to_string());
+        }
+        let images = records(&tx.open_table(IMAGES)?, &ids, "category")?;
+        Ok(ImagePage { images, total })
+    }
+
+    /// Up to `limit` of `user_id`'s images in `category`, newest first, starting just after
+    /// `after`: the `(saved_at, id)` of the last image a previous call gave (`None` starts at the
+    /// newest). Each call is its own short read transaction, so a caller paging through a large
+    /// collection holds no snapshot open between pages: an image that exists throughout is given
+    /// exactly once, one saved or deleted meanwhile may or may not be.
+    pub fn category_images_after(
+        &self,
+        user_id: &UserId,
+        category: Category,
+        after: Option<(Micros, &ImageId)>,
+        limit: usize,
+    ) -> Result<Vec<ImageRecord>> {
+        let tx = self.read()?;
+        let (user, code) = (user_id.as_str(), codes::category::to_code(category));
+        let index = tx.open_table(USER_CATEGORY_IMAGES)?;
+        let range = match after {
+            Some((at, id)) => index.range((
+                Bound::Included((user, code, i64::MIN, "")),
+                Bound::Excluded((user, code, at, id.as_str())),
+            ))?,
+            None => index.range(category_range(user, code))?,
+        };
+        let mut ids = Vec::with_capacity(limit);
+        for entry in range.rev().take(limit) {
+            ids.push(entry?.0.value().3.to_string());
+        }
+        records(&tx.open_table(IMAGES)?, &ids, "category")
+    }
+
+    fn list_all_images(&self, user_id: &UserId, page: u64, per_page: u64) -> Result<ImagePage> {
         let tx = self.read()?;
         let user_id = user_id.as_str();
         let total = tx
@@ -232,14 +362,8 @@ impl Store {
             }
         }
         debug_assert!(hi >= lo);
-        let mut out = Vec::with_capacity(ids.len());
-        for image_id in &ids {
-            let record = images.get(image_id.as_str())?.ok_or_else(|| {
-                StoreError::Corrupt(format!("time index points at missing image {image_id}"))
-            })?;
-            out.push(ImageRecord::decode(record.value())?);
-        }
-        Ok(ImagePage { images: out, total })
+        let images = records(&images, &ids, "time")?;
+        Ok(ImagePage { images, total })
     }
 
     /// Images in the whole file: one counter read.
@@ -261,7 +385,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::super::records::BlobRecord;
-    use super::super::test_support::{new_image, temp_store};
+    use super::super::test_support::{add_user, new_image, temp_store};
     use super::*;
     use crate::domain::BlobHash;
 
@@ -279,13 +403,15 @@ mod tests {
 
     /// Every page, at two page sizes, against the whole list walked from the newest end.
     fn assert_pages_match(store: &Store, user: &str) {
-        let all = ids(store.list_images(&user.into(), 1, u64::MAX).unwrap());
+        let all = ids(store.list_images(&user.into(), None, 1, u64::MAX).unwrap());
         for per_page in [20u64, 7] {
             let pages = (all.len() as u64).div_ceil(per_page);
             for page in 1..=pages {
                 let skip = ((page - 1) * per_page) as usize;
                 let want = &all[skip..(skip + per_page as usize).min(all.len())];
-                let got = ids(store.list_images(&user.into(), page, per_page).unwrap());
+                let got = ids(store
+                    .list_images(&user.into(), None, page, per_page)
+                    .unwrap());
                 assert_eq!(got, want, "page {page} of {per_page}");
             }
         }
@@ -375,7 +501,10 @@ mod tests {
         assert!(blob_record(&store, b"other").is_none());
         assert_eq!(blob_record(&store, b"same").unwrap().refs, 2);
         assert_eq!(store.total_images().unwrap(), 3);
-        assert_eq!(store.list_images(&"u".into(), 1, 10).unwrap().total, 2);
+        assert_eq!(
+            store.list_images(&"u".into(), None, 1, 10).unwrap().total,
+            2
+        );
     }
 
     #[test]
@@ -425,21 +554,157 @@ mod tests {
         let (other, task) = image("x", "v", 100, b"x");
         store.save_image(&other, b"x", &task).unwrap();
 
-        let first = store.list_images(&"u".into(), 1, 10).unwrap();
+        let first = store.list_images(&"u".into(), None, 1, 10).unwrap();
         assert_eq!(first.total, 25);
         let ids: Vec<_> = first.images.iter().map(|i| i.id.as_str()).collect();
         assert_eq!(ids[0], "i24");
         assert_eq!(ids[9], "i15");
-        let last = store.list_images(&"u".into(), 3, 10).unwrap();
+        let last = store.list_images(&"u".into(), None, 3, 10).unwrap();
         assert_eq!(last.images.len(), 5);
         assert_eq!(last.images[4].id, "i00");
         assert!(
             store
-                .list_images(&"u".into(), 4, 10)
+                .list_images(&"u".into(), None, 4, 10)
                 .unwrap()
                 .images
                 .is_empty()
         );
+    }
+
+    /// Images of "u" at times 0..n, every third one `char`, the rest `clothes`.
+    fn save_mixed(store: &Store, n: i64) {
+        for t in 0..n {
+            let category = if t % 3 == 0 {
+                Category::Char
+            } else {
+                Category::Clothes
+            };
+            let (img, task) = image(&format!("i{t:03}"), "u", t, &t.to_le_bytes());
+            let img = ImageRecord { category, ..img };
+            store.save_image(&img, &t.to_le_bytes(), &task).unwrap();
+        }
+    }
+
+    #[test]
+    fn a_category_is_paged_newest_first_with_its_own_total() {
+        let (_dir, store) = temp_store();
+        save_mixed(&store, 30);
+        let (other, task) = image("x", "v", 100, b"x");
+        store.save_image(&other, b"x", &task).unwrap();
+
+        let all = store.list_images(&"u".into(), None, 1, 100).unwrap();
+        for category in Category::ALL {
+            let want: Vec<ImageId> = all
+                .images
+                .iter()
+                .filter(|i| i.category == category)
+                .map(|i| i.id.clone())
+                .collect();
+            assert_eq!(want.len(), if category == Category::Char { 10 } else { 20 });
+            let mut got = Vec::new();
+            for page in 1..=4 {
+                let found = store
+                    .list_images(&"u".into(), Some(category), page, 7)
+                    .unwrap();
+                assert_eq!(found.total, want.len() as u64);
+                got.extend(ids(found));
+            }
+            assert_eq!(got, want, "{category}");
+        }
+        assert_eq!(
+            ids(store
+                .list_images(&"v".into(), Some(Category::Clothes), 1, 10)
+                .unwrap()),
+            ["x"]
+        );
+        assert_eq!(
+            store
+                .list_images(&"v".into(), Some(Category::Char), 1, 10)
+                .unwrap()
+                .total,
+            0
+        );
+    }
+
+    #[test]
+    fn paging_a_category_after_a_cursor_gives_each_image_once_through_changes() {
+        let (_dir, store) = temp_store();
+        save_mixed(&store, 30);
+        let user: UserId = "u".into();
+        let first = store
+            .category_images_after(&user, Category::Clothes, None, 8)
+            .unwrap();
+        let first_ids: Vec<&str> = first.iter().map(|i| i.id.as_str()).collect();
+        assert_eq!(
+            first_ids,
+            [
+                "i029", "i028", "i026", "i025", "i023", "i022", "i020", "i019"
+            ]
+        );
+        // Between pages: a newer image, a deleted one not yet listed, one older than the cursor.
+        let (newer, task) = image("i100", "u", 100, b"newer");
+        store.save_image(&newer, b"newer", &task).unwrap();
+        assert_eq!(
+            store.delete_image(&"i017".into(), &user).unwrap(),
+            DeleteOutcome::Deleted
+        );
+        let (older, task) = image("i-old", "u", -1, b"older");
+        store.save_image(&older, b"older", &task).unwrap();
+
+        let mut rest = Vec::new();
+        let mut last = first.last().map(|i| (i.saved_at, i.id.clone()));
+        loop {
+            let page = store
+                .category_images_after(
+                    &user,
+                    Category::Clothes,
+                    last.as_ref().map(|(at, id)| (*at, id)),
+                    8,
+                )
+                .unwrap();
+            let Some(end) = page.last() else { break };
+            last = Some((end.saved_at, end.id.clone()));
+            rest.extend(page.into_iter().map(|i| i.id.to_string()));
+        }
+        let want: Vec<String> = (1..19)
+            .rev()
+            .filter(|t| t % 3 != 0 && *t != 17)
+            .map(|t| format!("i{t:03}"))
+            .chain(["i-old".to_string()])
+            .collect();
+        assert_eq!(rest, want);
+        assert!(
+            store
+                .category_images_after(&user, Category::Char, Some((0, &"i000".into())), 8)
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn deleting_an_image_leaves_its_category_and_the_other_counts_in_step() {
+        let (_dir, store) = temp_store();
+        add_user(&store, "u");
+        save_mixed(&store, 6);
+        let user: UserId = "u".into();
+        let total = |c| store.list_images(&user, Some(c), 1, 10).unwrap().total;
+        assert_eq!((total(Category::Clothes), total(Category::Char)), (4, 2));
+        for id in ["i000", "i003"] {
+            assert_eq!(
+                store.delete_image(&id.into(), &user).unwrap(),
+                DeleteOutcome::Deleted
+            );
+        }
+        assert_eq!((total(Category::Clothes), total(Category::Char)), (4, 0));
+        assert!(
+            store
+                .list_images(&user, Some(Category::Char), 1, 10)
+                .unwrap()
+                .images
+                .is_empty()
+        );
+        assert_eq!(store.user_image_count(&user).unwrap(), 4);
+        assert!(store.check().unwrap().is_clean());
     }
 
     #[test]

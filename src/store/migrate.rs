@@ -5,6 +5,8 @@
 //! To change the format: bump `SCHEMA_VERSION` and append a step to `STEPS` that rewrites what
 //! changed, inside the same transaction as the version bump.
 
+use std::collections::HashMap;
+
 use redb::{Database, ReadableTable, WriteTransaction};
 
 use super::records::{ImageRecord, Record};
@@ -12,13 +14,13 @@ use super::tables::*;
 use super::{Result, StoreError};
 
 /// The schema this build writes.
-pub const SCHEMA_VERSION: u64 = 4;
+pub const SCHEMA_VERSION: u64 = 5;
 
 pub(super) const VERSION_KEY: &str = "schema_version";
 
 /// `STEPS[n]` migrates a file from version `n + 1` to `n + 2`.
 type Step = fn(&WriteTransaction) -> Result<()>;
-const STEPS: &[Step] = &[v1_to_v2, v2_to_v3, v3_to_v4];
+const STEPS: &[Step] = &[v1_to_v2, v2_to_v3, v3_to_v4, v4_to_v5];
 
 /// Version 2 adds thumbnails: every image stored so far goes on the backlog to get one.
 fn v1_to_v2(tx: &WriteTransaction) -> Result<()> {
@@ -50,6 +52,29 @@ fn v2_to_v3(tx: &WriteTransaction) -> Result<()> {
 /// Existing blob records are read as 32 KiB chunks and stay as they are; this step only marks the
 /// file so that older builds, which cannot read the new records, refuse it.
 fn v3_to_v4(_tx: &WriteTransaction) -> Result<()> {
+    Ok(())
+}
+
+/// Version 5 adds each user's images by category (`USER_CATEGORY_IMAGES`) and their counts
+/// (`USER_CATEGORY_COUNTS`), built here from the image records. Reads each record once; holds one
+/// counter per user and category.
+fn v4_to_v5(tx: &WriteTransaction) -> Result<()> {
+    let mut counts: HashMap<(String, u8), u64> = HashMap::new();
+    {
+        let images = tx.open_table(IMAGES)?;
+        let mut index = tx.open_table(USER_CATEGORY_IMAGES)?;
+        for entry in images.iter()? {
+            let (_, raw) = entry?;
+            let image = ImageRecord::decode(raw.value())?;
+            let key = super::images::category_key(&image);
+            index.insert(key, ())?;
+            *counts.entry((key.0.to_string(), key.1)).or_default() += 1;
+        }
+    }
+    let mut table = tx.open_table(USER_CATEGORY_COUNTS)?;
+    for ((user, code), n) in &counts {
+        table.insert((user.as_str(), *code), *n)?;
+    }
     Ok(())
 }
 
@@ -89,6 +114,8 @@ fn create_tables(tx: &WriteTransaction) -> Result<()> {
     tx.open_table(IMAGES)?;
     tx.open_table(IMAGE_NAMES)?;
     tx.open_table(USER_IMAGES)?;
+    tx.open_table(USER_CATEGORY_IMAGES)?;
+    tx.open_table(USER_CATEGORY_COUNTS)?;
     tx.open_table(TASKS)?;
     tx.open_table(PENDING_TASKS)?;
     tx.open_table(BLOBS)?;
@@ -102,7 +129,59 @@ fn create_tables(tx: &WriteTransaction) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::Store;
+    use super::super::test_support::{add_user, new_image};
     use super::*;
+    use crate::domain::Category;
+
+    #[test]
+    fn a_version_4_file_opens_with_its_category_index_and_counts_complete() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.redb");
+        {
+            let store = Store::open(&path, 1 << 20).unwrap();
+            add_user(&store, "u");
+            add_user(&store, "v");
+            for (id, owner, at, category) in [
+                ("a", "u", 1, Category::Clothes),
+                ("b", "u", 2, Category::Char),
+                ("c", "u", 3, Category::Clothes),
+                ("d", "v", 4, Category::Char),
+            ] {
+                let (image, task) = new_image(id, owner, at, id.as_bytes());
+                let image = ImageRecord { category, ..image };
+                store.save_image(&image, id.as_bytes(), &task).unwrap();
+            }
+        }
+        // What version 4 wrote: the same tables, without the category index and its counts.
+        {
+            let db = Database::create(&path).unwrap();
+            let tx = db.begin_write().unwrap();
+            assert!(tx.delete_table(USER_CATEGORY_IMAGES).unwrap());
+            assert!(tx.delete_table(USER_CATEGORY_COUNTS).unwrap());
+            tx.open_table(META).unwrap().insert(VERSION_KEY, 4).unwrap();
+            tx.commit().unwrap();
+        }
+
+        let store = Store::open(&path, 1 << 20).unwrap();
+        let report = store.check().unwrap();
+        assert_eq!(report.schema_version, SCHEMA_VERSION);
+        assert!(report.is_clean(), "{:?}", report.problems);
+        let list = |user: &str, category| {
+            let page = store
+                .list_images(&user.into(), Some(category), 1, 10)
+                .unwrap();
+            let ids: Vec<String> = page.images.iter().map(|i| i.id.to_string()).collect();
+            (page.total, ids)
+        };
+        assert_eq!(
+            list("u", Category::Clothes),
+            (2, vec!["c".into(), "a".into()])
+        );
+        assert_eq!(list("u", Category::Char), (1, vec!["b".into()]));
+        assert_eq!(list("v", Category::Char), (1, vec!["d".into()]));
+        assert_eq!(list("v", Category::Clothes), (0, vec![]));
+    }
 
     #[test]
     fn a_file_from_a_newer_build_is_refused_untouched() {

@@ -422,6 +422,23 @@ pub(crate) mod test_support {
         }
     }
 
+    /// Creates the account `id` (username and e-mail made from it), so images it owns pass
+    /// `check`.
+    pub fn add_user(store: &Store, id: &str) {
+        let record = records::UserRecord {
+            user_id: id.into(),
+            username: id.to_uppercase(),
+            email: format!("{id}@x.org"),
+            password_hash: "h".into(),
+            created_at: 1,
+            last_login: None,
+            cloud_sync_enabled: false,
+        };
+        store
+            .create_user(&record, &id.to_lowercase(), &record.email.to_lowercase())
+            .unwrap();
+    }
+
     /// A 1×1 PNG record of `bytes` (named `{id}.png`) owned by `owner`, with its `processing` task.
     pub fn new_image(
         id: &str,

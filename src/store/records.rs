@@ -254,7 +254,9 @@ impl Record for ThumbRecord {
 
 /// The stored codes of enums that other layers own. Each is one byte, the same byte postcard
 /// wrote for the enum's variant index before these existed, so files written then read the same.
-mod codes {
+/// Table keys that hold one of these enums (the category index) use the same codes, through
+/// `to_code` and `from_code`.
+pub(super) mod codes {
     use serde::{Deserialize, Deserializer, Serializer, de::Error};
 
     macro_rules! code {
@@ -262,17 +264,28 @@ mod codes {
             pub mod $name {
                 use super::*;
 
+                /// The byte stored for `value`.
+                pub fn to_code(value: $ty) -> u8 {
+                    match value { $($variant => $code),+ }
+                }
+
+                /// The value stored as `code`; `None` for a byte no value is stored as.
+                pub fn from_code(code: u8) -> Option<$ty> {
+                    match code {
+                        $($code => Some($variant),)+
+                        _ => None,
+                    }
+                }
+
                 pub fn serialize<S: Serializer>(value: &$ty, s: S) -> Result<S::Ok, S::Error> {
-                    s.serialize_u8(match value { $($variant => $code),+ })
+                    s.serialize_u8(to_code(*value))
                 }
 
                 pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<$ty, D::Error> {
-                    match u8::deserialize(d)? {
-                        $($code => Ok($variant),)+
-                        other => Err(D::Error::custom(format_args!(
-                            "unknown {} code {other}", stringify!($name)
-                        ))),
-                    }
+                    let code = u8::deserialize(d)?;
+                    from_code(code).ok_or_else(|| D::Error::custom(format_args!(
+                        "unknown {} code {code}", stringify!($name)
+                    )))
                 }
             }
         };
@@ -323,6 +336,17 @@ mod tests {
         let blob = BlobRecord::decode(&v1).unwrap();
         assert_eq!((blob.size, blob.chunks, blob.refs), (70_000, 3, 1));
         assert_eq!(blob.chunk_size, V1_CHUNK_SIZE);
+    }
+
+    #[test]
+    fn category_codes_are_fixed_and_unknown_codes_refused() {
+        use codes::category::{from_code, to_code};
+        assert_eq!(to_code(Category::Clothes), 0);
+        assert_eq!(to_code(Category::Char), 1);
+        for category in Category::ALL {
+            assert_eq!(from_code(to_code(category)), Some(category));
+        }
+        assert_eq!(from_code(2), None);
     }
 
     fn hex(bytes: &[u8]) -> String {

@@ -27,6 +27,14 @@ pub const IMAGES: TableDefinition<&str, &[u8]> = TableDefinition::new("images");
 pub const IMAGE_NAMES: TableDefinition<(&str, &str), &str> = TableDefinition::new("image_names");
 /// (user_id, saved_at, image_id): a user's images in time order, for paging without reading records.
 pub const USER_IMAGES: TableDefinition<(&str, i64, &str), ()> = TableDefinition::new("user_images");
+/// (user_id, category code, saved_at, image_id): a user's images of one category in time order,
+/// kept beside `USER_IMAGES`. The code is `records::codes::category`'s byte.
+pub const USER_CATEGORY_IMAGES: TableDefinition<(&str, u8, i64, &str), ()> =
+    TableDefinition::new("user_category_images");
+/// (user_id, category code) → number of the user's images in that category, kept in step with
+/// `USER_CATEGORY_IMAGES`; absent when zero.
+pub const USER_CATEGORY_COUNTS: TableDefinition<(&str, u8), u64> =
+    TableDefinition::new("user_category_counts");
 
 /// task_id → `TaskRecord`.
 pub const TASKS: TableDefinition<&str, &[u8]> = TableDefinition::new("tasks");
@@ -57,3 +65,33 @@ pub const CHUNK_SIZE: usize = 32 * 1024 - 256;
 pub const HUB_SESSIONS: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("hub_sessions");
 /// Progress and outcome of cloud-sync tasks (their `TaskRecord` lives in `TASKS`).
 pub const SYNC_TASKS: TableDefinition<&str, &[u8]> = TableDefinition::new("sync_tasks");
+
+#[cfg(test)]
+mod tests {
+    use redb::Value;
+
+    use super::*;
+
+    fn hex(bytes: &[u8]) -> String {
+        bytes.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// Keys of the category tables are redb's tuple encoding of their fields (the length of each
+    /// string but the last as a varint, then its bytes; the code as one byte; the time as eight
+    /// little-endian bytes). These bytes are in data files people keep, so a failure here means
+    /// the format changed (a new schema version and a migration), never a new expected value.
+    #[test]
+    fn category_keys_keep_their_bytes() {
+        type IndexKey = (&'static str, u8, i64, &'static str);
+        type CountKey = (&'static str, u8);
+        // Fails to compile if the tables' key types drift from the ones pinned here.
+        let _: (
+            &TableDefinition<IndexKey, ()>,
+            &TableDefinition<CountKey, u64>,
+        ) = (&USER_CATEGORY_IMAGES, &USER_CATEGORY_COUNTS);
+        let index = <IndexKey as Value>::as_bytes(&("u1", 1, 1_700_000_000_000_000, "i-1"));
+        assert_eq!(hex(index.as_ref()), "0275310100401e18240a0600692d31");
+        let count = <CountKey as Value>::as_bytes(&("u1", 0));
+        assert_eq!(hex(count.as_ref()), "02753100");
+    }
+}

@@ -1,4 +1,4 @@
-//! The caller's images as the seed's paged list, and deleting one.
+//! The caller's images as the seed's paged list, all of them or one category's, and deleting one.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -9,7 +9,7 @@ use warp::{Filter, Rejection, Reply};
 use crate::api::auth::{Caller, require_user};
 use crate::api::{ApiError, AppState, blocking, reject, with_state};
 use crate::clock;
-use crate::domain::{ImageId, UserId};
+use crate::domain::{Category, ImageId, UserId};
 use crate::store::DeleteOutcome;
 use crate::store::records::ImageRecord;
 
@@ -44,6 +44,8 @@ struct ImageView {
     image_width: u32,
     image_height: u32,
     context_info: serde_json::Map<String, serde_json::Value>,
+    /// `clothes` or `char`, as the original's list items carry it.
+    category: &'static str,
     status: &'static str,
     cloud_synced: bool,
     preview_url: String,
@@ -67,11 +69,17 @@ impl From<ImageRecord> for ImageView {
             image_width: r.width,
             image_height: r.height,
             context_info,
+            category: r.category.as_str(),
             status: "saved",
             cloud_synced: r.cloud_synced,
         }
     }
 }
+
+/// A category's page walks its index from the newest end (`Store::list_images`), one key per
+/// image before the page; past this offset that walk costs more than the hop to the blocking pool,
+/// so it is made there. The list of all images starts deep pages from a mark and stays in place.
+const IN_PLACE_OFFSET: u64 = 512;
 
 #[derive(Serialize)]
 struct ImageList {
@@ -80,6 +88,8 @@ struct ImageList {
     page: u64,
     per_page: u64,
     pages: u64,
+    /// The `category` parameter as given: `null` when absent, `""` when empty.
+    category: Option<String>,
 }
 
 async fn list(
@@ -97,19 +107,45 @@ async fn list(
     };
     let page = number("page", 1);
     let per_page = number("per_page", 20).min(100);
+    let given = query.get("category").cloned();
     let user_id = caller.user.user_id;
-    // O(page) reads from the in-memory page marks and cached index pages, in place (see
-    // `blocking`).
-    let found = state
-        .store
-        .list_images(&user_id, page, per_page)
-        .map_err(|e| reject(e.into()))?;
+    // As the original: an empty `category` is no filter, and one that names no category matches
+    // nothing (its query compared it with the stored column), which is an empty page, not an error.
+    let filter = match given.as_deref() {
+        None | Some("") => None,
+        Some(raw) => match Category::parse(raw) {
+            Some(category) => Some(category),
+            None => {
+                return Ok(warp::reply::json(&ImageList {
+                    images: Vec::new(),
+                    total: 0,
+                    page,
+                    per_page,
+                    pages: 0,
+                    category: given,
+                }));
+            }
+        },
+    };
+    let offset = page.saturating_sub(1).saturating_mul(per_page);
+    let found = if filter.is_some() && offset > IN_PLACE_OFFSET {
+        blocking(move || Ok(state.store.list_images(&user_id, filter, page, per_page)?))
+            .await
+            .map_err(reject)?
+    } else {
+        // Reads from the in-memory page marks and cached index pages, in place (see `blocking`).
+        state
+            .store
+            .list_images(&user_id, filter, page, per_page)
+            .map_err(|e| reject(e.into()))?
+    };
     Ok(warp::reply::json(&ImageList {
         pages: found.total.div_ceil(per_page),
         images: found.images.into_iter().map(ImageView::from).collect(),
         total: found.total,
         page,
         per_page,
+        category: given,
     }))
 }
 

@@ -1,7 +1,9 @@
-//! Images: the image total, and every index entry (by name, by time) matches its record both ways
-//! (kept by `store::images`).
+//! Images: the image total, every index entry (by name, by time, by category) matches its record
+//! both ways, and the per-category counts match the records (all kept by `store::images`).
 
 use super::*;
+use crate::store::images::category_key;
+use crate::store::records::codes;
 
 /// The image records that decode, and the ids of those that do not.
 pub(super) struct Images {
@@ -18,6 +20,14 @@ impl Images {
     /// not decode they cannot, and lowering one could free bytes that image still needs.
     pub(super) fn all_known(&self) -> bool {
         self.undecodable.is_empty()
+    }
+
+    /// The records in index order: by user, then save time, then id.
+    pub(super) fn sorted(&self) -> Vec<&ImageRecord> {
+        let mut sorted: Vec<&ImageRecord> = self.records.values().collect();
+        sorted
+            .sort_by(|a, b| (&a.user_id, a.saved_at, &a.id).cmp(&(&b.user_id, b.saved_at, &b.id)));
+        sorted
     }
 
     /// Whether an index entry naming `id` can stand: it is an image that does not decode (so it
@@ -63,8 +73,7 @@ pub(super) fn check_image_indexes(
     out: &mut Findings,
 ) -> Result<()> {
     let names = tx.open_table(IMAGE_NAMES)?;
-    let mut sorted: Vec<&ImageRecord> = images.records.values().collect();
-    sorted.sort_by(|a, b| (&a.user_id, a.saved_at, &a.id).cmp(&(&b.user_id, b.saved_at, &b.id)));
+    let sorted = images.sorted();
     for image in &sorted {
         let key = (image.user_id.as_str(), image.filename.as_str());
         match names.get(key)? {
@@ -138,6 +147,97 @@ pub(super) fn check_image_indexes(
     Ok(())
 }
 
+/// The name a category code is shown by: the category's, or the bare code when no category is
+/// stored as it.
+fn category_name(code: u8) -> String {
+    codes::category::from_code(code).map_or_else(|| format!("code {code}"), |c| c.to_string())
+}
+
+/// The category index matched with the image records both ways, and the per-user, per-category
+/// counts against the records.
+pub(super) fn check_category_index(
+    tx: &ReadTransaction,
+    images: &Images,
+    out: &mut Findings,
+) -> Result<()> {
+    let index = tx.open_table(USER_CATEGORY_IMAGES)?;
+    let mut counted: BTreeMap<(&str, u8), u64> = BTreeMap::new();
+    for image in images.sorted() {
+        let key = category_key(image);
+        *counted.entry((key.0, key.1)).or_default() += 1;
+        if index.get(key)?.is_none() {
+            out.found(
+                format!(
+                    "image {} is missing from its user's {} index",
+                    image.id, image.category
+                ),
+                Some(Fix::AddCategoryIndex(
+                    key.0.to_string(),
+                    key.1,
+                    key.2,
+                    key.3.to_string(),
+                )),
+            );
+        }
+    }
+    for entry in index.iter()? {
+        let (key, _) = entry?;
+        let (user, code, saved_at, id) = key.value();
+        let fits = images.entry_fits(id, |img| category_key(img) == (user, code, saved_at, id));
+        if !fits {
+            out.found(
+                format!(
+                    "{} index entry of user {user} points at image {id}, which is not there",
+                    category_name(code)
+                ),
+                Some(Fix::RemoveCategoryIndex(
+                    user.to_string(),
+                    code,
+                    saved_at,
+                    id.to_string(),
+                )),
+            );
+        }
+    }
+
+    let stored: BTreeMap<(String, u8), u64> = tx
+        .open_table(USER_CATEGORY_COUNTS)?
+        .iter()?
+        .map(|e| {
+            e.map(|(k, v)| {
+                let (user, code) = k.value();
+                ((user.to_string(), code), v.value())
+            })
+        })
+        .collect::<std::result::Result<_, _>>()?;
+    // As for the per-user counts: an image that does not decode could be in any category.
+    let fix = images.all_known();
+    for (&(user, code), &n) in &counted {
+        let have = stored.get(&(user.to_string(), code)).copied().unwrap_or(0);
+        if have != n {
+            out.found(
+                format!(
+                    "{} count of user {user} is {have}, but the user has {n} such images",
+                    category_name(code)
+                ),
+                fix.then(|| Fix::SetCategoryCount(user.to_string(), code, n)),
+            );
+        }
+    }
+    for ((user, code), &have) in &stored {
+        if !counted.contains_key(&(user.as_str(), *code)) {
+            out.found(
+                format!(
+                    "{} count of user {user} is {have}, but the user has no such images",
+                    category_name(*code)
+                ),
+                fix.then(|| Fix::SetCategoryCount(user.clone(), *code, 0)),
+            );
+        }
+    }
+    Ok(())
+}
+
 #[derive(Debug)]
 pub(super) enum Fix {
     SetTotal(u64),
@@ -145,6 +245,10 @@ pub(super) enum Fix {
     RemoveName(String, String),
     AddTimeIndex(String, i64, String),
     RemoveTimeIndex(String, i64, String),
+    AddCategoryIndex(String, u8, i64, String),
+    RemoveCategoryIndex(String, u8, i64, String),
+    /// Zero removes the counter, as image deletion does.
+    SetCategoryCount(String, u8, u64),
 }
 
 impl Repair for Fix {
@@ -170,6 +274,26 @@ impl Repair for Fix {
                 tx.open_table(USER_IMAGES)?
                     .remove((user.as_str(), *at, id.as_str()))?;
                 crate::store::paging::bump_epoch(tx, user)?;
+            }
+            Self::AddCategoryIndex(user, code, at, id) => {
+                tx.open_table(USER_CATEGORY_IMAGES)?
+                    .insert((user.as_str(), *code, *at, id.as_str()), ())?;
+            }
+            Self::RemoveCategoryIndex(user, code, at, id) => {
+                tx.open_table(USER_CATEGORY_IMAGES)?.remove((
+                    user.as_str(),
+                    *code,
+                    *at,
+                    id.as_str(),
+                ))?;
+            }
+            Self::SetCategoryCount(user, code, 0) => {
+                tx.open_table(USER_CATEGORY_COUNTS)?
+                    .remove((user.as_str(), *code))?;
+            }
+            Self::SetCategoryCount(user, code, n) => {
+                tx.open_table(USER_CATEGORY_COUNTS)?
+                    .insert((user.as_str(), *code), *n)?;
             }
         }
         Ok(())

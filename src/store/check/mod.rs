@@ -38,7 +38,7 @@ mod thumbs;
 mod users;
 
 use blobs::check_blobs;
-use images::{Images, check_image_indexes, load_images};
+use images::{Images, check_category_index, check_image_indexes, load_images};
 use sessions::check_sessions;
 use tasks::check_tasks;
 use thumbs::check_thumbnails;
@@ -189,6 +189,7 @@ fn check_in(tx: &ReadTransaction) -> Result<CheckReport> {
     }
     check_user_counts(tx, &images, &mut out)?;
     check_image_indexes(tx, &images, &mut out)?;
+    check_category_index(tx, &images, &mut out)?;
     check_tasks(tx, &mut report, &mut out)?;
     check_sessions(tx, &users, &mut report, &mut out)?;
     check_blobs(tx, &images, &mut report, &mut out)?;
@@ -197,23 +198,8 @@ fn check_in(tx: &ReadTransaction) -> Result<CheckReport> {
 }
 #[cfg(test)]
 mod tests {
-    use super::super::test_support::{jpeg_thumb, new_image, temp_store};
+    use super::super::test_support::{add_user as user, jpeg_thumb, new_image, temp_store};
     use super::*;
-
-    fn user(store: &Store, id: &str) {
-        let record = UserRecord {
-            user_id: id.into(),
-            username: id.to_uppercase(),
-            email: format!("{id}@x.org"),
-            password_hash: "h".into(),
-            created_at: 1,
-            last_login: None,
-            cloud_sync_enabled: false,
-        };
-        store
-            .create_user(&record, &id.to_lowercase(), &record.email.to_lowercase())
-            .unwrap();
-    }
 
     fn save(store: &Store, id: &str, owner: &str, bytes: &[u8]) -> ImageRecord {
         let (image, task) = new_image(id, owner, 10, bytes);
@@ -319,6 +305,52 @@ mod tests {
         assert_eq!(store.blob(&shared.blob).unwrap().unwrap().record.refs, 2);
         assert_eq!(store.pending_tasks().unwrap().len(), 3);
         assert_eq!(store.user_by_username("u2").unwrap().unwrap().user_id, "u2");
+    }
+
+    #[test]
+    fn planted_category_index_and_count_problems_are_found_and_repaired() {
+        use crate::domain::Category;
+        let (_dir, store, _, _) = populated();
+        let tx = store.write().unwrap();
+        {
+            let mut index = tx.open_table(USER_CATEGORY_IMAGES).unwrap();
+            assert!(index.remove(("u1", 0, 10, "c")).unwrap().is_some());
+            index.insert(("u2", 1, 5, "i-ghost"), ()).unwrap();
+            tx.open_table(USER_CATEGORY_COUNTS)
+                .unwrap()
+                .insert(("u2", 0), 7)
+                .unwrap();
+        }
+        tx.commit().unwrap();
+
+        let report = store.check().unwrap();
+        let text = lines(&report);
+        for expected in [
+            "image c is missing from its user's clothes index",
+            "char index entry of user u2 points at image i-ghost, which is not there",
+            "clothes count of user u2 is 7, but the user has 1 such images",
+        ] {
+            assert!(text.contains(expected), "{expected:?} not in\n{text}");
+        }
+        assert_eq!(report.problems.len(), 3, "{text}");
+        assert_eq!(report.repairable(), 3);
+
+        let repaired = store.repair().unwrap();
+        assert_eq!(repaired.fixed.len(), 3);
+        assert!(repaired.after.is_clean(), "{}", lines(&repaired.after));
+        let list = |user: &str, category| {
+            let page = store
+                .list_images(&user.into(), Some(category), 1, 10)
+                .unwrap();
+            let ids: Vec<String> = page.images.iter().map(|i| i.id.to_string()).collect();
+            (page.total, ids)
+        };
+        assert_eq!(
+            list("u1", Category::Clothes),
+            (2, vec!["c".into(), "a".into()])
+        );
+        assert_eq!(list("u2", Category::Clothes), (1, vec!["b".into()]));
+        assert_eq!(list("u2", Category::Char), (0, vec![]));
     }
 
     #[test]
