@@ -2,7 +2,8 @@
 //! sync of the caller's unsynced images to the hub (`sync::SyncJob`; the task endpoint shows its
 //! progress). On a hub, `POST /api/sync/user/{user_id}/manifest` says which images it still needs
 //! and `POST /api/sync/user/{user_id}` receives them in the seed's SyncData shape
-//! (`sync::receive`).
+//! (`sync::receive`, read as a stream), and `GET /api/user/{user_id}/sync/status` reports the last
+//! sync received, in the original project's cloud-server shapes.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -15,7 +16,7 @@ use super::auth::{Caller, require_user};
 use super::{ApiError, blocking, body, reject, with_state};
 use crate::clock;
 use crate::domain::{BlobHash, ImageId, TaskId, UserId};
-use crate::store::records::{SyncProgressRecord, TaskRecord, TaskStatus};
+use crate::store::records::{HubSyncRecord, SyncProgressRecord, TaskRecord, TaskStatus};
 use crate::sync::{self as cloud, ManifestReply, ManifestRequest, SyncReply};
 
 /// What a sync request being received holds besides its metadata: the image being decoded, the
@@ -62,7 +63,14 @@ pub fn routes(
             ApiError::BodyTooLarge,
         ))
         .and_then(receive);
-    start.or(manifest).or(receive)
+    let status = warp::path!("api" / "user" / UserId / "sync" / "status")
+        .and(warp::get())
+        .and(with_state(state.clone()))
+        .and(require_user(state))
+        .and_then(own_account)
+        .untuple_one()
+        .and_then(sync_status);
+    start.or(manifest).or(receive).or(status)
 }
 
 #[derive(Serialize)]
@@ -293,7 +301,7 @@ async fn receive(
             mut reservation,
         } = body;
         let input = std::io::BufReader::with_capacity(64 * 1024, reader);
-        cloud::receive(
+        let received = cloud::receive(
             input,
             &worker.store,
             &worker.ingest,
@@ -309,7 +317,21 @@ async fn receive(
                     _ => cloud::ReceiveError::TooLarge("the sync request's metadata".into()),
                 })
             },
-        )
+        )?;
+        let last = HubSyncRecord {
+            sync_id: uuid::Uuid::new_v4().to_string(),
+            at: clock::now(),
+            images: received.total_images,
+            accepted: received.reply.accepted.len() as u64,
+            refused: received.reply.refused.len() as u64,
+            total_size: received.total_size,
+        };
+        // What was received is stored already; a record that cannot be written costs only the
+        // status route's `last_sync`.
+        if let Err(e) = worker.store.record_hub_sync(&user_id, &last) {
+            tracing::warn!(%user_id, error = %e, "could not record the received sync");
+        }
+        Ok((received, last))
     })
     .await
     .map_err(|e| reject(ApiError::Internal(e.to_string())))?
@@ -324,6 +346,7 @@ async fn receive(
             cloud::ReceiveError::Store(e) => e.into(),
         })
     })?;
+    let (received, last) = received;
     let reply = received.reply;
     tracing::info!(
         user_id = %caller.user.user_id, accepted = reply.accepted.len(), refused = reply.refused.len(),
@@ -332,7 +355,7 @@ async fn receive(
     );
     let failed = reply.refused.len() as u64;
     let sync_result = SyncResult {
-        sync_id: uuid::Uuid::new_v4().to_string(),
+        sync_id: last.sync_id,
         cloud_user_id: caller.user.user_id.clone(),
         total_images: received.total_images,
         saved_files: reply.accepted.len() as u64,
@@ -355,5 +378,73 @@ async fn receive(
         ),
         reply,
         sync_result,
+    }))
+}
+
+#[derive(Serialize)]
+struct SyncStatus {
+    success: bool,
+    user_id: UserId,
+    cloud_user_id: UserId,
+    sync_statistics: SyncStatistics,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    last_sync: Option<LastSync>,
+}
+
+#[derive(Serialize)]
+struct SyncStatistics {
+    total_images: u64,
+    total_vton_history: u64,
+    total_favorites: u64,
+}
+
+#[derive(Serialize)]
+struct LastSync {
+    sync_id: String,
+    sync_type: &'static str,
+    sync_timestamp: String,
+    images_count: u64,
+    total_size: u64,
+    status: &'static str,
+    error_message: Option<String>,
+}
+
+/// On a hub: the original cloud server's `GET /api/user/{id}/sync/status`, for the account's
+/// owner only: what the account holds and the last sync it sent.
+async fn sync_status(state: Arc<AppState>, caller: Caller) -> Result<impl Reply, Rejection> {
+    let user_id = caller.user.user_id;
+    let (images, last) = {
+        let user_id = user_id.clone();
+        blocking(move || {
+            Ok((
+                state.store.user_image_count(&user_id)?,
+                state.store.last_hub_sync(&user_id)?,
+            ))
+        })
+        .await
+        .map_err(reject)?
+    };
+    Ok(warp::reply::json(&SyncStatus {
+        success: true,
+        cloud_user_id: user_id.clone(),
+        user_id,
+        sync_statistics: SyncStatistics {
+            total_images: images,
+            total_vton_history: 0,
+            total_favorites: 0,
+        },
+        last_sync: last.map(|s| LastSync {
+            sync_id: s.sync_id,
+            sync_type: "full",
+            sync_timestamp: clock::display(s.at),
+            images_count: s.accepted,
+            total_size: s.total_size,
+            status: if s.refused == 0 {
+                "completed"
+            } else {
+                "partial"
+            },
+            error_message: (s.refused > 0).then(|| format!("{} 个文件同步失败", s.refused)),
+        }),
     }))
 }

@@ -176,6 +176,7 @@ fn write_snapshot(
         copy.table(THUMB_BACKLOG)?;
         copy.table(HUB_SESSIONS)?;
         copy.table(SYNC_TASKS)?;
+        copy.table(HUB_SYNCS)?;
         let mut last = db.begin_write()?;
         last.set_two_phase_commit(true);
         last.commit()?;

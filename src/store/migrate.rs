@@ -14,13 +14,13 @@ use super::tables::*;
 use super::{Result, StoreError};
 
 /// The schema this build writes.
-pub const SCHEMA_VERSION: u64 = 5;
+pub const SCHEMA_VERSION: u64 = 6;
 
 pub(super) const VERSION_KEY: &str = "schema_version";
 
 /// `STEPS[n]` migrates a file from version `n + 1` to `n + 2`.
 type Step = fn(&WriteTransaction) -> Result<()>;
-const STEPS: &[Step] = &[v1_to_v2, v2_to_v3, v3_to_v4, v4_to_v5];
+const STEPS: &[Step] = &[v1_to_v2, v2_to_v3, v3_to_v4, v4_to_v5, v5_to_v6];
 
 /// Version 2 adds thumbnails: every image stored so far goes on the backlog to get one.
 fn v1_to_v2(tx: &WriteTransaction) -> Result<()> {
@@ -78,6 +78,12 @@ fn v4_to_v5(tx: &WriteTransaction) -> Result<()> {
     Ok(())
 }
 
+/// Version 6 adds, on hubs, the last sync each account received.
+fn v5_to_v6(tx: &WriteTransaction) -> Result<()> {
+    tx.open_table(HUB_SYNCS)?;
+    Ok(())
+}
+
 pub(super) fn run(db: &Database) -> Result<()> {
     let tx = db.begin_write()?;
     let found = tx.open_table(META)?.get(VERSION_KEY)?.map(|v| v.value());
@@ -124,6 +130,7 @@ fn create_tables(tx: &WriteTransaction) -> Result<()> {
     tx.open_table(THUMB_BACKLOG)?;
     tx.open_table(HUB_SESSIONS)?;
     tx.open_table(SYNC_TASKS)?;
+    tx.open_table(HUB_SYNCS)?;
     Ok(())
 }
 

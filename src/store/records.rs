@@ -477,6 +477,17 @@ mod tests {
             },
             "01040302e8070101010169017201",
         );
+        golden(
+            HubSyncRecord {
+                sync_id: "s".into(),
+                at: 2,
+                images: 3,
+                accepted: 2,
+                refused: 1,
+                total_size: 300,
+            },
+            "01017304030201ac02",
+        );
         let user = UserRecord {
             user_id: "u".into(),
             username: "alice".into(),
@@ -531,5 +542,24 @@ pub struct SyncProgressRecord {
 
 impl Record for SyncProgressRecord {
     const NAME: &'static str = "sync progress";
+    const VERSION: u8 = 1;
+}
+
+/// The last sync a hub received for one account, for the original project's
+/// `GET /api/user/{id}/sync/status`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HubSyncRecord {
+    pub sync_id: String,
+    pub at: Micros,
+    /// Metadata entries in the request.
+    pub images: u64,
+    pub accepted: u64,
+    pub refused: u64,
+    /// `file_size` of the accepted images, summed.
+    pub total_size: u64,
+}
+
+impl Record for HubSyncRecord {
+    const NAME: &'static str = "hub sync";
     const VERSION: u8 = 1;
 }

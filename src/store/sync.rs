@@ -1,6 +1,6 @@
 //! What cloud sync keeps in the data file: the hub session of each local login, which images the
 //! hub holds (`cloud_synced`, set batch by batch so an interrupted sync resumes where it stopped),
-//! and the progress of sync tasks.
+//! the progress of sync tasks, and on a hub the last sync each account sent.
 
 use std::collections::HashSet;
 
@@ -8,7 +8,8 @@ use bytes::Bytes;
 use redb::ReadableTable;
 
 use super::records::{
-    HubSessionRecord, ImageRecord, Record, SyncProgressRecord, TaskRecord, TaskStatus,
+    HubSessionRecord, HubSyncRecord, ImageRecord, Record, SyncProgressRecord, TaskRecord,
+    TaskStatus,
 };
 use super::tables::*;
 use super::{Result, Store, StoreError};
@@ -16,6 +17,23 @@ use crate::clock::Micros;
 use crate::domain::{BlobHash, ImageId, TaskId, UserId};
 
 impl Store {
+    /// On a hub: records the sync `user_id` just sent, replacing the one before.
+    pub fn record_hub_sync(&self, user_id: &UserId, sync: &HubSyncRecord) -> Result<()> {
+        let tx = self.write()?;
+        tx.open_table(HUB_SYNCS)?
+            .insert(user_id.as_str(), sync.encode().as_slice())?;
+        self.finish(tx)?;
+        Ok(())
+    }
+
+    /// On a hub: the last sync `user_id` sent, if any.
+    pub fn last_hub_sync(&self, user_id: &UserId) -> Result<Option<HubSyncRecord>> {
+        let tx = self.read()?;
+        let table = tx.open_table(HUB_SYNCS)?;
+        let found = table.get(user_id.as_str())?;
+        found.map(|v| HubSyncRecord::decode(v.value())).transpose()
+    }
+
     pub fn hub_session(&self, token_hash: &[u8; 32]) -> Result<Option<HubSessionRecord>> {
         let tx = self.read()?;
         let table = tx.open_table(HUB_SESSIONS)?;

@@ -63,6 +63,8 @@ pub const CHUNK_SIZE: usize = 32 * 1024 - 256;
 /// The hub session a local login opened, keyed like `SESSIONS` by the local token's hash; the hub's
 /// token inside is sealed with a key derived from the local token, which the file never holds.
 pub const HUB_SESSIONS: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("hub_sessions");
+/// user_id → `HubSyncRecord`: on a hub, the last sync each account received.
+pub const HUB_SYNCS: TableDefinition<&str, &[u8]> = TableDefinition::new("hub_syncs");
 /// Progress and outcome of cloud-sync tasks (their `TaskRecord` lives in `TASKS`).
 pub const SYNC_TASKS: TableDefinition<&str, &[u8]> = TableDefinition::new("sync_tasks");
 

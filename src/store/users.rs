@@ -132,6 +132,7 @@ impl Store {
                 }
                 ids
             };
+            tx.open_table(HUB_SYNCS)?.remove(user_id.as_str())?;
             let mut pending = tx.open_table(PENDING_TASKS)?;
             let mut sync = tx.open_table(SYNC_TASKS)?;
             for id in &task_ids {

@@ -24,8 +24,8 @@ use crate::domain::BlobHash;
 use crate::store::images::TOTAL_IMAGES_KEY;
 use crate::store::migrate::{SCHEMA_VERSION, VERSION_KEY};
 use crate::store::records::{
-    BlobRecord, HubSessionRecord, ImageRecord, Record, SessionRecord, SyncProgressRecord,
-    TaskRecord, TaskStatus, ThumbRecord, UserRecord,
+    BlobRecord, HubSessionRecord, HubSyncRecord, ImageRecord, Record, SessionRecord,
+    SyncProgressRecord, TaskRecord, TaskStatus, ThumbRecord, UserRecord,
 };
 use crate::store::tables::*;
 use crate::store::{Result, Store};

@@ -1,4 +1,5 @@
-//! Sessions: every session and hub session belongs to a user (kept by `store::sessions`).
+//! Sessions and sync records: every session, hub session and hub sync belongs to a user (kept by
+//! `store::sessions` and `store::sync`).
 
 use super::*;
 
@@ -28,6 +29,21 @@ pub(super) fn check_sessions(
             Err(e) => out.found(format!("a session: {e}"), Some(Fix::RemoveSession(hash))),
         }
     }
+    for entry in tx.open_table(HUB_SYNCS)?.iter()? {
+        let (user, raw) = entry?;
+        let user = user.value().to_string();
+        if !users.contains_key(&user) {
+            out.found(
+                format!("the last hub sync of user {user}, who does not exist"),
+                Some(Fix::RemoveHubSync(user)),
+            );
+        } else if let Err(e) = HubSyncRecord::decode(raw.value()) {
+            out.found(
+                format!("the last hub sync of user {user}: {e}"),
+                Some(Fix::RemoveHubSync(user)),
+            );
+        }
+    }
     // A hub session lives and ends with the local session it belongs to.
     for entry in tx.open_table(HUB_SESSIONS)?.iter()? {
         let (hash, raw) = entry?;
@@ -51,6 +67,7 @@ pub(super) fn check_sessions(
 pub(super) enum Fix {
     RemoveSession([u8; 32]),
     RemoveHubSession([u8; 32]),
+    RemoveHubSync(String),
 }
 
 impl Repair for Fix {
@@ -61,6 +78,9 @@ impl Repair for Fix {
             }
             Self::RemoveHubSession(hash) => {
                 tx.open_table(HUB_SESSIONS)?.remove(hash)?;
+            }
+            Self::RemoveHubSync(user) => {
+                tx.open_table(HUB_SYNCS)?.remove(user.as_str())?;
             }
         }
         Ok(())
