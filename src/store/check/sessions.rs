@@ -24,9 +24,9 @@ pub(super) fn check_sessions(
                     "a session belongs to user {}, who does not exist",
                     s.user_id
                 ),
-                Some(Fix::RemoveSession(hash)),
+                Some(Fix::Session(hash)),
             ),
-            Err(e) => out.found(format!("a session: {e}"), Some(Fix::RemoveSession(hash))),
+            Err(e) => out.found(format!("a session: {e}"), Some(Fix::Session(hash))),
         }
     }
     for entry in tx.open_table(HUB_SYNCS)?.iter()? {
@@ -35,12 +35,12 @@ pub(super) fn check_sessions(
         if !users.contains_key(&user) {
             out.found(
                 format!("the last hub sync of user {user}, who does not exist"),
-                Some(Fix::RemoveHubSync(user)),
+                Some(Fix::HubSync(user)),
             );
         } else if let Err(e) = HubSyncRecord::decode(raw.value()) {
             out.found(
                 format!("the last hub sync of user {user}: {e}"),
-                Some(Fix::RemoveHubSync(user)),
+                Some(Fix::HubSync(user)),
             );
         }
     }
@@ -51,35 +51,33 @@ pub(super) fn check_sessions(
         if !kept.contains(&hash) {
             out.found(
                 "a hub session belongs to no live local session".into(),
-                Some(Fix::RemoveHubSession(hash)),
+                Some(Fix::HubSession(hash)),
             );
         } else if let Err(e) = HubSessionRecord::decode(raw.value()) {
-            out.found(
-                format!("a hub session: {e}"),
-                Some(Fix::RemoveHubSession(hash)),
-            );
+            out.found(format!("a hub session: {e}"), Some(Fix::HubSession(hash)));
         }
     }
     Ok(())
 }
 
+/// Each fix removes the record it names.
 #[derive(Debug)]
 pub(super) enum Fix {
-    RemoveSession([u8; 32]),
-    RemoveHubSession([u8; 32]),
-    RemoveHubSync(String),
+    Session([u8; 32]),
+    HubSession([u8; 32]),
+    HubSync(String),
 }
 
 impl Repair for Fix {
     fn apply(&self, tx: &WriteTransaction) -> Result<()> {
         match self {
-            Self::RemoveSession(hash) => {
+            Self::Session(hash) => {
                 tx.open_table(SESSIONS)?.remove(hash)?;
             }
-            Self::RemoveHubSession(hash) => {
+            Self::HubSession(hash) => {
                 tx.open_table(HUB_SESSIONS)?.remove(hash)?;
             }
-            Self::RemoveHubSync(user) => {
+            Self::HubSync(user) => {
                 tx.open_table(HUB_SYNCS)?.remove(user.as_str())?;
             }
         }
