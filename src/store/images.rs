@@ -20,7 +20,7 @@ pub(super) const TOTAL_IMAGES_KEY: &str = "total_images";
 #[derive(Debug)]
 pub struct ImagePage {
     pub images: Vec<ImageRecord>,
-    /// All of the user's images, not just this page.
+    /// All of the user's images (of the category, when the page is of one), not just this page.
     pub total: u64,
 }
 
