@@ -70,6 +70,20 @@ pub fn iso(at: Micros) -> String {
     )
 }
 
+/// `2025-06-13T18:45:30.123456`, or `2025-06-13T18:45:30` when the microseconds are zero: what
+/// Python's `datetime.isoformat()` writes, as the original server's file listings show times.
+pub fn isoformat(at: Micros) -> String {
+    let f = fields(at);
+    let seconds = format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
+        f.year, f.month, f.day, f.hour, f.minute, f.second
+    );
+    match f.micros {
+        0 => seconds,
+        micros => format!("{seconds}.{micros:06}"),
+    }
+}
+
 /// `20250613_184530`: the date part of stored file names.
 pub fn filename_stamp(at: Micros) -> String {
     let f = fields(at);
@@ -95,9 +109,15 @@ mod tests {
             1_749_840_330_123_456,
             978_307_199_999_999,
             4_102_444_800_000_000,
+            1_749_840_330_000_001,
         ] {
             let t = local(at);
             assert_eq!(iso(at), t.format("%Y-%m-%dT%H:%M:%S%.6f").to_string());
+            let python = match at.rem_euclid(SECOND) {
+                0 => t.format("%Y-%m-%dT%H:%M:%S").to_string(),
+                _ => t.format("%Y-%m-%dT%H:%M:%S%.6f").to_string(),
+            };
+            assert_eq!(isoformat(at), python);
             assert_eq!(filename_stamp(at), t.format("%Y%m%d_%H%M%S").to_string());
             let shown = display(at);
             assert_eq!(shown, t.format("%Y-%m-%d %H:%M:%S").to_string());

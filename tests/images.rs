@@ -635,3 +635,237 @@ async fn deleting_an_image_needs_its_owner() {
     assert_eq!(user_total(&app, &owner).await, 1);
     assert_unharmed(&mut app, before).await;
 }
+
+/// Uploads one image of `category` for `client` per seed; returns (filename, bytes), newest first.
+async fn upload_some(
+    app: &TestApp,
+    client: &reqwest::Client,
+    category: &str,
+    seeds: std::ops::Range<u32>,
+) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    for seed in seeds {
+        let bytes = png(4 + seed, 3, seed);
+        let (status, up) = app
+            .receive_image(client, "image/png", &bytes, category)
+            .await;
+        assert_eq!(status, 200, "{up}");
+        out.push((up["filename"].as_str().unwrap().to_string(), bytes));
+    }
+    out.reverse();
+    out
+}
+
+#[tokio::test]
+async fn file_paths_list_every_image_by_category_with_routes_that_serve_it() {
+    let app = spawn_app().await;
+    let (client, user_id) = app.user_client("pia").await;
+    let (other, _) = app.user_client("quin").await;
+    upload_some(&app, &other, "char", 50..51).await;
+    let clothes = upload_some(&app, &client, "clothes", 0..3).await;
+    let chars = upload_some(&app, &client, "char", 10..12).await;
+    let (_, list) = app.get_json(&client, "/api/user/images").await;
+    let saved_at: std::collections::HashMap<String, String> = list["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            let name = i["filename"].as_str().unwrap().to_string();
+            (name, i["saved_at"].as_str().unwrap().to_string())
+        })
+        .collect();
+
+    let resp = client
+        .get(app.url("/api/user/file-paths"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.headers()["content-type"], "application/json");
+    let (status, paths) = status_and_json(resp).await;
+    assert_eq!(status, 200, "{paths}");
+    let user_path = format!("/api/user/{user_id}/images");
+    assert_eq!(paths["success"], true);
+    assert_eq!(paths["user_id"], user_id.as_str());
+    assert_eq!(paths["base_path"], "/api/user");
+    assert_eq!(paths["user_path"], user_path.as_str());
+    assert_eq!(paths["paths"].as_object().unwrap().len(), 2);
+    let mut total_size = 0;
+    for (category, uploaded) in [("clothes", &clothes), ("char", &chars)] {
+        let listed = &paths["paths"][category];
+        assert_eq!(
+            listed["directory"],
+            format!("{user_path}/{category}").as_str()
+        );
+        assert_eq!(listed["exists"], true);
+        let files = listed["files"].as_array().unwrap();
+        assert_eq!(files.len(), uploaded.len(), "{category}: {listed}");
+        for (file, (filename, bytes)) in files.iter().zip(uploaded.iter()) {
+            assert_eq!(file["filename"], filename.as_str(), "newest first");
+            let full_path = format!("{user_path}/{category}/{filename}");
+            assert_eq!(file["full_path"], full_path.as_str());
+            assert_eq!(
+                file["relative_path"],
+                format!("{user_id}/{category}/{filename}").as_str()
+            );
+            assert_eq!(file["size"], bytes.len());
+            // Local time, as the list shows it, in Python's isoformat.
+            let modified = file["modified"].as_str().unwrap();
+            assert_eq!(
+                modified[..19].replace('T', " "),
+                saved_at[filename.as_str()],
+                "{modified}"
+            );
+            assert!(matches!(modified.len(), 19 | 26), "{modified}");
+            let resp = client.get(app.url(&full_path)).send().await.unwrap();
+            assert_eq!(resp.status(), 200, "{full_path}");
+            assert!(
+                resp.bytes().await.unwrap().as_ref() == bytes.as_slice(),
+                "{full_path}"
+            );
+            total_size += bytes.len() as u64;
+        }
+    }
+    let mb = (total_size as f64 / 1_048_576.0 * 100.0).round() / 100.0;
+    assert_eq!(
+        paths["statistics"],
+        json!({"total_files": 5, "total_size": total_size, "total_size_mb": mb})
+    );
+
+    for query in ["", "?category=all"] {
+        let (_, same) = app
+            .get_json(&client, &format!("/api/user/{user_id}/file-paths{query}"))
+            .await;
+        assert_eq!(same, paths, "{query}");
+        let (_, same) = app
+            .get_json(&client, &format!("/api/user/file-paths{query}"))
+            .await;
+        assert_eq!(same, paths, "{query}");
+    }
+    let (_, only) = app
+        .get_json(&client, "/api/user/file-paths?category=char")
+        .await;
+    assert_eq!(only["paths"].as_object().unwrap().len(), 1);
+    assert_eq!(only["paths"]["char"], paths["paths"]["char"]);
+    let char_size: u64 = chars.iter().map(|(_, b)| b.len() as u64).sum();
+    assert_eq!(only["statistics"]["total_files"], 2);
+    assert_eq!(only["statistics"]["total_size"], char_size);
+}
+
+#[tokio::test]
+async fn file_paths_need_a_login_the_owner_and_a_known_category() {
+    let mut app = spawn_app().await;
+    let (owner, owner_id) = app.user_client("rae").await;
+    let (intruder, _) = app.user_client("sid").await;
+    upload_some(&app, &owner, "clothes", 0..1).await;
+    let before = total_images(&app).await;
+    let own = "/api/user/file-paths".to_string();
+    let by_id = format!("/api/user/{owner_id}/file-paths");
+
+    for path in [&own, &by_id] {
+        let answer = app.get_json(&new_client(), path).await;
+        assert_eq!(answer, (401, failure("需要登录")), "{path}");
+    }
+    for query in ["", "?category=char", "?category=shoes&include_files=false"] {
+        let answer = app.get_json(&intruder, &format!("{by_id}{query}")).await;
+        assert_eq!(answer, (403, json!({"error": "权限不足"})), "{query}");
+    }
+    for bad in ["", "shoes", "ALL", "Clothes", "vton_results", "%20char"] {
+        for path in [&own, &by_id] {
+            let answer = app
+                .get_json(&owner, &format!("{path}?category={bad}"))
+                .await;
+            assert_eq!(
+                answer,
+                (400, failure("无效的分类参数")),
+                "{path}?category={bad}"
+            );
+        }
+    }
+    assert_unharmed(&mut app, before).await;
+}
+
+#[tokio::test]
+async fn file_paths_without_files_keep_the_folders_and_drop_the_statistics() {
+    let app = spawn_app().await;
+    let (client, user_id) = app.user_client("tam").await;
+    upload_some(&app, &client, "char", 0..2).await;
+    let by_id = format!("/api/user/{user_id}/file-paths");
+    for value in ["false", "False", "0", "no", ""] {
+        let (status, paths) = app
+            .get_json(&client, &format!("{by_id}?include_files={value}"))
+            .await;
+        assert_eq!(status, 200, "{value}: {paths}");
+        assert!(paths.get("statistics").is_none(), "{value}: {paths}");
+        for category in ["clothes", "char"] {
+            assert_eq!(
+                paths["paths"][category],
+                json!({
+                    "directory": format!("/api/user/{user_id}/images/{category}"),
+                    "exists": true,
+                    "files": []
+                }),
+                "{value}"
+            );
+        }
+    }
+    for value in ["true", "TRUE", "True"] {
+        let (_, paths) = app
+            .get_json(
+                &client,
+                &format!("{by_id}?include_files={value}&category=char"),
+            )
+            .await;
+        assert_eq!(
+            paths["paths"]["char"]["files"].as_array().unwrap().len(),
+            2,
+            "{value}"
+        );
+        assert_eq!(paths["statistics"]["total_files"], 2, "{value}");
+    }
+    // The caller's own listing reads no include_files: files are always listed.
+    let (_, paths) = app
+        .get_json(&client, "/api/user/file-paths?include_files=false")
+        .await;
+    assert_eq!(paths["statistics"]["total_files"], 2);
+}
+
+#[tokio::test]
+async fn a_file_listing_longer_than_a_page_of_the_index_arrives_whole() {
+    use futures_util::StreamExt;
+    let app = spawn_app().await;
+    let (client, user_id) = app.user_client("uma").await;
+    // More than the 256 files the server reads per piece of the answer.
+    let count = 300u32;
+    let uploads = futures_util::stream::iter(0..count)
+        .map(|seed| {
+            let (app, client) = (&app, &client);
+            async move {
+                app.receive_image(client, "image/png", &png(2, 2, seed), "char")
+                    .await
+            }
+        })
+        .buffer_unordered(8)
+        .collect::<Vec<_>>()
+        .await;
+    assert!(uploads.iter().all(|(status, _)| *status == 200));
+    let resp = client
+        .get(app.url(&format!("/api/user/{user_id}/file-paths?category=char")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.headers()["transfer-encoding"], "chunked");
+    let (status, paths) = status_and_json(resp).await;
+    assert_eq!(status, 200);
+    let files = paths["paths"]["char"]["files"].as_array().unwrap();
+    let names: std::collections::HashSet<&str> = files
+        .iter()
+        .map(|f| f["filename"].as_str().unwrap())
+        .collect();
+    assert_eq!((files.len(), names.len()), (count as usize, count as usize));
+    let (_, list) = app.get_json(&client, "/api/user/images?per_page=1").await;
+    assert_eq!(
+        files[0]["filename"], list["images"][0]["filename"],
+        "newest first"
+    );
+    assert_eq!(paths["statistics"]["total_files"], count);
+}

@@ -46,6 +46,10 @@ pub enum ApiError {
     BodyTooLarge,
     #[error("无效的分类")]
     InvalidCategory,
+    /// A `category` query parameter that is not `all`, `clothes` or `char` (the file-path
+    /// listings).
+    #[error("无效的分类参数")]
+    InvalidCategoryParam,
     #[error("任务不存在")]
     TaskNotFound,
     #[error("图片不存在")]
@@ -121,6 +125,7 @@ impl ApiError {
             | UnsupportedFormat
             | ImageTooLarge { .. }
             | InvalidCategory
+            | InvalidCategoryParam
             | UrlRefused(_)
             | HubLoginNeeded
             | CloudSyncDisabled

@@ -20,7 +20,7 @@ pub(super) const TOTAL_IMAGES_KEY: &str = "total_images";
 #[derive(Debug)]
 pub struct ImagePage {
     pub images: Vec<ImageRecord>,
-    /// All of the user's images, not just this page.
+    /// All of the user's images (of the category, when the page is of one), not just this page.
     pub total: u64,
 }
 
@@ -282,21 +282,26 @@ impl Store {
         Ok(ImagePage { images, total })
     }
 
-    /// Up to `limit` of `user_id`'s images in `category`, newest first, starting just after
-    /// `after`: the `(saved_at, id)` of the last image a previous call gave (`None` starts at the
-    /// newest). Each call is its own short read transaction, so a caller paging through a large
-    /// collection holds no snapshot open between pages: an image that exists throughout is given
-    /// exactly once, one saved or deleted meanwhile may or may not be.
-    pub fn category_images_after(
+    /// Shows `visit` up to `limit` of `user_id`'s images in `category`, newest first, starting
+    /// just after `after`: the `(saved_at, id)` of the last image a previous call showed (`None`
+    /// starts at the newest). Returns how many it showed; fewer than `limit` means the end.
+    ///
+    /// One record is decoded at a time and dropped after `visit`, so a page costs what `visit`
+    /// keeps, not `limit` records. Each call is its own short read transaction: a caller paging
+    /// through a large collection holds no snapshot open between pages, and an image that exists
+    /// throughout is shown exactly once (one saved or deleted meanwhile may or may not be).
+    pub fn visit_category_images(
         &self,
         user_id: &UserId,
         category: Category,
         after: Option<(Micros, &ImageId)>,
         limit: usize,
-    ) -> Result<Vec<ImageRecord>> {
+        mut visit: impl FnMut(&ImageRecord),
+    ) -> Result<usize> {
         let tx = self.read()?;
         let (user, code) = (user_id.as_str(), codes::category::to_code(category));
         let index = tx.open_table(USER_CATEGORY_IMAGES)?;
+        let images = tx.open_table(IMAGES)?;
         let range = match after {
             Some((at, id)) => index.range((
                 Bound::Included((user, code, i64::MIN, "")),
@@ -304,11 +309,17 @@ impl Store {
             ))?,
             None => index.range(category_range(user, code))?,
         };
-        let mut ids = Vec::with_capacity(limit);
+        let mut shown = 0;
         for entry in range.rev().take(limit) {
-            ids.push(entry?.0.value().3.to_string());
+            let (key, _) = entry?;
+            let image_id = key.value().3;
+            let record = images.get(image_id)?.ok_or_else(|| {
+                StoreError::Corrupt(format!("category index points at missing image {image_id}"))
+            })?;
+            visit(&ImageRecord::decode(record.value())?);
+            shown += 1;
         }
-        records(&tx.open_table(IMAGES)?, &ids, "category")
+        Ok(shown)
     }
 
     fn list_all_images(&self, user_id: &UserId, page: u64, per_page: u64) -> Result<ImagePage> {
@@ -627,21 +638,33 @@ mod tests {
     }
 
     #[test]
-    fn paging_a_category_after_a_cursor_gives_each_image_once_through_changes() {
+    fn paging_a_category_after_a_cursor_shows_each_image_once_through_changes() {
         let (_dir, store) = temp_store();
         save_mixed(&store, 30);
         let user: UserId = "u".into();
-        let first = store
-            .category_images_after(&user, Category::Clothes, None, 8)
-            .unwrap();
-        let first_ids: Vec<&str> = first.iter().map(|i| i.id.as_str()).collect();
+        let page = |after: Option<&(i64, ImageId)>, category| {
+            let mut seen = Vec::new();
+            let shown = store
+                .visit_category_images(
+                    &user,
+                    category,
+                    after.map(|(at, id)| (*at, id)),
+                    8,
+                    |image| seen.push((image.saved_at, image.id.clone())),
+                )
+                .unwrap();
+            assert_eq!(shown, seen.len());
+            seen
+        };
+        let first = page(None, Category::Clothes);
+        let first_ids: Vec<&str> = first.iter().map(|(_, id)| id.as_str()).collect();
         assert_eq!(
             first_ids,
             [
                 "i029", "i028", "i026", "i025", "i023", "i022", "i020", "i019"
             ]
         );
-        // Between pages: a newer image, a deleted one not yet listed, one older than the cursor.
+        // Between pages: a newer image, a deleted one not yet shown, one older than the cursor.
         let (newer, task) = image("i100", "u", 100, b"newer");
         store.save_image(&newer, b"newer", &task).unwrap();
         assert_eq!(
@@ -652,19 +675,12 @@ mod tests {
         store.save_image(&older, b"older", &task).unwrap();
 
         let mut rest = Vec::new();
-        let mut last = first.last().map(|i| (i.saved_at, i.id.clone()));
+        let mut last = first.last().cloned();
         loop {
-            let page = store
-                .category_images_after(
-                    &user,
-                    Category::Clothes,
-                    last.as_ref().map(|(at, id)| (*at, id)),
-                    8,
-                )
-                .unwrap();
-            let Some(end) = page.last() else { break };
-            last = Some((end.saved_at, end.id.clone()));
-            rest.extend(page.into_iter().map(|i| i.id.to_string()));
+            let next = page(last.as_ref(), Category::Clothes);
+            let Some(end) = next.last() else { break };
+            last = Some(end.clone());
+            rest.extend(next.into_iter().map(|(_, id)| id.to_string()));
         }
         let want: Vec<String> = (1..19)
             .rev()
@@ -673,12 +689,7 @@ mod tests {
             .chain(["i-old".to_string()])
             .collect();
         assert_eq!(rest, want);
-        assert!(
-            store
-                .category_images_after(&user, Category::Char, Some((0, &"i000".into())), 8)
-                .unwrap()
-                .is_empty()
-        );
+        assert!(page(Some(&(0, "i000".into())), Category::Char).is_empty());
     }
 
     #[test]

@@ -8,10 +8,12 @@
 //! and bytes a minute, 429 past it), or refused when `--anonymous-uploads false`; a session's own
 //! uploads are never counted.
 //!
-//! `upload` takes images in, `list` pages through them and deletes them, `files` serves their bytes.
+//! `upload` takes images in, `list` pages through them and deletes them, `files` serves their bytes,
+//! `paths` lists the routes that serve them in the original server's file-path shape.
 
 mod files;
 mod list;
+mod paths;
 mod upload;
 
 use std::sync::Arc;
@@ -25,5 +27,6 @@ pub fn routes(
 ) -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clone {
     upload::routes(state.clone())
         .or(list::routes(state.clone()))
+        .or(paths::routes(state.clone()))
         .or(files::routes(state))
 }
