@@ -3,9 +3,10 @@
 //! `listening on` line (never a sleep), its stderr read line by line (counted, and echoed as the
 //! caller asks), and stopped with SIGTERM the way a service manager stops it.
 //!
-//! `tests/common/mod.rs` wraps it in `TestApp`; `benches/load`, `benches/hostile` and
-//! `benches/sync.rs` include this file with `#[path = "../../tests/common/server.rs"]` (or
-//! `../tests/…`) and add what each measures around it. Each uses the subset it needs.
+//! `tests/common/mod.rs` wraps it in `TestApp`; `benches/load`, `benches/hostile`,
+//! `benches/sync.rs` and `benches/sync_stream.rs` include this file with
+//! `#[path = "../../tests/common/server.rs"]` (or `../tests/…`) and add what each measures around
+//! it. Each uses the subset it needs.
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader};
