@@ -571,7 +571,6 @@ fn thousands(n: u64) -> String {
 
 /// The imgvault binary on a fresh data file; killed if still running when dropped.
 struct Server {
-    name: &'static str,
     spawned: Spawned,
     /// `http://127.0.0.1:PORT`
     base: String,
@@ -585,61 +584,22 @@ impl Server {
         let spawned =
             Spawned::start(name, &data, extra, "bench-admin-pw").unwrap_or_else(|e| panic!("{e}"));
         Self {
-            name,
             base: spawned.base.clone(),
             spawned,
             _dir: dir,
         }
     }
 
-    /// `/proc/PID/{file}`; panics if the server has died (an unreaped zombie still has one).
-    fn proc_file(&self, file: &str) -> String {
-        let (name, pid) = (self.name, self.spawned.pid());
-        let read = |file: &str| {
-            std::fs::read_to_string(format!("/proc/{pid}/{file}"))
-                .unwrap_or_else(|e| panic!("{name}: /proc/{pid}/{file}: {e}"))
-        };
-        let stat = read("stat");
-        let state = stat
-            .rsplit_once(')')
-            .and_then(|(_, r)| r.split_whitespace().next());
-        assert!(
-            !matches!(state, Some("Z" | "X")),
-            "the {name} server (pid {pid}) has exited unexpectedly"
-        );
-        if file == "stat" { stat } else { read(file) }
-    }
-
-    /// User plus system CPU time so far.
     fn cpu_seconds(&self) -> f64 {
-        let stat = self.proc_file("stat");
-        // Fields after the command name, which ends at the last ')': state is the first,
-        // utime and stime the 12th and 13th.
-        let fields: Vec<&str> = stat
-            .rsplit_once(')')
-            .map_or("", |(_, rest)| rest)
-            .split_whitespace()
-            .collect();
-        let ticks = |i: usize| -> f64 { fields.get(i).and_then(|f| f.parse().ok()).unwrap_or(0.0) };
-        // SAFETY: sysconf only reads a configuration value.
-        let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
-        (ticks(11) + ticks(12)) / per_second
+        self.spawned.cpu_seconds()
     }
 
-    /// Peak resident set size (VmHWM) in MiB.
     fn peak_rss_mib(&self) -> f64 {
-        let status = self.proc_file("status");
-        let kib: f64 = status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmHWM:"))
-            .and_then(|v| v.split_whitespace().next()?.parse().ok())
-            .unwrap_or_else(|| panic!("{}: no VmHWM in /proc/PID/status", self.name));
-        kib / 1024.0
+        self.spawned.peak_rss_mib()
     }
 
-    /// Resets VmHWM to the current RSS; false if the kernel does not allow it.
     fn reset_peak_rss(&self) -> bool {
-        std::fs::write(format!("/proc/{}/clear_refs", self.spawned.pid()), "5").is_ok()
+        self.spawned.reset_peak_rss()
     }
 
     /// SIGTERM, then a bounded wait (killed after it). Returns (exited cleanly, how).

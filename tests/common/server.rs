@@ -64,6 +64,15 @@ impl Launch {
     }
 }
 
+/// A `/proc/PID/status` line's figure (in kB) in MiB.
+pub fn status_mib(status: &str, key: &str) -> Option<f64> {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(key))
+        .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
+        .map(|kib| kib / 1024.0)
+}
+
 /// A running server; killed if dropped while it still runs.
 pub struct Spawned {
     child: Child,
@@ -155,6 +164,55 @@ impl Spawned {
 
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// `/proc/PID/{file}`; panics if the server has died (an unreaped zombie still has one).
+    pub fn proc_file(&self, file: &str) -> String {
+        let pid = self.pid();
+        let read = |file: &str| {
+            std::fs::read_to_string(format!("/proc/{pid}/{file}"))
+                .unwrap_or_else(|e| panic!("/proc/{pid}/{file}: {e}"))
+        };
+        let stat = read("stat");
+        let state = stat
+            .rsplit_once(')')
+            .and_then(|(_, r)| r.split_whitespace().next());
+        assert!(
+            !matches!(state, Some("Z" | "X")),
+            "the server (pid {pid}) has exited unexpectedly"
+        );
+        if file == "stat" { stat } else { read(file) }
+    }
+
+    /// User plus system CPU time so far.
+    pub fn cpu_seconds(&self) -> f64 {
+        let stat = self.proc_file("stat");
+        // Fields after the command name, which ends at the last ')': state is the first,
+        // utime and stime the 12th and 13th.
+        let fields: Vec<&str> = stat
+            .rsplit_once(')')
+            .map_or("", |(_, rest)| rest)
+            .split_whitespace()
+            .collect();
+        let ticks = |i: usize| -> f64 { fields.get(i).and_then(|f| f.parse().ok()).unwrap_or(0.0) };
+        // SAFETY: sysconf only reads a configuration value.
+        let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+        (ticks(11) + ticks(12)) / per_second
+    }
+
+    /// Peak resident set size (VmHWM) in MiB.
+    pub fn peak_rss_mib(&self) -> f64 {
+        status_mib(&self.proc_file("status"), "VmHWM:").expect("VmHWM in /proc/PID/status")
+    }
+
+    /// Resident set size (VmRSS) in MiB.
+    pub fn rss_mib(&self) -> f64 {
+        status_mib(&self.proc_file("status"), "VmRSS:").expect("VmRSS in /proc/PID/status")
+    }
+
+    /// Resets VmHWM to the current RSS; false if the kernel does not allow it.
+    pub fn reset_peak_rss(&self) -> bool {
+        std::fs::write(format!("/proc/{}/clear_refs", self.pid()), "5").is_ok()
     }
 
     /// How the process ended, if it has (without reaping a live one).
