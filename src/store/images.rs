@@ -396,7 +396,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::super::records::BlobRecord;
-    use super::super::test_support::{add_user, new_image, temp_store};
+    use super::super::test_support::{add_user, new_image, save_records, temp_store};
     use super::*;
     use crate::domain::BlobHash;
 
@@ -439,17 +439,7 @@ mod tests {
                 )
             })
             .collect();
-        let uploads: Vec<NewImage<'_>> = made
-            .iter()
-            .map(|(image, task)| NewImage {
-                image,
-                bytes: image.id.as_str().as_bytes(),
-                task,
-            })
-            .collect();
-        for outcome in store.save_images(&uploads).unwrap() {
-            outcome.unwrap();
-        }
+        save_records(store, &made);
     }
 
     #[test]

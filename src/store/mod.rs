@@ -424,6 +424,21 @@ pub(crate) mod test_support {
 
     /// Creates the account `id` (username and e-mail made from it), so images it owns pass
     /// `check`.
+    /// Stores `made` in one commit, each image's bytes being its id.
+    pub fn save_records(store: &Store, made: &[(records::ImageRecord, records::TaskRecord)]) {
+        let uploads: Vec<NewImage<'_>> = made
+            .iter()
+            .map(|(image, task)| NewImage {
+                image,
+                bytes: image.id.as_str().as_bytes(),
+                task,
+            })
+            .collect();
+        for outcome in store.save_images(&uploads).unwrap() {
+            outcome.unwrap();
+        }
+    }
+
     pub fn add_user(store: &Store, id: &str) {
         let record = records::UserRecord {
             user_id: id.into(),

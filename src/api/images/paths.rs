@@ -339,8 +339,7 @@ mod tests {
     use serde_json::{Value, json};
 
     use super::*;
-    use crate::store::NewImage;
-    use crate::store::test_support::{new_image, temp_store};
+    use crate::store::test_support::{new_image, save_records, temp_store};
 
     /// The whole body, as JSON and as text, and the number of pieces it came in.
     fn body(
@@ -368,17 +367,7 @@ mod tests {
                 (ImageRecord { category, ..image }, task)
             })
             .collect();
-        let uploads: Vec<NewImage<'_>> = made
-            .iter()
-            .map(|(image, task)| NewImage {
-                image,
-                bytes: image.id.as_str().as_bytes(),
-                task,
-            })
-            .collect();
-        for outcome in store.save_images(&uploads).unwrap() {
-            outcome.unwrap();
-        }
+        save_records(store, &made);
     }
 
     #[test]
