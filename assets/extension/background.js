@@ -8,6 +8,10 @@ const DEFAULTS = { server: "http://localhost:8080", defaultCategory: "clothes" }
 const CATEGORIES = ["clothes", "char"];
 const MENU_PARENT = "imgvault";
 const MAX_IMAGE_BYTES = 10 * 1024 * 1024; // the server's limit
+/** What the server stores as sent (an older one not AVIF: see saveImage). */
+const SERVER_TYPES = ["image/png", "image/jpeg", "image/gif", "image/webp", "image/avif"];
+/** How the server's refusal of an image format begins (imgvault's and the original project's). */
+const UNSUPPORTED_FORMAT = "不支持的文件格式";
 const ICON = "icons/icon-128.png";
 
 const msg = (name, ...subs) => chrome.i18n.getMessage(name, subs) || name;
@@ -77,25 +81,57 @@ chrome.contextMenus.onClicked.addListener((info, tab) => {
 
 /**
  * Saves the image at `srcUrl` (seen in tab `tabId`) to the configured server and tells the user
- * how it went. Returns what the notification says, plus whether the bytes or only the URL were sent.
+ * how it went. Returns what the notification says, whether the bytes or only the URL were sent,
+ * and how the image was converted if it was.
  */
 async function saveImage({ srcUrl, pageUrl, tabId, frameId = 0, category }) {
   const { server } = await getSettings();
-  const [imageData, pageInfo] = await Promise.all([
-    imageAsDataUrl(srcUrl).catch((error) => {
+  const [image, pageInfo] = await Promise.all([
+    fetchImage(srcUrl).catch((error) => {
       // CORS, network, too large…: let the server download it instead.
       console.warn("imgvault: sending the image URL instead of its bytes:", error.message);
-      return srcUrl;
+      return null;
     }),
     collectPageInfo(tabId, frameId, srcUrl, pageUrl),
   ]);
-  const result = await postImage(server, { imageData, originalUrl: srcUrl, category, pageInfo });
+  const send = (upload) =>
+    postImage(server, {
+      imageData: upload ? toDataUrl(upload.bytes, upload.type) : srcUrl,
+      originalUrl: srcUrl,
+      category,
+      pageInfo: upload?.converted
+        ? { ...pageInfo, imageContext: { ...pageInfo.imageContext, converted: upload.converted } }
+        : pageInfo,
+    });
+  let upload = image;
+  let result;
+  try {
+    if (image && !SERVER_TYPES.includes(image.type)) upload = await convertImage(image.bytes, image.type);
+    result = await send(upload);
+    // A type the server refuses though we expected it to take it: AVIF on older servers and the
+    // original project's, a JPEG with data after its end on older ones. Convert it, once.
+    if (result.unsupported && image && !upload.converted) {
+      upload = await convertImage(image.bytes, image.type);
+      result = await send(upload);
+    }
+  } catch (error) {
+    // Only convertImage throws: the browser cannot decode the image here (SVG in a service
+    // worker, a damaged file) or its conversion is still too large.
+    console.warn(`imgvault: ${image.type} image not converted:`, error.message);
+    result = { ok: false, text: msg("errorNotConvertible", formatName(image.type)) };
+  }
+  const { converted } = upload || {};
+  if (result.ok && converted) {
+    const kind = converted.lossless ? "convertedLossless" : "convertedLossy";
+    const note = msg(kind, formatName(converted.from), formatName(converted.to));
+    result = { ...result, text: `${result.text} ${note}` };
+  }
   const notificationId = await notify(result);
-  return { ...result, notificationId, sent: imageData.startsWith("data:") ? "data" : "url" };
+  return { ok: result.ok, text: result.text, notificationId, sent: image ? "data" : "url", converted };
 }
 
-/** Downloads an image and encodes it as a `data:` URL; throws past the server's size limit. */
-async function imageAsDataUrl(url) {
+/** Downloads an image: its bytes and their type; throws past the server's size limit. */
+async function fetchImage(url) {
   const response = await fetch(url, { credentials: "include" });
   if (!response.ok) throw new Error(`HTTP ${response.status}`);
   if (Number(response.headers.get("content-length")) > MAX_IMAGE_BYTES) throw new Error("too large");
@@ -113,8 +149,63 @@ async function imageAsDataUrl(url) {
     chunks.push(value);
   }
   const bytes = new Uint8Array(await new Blob(chunks).arrayBuffer());
-  const type = (response.headers.get("content-type") || "").split(";")[0].trim();
-  return toDataUrl(bytes, type.startsWith("image/") ? type : "application/octet-stream");
+  const header = (response.headers.get("content-type") || "").split(";")[0].trim().toLowerCase();
+  const type = sniffType(bytes) || (header.startsWith("image/") ? header : "application/octet-stream");
+  return { bytes, type };
+}
+
+/**
+ * The image type of some bytes by their magic numbers, as the server sniffs them: the formats it
+ * takes, plus the common ones browsers show that it does not (for naming them); "" for others.
+ */
+function sniffType(bytes) {
+  const ascii = (start, end) => String.fromCharCode(...bytes.subarray(start, end));
+  if (ascii(0, 8) === "\x89PNG\r\n\x1a\n") return "image/png";
+  if (bytes[0] === 0xff && bytes[1] === 0xd8 && bytes[2] === 0xff) return "image/jpeg";
+  if (ascii(0, 4) === "GIF8") return "image/gif";
+  if (ascii(0, 4) === "RIFF" && ascii(8, 12) === "WEBP") return "image/webp";
+  if (ascii(4, 8) === "ftyp") {
+    // ISO-BMFF: the major brand, a minor version, then compatible brands to the box's end.
+    const end = Math.min(new DataView(bytes.buffer, bytes.byteOffset).getUint32(0), bytes.length);
+    const brands = [ascii(8, 12)];
+    for (let at = 16; at + 4 <= end; at += 4) brands.push(ascii(at, at + 4));
+    return brands.includes("avif") ? "image/avif" : "";
+  }
+  if (ascii(0, 2) === "BM") return "image/bmp";
+  if (ascii(0, 4) === "\0\0\x01\0") return "image/x-icon";
+  return "";
+}
+
+/** "BMP" for image/bmp, "SVG" for image/svg+xml: how a notification names a type. */
+const formatName = (type) => (type.split("/")[1] || type).replace(/^x-|\+xml$/g, "").toUpperCase();
+
+/**
+ * Re-encodes an image the server does not take, as the browser decodes it: PNG (lossless), or
+ * WebP at quality 0.95 when the PNG would pass the server's limit (JPEG where WebP cannot be
+ * encoded). Returns `{bytes, type, converted}`, `converted` being what `context_info` records.
+ *
+ * "Lossless" is the encoding: the PNG holds exactly what Chromium decodes onto an sRGB canvas.
+ * That is the image as shown (AVIF irot/imir and EXIF orientation applied, colour profiles
+ * converted to sRGB), but wide-gamut colours are clipped, more than 8 bits are rounded, and
+ * semi-transparent pixels lose precision (the canvas stores premultiplied alpha).
+ */
+async function convertImage(bytes, fromType) {
+  const bitmap = await createImageBitmap(new Blob([bytes], { type: fromType }));
+  const canvas = new OffscreenCanvas(bitmap.width, bitmap.height);
+  canvas.getContext("2d").drawImage(bitmap, 0, 0);
+  bitmap.close();
+  let blob = await canvas.convertToBlob({ type: "image/png" });
+  if (blob.size > MAX_IMAGE_BYTES) {
+    blob = await canvas.convertToBlob({ type: "image/webp", quality: 0.95 });
+    // convertToBlob answers PNG for a type it cannot encode.
+    if (blob.type !== "image/webp") blob = await canvas.convertToBlob({ type: "image/jpeg", quality: 0.95 });
+  }
+  if (blob.size > MAX_IMAGE_BYTES) throw new Error("too large even when converted");
+  return {
+    bytes: new Uint8Array(await blob.arrayBuffer()),
+    type: blob.type,
+    converted: { from: fromType, to: blob.type, lossless: blob.type === "image/png", by: "extension" },
+  };
 }
 
 /** `data:` URL of some bytes. Service workers have no FileReader, so base64 is done by hand. */
@@ -175,7 +266,10 @@ function describeImage(srcUrl) {
   return { url: location.href, title: document.title, imageContext };
 }
 
-/** POSTs to /api/receive-image; `{ok, text}` where text is the server's message or error. */
+/**
+ * POSTs to /api/receive-image; `{ok, text, unsupported}`: text is the server's message or error,
+ * unsupported whether it refused the image's format.
+ */
 async function postImage(server, body) {
   let response;
   try {
@@ -190,7 +284,12 @@ async function postImage(server, body) {
   }
   const reply = await response.json().catch(() => null);
   if (response.ok && reply?.success) return { ok: true, text: reply.message || msg("savedFallback") };
-  return { ok: false, text: reply?.error || msg("errorHttp", String(response.status)) };
+  const error = typeof reply?.error === "string" ? reply.error : "";
+  return {
+    ok: false,
+    text: error || msg("errorHttp", String(response.status)),
+    unsupported: response.status === 400 && error.startsWith(UNSUPPORTED_FORMAT),
+  };
 }
 
 /** Shows the result; resolves to the notification's id (empty if notifications are unavailable). */

@@ -8,6 +8,7 @@
 // function, saveImage, is called in the service worker with what a click passes it.
 import { createServer } from "node:http";
 import { randomBytes } from "node:crypto";
+import { readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { isDeepStrictEqual } from "node:util";
 import { deflateSync } from "node:zlib";
@@ -76,6 +77,34 @@ function makePng(width, height) {
   ]);
 }
 
+/** A 24-bit BMP (bottom-up rows padded to 4 bytes) of `pixel(x, y)` → [r, g, b]. */
+function makeBmp(width, height, pixel) {
+  const stride = Math.ceil((width * 3) / 4) * 4;
+  const out = Buffer.alloc(54 + stride * height);
+  out.write("BM", 0, "ascii");
+  out.writeUInt32LE(out.length, 2);
+  out.writeUInt32LE(54, 10); // where the pixels start
+  out.writeUInt32LE(40, 14); // BITMAPINFOHEADER
+  out.writeInt32LE(width, 18);
+  out.writeInt32LE(height, 22);
+  out.writeUInt16LE(1, 26); // planes
+  out.writeUInt16LE(24, 28); // bits per pixel
+  out.writeUInt32LE(stride * height, 34);
+  for (let y = 0; y < height; y++) {
+    for (let x = 0; x < width; x++) {
+      const [r, g, b] = pixel(x, y);
+      out.set([b, g, r], 54 + (height - 1 - y) * stride + x * 3);
+    }
+  }
+  return out;
+}
+
+/** Width and height from a PNG's IHDR; fails unless the bytes start with the PNG signature. */
+function pngSize(bytes, what) {
+  check(bytes.subarray(0, 8).equals(Buffer.from("\x89PNG\r\n\x1a\n", "latin1")), `${what} is not a PNG`, [...bytes.subarray(0, 16)]);
+  return [bytes.readUInt32BE(16), bytes.readUInt32BE(20)];
+}
+
 async function api(path, { method = "GET", body, cookie } = {}) {
   const response = await fetch(BASE + path, {
     method,
@@ -99,6 +128,20 @@ async function newestImage(cookie) {
   const reply = await response.json();
   check(response.ok && reply.images?.length === 1, "GET /api/user/images gave no image", reply);
   return reply.images[0];
+}
+
+/** The original file of a record, as the server serves it. */
+async function storedBytes(record, cookie) {
+  return Buffer.from(await (await api(record.preview_url, { cookie })).arrayBuffer());
+}
+
+/** The one record saved from `originalUrl`. */
+async function imageFrom(cookie, originalUrl) {
+  const response = await api("/api/user/images?per_page=100", { cookie });
+  const reply = await response.json();
+  const found = (reply.images || []).filter((image) => image.original_url === originalUrl);
+  check(response.ok && found.length === 1, `expected one image saved from ${originalUrl}`, reply);
+  return found[0];
 }
 
 // ---- the test page ---------------------------------------------------------------------------
@@ -125,7 +168,29 @@ const PAGE = `<!doctype html>
   <img id="broken" src="/broken.png" alt="broken" aria-describedby="desc">
   <p id="desc">${DESCRIBED}</p>
   <div><p>${NEARBY} <img id="nearby" src="/nearby.png" alt=""></p></div>
+  <figure><img id="bmp" src="/pattern.bmp" alt="bitmap"><figcaption>BMP</figcaption></figure>
+  <figure><img id="avif" src="/quadrants.avif" alt="quadrants"><figcaption>AVIF</figcaption></figure>
+  <figure><img id="svg" src="/logo.svg" alt="logo"><figcaption>SVG</figcaption></figure>
 </body></html>`;
+
+// Formats the server does not take (BMP) or may not take (AVIF: older imgvault servers and the
+// original project refuse it), which the extension converts in the browser; and one it cannot
+// convert (a service worker has no SVG decoder).
+const BMP_WIDTH = 7; // odd, so the rows are padded
+const BMP_HEIGHT = 5;
+const bmpPixel = (x, y) => [x * 36, y * 50, 200 - x * 20];
+const bmp = makeBmp(BMP_WIDTH, BMP_HEIGHT, bmpPixel);
+// Made by fixtures/make_quadrants.py: 12x8, lossless, four flat quadrants of these colours.
+const avif = readFileSync(resolve("tests/browser/fixtures/quadrants.avif"));
+const AVIF_SIZE = [12, 8];
+const QUADRANTS = [
+  [[2, 1], [220, 40, 30]],
+  [[9, 2], [30, 160, 60]],
+  [[3, 6], [40, 70, 200]],
+  [[10, 7], [250, 220, 20]],
+];
+
+const SVG = `<svg xmlns="http://www.w3.org/2000/svg" width="8" height="8"><rect width="8" height="8" fill="red"/></svg>`;
 
 const BIG = 10 * 1024 * 1024 + 1; // one byte over the limit
 const hits = new Map();
@@ -137,6 +202,12 @@ const pageServer = createServer((req, res) => {
     res.writeHead(200, { "content-type": "text/html; charset=utf-8" }).end(PAGE);
   } else if (path === "/shirt.png") {
     res.writeHead(200, { "content-type": "image/png", "content-length": png.length }).end(png);
+  } else if (path === "/pattern.bmp") {
+    res.writeHead(200, { "content-type": "image/bmp" }).end(bmp);
+  } else if (path === "/quadrants.avif") {
+    res.writeHead(200, { "content-type": "image/avif" }).end(avif);
+  } else if (path === "/logo.svg") {
+    res.writeHead(200, { "content-type": "image/svg+xml" }).end(SVG);
   } else if (path === "/big.png") {
     // No Content-Length: the extension must stop reading once the stream passes the limit.
     res.writeHead(200, { "content-type": "image/png" });
@@ -279,8 +350,110 @@ try {
   equal(record.context_info, { alt: ALT, title: IMG_TITLE, caption: CAPTION, category: "clothes" }, "context_info");
   equal([record.image_width, record.image_height], [PNG_WIDTH, PNG_HEIGHT], "image size");
   equal(record.file_size, png.length, "file_size");
-  const stored = Buffer.from(await (await api(record.preview_url, { cookie: admin })).arrayBuffer());
+  const stored = await storedBytes(record, admin);
   check(stored.equals(png), `stored bytes differ from the PNG (${stored.length} vs ${png.length} bytes)`);
+
+  // ---- formats the server does not take are converted in the browser ----
+  // Colours of some pixels of an image, as the browser decodes it.
+  const pixelsOf = (bytes, points) =>
+    worker.evaluate(async ({ bytes, points }) => {
+      const bitmap = await createImageBitmap(new Blob([new Uint8Array(bytes)]));
+      const context = new OffscreenCanvas(bitmap.width, bitmap.height).getContext("2d");
+      context.drawImage(bitmap, 0, 0);
+      return points.map(([x, y]) => [...context.getImageData(x, y, 1, 1).data.slice(0, 3)]);
+    }, { bytes: [...bytes], points });
+  const checkQuadrants = async (bytes, what) => {
+    const colours = await pixelsOf(bytes, QUADRANTS.map(([point]) => point));
+    QUADRANTS.forEach(([point, expected], i) =>
+      // Lossless and sRGB, so exact today; 2 levels of slack for a decoder's YUV rounding.
+      check(colours[i].every((c, k) => Math.abs(c - expected[k]) <= 2), `${what}: pixel ${point}`, { expected, got: colours[i] }));
+  };
+  const lossless = (from) => ({ from, to: "image/png", lossless: true, by: "extension" });
+  await page.waitForFunction(() => ["bmp", "avif", "svg"].every((id) => document.getElementById(id).naturalWidth > 0));
+  const sniffed = await worker.evaluate((samples) => samples.map((bytes) => sniffType(new Uint8Array(bytes))), [
+    [...png], [...bmp], [...avif], [0xff, 0xd8, 0xff, 0xe0], [..."GIF89a"].map((c) => c.charCodeAt(0)),
+    [..."RIFF\0\0\0\0WEBPVP8 "].map((c) => c.charCodeAt(0)), [0, 0, 1, 0, 1, 0], [..."<svg"].map((c) => c.charCodeAt(0)),
+  ]);
+  equal(sniffed, ["image/png", "image/bmp", "image/avif", "image/jpeg", "image/gif", "image/webp", "image/x-icon", ""], "sniffType");
+
+  // BMP: the server refuses it, so it is converted before sending (one POST).
+  const bmpUrl = `${ORIGIN}/pattern.bmp`;
+  const savedBmp = await save(bmpUrl, "clothes");
+  console.log("BMP save:", savedBmp);
+  check(savedBmp.ok && savedBmp.shown, "saving the BMP failed", savedBmp);
+  equal(savedBmp.converted, lossless("image/bmp"), "conversion the extension reports for the BMP");
+  const bmpNote = await worker.evaluate(() => chrome.i18n.getMessage("convertedLossless", ["BMP", "PNG"]));
+  check(bmpNote && savedBmp.text.endsWith(bmpNote), "the notification should say the BMP was converted", savedBmp);
+  const bmpRecord = await imageFrom(admin, bmpUrl);
+  equal(bmpRecord.context_info, { alt: "bitmap", caption: "BMP", category: "clothes", converted: lossless("image/bmp") }, "context_info of the BMP");
+  check(bmpRecord.filename.endsWith(".png"), "the BMP should be stored as a PNG", bmpRecord.filename);
+  const bmpStored = await storedBytes(bmpRecord, admin);
+  equal(pngSize(bmpStored, "the stored BMP"), [BMP_WIDTH, BMP_HEIGHT], "stored BMP's PNG size");
+  equal([bmpRecord.image_width, bmpRecord.image_height], [BMP_WIDTH, BMP_HEIGHT], "the BMP record's size");
+  const corners = [[0, 0], [BMP_WIDTH - 1, BMP_HEIGHT - 1]];
+  equal(await pixelsOf(bmpStored, corners), corners.map(([x, y]) => bmpPixel(x, y)), "stored BMP's corner pixels");
+
+  // AVIF: what the extension must do depends on the server. Ask it directly first: one that takes
+  // AVIF must get the file as it is; one that refuses it (imgvault before AVIF support, or the
+  // original project) must get a PNG the extension made after that refusal.
+  const probe = await api("/api/receive-image", {
+    method: "POST",
+    body: { imageData: `data:image/avif;base64,${avif.toString("base64")}`, category: "clothes" },
+  });
+  const probeReply = await probe.json();
+  const takesAvif = probe.ok && probeReply.success === true;
+  check(takesAvif || (probe.status === 400 && probeReply.error?.startsWith("不支持的文件格式")), "the AVIF probe got neither a save nor a format refusal", probeReply);
+  console.log(`the server ${takesAvif ? "takes" : "refuses"} AVIF`);
+  const avifUrl = `${ORIGIN}/quadrants.avif`;
+  const savedAvif = await save(avifUrl, "clothes");
+  console.log("AVIF save:", savedAvif);
+  check(savedAvif.ok && savedAvif.shown, "saving the AVIF failed", savedAvif);
+  const avifRecord = await imageFrom(admin, avifUrl);
+  const avifStored = await storedBytes(avifRecord, admin);
+  if (takesAvif) {
+    equal(savedAvif.converted, undefined, "conversion of an AVIF the server takes");
+    equal(avifRecord.context_info, { alt: "quadrants", caption: "AVIF", category: "clothes" }, "context_info of the AVIF");
+    check(avifStored.equals(avif), "the AVIF should be stored as sent");
+  } else {
+    equal(savedAvif.converted, lossless("image/avif"), "conversion the extension reports for the AVIF");
+    equal(avifRecord.context_info, { alt: "quadrants", caption: "AVIF", category: "clothes", converted: lossless("image/avif") }, "context_info of the AVIF");
+    equal(pngSize(avifStored, "the stored AVIF"), AVIF_SIZE, "stored AVIF's PNG size");
+    await checkQuadrants(avifStored, "the stored AVIF");
+  }
+
+  // Whatever the server takes, the conversion of an AVIF itself: PNG, its size, its colours.
+  const direct = await worker.evaluate(async (bytes) => {
+    const out = await convertImage(new Uint8Array(bytes), sniffType(new Uint8Array(bytes)));
+    return { ...out, bytes: [...out.bytes] };
+  }, [...avif]);
+  equal(direct.converted, lossless("image/avif"), "convertImage's record for the AVIF");
+  equal(direct.type, "image/png", "convertImage's type for the AVIF");
+  const directPng = Buffer.from(direct.bytes);
+  equal(pngSize(directPng, "the converted AVIF"), AVIF_SIZE, "the converted AVIF's size");
+  await checkQuadrants(directPng, "the converted AVIF");
+
+  // Past the server's limit as a PNG, the conversion is lossy WebP. 2048x2048 of noise is 12 MiB
+  // as a PNG; it is made in the worker, as carrying it in and out would take longer.
+  const large = await worker.evaluate(async () => {
+    const canvas = new OffscreenCanvas(2048, 2048);
+    const pixels = new ImageData(canvas.width, canvas.height);
+    for (let i = 0; i < pixels.data.length; i += 65536) crypto.getRandomValues(pixels.data.subarray(i, i + 65536));
+    for (let i = 3; i < pixels.data.length; i += 4) pixels.data[i] = 255; // opaque
+    canvas.getContext("2d").putImageData(pixels, 0, 0);
+    const png = new Uint8Array(await (await canvas.convertToBlob({ type: "image/png" })).arrayBuffer());
+    const out = await convertImage(png, "image/png");
+    const bitmap = await createImageBitmap(new Blob([out.bytes]));
+    return { png: png.length, ...out, bytes: out.bytes.length, sniffed: sniffType(out.bytes), size: [bitmap.width, bitmap.height] };
+  });
+  console.log("large conversion:", large);
+  check(large.png > 10 * 1024 * 1024 && large.bytes <= 10 * 1024 * 1024, "sizes of the large conversion", large);
+  equal([large.type, large.sniffed, large.size], ["image/webp", "image/webp", [2048, 2048]], "the large conversion's type and size");
+  equal(large.converted, { from: "image/png", to: "image/webp", lossless: false, by: "extension" }, "the large conversion's record");
+
+  // SVG: nothing to convert it with in a service worker; refused with a message saying so.
+  const savedSvg = await save(`${ORIGIN}/logo.svg`, "clothes");
+  const svgText = await worker.evaluate(() => chrome.i18n.getMessage("errorNotConvertible", ["SVG"]));
+  check(!savedSvg.ok && savedSvg.shown && savedSvg.text === svgText, "an SVG should be refused as not convertible", savedSvg);
 
   // ---- with a session in the browser, the save belongs to that user (credentials: "include") ----
   const user = { username: `ext${randomBytes(3).toString("hex")}`, email: "", password: "extension-pw" };
@@ -317,7 +490,7 @@ try {
   const sample = Buffer.from(Array.from({ length: 70001 }, (_, i) => (i * 7 + (i >> 8)) % 256));
   const encoded = await worker.evaluate((bytes) => toDataUrl(new Uint8Array(bytes), "image/png"), [...sample]);
   equal(encoded, `data:image/png;base64,${sample.toString("base64")}`, "toDataUrl of 70001 bytes");
-  const tooBig = await worker.evaluate((url) => imageAsDataUrl(url).then(() => "accepted", (e) => e.message), `${ORIGIN}/big.png`);
+  const tooBig = await worker.evaluate((url) => fetchImage(url).then(() => "accepted", (e) => e.message), `${ORIGIN}/big.png`);
   equal(tooBig, "too large", "an image over 10 MiB");
 
   // ---- server unreachable: a clear message, not a stack trace ----
