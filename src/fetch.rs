@@ -148,7 +148,7 @@ impl Fetcher {
             let mut request = self
                 .client
                 .get(url.clone())
-                .header(header::ACCEPT, "image/*");
+                .header(header::ACCEPT, accept());
             if let Some(referer) = &referer {
                 request = request.header(header::REFERER, referer.clone());
             }
@@ -220,6 +220,19 @@ impl Fetcher {
         }
         Ok(out)
     }
+}
+
+/// The `Accept` header: the formats this build stores, so a server that negotiates (a CDN answering
+/// AVIF or JPEG XL to browsers) picks one of them rather than one the upload would refuse.
+fn accept() -> &'static str {
+    static ACCEPT: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        let mimes: Vec<&str> = crate::media::ImageKind::ACCEPTED
+            .iter()
+            .map(|kind| kind.mime())
+            .collect();
+        mimes.join(",")
+    });
+    &ACCEPT
 }
 
 /// Turns reqwest's error into ours, finding a refusal by our resolver in its chain of causes.

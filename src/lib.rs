@@ -155,6 +155,7 @@ pub async fn serve(
         let state = state.clone();
         async move {
             state.jobs.resume().await;
+            tokio::spawn(state.jobs.clone().revisit());
             sweep_sessions(state.store.clone()).await;
         }
     });

@@ -25,7 +25,8 @@ use tokio::task::JoinHandle;
 use crate::clock;
 use crate::domain::{BlobHash, TaskId};
 use crate::media::{self, MediaError, thumbnail};
-use crate::store::records::ThumbRecord;
+use crate::store::records::{ImageRecord, ThumbRecord};
+use crate::store::revisit::Revisited;
 use crate::store::{NewThumbnail, TaskEnd};
 use crate::store::{Store, StoreError};
 use crate::writer::{Derived, Writer};
@@ -246,6 +247,69 @@ impl Jobs {
         }
     }
 
+    /// Works through the images a schema-7 migration listed for another look (`store::revisit`),
+    /// a batch at a time on the media threads, beside the thumbnail work: each image's bytes are
+    /// probed again, its record corrected to the size it is shown at, and its thumbnail made again
+    /// where the pipeline would now make a different one (a colour profile or EXIF, an original
+    /// reused that should not be, or one that failed). Stops at shutdown; the rest waits in the
+    /// data file for the next start.
+    pub async fn revisit(self: Arc<Self>) {
+        let (mut resized, mut remade) = (0, 0);
+        loop {
+            if self.stopping.load(Ordering::SeqCst) {
+                return;
+            }
+            let store = self.store.clone();
+            let listed = tokio::task::spawn_blocking(move || store.to_revisit(REVISIT_BATCH)).await;
+            let images = match listed {
+                Ok(Ok(images)) if images.is_empty() => break,
+                Ok(Ok(images)) => images,
+                Ok(Err(e)) => {
+                    return tracing::error!(error = %e, "could not list images to revisit");
+                }
+                Err(e) => return tracing::error!(error = %e, "could not list images to revisit"),
+            };
+            let Ok(_permit) = self.permits.acquire().await else {
+                return;
+            };
+            let (store, max_side) = (self.store.clone(), self.max_side);
+            let Some(found) = self
+                .pool
+                .run(move || {
+                    images
+                        .iter()
+                        .map(|image| look_again(&store, image, max_side))
+                        .collect::<Vec<_>>()
+                })
+                .await
+            else {
+                return;
+            };
+            let store = self.store.clone();
+            let saved = {
+                let found = found.clone();
+                tokio::task::spawn_blocking(move || store.revisited(&found)).await
+            };
+            if !matches!(saved, Ok(Ok(()))) {
+                return tracing::error!("could not record revisited images");
+            }
+            for seen in &found {
+                resized += usize::from(seen.size.is_some());
+                if let Some(source) = seen.remake {
+                    remade += 1;
+                    self.enqueue(None, source);
+                }
+            }
+        }
+        if resized + remade > 0 {
+            tracing::info!(
+                resized,
+                remade,
+                "images stored by an older version: sizes corrected, thumbnails queued again"
+            );
+        }
+    }
+
     /// Stops taking jobs and waits until no image is being processed.
     pub async fn shutdown(&self) {
         self.stopping.store(true, Ordering::SeqCst);
@@ -364,6 +428,42 @@ fn task_result(outcome: &Outcome) -> Result<(), String> {
     }
 }
 
+/// Images looked at again per batch (`Jobs::revisit`).
+const REVISIT_BATCH: usize = 32;
+
+/// What looking at `image` again finds (nothing, if its bytes cannot be read or probed).
+fn look_again(store: &Store, image: &ImageRecord, max_side: u32) -> Revisited {
+    let mut seen = Revisited {
+        image_id: image.id.clone(),
+        size: None,
+        remake: None,
+    };
+    let bytes = match store.blob(&image.blob) {
+        Ok(Some(mut blob)) => blob.read_all(),
+        _ => return seen,
+    };
+    let Ok(probe) = bytes
+        .as_deref()
+        .map_err(|_| ())
+        .and_then(|b| media::probe(b).map_err(drop))
+    else {
+        return seen;
+    };
+    if (probe.width, probe.height) != (image.width, image.height) {
+        seen.size = Some((probe.width, probe.height));
+    }
+    let remake = match store.thumbnail(&image.blob) {
+        Ok(Some(ThumbRecord::Ready { blob, .. })) if blob == image.blob => {
+            !reusable(&probe, max_side)
+        }
+        Ok(Some(ThumbRecord::Ready { .. })) => probe.metadata,
+        Ok(Some(ThumbRecord::Failed { .. })) => true,
+        Ok(None) | Err(_) => false,
+    };
+    seen.remake = remake.then_some(image.blob);
+    seen
+}
+
 /// What `generate` finds in the store.
 enum Loaded {
     /// A thumbnail for the current setting, or the verdict that the source does not decode.
@@ -392,28 +492,23 @@ fn load(store: &Store, source: BlobHash, max_side: u32) -> Result<Loaded, String
 /// The thumbnail record of the image `bytes` (whose hash is `source`), with the thumbnail's own
 /// bytes when it needs a blob of its own. CPU work only, for the media threads.
 fn render(source: BlobHash, bytes: &[u8], max_side: u32, allowance: u64) -> (ThumbRecord, Vec<u8>) {
-    let made = media::sniff(bytes)
-        .ok_or(MediaError::UnknownFormat)
-        .and_then(|kind| {
-            thumbnail::make_within(bytes, kind, max_side, allowance).map(|t| (kind, t))
-        });
+    let made = media::probe(bytes).and_then(|probe| {
+        thumbnail::make_within(bytes, probe.kind, max_side, allowance).map(|t| (probe, t))
+    });
     match made {
-        // A small or already well-compressed image: the original is the better thumbnail, and
-        // storing a second copy would only cost space.
-        Ok((kind, t)) if t.bytes.len() >= bytes.len() => {
-            let (width, height) =
-                media::probe(bytes).map_or((t.width, t.height), |p| (p.width, p.height));
-            (
-                ThumbRecord::Ready {
-                    blob: source,
-                    kind,
-                    width,
-                    height,
-                    max_side,
-                },
-                Vec::new(),
-            )
-        }
+        // A small image, shown as stored and carrying nothing personal, that its thumbnail would
+        // not make smaller: the original is the better thumbnail, and a second copy only costs
+        // space.
+        Ok((probe, t)) if reusable(&probe, max_side) && t.bytes.len() >= bytes.len() => (
+            ThumbRecord::Ready {
+                blob: source,
+                kind: probe.kind,
+                width: probe.width,
+                height: probe.height,
+                max_side,
+            },
+            Vec::new(),
+        ),
         Ok((_, t)) => (
             ThumbRecord::Ready {
                 blob: BlobHash::of(&t.bytes),
@@ -426,6 +521,15 @@ fn render(source: BlobHash, bytes: &[u8], max_side: u32, allowance: u64) -> (Thu
         ),
         Err(e) => failed(&e),
     }
+}
+
+/// Whether an original may serve as its own thumbnail: it fits, needs no turning, carries no
+/// EXIF, XMP or colour profile, and every client shows its format.
+fn reusable(probe: &media::Probe, max_side: u32) -> bool {
+    probe.width.max(probe.height) <= max_side
+        && probe.orientation == image::metadata::Orientation::NoTransforms
+        && !probe.metadata
+        && probe.kind != media::ImageKind::Avif
 }
 
 fn failed(e: &MediaError) -> (ThumbRecord, Vec<u8>) {

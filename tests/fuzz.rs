@@ -568,6 +568,7 @@ fn header_dimensions(kind: ImageKind, b: &[u8]) -> Option<(u32, u32)> {
     match kind {
         ImageKind::Png => (b.get(12..16)? == b"IHDR").then_some(())?,
         ImageKind::Gif => return Some((le16(b, 6)?, le16(b, 8)?)),
+        ImageKind::Avif => return None,
         ImageKind::Webp => {
             let data = 20;
             return match b.get(12..16)? {
@@ -604,7 +605,15 @@ fn check_probe(bytes: &[u8]) -> Result<(), String> {
             if sniffed != Some(p.kind) {
                 return Err(format!("probe says {:?}, sniff {sniffed:?}", p.kind));
             }
-            let (w, h) = (p.width, p.height);
+            if p.end > bytes.len() {
+                return Err(format!(
+                    "the image ends at {} past the {} bytes",
+                    p.end,
+                    bytes.len()
+                ));
+            }
+            // The header's own figures; `width`/`height` are the image as shown (EXIF-oriented).
+            let (w, h) = p.stored_dimensions();
             if w == 0
                 || h == 0
                 || w > MAX_SIDE
@@ -648,7 +657,8 @@ fn check_probe(bytes: &[u8]) -> Result<(), String> {
             }
         }
         Err(MediaError::UnknownFormat) if sniffed.is_none() => {}
-        Err(MediaError::Malformed(kind)) if sniffed == Some(kind) => {}
+        Err(MediaError::Malformed(kind) | MediaError::Damaged(kind)) if sniffed == Some(kind) => {}
+        Err(MediaError::Unsupported(_)) if sniffed.is_some() => {}
         Err(MediaError::TooLarge { width, height }) => {
             let px = u64::from(width) * u64::from(height);
             if width <= MAX_SIDE

@@ -16,12 +16,15 @@ use warp::Filter;
 struct Origin {
     addr: SocketAddr,
     referers: Arc<Mutex<Vec<Option<String>>>>,
+    /// The `Accept` headers `/negotiated` was sent.
+    accepts: Arc<Mutex<Vec<String>>>,
     jpeg: Vec<u8>,
 }
 
 async fn origin() -> Origin {
     let jpeg = jpeg(640, 480, 7);
     let referers = Arc::new(Mutex::new(Vec::new()));
+    let accepts = Arc::new(Mutex::new(Vec::new()));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
 
@@ -50,11 +53,29 @@ async fn origin() -> Origin {
         tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
         "late"
     });
-    let routes = image.or(moved).or(huge).or(page).or(slow);
+    // A CDN that negotiates: JPEG XL unless the client lists a format it prefers to it.
+    let negotiated = {
+        let jpeg = jpeg.clone();
+        let accepts = accepts.clone();
+        warp::path!("negotiated")
+            .and(warp::header::optional::<String>("accept"))
+            .map(move |accept: Option<String>| {
+                let accept = accept.unwrap_or_default();
+                accepts.lock().unwrap().push(accept.clone());
+                let (body, mime) = if accept.split(',').any(|m| m.trim() == "image/jpeg") {
+                    (jpeg.clone(), "image/jpeg")
+                } else {
+                    (b"\xff\x0a jxl codestream".to_vec(), "image/jxl")
+                };
+                warp::reply::with_header(body, "content-type", mime)
+            })
+    };
+    let routes = image.or(moved).or(huge).or(page).or(slow).or(negotiated);
     tokio::spawn(warp::serve(routes).incoming(listener).run());
     Origin {
         addr,
         referers,
+        accepts,
         jpeg,
     }
 }
@@ -114,6 +135,24 @@ async fn an_image_url_is_fetched_with_the_page_as_referer_and_stored_like_an_upl
     assert_eq!(stored.as_ref(), origin.jpeg.as_slice());
     let task = app.wait_task(body["taskId"].as_str().unwrap()).await;
     assert_eq!(task["status"]["status"], "completed", "{task}");
+}
+
+#[tokio::test]
+async fn the_fetch_asks_for_exactly_the_formats_that_can_be_stored() {
+    let origin = origin().await;
+    let app = spawn_app_with(&["--allow-private-fetch"]).await;
+    let url = format!("http://{}/negotiated", origin.addr);
+    let (status, body) = receive_url(&app, &url, json!({})).await;
+    assert_eq!(status, 200, "{body}");
+    let accepts = origin.accepts.lock().unwrap().clone();
+    let mut listed: Vec<&str> = accepts[0].split(',').map(str::trim).collect();
+    listed.sort_unstable();
+    let mut expected = vec!["image/gif", "image/jpeg", "image/png", "image/webp"];
+    if cfg!(feature = "avif") {
+        expected.push("image/avif");
+    }
+    expected.sort_unstable();
+    assert_eq!(listed, expected, "Accept: {}", accepts[0]);
 }
 
 #[tokio::test]

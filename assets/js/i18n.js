@@ -246,6 +246,10 @@ const SERVER_EN = {
   '不支持的文件格式': 'Unsupported file format',
   '不支持的文件格式，请上传 PNG、JPG、JPEG、GIF 或 WebP 格式的图片':
     'Unsupported file format: please upload a PNG, JPG, JPEG, GIF or WebP image',
+  '不支持的文件格式，请上传 PNG、JPG、JPEG、GIF、WebP 或 AVIF 格式的图片':
+    'Unsupported file format: please upload a PNG, JPG, JPEG, GIF, WebP or AVIF image',
+  '图片文件已损坏或不完整：数据在图片结束之前中断':
+    'The image file is damaged or incomplete: its data ends before the image does',
   '文件大小不能超过10MB': 'Files cannot be larger than 10 MB',
   '请求体过大': 'The request is too large',
   '无效的分类': 'Invalid category',
@@ -268,6 +272,19 @@ const SERVER_EN = {
   '密码过长': 'The password is too long',
 };
 
+// Messages that name a part: the pattern, and the English with $1 for it.
+const SERVER_EN_PATTERNS = [
+  [/^不支持的文件格式：(.+)。请上传 (.+) 格式的图片$/, 'Unsupported file format: $1. Please upload a $2 image'],
+  [/^图片文件已损坏或不完整：不是有效的 (.+) 文件$/, 'The image file is damaged or incomplete: not a valid $1 file'],
+];
+const PART_EN = {
+  '无损 JPEG': 'lossless JPEG',
+  '分层 JPEG': 'hierarchical JPEG',
+  '12 位 JPEG': '12-bit JPEG',
+  '动画 AVIF': 'animated AVIF',
+  '超过 16 MiB 的元数据': 'metadata over 16 MiB',
+};
+
 export let lang = stored(LANG_KEY) === 'en' ? 'en' : 'zh';
 
 /** Switches the language and remembers it; the caller draws the page again. */
@@ -287,7 +304,18 @@ export function t(key, vars) {
 /** A message from the server, shown as the server wrote it (translated in English mode). */
 export function serverText(message) {
   const text = String(message);
-  return lang === 'en' && SERVER_EN[text] ? SERVER_EN[text] : text;
+  if (lang !== 'en') return text;
+  if (SERVER_EN[text]) return SERVER_EN[text];
+  for (const [pattern, english] of SERVER_EN_PATTERNS) {
+    const found = text.match(pattern);
+    if (found) {
+      return english.replace(/\$(\d)/g, (m, i) => {
+        const part = found[Number(i)];
+        return PART_EN[part] || part.replace(/、| 或 /g, ', ');
+      });
+    }
+  }
+  return text;
 }
 
 export function catName(cat) {

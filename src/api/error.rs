@@ -32,8 +32,31 @@ pub enum ApiError {
     NoFile,
     #[error("文件名为空")]
     EmptyFilename,
-    #[error("不支持的文件格式，请上传 PNG、JPG、JPEG、GIF 或 WebP 格式的图片")]
+    #[cfg_attr(
+        feature = "avif",
+        error("不支持的文件格式，请上传 PNG、JPG、JPEG、GIF、WebP 或 AVIF 格式的图片")
+    )]
+    #[cfg_attr(
+        not(feature = "avif"),
+        error("不支持的文件格式，请上传 PNG、JPG、JPEG、GIF 或 WebP 格式的图片")
+    )]
     UnsupportedFormat,
+    /// A format imgvault takes, in a variant it does not (`media::Variant`, named in Chinese).
+    #[cfg_attr(
+        feature = "avif",
+        error("不支持的文件格式：{0}。请上传 PNG、JPG、JPEG、GIF、WebP 或 AVIF 格式的图片")
+    )]
+    #[cfg_attr(
+        not(feature = "avif"),
+        error("不支持的文件格式：{0}。请上传 PNG、JPG、JPEG、GIF 或 WebP 格式的图片")
+    )]
+    UnsupportedVariant(&'static str),
+    /// A file that starts as an image of a supported format but ends before the image does.
+    #[error("图片文件已损坏或不完整：数据在图片结束之前中断")]
+    DamagedImage,
+    /// A file with a supported format's signature whose structure is not that format's.
+    #[error("图片文件已损坏或不完整：不是有效的 {0} 文件")]
+    MalformedImage(&'static str),
     #[error("图片尺寸过大：{width}×{height} 像素，单边最大 {max_side} 像素")]
     ImageTooLarge {
         width: u32,
@@ -123,6 +146,9 @@ impl ApiError {
             | NoFile
             | EmptyFilename
             | UnsupportedFormat
+            | UnsupportedVariant(_)
+            | DamagedImage
+            | MalformedImage(_)
             | ImageTooLarge { .. }
             | InvalidCategory
             | InvalidCategoryParam
@@ -239,9 +265,14 @@ impl From<crate::ingest::IngestError> for ApiError {
                 height,
                 max_side: crate::media::MAX_SIDE,
             },
-            IngestError::Image(
-                MediaError::UnknownFormat | MediaError::Malformed(_) | MediaError::Encode(_),
-            ) => ApiError::UnsupportedFormat,
+            IngestError::Image(MediaError::UnknownFormat | MediaError::Encode(_)) => {
+                ApiError::UnsupportedFormat
+            }
+            IngestError::Image(MediaError::Malformed(kind)) => ApiError::MalformedImage(kind.name()),
+            IngestError::Image(MediaError::Unsupported(variant)) => {
+                ApiError::UnsupportedVariant(variant.zh())
+            }
+            IngestError::Image(MediaError::Damaged(_)) => ApiError::DamagedImage,
             IngestError::Store(e) => e.into(),
             IngestError::NoFreeName | IngestError::CheckFailed(_) => {
                 ApiError::Internal(e.to_string())

@@ -16,6 +16,8 @@ use super::{ImageKind, MediaError, Probe};
 
 /// Allocations every job makes whatever the image: codec state, encoder buffers, small vectors.
 const FIXED: u64 = 2 * 1024 * 1024;
+/// An ICC profile (at most 4 MiB, twice: as read and parsed) and its transform's tables.
+const COLOUR: u64 = 10 * 1024 * 1024;
 
 /// How a thumbnail will be decoded, and what that costs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,16 +35,22 @@ pub enum Path {
     JpegScaled { eighths: u32 },
     /// PNG rows are box-filtered into an image of at most `2 × max_side` as they are inflated.
     PngRows,
+    /// The AV1 decoder, whole image (it has no reduced decode).
+    Avif,
 }
 
 /// The plan for the thumbnail of the probed image `bytes` with a longest side of `max_side`.
 pub fn plan(bytes: &[u8], probe: &Probe, max_side: u32) -> Plan {
-    let (w, h) = (u64::from(probe.width), u64::from(probe.height));
-    let (tw, th) = fit(probe.width, probe.height, max_side);
+    let (pw, ph) = probe.stored_dimensions();
+    let (w, h) = (u64::from(pw), u64::from(ph));
+    let (tw, th) = fit(pw, ph, max_side);
     let (tw, th) = (u64::from(tw), u64::from(th));
-    // The resized thumbnail, its encoded form and the libjpeg/libwebp encoder's planes.
-    let output = tw * th * 8;
-    let base = bytes.len() as u64 + FIXED + output;
+    // The resized thumbnail and one copy of it at a time (turned, colour-managed, converted to
+    // RGB), its encoded form and the libjpeg/libwebp encoder's planes.
+    let output = tw * th * 12;
+    // Parsing an ICC profile and building its transform (a CMYK lookup table is the largest).
+    let colour = if probe.metadata { COLOUR } else { 0 };
+    let base = bytes.len() as u64 + FIXED + output + colour;
     let (path, decode) = match probe.kind {
         ImageKind::Jpeg => jpeg(bytes, probe, max_side),
         ImageKind::Png => png(bytes, probe, max_side),
@@ -50,6 +58,7 @@ pub fn plan(bytes: &[u8], probe: &Probe, max_side: u32) -> Plan {
         // image-webp has no reduced decode; its own planes (YUV and alpha for lossy, ARGB words
         // for lossless) come on top of the RGBA output.
         ImageKind::Webp => (Path::Full, full(w, h, 4, tw, th) + w * h * 4),
+        ImageKind::Avif => (Path::Avif, avif(bytes, tw, th)),
     };
     Plan {
         path,
@@ -70,28 +79,6 @@ pub fn check(bytes: &[u8], probe: &Probe, max_side: u32, budget: u64) -> Result<
     Ok(plan)
 }
 
-/// `check` for the whole-image decoder, which takes JPEGs libjpeg refuses: up to four samples per
-/// pixel and, for progressive files, every coefficient (at most 8 bytes a pixel).
-pub fn check_full(
-    bytes: &[u8],
-    probe: &Probe,
-    max_side: u32,
-    budget: u64,
-) -> Result<u64, MediaError> {
-    let (w, h) = (u64::from(probe.width), u64::from(probe.height));
-    let (tw, th) = fit(probe.width, probe.height, max_side);
-    let (tw, th) = (u64::from(tw), u64::from(th));
-    let cost = bytes.len() as u64 + FIXED + tw * th * 8 + full(w, h, 4, tw, th) + w * h * 8;
-    if cost > budget {
-        return Err(MediaError::OverBudget {
-            width: probe.width,
-            height: probe.height,
-            cost,
-        });
-    }
-    Ok(cost)
-}
-
 /// A whole-image decode into `channels` bytes per pixel: the buffer, one full-size copy (the
 /// conversion to 8-bit RGB(A), an EXIF rotation or the resizer's premultiplied alpha; each frees
 /// what it replaced), and the resizer's intermediate pass.
@@ -107,9 +94,12 @@ fn resize_scratch(w: u64, h: u64, tw: u64, th: u64) -> u64 {
 /// decode buffer of `full`).
 fn gif_frame(bytes: &[u8], probe: &Probe) -> u64 {
     match gif_first_frame(bytes) {
-        Some((0, _, fw, _)) if u32::from(fw) == probe.width => 0,
+        Some((0, _, fw, _)) if u32::from(fw) == probe.stored_dimensions().0 => 0,
         Some((_, _, fw, fh)) => u64::from(fw) * u64::from(fh) * 4,
-        None => u64::from(probe.width) * u64::from(probe.height) * 4,
+        None => {
+            let (w, h) = probe.stored_dimensions();
+            u64::from(w) * u64::from(h) * 4
+        }
     }
 }
 
@@ -146,64 +136,16 @@ fn gif_first_frame(bytes: &[u8]) -> Option<(u16, u16, u16, u16)> {
     }
 }
 
-/// What a JPEG's frame header says.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct JpegFrame {
-    /// Progressive or multi-scan: libjpeg keeps every DCT coefficient of the image.
-    whole_image_coefficients: bool,
-    components: u8,
-    /// Per component: horizontal and vertical sampling factors.
-    sampling: [(u8, u8); 4],
-}
-
-fn jpeg_frame(bytes: &[u8]) -> Option<JpegFrame> {
-    let mut rest = bytes.strip_prefix(&[0xFF, 0xD8])?;
-    loop {
-        let [0xFF, marker, hi, lo, ..] = *rest else {
-            return None;
-        };
-        if marker == 0xFF {
-            rest = &rest[1..];
-            continue;
-        }
-        let len = usize::from(u16::from_be_bytes([hi, lo]));
-        let segment = rest.get(4..2 + len)?;
-        // SOF0..SOF15 except DHT (C4), JPG (C8) and DAC (CC).
-        if (0xC0..=0xCF).contains(&marker) && ![0xC4, 0xC8, 0xCC].contains(&marker) {
-            let components = *segment.get(5)?;
-            let mut sampling = [(1, 1); 4];
-            for (i, s) in sampling
-                .iter_mut()
-                .enumerate()
-                .take(usize::from(components))
-            {
-                let f = *segment.get(6 + i * 3 + 1)?;
-                *s = ((f >> 4).max(1), (f & 0xF).max(1));
-            }
-            return Some(JpegFrame {
-                whole_image_coefficients: !matches!(marker, 0xC0 | 0xC1),
-                components,
-                sampling,
-            });
-        }
-        if marker == 0xDA || marker == 0xD9 {
-            return None;
-        }
-        rest = rest.get(2 + len..)?;
-    }
-}
-
 fn jpeg(bytes: &[u8], probe: &Probe, max_side: u32) -> (Path, u64) {
-    let (w, h) = (u64::from(probe.width), u64::from(probe.height));
-    let (tw, th) = fit(probe.width, probe.height, max_side);
-    let Some(frame) = jpeg_frame(bytes) else {
-        return (
-            Path::Full,
-            full(w, h, 4, u64::from(tw), u64::from(th)) + w * h * 8,
-        );
-    };
-    let components = u64::from(frame.components.clamp(1, 4));
-    let used = &frame.sampling[..components as usize];
+    let (pw, ph) = probe.stored_dimensions();
+    let (w, h) = (u64::from(pw), u64::from(ph));
+    let (tw, th) = fit(pw, ph, max_side);
+    let eighths = jpeg_eighths(pw, ph, max_side);
+    // A probed JPEG has a frame header; without one, the most a frame of this size could hold.
+    let frame = super::jpeg::frame_header(bytes);
+    let components = frame.map_or(4, |f| u64::from(f.components));
+    let sampling = frame.map_or([(1, 1); 4], |f| f.sampling);
+    let used = &sampling[..components as usize];
     let hmax = u64::from(used.iter().map(|s| s.0).max().unwrap_or(1));
     let vmax = u64::from(used.iter().map(|s| s.1).max().unwrap_or(1));
     // Two bytes per coefficient, 64 per 8×8 block, blocks of each component at its sampling.
@@ -215,23 +157,35 @@ fn jpeg(bytes: &[u8], probe: &Probe, max_side: u32) -> (Path, u64) {
             cw.div_ceil(8) * ch.div_ceil(8) * 128
         })
         .sum();
-    let held = if frame.whole_image_coefficients {
+    let held = if frame.is_none_or(|f| f.whole_image_coefficients()) {
         coefficients
     } else {
         // One MCU row of each component, upsampled.
         w * vmax * 8 * components * 4
     };
-    if components == 4 {
-        // CMYK: libjpeg cannot give RGB, the full decoder does.
-        let (tw, th) = (u64::from(tw), u64::from(th));
-        return (Path::Full, full(w, h, 4, tw, th) + coefficients);
-    }
-    let eighths = jpeg_eighths(probe.width, probe.height, max_side);
     let sw = (w * u64::from(eighths)).div_ceil(8);
     let sh = (h * u64::from(eighths)).div_ceil(8);
-    // The scaled RGB image, a rotated copy of it, and the resizer's pass.
-    let decoded = sw * sh * 3 * 2 + resize_scratch(sw, sh, u64::from(tw), u64::from(th));
+    // The scaled image in its stored samples (up to four: CMYK), a rotated copy of it, and the
+    // resizer's pass.
+    let samples = components.max(3);
+    let decoded = sw * sh * samples * 2 + resize_scratch(sw, sh, u64::from(tw), u64::from(th));
     (Path::JpegScaled { eighths }, held + decoded)
+}
+
+#[cfg(feature = "avif")]
+fn avif(bytes: &[u8], tw: u64, th: u64) -> u64 {
+    match super::avif::header(bytes) {
+        Ok(header) => {
+            let (w, h) = (u64::from(header.width), u64::from(header.height));
+            super::avif::decode_cost(&header) + w * h * 4 + resize_scratch(w, h, tw, th)
+        }
+        Err(_) => u64::MAX / 2,
+    }
+}
+
+#[cfg(not(feature = "avif"))]
+fn avif(_: &[u8], _: u64, _: u64) -> u64 {
+    u64::MAX / 2
 }
 
 /// What a PNG's IHDR says, and whether it has a `tRNS` chunk (which adds an alpha channel).
@@ -296,20 +250,21 @@ pub(crate) fn png_streams(header: &PngHeader, width: u32, height: u32, max_side:
 }
 
 fn png(bytes: &[u8], probe: &Probe, max_side: u32) -> (Path, u64) {
-    let (w, h) = (u64::from(probe.width), u64::from(probe.height));
-    let (tw, th) = fit(probe.width, probe.height, max_side);
+    let (pw, ph) = probe.stored_dimensions();
+    let (w, h) = (u64::from(pw), u64::from(ph));
+    let (tw, th) = fit(pw, ph, max_side);
     let (tw, th) = (u64::from(tw), u64::from(th));
     let Some(header) = png_header(bytes) else {
         return (Path::Full, full(w, h, 8, tw, th));
     };
     let sample_bytes = if header.bit_depth == 16 { 2 } else { 1 };
-    if png_streams(&header, probe.width, probe.height, max_side) {
+    if png_streams(&header, pw, ph, max_side) {
         // The decoder's raw rows (current, previous, and the inflated data not yet unfiltered,
         // a few rows) and its output row; then the box filter's target, one accumulator row,
         // and the final resize from the target.
         let raw_row = (w * header.raw_channels() * u64::from(header.bit_depth)).div_ceil(8) + 1;
         let decoder = raw_row * 6 + w * header.channels() * sample_bytes + 256 * 1024;
-        let (iw, ih) = fit(probe.width, probe.height, max_side.saturating_mul(2));
+        let (iw, ih) = fit(pw, ph, max_side.saturating_mul(2));
         let (iw, ih) = (u64::from(iw), u64::from(ih));
         let target = iw * ih * 4 + iw * 4 * 4;
         return (
@@ -392,12 +347,7 @@ mod tests {
     }
 
     fn cost_of(bytes: &[u8], w: u32, h: u32, kind: ImageKind) -> Plan {
-        let probe = Probe {
-            kind,
-            width: w,
-            height: h,
-        };
-        plan(bytes, &probe, 512)
+        plan(bytes, &Probe::plain(kind, w, h), 512)
     }
 
     #[test]
@@ -405,11 +355,11 @@ mod tests {
         let rgba = png_header_only(8000, 8000, 8, 6, 0);
         let plan = cost_of(&rgba, 8000, 8000, ImageKind::Png);
         assert_eq!(plan.path, Path::PngRows);
-        assert!(plan.bytes < 16 * MIB, "{}", plan.bytes);
+        assert!(plan.bytes < 17 * MIB, "{}", plan.bytes);
         let deep = png_header_only(4000, 4000, 16, 6, 0);
         let deep = cost_of(&deep, 4000, 4000, ImageKind::Png);
         assert_eq!(deep.path, Path::PngRows);
-        assert!(deep.bytes < 16 * MIB, "{}", deep.bytes);
+        assert!(deep.bytes < 17 * MIB, "{}", deep.bytes);
     }
 
     #[test]
@@ -454,23 +404,34 @@ mod tests {
         let mut jpeg = Cursor::new(Vec::new());
         img.write_to(&mut jpeg, image::ImageFormat::Jpeg).unwrap();
         let jpeg = jpeg.into_inner();
-        let frame = jpeg_frame(&jpeg).unwrap();
+        let frame = super::super::jpeg::frame_header(&jpeg).unwrap();
         assert_eq!(frame.components, 3);
-        assert!(!frame.whole_image_coefficients);
+        assert!(!frame.whole_image_coefficients());
         // The same header read as a 6000×4000 phone photo: decoded at 1/8 (750×500).
         let plan = cost_of(&jpeg, 6000, 4000, ImageKind::Jpeg);
         assert_eq!(plan.path, Path::JpegScaled { eighths: 1 });
-        assert!(plan.bytes < 8 * MIB, "{}", plan.bytes);
+        assert!(plan.bytes < 9 * MIB, "{}", plan.bytes);
         // Progressive: libjpeg holds every coefficient, 2 bytes × 3 components × 24 MP at 4:4:4.
         let sof = jpeg.windows(2).position(|w| w == [0xFF, 0xC0]).unwrap();
         let mut progressive = jpeg.clone();
         progressive[sof + 1] = 0xC2;
         let plan = cost_of(&progressive, 6000, 4000, ImageKind::Jpeg);
         assert!(plan.bytes > 6000 * 4000 * 6, "{}", plan.bytes);
-        // CMYK goes to the full decoder.
-        let mut cmyk = jpeg.clone();
-        cmyk[sof + 9] = 4;
-        assert_eq!(cost_of(&cmyk, 6000, 4000, ImageKind::Jpeg).path, Path::Full);
+        // CMYK is decoded scaled too, four samples a pixel.
+        let sos = jpeg.windows(2).position(|w| w == [0xFF, 0xDA]).unwrap();
+        let mut cmyk = jpeg[..sof + 2].to_vec();
+        let mut frame = jpeg[sof + 4..sof + 10].to_vec();
+        frame[5] = 4;
+        for id in 1..=4 {
+            frame.extend_from_slice(&[id, 0x11, 0]);
+        }
+        cmyk.extend_from_slice(&(frame.len() as u16 + 2).to_be_bytes());
+        cmyk.extend_from_slice(&frame);
+        cmyk.extend_from_slice(&jpeg[sos..]);
+        let rgb = cost_of(&jpeg, 6000, 4000, ImageKind::Jpeg);
+        let plan = cost_of(&cmyk, 6000, 4000, ImageKind::Jpeg);
+        assert_eq!(plan.path, Path::JpegScaled { eighths: 1 });
+        assert!(plan.bytes > rgb.bytes, "{} {}", plan.bytes, rgb.bytes);
     }
 
     #[test]
@@ -491,11 +452,7 @@ mod tests {
     #[test]
     fn the_budget_refuses_what_costs_more() {
         let bytes = png_header_only(8000, 8000, 8, 6, 1);
-        let probe = Probe {
-            kind: ImageKind::Png,
-            width: 8000,
-            height: 8000,
-        };
+        let probe = Probe::plain(ImageKind::Png, 8000, 8000);
         assert!(matches!(
             check(&bytes, &probe, 512, 60 * MIB),
             Err(MediaError::OverBudget {

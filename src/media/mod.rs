@@ -5,13 +5,19 @@
 //! memory on hostile input: it reads headers and walks container structure, it never inflates data.
 //! It knows nothing of users, HTTP or storage.
 
+#[cfg(feature = "avif")]
+pub mod avif;
+pub mod colour;
+pub mod container;
 pub mod cost;
 pub mod data_url;
+pub mod jpeg;
 pub mod thumbnail;
 
 use std::io::Cursor;
 
 use image::ImageDecoder;
+use image::metadata::Orientation;
 use serde::{Deserialize, Serialize};
 
 /// The seed's upload limit, on an image's bytes.
@@ -23,17 +29,43 @@ pub const MAX_PIXELS: u64 = 64_000_000;
 /// Largest decoded pixel buffer accepted, from the header: 64 megapixels of 8-bit RGBA. What
 /// decoding really costs, and whether that fits, is `cost`'s business.
 pub const MAX_DECODE_BYTES: u64 = 256 * 1024 * 1024;
+/// What reading a header may allocate: metadata chunks (a PNG's compressed ICC profile or text)
+/// are inflated while the header is read, and a megabyte of them can inflate to gigabytes.
+const MAX_HEADER_ALLOC: u64 = 16 * 1024 * 1024;
 
-/// The formats imgvault stores. Anything else is refused at the door.
+/// The formats imgvault stores. Anything else is refused at the door. Records keep their kind
+/// whatever the build: a build without AVIF decoding still lists and serves stored AVIF files.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum ImageKind {
     Png,
     Jpeg,
     Gif,
     Webp,
+    Avif,
 }
 
 impl ImageKind {
+    /// The kinds this build accepts, in the order the refusal message and `Accept` list them.
+    pub const ACCEPTED: &[ImageKind] = &[
+        Self::Png,
+        Self::Jpeg,
+        Self::Gif,
+        Self::Webp,
+        #[cfg(feature = "avif")]
+        Self::Avif,
+    ];
+
+    /// The format's name, as people write it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Png => "PNG",
+            Self::Jpeg => "JPEG",
+            Self::Gif => "GIF",
+            Self::Webp => "WebP",
+            Self::Avif => "AVIF",
+        }
+    }
+
     /// The file extension used in stored file names.
     pub fn ext(self) -> &'static str {
         match self {
@@ -41,6 +73,7 @@ impl ImageKind {
             Self::Jpeg => "jpg",
             Self::Gif => "gif",
             Self::Webp => "webp",
+            Self::Avif => "avif",
         }
     }
 
@@ -50,15 +83,18 @@ impl ImageKind {
             Self::Jpeg => "image/jpeg",
             Self::Gif => "image/gif",
             Self::Webp => "image/webp",
+            Self::Avif => "image/avif",
         }
     }
 
+    /// The decoder `image` uses for the kinds it decodes here (JPEG and AVIF have their own).
     fn image_format(self) -> image::ImageFormat {
         match self {
             Self::Png => image::ImageFormat::Png,
             Self::Jpeg => image::ImageFormat::Jpeg,
             Self::Gif => image::ImageFormat::Gif,
             Self::Webp => image::ImageFormat::WebP,
+            Self::Avif => image::ImageFormat::Avif,
         }
     }
 }
@@ -67,22 +103,98 @@ impl ImageKind {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Probe {
     pub kind: ImageKind,
+    /// The image as shown: EXIF orientations that turn it by 90° swap the stored sides.
     pub width: u32,
     pub height: u32,
+    /// The EXIF orientation (AVIF: its `irot`/`imir` transforms) the thumbnail applies.
+    pub orientation: Orientation,
+    /// EXIF, XMP, an ICC profile or text, which a thumbnail must not pass on as-is.
+    pub metadata: bool,
+    /// Offset just past the image's own data; bytes after it are a trailer.
+    pub end: usize,
+}
+
+impl Probe {
+    /// Width and height as stored, before the orientation is applied.
+    pub fn stored_dimensions(&self) -> (u32, u32) {
+        if turns(self.orientation) {
+            (self.height, self.width)
+        } else {
+            (self.width, self.height)
+        }
+    }
+}
+
+#[cfg(test)]
+impl Probe {
+    /// A probe of an image with no orientation and no metadata.
+    pub(crate) fn plain(kind: ImageKind, width: u32, height: u32) -> Self {
+        Self {
+            kind,
+            width,
+            height,
+            orientation: Orientation::NoTransforms,
+            metadata: false,
+            end: 0,
+        }
+    }
+}
+
+/// Whether `orientation` turns the image by 90° one way or the other.
+fn turns(orientation: Orientation) -> bool {
+    matches!(
+        orientation,
+        Orientation::Rotate90
+            | Orientation::Rotate270
+            | Orientation::Rotate90FlipH
+            | Orientation::Rotate270FlipH
+    )
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum MediaError {
-    #[error("not a PNG, JPEG, GIF or WebP image")]
+    #[error("not a PNG, JPEG, GIF, WebP or AVIF image")]
     UnknownFormat,
-    #[error("the {0:?} image is truncated or malformed")]
+    #[error("the {} image is malformed", .0.name())]
     Malformed(ImageKind),
+    #[error("the {} image is truncated: its data ends before the image does", .0.name())]
+    Damaged(ImageKind),
+    #[error("{0} is not supported")]
+    Unsupported(Variant),
     #[error("{width}x{height} pixels is over the limit")]
     TooLarge { width: u32, height: u32 },
     #[error("decoding the {width}x{height} image would take {cost} bytes, over the budget")]
     OverBudget { width: u32, height: u32, cost: u64 },
     #[error("encoding failed: {0}")]
     Encode(String),
+}
+
+/// A file of an accepted format in a variant that is not, named for the refusal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Variant {
+    #[error("lossless JPEG")]
+    LosslessJpeg,
+    #[error("hierarchical JPEG")]
+    HierarchicalJpeg,
+    #[error("12-bit JPEG")]
+    Jpeg12Bit,
+    #[error("animated AVIF")]
+    AnimatedAvif,
+    #[error("metadata over 16 MiB")]
+    HugeMetadata,
+}
+
+impl Variant {
+    /// The name in the API's language.
+    pub fn zh(self) -> &'static str {
+        match self {
+            Self::LosslessJpeg => "无损 JPEG",
+            Self::HierarchicalJpeg => "分层 JPEG",
+            Self::Jpeg12Bit => "12 位 JPEG",
+            Self::AnimatedAvif => "动画 AVIF",
+            Self::HugeMetadata => "超过 16 MiB 的元数据",
+        }
+    }
 }
 
 /// Names the format from its magic bytes.
@@ -95,42 +207,112 @@ pub fn sniff(bytes: &[u8]) -> Option<ImageKind> {
         Some(ImageKind::Gif)
     } else if bytes.len() >= 12 && &bytes[0..4] == b"RIFF" && &bytes[8..12] == b"WEBP" {
         Some(ImageKind::Webp)
+    } else if is_avif(bytes) {
+        Some(ImageKind::Avif)
     } else {
         None
     }
 }
 
-/// Sniffs the format, reads the dimensions from the header, checks them against the limits and
-/// checks that the file's container structure is complete (a truncated upload is refused here rather
-/// than stored and found broken later).
+#[cfg(feature = "avif")]
+fn is_avif(bytes: &[u8]) -> bool {
+    avif::sniff(bytes)
+}
+
+#[cfg(not(feature = "avif"))]
+fn is_avif(_: &[u8]) -> bool {
+    false
+}
+
+/// Sniffs the format, reads the dimensions and orientation from the header, checks them against
+/// the limits and walks the file's structure to its end: a truncated upload is refused here as
+/// damaged rather than stored and found broken later, and bytes after the end are a trailer.
 pub fn probe(bytes: &[u8]) -> Result<Probe, MediaError> {
     let kind = sniff(bytes).ok_or(MediaError::UnknownFormat)?;
-    let mut reader = image::ImageReader::with_format(Cursor::new(bytes), kind.image_format());
-    // Only the header is read here; the real limits apply where pixels are decoded.
-    reader.no_limits();
-    let decoder = reader
-        .into_decoder()
-        .map_err(|_| MediaError::Malformed(kind))?;
-    let (width, height) = decoder.dimensions();
-    if width == 0 || height == 0 {
-        return Err(MediaError::Malformed(kind));
-    }
-    let decoded = decoder.total_bytes();
-    if width > MAX_SIDE
-        || height > MAX_SIDE
-        || u64::from(width) * u64::from(height) > MAX_PIXELS
-        || decoded > MAX_DECODE_BYTES
-    {
-        return Err(MediaError::TooLarge { width, height });
-    }
-    if !is_complete(kind, bytes) {
-        return Err(MediaError::Malformed(kind));
-    }
+    let (width, height, orientation, metadata, end) = match kind {
+        ImageKind::Jpeg => {
+            let found = jpeg::structure(bytes)?;
+            let (w, h) = (u32::from(found.frame.width), u32::from(found.frame.height));
+            check_dimensions(kind, w, h)?;
+            jpeg::check_header(bytes)?;
+            let orientation = found.exif.and_then(Orientation::from_exif_chunk);
+            let metadata = found.exif.is_some() || found.xmp || found.icc.is_some();
+            (w, h, orientation, metadata, found.end)
+        }
+        ImageKind::Avif => probe_avif(bytes)?,
+        _ => {
+            let walked = match kind {
+                ImageKind::Png => container::png(bytes),
+                ImageKind::Gif => container::gif(bytes),
+                _ => container::webp(bytes),
+            };
+            let mut reader = image::ImageReader::with_format(Cursor::new(bytes), kind.image_format());
+            let mut limits = image::Limits::no_limits();
+            limits.max_alloc = Some(MAX_HEADER_ALLOC);
+            reader.limits(limits);
+            let mut decoder = reader.into_decoder().map_err(|e| match e {
+                image::ImageError::Limits(_) => MediaError::Unsupported(Variant::HugeMetadata),
+                // A header the decoder cannot read in a file cut short is the cut's fault.
+                _ => walked.clone().err().unwrap_or(MediaError::Malformed(kind)),
+            })?;
+            let walked = walked?;
+            let (w, h) = decoder.dimensions();
+            check_dimensions(kind, w, h)?;
+            if decoder.total_bytes() > MAX_DECODE_BYTES {
+                return Err(MediaError::TooLarge {
+                    width: w,
+                    height: h,
+                });
+            }
+            let orientation = decoder.orientation().ok();
+            (w, h, orientation, walked.metadata, walked.end)
+        }
+    };
+    let orientation = orientation.unwrap_or(Orientation::NoTransforms);
+    let (width, height) = if turns(orientation) {
+        (height, width)
+    } else {
+        (width, height)
+    };
     Ok(Probe {
         kind,
         width,
         height,
+        orientation,
+        metadata,
+        end,
     })
+}
+
+type Header = (u32, u32, Option<Orientation>, bool, usize);
+
+#[cfg(feature = "avif")]
+fn probe_avif(bytes: &[u8]) -> Result<Header, MediaError> {
+    let header = avif::header(bytes)?;
+    check_dimensions(ImageKind::Avif, header.width, header.height)?;
+    let metadata = header.icc.is_some();
+    Ok((
+        header.width,
+        header.height,
+        Some(header.orientation),
+        metadata,
+        header.end,
+    ))
+}
+
+#[cfg(not(feature = "avif"))]
+fn probe_avif(_: &[u8]) -> Result<Header, MediaError> {
+    Err(MediaError::UnknownFormat)
+}
+
+fn check_dimensions(kind: ImageKind, width: u32, height: u32) -> Result<(), MediaError> {
+    if width == 0 || height == 0 {
+        return Err(MediaError::Malformed(kind));
+    }
+    if width > MAX_SIDE || height > MAX_SIDE || u64::from(width) * u64::from(height) > MAX_PIXELS {
+        return Err(MediaError::TooLarge { width, height });
+    }
+    Ok(())
 }
 
 /// A reader for `bytes` under the decode limits: no side over `MAX_SIDE`, no allocation over
@@ -147,44 +329,6 @@ fn limited_reader(
     limits.max_alloc = Some(max_alloc.min(MAX_DECODE_BYTES + MAX_DECODE_BYTES / 4));
     reader.limits(limits);
     reader
-}
-
-/// Walks the container far enough to see that the file was not cut short.
-fn is_complete(kind: ImageKind, bytes: &[u8]) -> bool {
-    match kind {
-        ImageKind::Png => png_complete(bytes),
-        // A JPEG ends with the EOI marker; some encoders pad after it, so look near the end.
-        ImageKind::Jpeg => {
-            let tail = &bytes[bytes.len().saturating_sub(64)..];
-            tail.windows(2).any(|w| w == [0xFF, 0xD9])
-        }
-        // A GIF ends with its trailer byte.
-        ImageKind::Gif => bytes.last() == Some(&0x3B),
-        // RIFF states the payload length; a cut file is shorter than it claims.
-        ImageKind::Webp => {
-            let declared = u32::from_le_bytes([bytes[4], bytes[5], bytes[6], bytes[7]]) as usize;
-            bytes.len() >= declared.saturating_add(8)
-        }
-    }
-}
-
-/// Follows PNG chunk lengths from the signature to `IEND`.
-fn png_complete(bytes: &[u8]) -> bool {
-    let mut pos = 8;
-    loop {
-        let Some(header) = bytes.get(pos..pos + 8) else {
-            return false;
-        };
-        let len = u32::from_be_bytes([header[0], header[1], header[2], header[3]]) as usize;
-        let end = pos + 12 + len;
-        if end > bytes.len() {
-            return false;
-        }
-        if &header[4..8] == b"IEND" {
-            return true;
-        }
-        pos = end;
-    }
 }
 
 #[cfg(test)]
@@ -208,13 +352,10 @@ mod tests {
             (image::ImageFormat::WebP, ImageKind::Webp),
         ] {
             let bytes = encode(format, 7, 5);
+            let found = probe(&bytes).unwrap();
             assert_eq!(
-                probe(&bytes),
-                Ok(Probe {
-                    kind,
-                    width: 7,
-                    height: 5
-                })
+                (found.kind, found.width, found.height, found.end),
+                (kind, 7, 5, bytes.len())
             );
         }
         let img = image::RgbImage::from_pixel(9, 4, image::Rgb([1, 2, 3]));
@@ -224,7 +365,7 @@ mod tests {
     }
 
     #[test]
-    fn truncated_files_are_malformed() {
+    fn truncated_files_are_damaged() {
         for format in [
             image::ImageFormat::Png,
             image::ImageFormat::Gif,
@@ -233,7 +374,7 @@ mod tests {
             let bytes = encode(format, 16, 16);
             let cut = &bytes[..bytes.len() - 3];
             assert!(
-                matches!(probe(cut), Err(MediaError::Malformed(_))),
+                matches!(probe(cut), Err(MediaError::Damaged(_))),
                 "{format:?}"
             );
         }

@@ -20,8 +20,9 @@ use fast_image_resize::{FilterType, ResizeAlg, ResizeOptions, Resizer};
 use image::metadata::Orientation;
 use image::{DynamicImage, GrayAlphaImage, GrayImage, ImageDecoder, RgbImage, RgbaImage};
 
-use super::cost::{self, Path, fit, jpeg_eighths};
-use super::{ImageKind, MAX_PIXELS, MAX_SIDE, MediaError};
+use super::colour::{self, Pixels, Profile};
+use super::cost::{self, Path, fit};
+use super::{ImageKind, MediaError, jpeg};
 
 /// Default longest side of a thumbnail, in pixels.
 pub const DEFAULT_MAX_SIDE: u32 = 512;
@@ -55,18 +56,31 @@ pub fn make_within(
         return Err(MediaError::Malformed(kind));
     }
     let plan = cost::check(bytes, &probe, max_side, allowance)?;
-    let image = match plan.path {
-        Path::JpegScaled { .. } => decode_jpeg_reduced(bytes, max_side).or_else(|_| {
-            // A file libjpeg refuses goes to the full decoder only if the allowance covers it.
-            cost::check_full(bytes, &probe, max_side, allowance)?;
-            decode_oriented(bytes, kind, allowance)
-        })?,
+    let (pixels, profile) = match plan.path {
+        Path::JpegScaled { eighths } => decode_jpeg(bytes, eighths)?,
         Path::PngRows => decode_png_rows(bytes, max_side)?,
-        Path::Full => decode_oriented(bytes, kind, allowance)?,
+        Path::Full => decode_whole(bytes, kind, allowance)?,
+        Path::Avif => decode_avif(bytes)?,
     };
-    let (width, height) = fit(image.width(), image.height(), max_side);
+    let (sw, sh) = probe.stored_dimensions();
+    let (width, height) = fit(sw, sh, max_side);
+    let pixels = match pixels {
+        Pixels::Image(image) => Pixels::Image(oriented(
+            resize(image, width, height, true)?,
+            probe.orientation,
+        )),
+        Pixels::Cmyk(cmyk) => {
+            let resized = resize(cmyk.into(), width, height, false)?;
+            match oriented(resized, probe.orientation) {
+                DynamicImage::ImageRgba8(cmyk) => Pixels::Cmyk(cmyk),
+                _ => unreachable!("resizing and turning keep the buffer's type"),
+            }
+        }
+    };
+    let image = colour::to_srgb(pixels, &profile);
+    let (width, height) = (image.width(), image.height());
     if has_transparency(&image) {
-        let rgba = resize(image.into_rgba8().into(), width, height)?.into_rgba8();
+        let rgba = image.into_rgba8();
         let encoded = webp::Encoder::from_rgba(rgba.as_raw(), width, height)
             .encode_simple(false, WEBP_QUALITY)
             .map_err(|e| MediaError::Encode(format!("{e:?}")))?;
@@ -77,9 +91,8 @@ pub fn make_within(
             height,
         })
     } else {
-        let rgb = resize(image.into_rgb8().into(), width, height)?.into_rgb8();
         Ok(Thumbnail {
-            bytes: encode_jpeg(&rgb)?,
+            bytes: jpeg::encode_rgb(&image.into_rgb8(), JPEG_QUALITY)?,
             kind: ImageKind::Jpeg,
             width,
             height,
@@ -87,73 +100,94 @@ pub fn make_within(
     }
 }
 
-/// Any decoder: first frame of animations, EXIF orientation applied, under the decode limits.
-fn decode_oriented(
+fn oriented(mut image: DynamicImage, orientation: Orientation) -> DynamicImage {
+    image.apply_orientation(orientation);
+    image
+}
+
+/// A JPEG decoded by libjpeg at reduced scale, in its stored samples (grey, RGB or CMYK) so that
+/// its profile can be applied to them.
+fn decode_jpeg(bytes: &[u8], eighths: u32) -> Result<(Pixels, Profile), MediaError> {
+    let structure = jpeg::structure(bytes)?;
+    let decoded = jpeg::decode_scaled(bytes, eighths, structure.adobe)?;
+    let (w, h) = (decoded.width, decoded.height);
+    let damaged = || MediaError::Damaged(ImageKind::Jpeg);
+    let pixels = match decoded.samples {
+        jpeg::Samples::Grey => Pixels::Image(
+            GrayImage::from_raw(w, h, decoded.pixels)
+                .ok_or_else(damaged)?
+                .into(),
+        ),
+        jpeg::Samples::Rgb => Pixels::Image(
+            RgbImage::from_raw(w, h, decoded.pixels)
+                .ok_or_else(damaged)?
+                .into(),
+        ),
+        jpeg::Samples::Cmyk => {
+            Pixels::Cmyk(RgbaImage::from_raw(w, h, decoded.pixels).ok_or_else(damaged)?)
+        }
+    };
+    Ok((pixels, Profile::icc(structure.icc)))
+}
+
+/// Any other decoder, whole image, first frame of animations, under the decode limits; samples
+/// cut to 8 bits in their own colour model.
+fn decode_whole(
     bytes: &[u8],
     kind: ImageKind,
     allowance: u64,
-) -> Result<DynamicImage, MediaError> {
+) -> Result<(Pixels, Profile), MediaError> {
     let mut decoder = super::limited_reader(bytes, kind, allowance)
         .into_decoder()
         .map_err(|_| MediaError::Malformed(kind))?;
-    let orientation = decoder.orientation().unwrap_or(Orientation::NoTransforms);
-    let mut image = DynamicImage::from_decoder(decoder).map_err(|_| MediaError::Malformed(kind))?;
-    image.apply_orientation(orientation);
-    Ok(image)
+    let icc = decoder.icc_profile().ok().flatten();
+    let image = DynamicImage::from_decoder(decoder).map_err(|_| MediaError::Damaged(kind))?;
+    let image = match image {
+        DynamicImage::ImageLuma8(_)
+        | DynamicImage::ImageLumaA8(_)
+        | DynamicImage::ImageRgb8(_)
+        | DynamicImage::ImageRgba8(_) => image,
+        DynamicImage::ImageLuma16(_) => image.into_luma8().into(),
+        DynamicImage::ImageLumaA16(_) => image.into_luma_alpha8().into(),
+        _ if image.color().has_alpha() => image.into_rgba8().into(),
+        _ => image.into_rgb8().into(),
+    };
+    Ok((Pixels::Image(image), Profile::icc(icc)))
 }
 
-/// JPEG decoded by its DCT at 1/2, 1/4 or 1/8 scale when that still covers `max_side`: a
-/// 12-megapixel photo is decoded as 0.75 megapixels. Colour models libjpeg cannot turn into RGB
-/// (CMYK) fail here and go to the full decoder.
-fn decode_jpeg_reduced(bytes: &[u8], max_side: u32) -> Result<DynamicImage, MediaError> {
-    libjpeg(
-        || MediaError::Malformed(ImageKind::Jpeg),
-        || decode_jpeg_scaled(bytes, max_side),
-    )
+#[cfg(feature = "avif")]
+fn decode_avif(bytes: &[u8]) -> Result<(Pixels, Profile), MediaError> {
+    let header = super::avif::header(bytes)?;
+    let image = super::avif::decode(bytes, &header)?;
+    let profile = match (header.icc, header.cicp) {
+        (Some(icc), _) => Profile::Icc(icc),
+        (None, Some(cicp)) => Profile::Cicp {
+            primaries: cicp.primaries,
+            transfer: cicp.transfer,
+        },
+        (None, None) => Profile::Srgb,
+    };
+    Ok((Pixels::Image(image), profile))
 }
 
-fn decode_jpeg_scaled(bytes: &[u8], max_side: u32) -> Result<DynamicImage, MediaError> {
-    let bad = |_| MediaError::Malformed(ImageKind::Jpeg);
-    let mut decoder = mozjpeg::Decompress::new_mem(bytes).map_err(bad)?;
-    let (w, h) = decoder.size();
-    let (w, h) = (
-        u32::try_from(w).unwrap_or(u32::MAX),
-        u32::try_from(h).unwrap_or(u32::MAX),
-    );
-    if w > MAX_SIDE || h > MAX_SIDE || u64::from(w) * u64::from(h) > MAX_PIXELS {
-        return Err(MediaError::TooLarge {
-            width: w,
-            height: h,
-        });
-    }
-    decoder.scale(jpeg_eighths(w, h, max_side) as u8);
-    let mut started = decoder.rgb().map_err(bad)?;
-    let (sw, sh) = (started.width() as u32, started.height() as u32);
-    let pixels = started.read_scanlines::<u8>().map_err(bad)?;
-    started.finish().map_err(bad)?;
-    let mut image = RgbImage::from_raw(sw, sh, pixels)
-        .map(DynamicImage::from)
-        .ok_or(MediaError::Malformed(ImageKind::Jpeg))?;
-    if let Some(orientation) = jpeg_exif(bytes).and_then(Orientation::from_exif_chunk) {
-        image.apply_orientation(orientation);
-    }
-    Ok(image)
+#[cfg(not(feature = "avif"))]
+fn decode_avif(_: &[u8]) -> Result<(Pixels, Profile), MediaError> {
+    Err(MediaError::UnknownFormat)
 }
 
 /// A PNG read row by row, each row averaged into its cell of an image fitting `2 × max_side` as
 /// soon as it is inflated (a box filter); only that image and one row of sums are held. 16-bit
-/// samples are cut to 8 and palettes expanded by the decoder; the EXIF orientation is applied.
-fn decode_png_rows(bytes: &[u8], max_side: u32) -> Result<DynamicImage, MediaError> {
-    let bad = |_| MediaError::Malformed(ImageKind::Png);
-    let mut decoder = png::Decoder::new(std::io::Cursor::new(bytes));
+/// samples are cut to 8 and palettes expanded by the decoder.
+fn decode_png_rows(bytes: &[u8], max_side: u32) -> Result<(Pixels, Profile), MediaError> {
+    let bad = |_| MediaError::Damaged(ImageKind::Png);
+    let limits = png::Limits {
+        bytes: super::MAX_HEADER_ALLOC as usize,
+    };
+    let mut decoder = png::Decoder::new_with_limits(std::io::Cursor::new(bytes), limits);
     decoder.set_transformations(png::Transformations::normalize_to_color8());
     let mut reader = decoder.read_info().map_err(bad)?;
     let (w, h) = (reader.info().width, reader.info().height);
-    let orientation = reader
-        .info()
-        .exif_metadata
-        .as_deref()
-        .and_then(Orientation::from_exif_chunk);
+    let icc = reader.info().icc_profile.as_ref().map(|p| p.to_vec());
     let (color, _) = reader.output_color_type();
     let ch = color.samples();
     let (iw, ih) = fit(w, h, max_side.saturating_mul(2));
@@ -203,88 +237,33 @@ fn decode_png_rows(bytes: &[u8], max_side: u32) -> Result<DynamicImage, MediaErr
         png::ColorType::Rgba => RgbaImage::from_raw(iw, ih, out).map(DynamicImage::from),
         png::ColorType::Indexed => None,
     };
-    let mut image = image.ok_or(MediaError::Malformed(ImageKind::Png))?;
-    if let Some(orientation) = orientation {
-        image.apply_orientation(orientation);
-    }
-    Ok(image)
-}
-
-/// The EXIF block of a JPEG (the TIFF data after `Exif\0\0` in an APP1 segment), if it has one
-/// before its image data.
-fn jpeg_exif(bytes: &[u8]) -> Option<&[u8]> {
-    let mut rest = bytes.strip_prefix(&[0xFF, 0xD8])?;
-    loop {
-        let [0xFF, marker, hi, lo, ..] = *rest else {
-            return None;
-        };
-        // Start of scan or end of image: no metadata comes after this.
-        if marker == 0xDA || marker == 0xD9 {
-            return None;
-        }
-        let len = usize::from(u16::from_be_bytes([hi, lo]));
-        let segment = rest.get(4..2 + len)?;
-        if marker == 0xE1 {
-            if let Some(exif) = segment.strip_prefix(b"Exif\0\0") {
-                return Some(exif);
-            }
-        }
-        rest = &rest[2 + len..];
-    }
-}
-
-/// Baseline 4:2:0 at `JPEG_QUALITY`: what cameras write, and the smallest at equal quality.
-/// mozjpeg's slow size optimisations (trellis quantisation, scan search) are turned off.
-fn encode_jpeg(rgb: &RgbImage) -> Result<Vec<u8>, MediaError> {
-    libjpeg(
-        || MediaError::Encode("libjpeg failed".into()),
-        || encode_jpeg_420(rgb),
-    )
-}
-
-fn encode_jpeg_420(rgb: &RgbImage) -> Result<Vec<u8>, MediaError> {
-    let encode_error = |e: std::io::Error| MediaError::Encode(e.to_string());
-    let mut compress = mozjpeg::Compress::new(mozjpeg::ColorSpace::JCS_RGB);
-    compress.set_fastest_defaults();
-    compress.set_size(rgb.width() as usize, rgb.height() as usize);
-    compress.set_quality(f32::from(JPEG_QUALITY));
-    compress.set_chroma_sampling_pixel_sizes((2, 2), (2, 2));
-    let mut started = compress
-        .start_compress(Vec::with_capacity(64 * 1024))
-        .map_err(encode_error)?;
-    started
-        .write_scanlines(rgb.as_raw())
-        .map_err(encode_error)?;
-    started.finish().map_err(encode_error)
-}
-
-/// Runs mozjpeg code: libjpeg reports a fatal error in a damaged file by unwinding (without the
-/// panic hook), which the crate leaves to its caller to catch; it becomes `failed()` here.
-fn libjpeg<T>(
-    failed: impl FnOnce() -> MediaError,
-    run: impl FnOnce() -> Result<T, MediaError>,
-) -> Result<T, MediaError> {
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)).unwrap_or_else(|_| Err(failed()))
+    let image = image.ok_or(MediaError::Malformed(ImageKind::Png))?;
+    Ok((Pixels::Image(image), Profile::icc(icc)))
 }
 
 fn has_transparency(image: &DynamicImage) -> bool {
     match image {
         DynamicImage::ImageLumaA8(i) => i.pixels().any(|p| p.0[1] < u8::MAX),
         DynamicImage::ImageRgba8(i) => i.pixels().any(|p| p.0[3] < u8::MAX),
-        DynamicImage::ImageLumaA16(i) => i.pixels().any(|p| p.0[1] < u16::MAX),
-        DynamicImage::ImageRgba16(i) => i.pixels().any(|p| p.0[3] < u16::MAX),
-        DynamicImage::ImageRgba32F(i) => i.pixels().any(|p| p.0[3] < 1.0),
         _ => false,
     }
 }
 
-/// Lanczos3 resize with the SIMD resizer; alpha is premultiplied around the filter so transparent
-/// edges do not bleed colour.
-fn resize(src: DynamicImage, width: u32, height: u32) -> Result<DynamicImage, MediaError> {
+/// Lanczos3 resize with the SIMD resizer, into a buffer of the source's own pixel type. With
+/// `alpha`, a fourth channel is alpha and premultiplied around the filter so transparent edges do
+/// not bleed colour; without, the four channels (CMYK) are filtered alike.
+fn resize(
+    src: DynamicImage,
+    width: u32,
+    height: u32,
+    alpha: bool,
+) -> Result<DynamicImage, MediaError> {
     if (src.width(), src.height()) == (width, height) {
         return Ok(src);
     }
     let mut dst = match &src {
+        DynamicImage::ImageLuma8(_) => DynamicImage::from(GrayImage::new(width, height)),
+        DynamicImage::ImageLumaA8(_) => DynamicImage::from(GrayAlphaImage::new(width, height)),
         DynamicImage::ImageRgba8(_) => DynamicImage::from(RgbaImage::new(width, height)),
         _ => DynamicImage::from(RgbImage::new(width, height)),
     };
@@ -292,7 +271,9 @@ fn resize(src: DynamicImage, width: u32, height: u32) -> Result<DynamicImage, Me
         .resize(
             &src,
             &mut dst,
-            &ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Lanczos3)),
+            &ResizeOptions::new()
+                .resize_alg(ResizeAlg::Convolution(FilterType::Lanczos3))
+                .use_alpha(alpha),
         )
         .map_err(|e| MediaError::Encode(e.to_string()))?;
     Ok(dst)
@@ -376,17 +357,14 @@ mod tests {
     }
 
     #[test]
-    fn grey_jpegs_are_decoded_reduced_and_damaged_segments_are_no_exif() {
+    fn grey_jpegs_are_decoded_reduced_and_oriented() {
         let grey = image::GrayImage::from_fn(1600, 1200, |x, y| image::Luma([(x ^ y) as u8]));
         let src = encode(grey.into(), image::ImageFormat::Jpeg);
         let thumb = make(&src, ImageKind::Jpeg, 512).unwrap();
         assert_eq!((thumb.width, thumb.height), (512, 384));
-        assert_eq!(jpeg_exif(&src), None);
-        // A segment length running past the end, and one too short to hold its own length.
-        assert_eq!(jpeg_exif(&[0xFF, 0xD8, 0xFF, 0xE1, 0xFF, 0xFF, b'E']), None);
-        assert_eq!(jpeg_exif(&[0xFF, 0xD8, 0xFF, 0xE1, 0x00, 0x00]), None);
         let rotated = with_exif_orientation(&src, 8);
-        assert!(jpeg_exif(&rotated).is_some_and(|exif| exif.starts_with(b"II*\0")));
+        let thumb = make(&rotated, ImageKind::Jpeg, 512).unwrap();
+        assert_eq!((thumb.width, thumb.height), (384, 512));
     }
 
     #[test]

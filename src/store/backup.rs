@@ -177,6 +177,7 @@ fn write_snapshot(
         copy.table(HUB_SESSIONS)?;
         copy.table(SYNC_TASKS)?;
         copy.table(HUB_SYNCS)?;
+        copy.table(REVISIT)?;
         let mut last = db.begin_write()?;
         last.set_two_phase_commit(true);
         last.commit()?;

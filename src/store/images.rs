@@ -113,6 +113,7 @@ pub(super) fn category_key(image: &ImageRecord) -> (&str, u8, Micros, &str) {
 /// Removes an image record with its indexes, its share of the counters and its blob reference.
 pub(super) fn remove(tx: &WriteTransaction, image: &ImageRecord) -> Result<()> {
     tx.open_table(IMAGES)?.remove(image.id.as_str())?;
+    tx.open_table(REVISIT)?.remove(image.id.as_str())?;
     tx.open_table(IMAGE_NAMES)?
         .remove((image.user_id.as_str(), image.filename.as_str()))?;
     tx.open_table(USER_IMAGES)?.remove((

@@ -14,13 +14,13 @@ use super::tables::*;
 use super::{Result, StoreError};
 
 /// The schema this build writes.
-pub const SCHEMA_VERSION: u64 = 6;
+pub const SCHEMA_VERSION: u64 = 7;
 
 pub(super) const VERSION_KEY: &str = "schema_version";
 
 /// `STEPS[n]` migrates a file from version `n + 1` to `n + 2`.
 type Step = fn(&WriteTransaction) -> Result<()>;
-const STEPS: &[Step] = &[v1_to_v2, v2_to_v3, v3_to_v4, v4_to_v5, v5_to_v6];
+const STEPS: &[Step] = &[v1_to_v2, v2_to_v3, v3_to_v4, v4_to_v5, v5_to_v6, v6_to_v7];
 
 /// Version 2 adds thumbnails: every image stored so far goes on the backlog to get one.
 fn v1_to_v2(tx: &WriteTransaction) -> Result<()> {
@@ -84,6 +84,24 @@ fn v5_to_v6(tx: &WriteTransaction) -> Result<()> {
     Ok(())
 }
 
+/// Version 7 shows images as oriented and colour-managed: every image stored so far is listed to
+/// be looked at again in the background (`thumbnails::Jobs::revisit`). Keys only, no record read.
+fn v6_to_v7(tx: &WriteTransaction) -> Result<()> {
+    let ids: Vec<String> = {
+        let images = tx.open_table(IMAGES)?;
+        let mut out = Vec::new();
+        for entry in images.iter()? {
+            out.push(entry?.0.value().to_string());
+        }
+        out
+    };
+    let mut revisit = tx.open_table(REVISIT)?;
+    for id in &ids {
+        revisit.insert(id.as_str(), ())?;
+    }
+    Ok(())
+}
+
 pub(super) fn run(db: &Database) -> Result<()> {
     let tx = db.begin_write()?;
     let found = tx.open_table(META)?.get(VERSION_KEY)?.map(|v| v.value());
@@ -131,6 +149,7 @@ fn create_tables(tx: &WriteTransaction) -> Result<()> {
     tx.open_table(HUB_SESSIONS)?;
     tx.open_table(SYNC_TASKS)?;
     tx.open_table(HUB_SYNCS)?;
+    tx.open_table(REVISIT)?;
     Ok(())
 }
 

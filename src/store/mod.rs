@@ -15,6 +15,7 @@ mod images;
 mod migrate;
 mod paging;
 pub mod records;
+pub mod revisit;
 mod sessions;
 mod sync;
 pub mod tables;

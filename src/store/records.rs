@@ -296,6 +296,7 @@ pub(super) mod codes {
         crate::media::ImageKind::Jpeg => 1,
         crate::media::ImageKind::Gif => 2,
         crate::media::ImageKind::Webp => 3,
+        crate::media::ImageKind::Avif => 4,
     });
 
     code!(category, crate::domain::Category, {

@@ -54,6 +54,10 @@ pub const THUMBS: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("thum
 /// Source blobs that still need a thumbnail without an upload task waiting for it (images stored
 /// before thumbnails existed): drained in the background at start-up.
 pub const THUMB_BACKLOG: TableDefinition<&[u8; 32], ()> = TableDefinition::new("thumb_backlog");
+/// Images stored before imgvault read EXIF orientation and colour profiles (schema 7): their
+/// recorded sizes may be the stored rather than the shown ones, and their thumbnails were made
+/// without colour management. Drained in the background at start-up.
+pub const REVISIT: TableDefinition<&str, ()> = TableDefinition::new("revisit");
 
 /// Bytes per blob chunk for new blobs. A chunk and its key must fit a 32 KiB page: redb rounds a
 /// leaf up to a power of two, so exactly 32 KiB of value (plus key and header) took a 64 KiB page

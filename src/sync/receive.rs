@@ -372,9 +372,13 @@ impl Receiver<'_> {
                 bytes.len()
             ));
         }
-        // The original's local server sends 0 × 0 when it could not read the dimensions.
+        // The original's local server sends 0 × 0 when it could not read the dimensions, and a
+        // vault from before oriented dimensions sends the header's figures for a turned photo.
         let stated = (meta.image_width, meta.image_height);
-        if stated != (0, 0) && stated != (probe.width, probe.height) {
+        if stated != (0, 0)
+            && stated != (probe.width, probe.height)
+            && stated != probe.stored_dimensions()
+        {
             return Err(format!(
                 "dimensions {}x{} do not match the file ({}x{})",
                 meta.image_width, meta.image_height, probe.width, probe.height
