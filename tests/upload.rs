@@ -339,10 +339,14 @@ async fn truncated_png_is_refused_and_nothing_is_stored() {
     // Signature (8) + IHDR length and type (8) + 4 of its 13 data bytes.
     let cut = &whole[..20];
     for (route, answer) in upload_everywhere(&app, cut).await {
-        assert_unsupported(&answer, route);
+        assert_damaged(&answer, route);
     }
     let answer = app.receive_image(&client, "image/png", cut, "char").await;
-    assert_unsupported(&answer, "logged-in receive-image");
+    assert_damaged(&answer, "logged-in receive-image");
+    assert_eq!(
+        answer.1["error"],
+        "图片文件已损坏或不完整：数据在图片结束之前中断"
+    );
     assert_eq!(user_total(&app, &client).await, 0);
     assert_unharmed(&mut app, before).await;
 }

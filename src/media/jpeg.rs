@@ -130,18 +130,23 @@ fn walk(bytes: &[u8], frame_only: bool) -> Result<Structure<'_>, MediaError> {
             }
             // Stray restart markers, TEM and a stuffed zero outside a scan: no length follows.
             0xD0..=0xD7 | 0x01 | 0x00 => continue,
+            // Once a scan has begun, what does not read as a segment that may follow one is
+            // taken for damaged entropy-coded data and skipped, as decoders (and browsers) do:
+            // the image still shows, and only the end marker, or its absence, decides whether
+            // the file is whole.
+            _ if scans > 0 && !follows_scan(marker) => continue,
             0xD8 => return Err(malformed),
             _ => {}
         }
-        let Some(len) = bytes.get(pos..pos + 2) else {
-            return Err(damaged);
-        };
-        let len = usize::from(u16::from_be_bytes([len[0], len[1]]));
-        if len < 2 {
-            return Err(malformed);
-        }
-        let Some(segment) = bytes.get(pos + 2..pos + len) else {
-            return Err(damaged);
+        let segment = bytes
+            .get(pos..pos + 2)
+            .map(|len| usize::from(u16::from_be_bytes([len[0], len[1]])))
+            .and_then(|len| Some((len, bytes.get(pos + 2..pos + len.max(2))?)));
+        let (len, segment) = match segment {
+            Some((len, segment)) if len >= 2 => (len, segment),
+            _ if scans > 0 => continue,
+            Some(_) => return Err(malformed),
+            None => return Err(damaged),
         };
         pos += len;
         match marker {
@@ -212,10 +217,16 @@ fn entropy_end(bytes: &[u8], mut pos: usize) -> Option<usize> {
     loop {
         pos += memchr::memchr(0xFF, bytes.get(pos..)?)?;
         match *bytes.get(pos + 1)? {
-            0x00 | 0xD0..=0xD7 | 0xFF => pos += 1,
-            _ => return Some(pos),
+            code if follows_scan(code) => return Some(pos),
+            _ => pos += 1,
         }
     }
+}
+
+/// Whether `marker` may follow a scan: tables, restart interval, application data, comments,
+/// the next scan, a DNL, or the end.
+fn follows_scan(marker: u8) -> bool {
+    matches!(marker, 0xC4 | 0xCC | 0xD9..=0xDD | 0xE0..=0xEF | 0xFE)
 }
 
 /// APP2 `ICC_PROFILE` chunks: a sequence number and a count, then a piece of the profile.
@@ -454,6 +465,36 @@ mod tests {
         let eoi = src.len() - 2;
         src.splice(eoi..eoi, [0xFF, 0xFF]);
         assert_eq!(structure(&src).unwrap().end, src.len());
+    }
+
+    #[test]
+    fn damaged_entropy_data_is_skipped_and_the_end_marker_decides() {
+        let src = jpeg(16, 16);
+        let sos = src.windows(2).rposition(|w| w == [0xFF, 0xDA]).unwrap();
+        let data = sos + 2 + usize::from(u16::from_be_bytes([src[sos + 2], src[sos + 3]]));
+        // Bit errors that read as markers no scan can be followed by: a second SOI and SOF, a
+        // reserved code, and a table whose length runs past the end of the file.
+        for junk in [
+            &[0xFF, 0xD8, 0x01][..],
+            &[0xFF, 0xC0, 0x00, 0x11, 0x08],
+            &[0xFF, 0x12, 0x34],
+            &[0xFF, 0xDB, 0xFF, 0xF0, 0x00],
+            &[0xFF, 0xC4, 0x00, 0x01],
+        ] {
+            let mut damaged = src.clone();
+            damaged.splice(data + 4..data + 4, junk.iter().copied());
+            assert_eq!(
+                structure(&damaged).map(|s| s.end),
+                Ok(damaged.len()),
+                "{junk:x?}"
+            );
+            let cut = &damaged[..damaged.len() - 2];
+            assert_eq!(
+                structure(cut).map(|s| s.end),
+                Err(MediaError::Damaged(ImageKind::Jpeg)),
+                "{junk:x?} without its end"
+            );
+        }
     }
 
     #[test]

@@ -55,6 +55,16 @@ impl ImageKind {
         Self::Avif,
     ];
 
+    /// The accepted kinds' names, as a list in prose: "PNG, JPEG, GIF or WebP".
+    pub fn accepted_names() -> String {
+        let names: Vec<&str> = Self::ACCEPTED.iter().map(|kind| kind.name()).collect();
+        match names.split_last() {
+            Some((last, [])) => last.to_string(),
+            Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+            None => String::new(),
+        }
+    }
+
     /// The format's name, as people write it.
     pub fn name(self) -> &'static str {
         match self {
@@ -153,7 +163,7 @@ fn turns(orientation: Orientation) -> bool {
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum MediaError {
-    #[error("not a PNG, JPEG, GIF, WebP or AVIF image")]
+    #[error("not a {} image", ImageKind::accepted_names())]
     UnknownFormat,
     #[error("the {} image is malformed", .0.name())]
     Malformed(ImageKind),

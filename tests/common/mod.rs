@@ -333,6 +333,8 @@ pub fn webp(w: u32, h: u32, seed: u32) -> Vec<u8> {
 // ---------------------------------------------------------------------------------------------
 
 pub const UNSUPPORTED: &str = "不支持的文件格式";
+/// The start of every refusal of a file in an accepted format that is cut short or broken.
+pub const DAMAGED: &str = "图片文件已损坏或不完整";
 pub const TOO_LARGE: &str = "文件大小不能超过10MB";
 pub const MB: usize = 1024 * 1024;
 
@@ -369,6 +371,15 @@ pub fn assert_unsupported((status, body): &(u16, Value), what: &str) {
     assert_eq!(body["success"], false, "{what}: {body}");
     let error = body["error"].as_str().unwrap_or_default();
     assert!(error.starts_with(UNSUPPORTED), "{what}: {body}");
+}
+
+/// Status 400 with `{"success": false, "error": "图片文件已损坏或不完整…"}`.
+#[track_caller]
+pub fn assert_damaged((status, body): &(u16, Value), what: &str) {
+    assert_eq!(*status, 400, "{what}: {body}");
+    assert_eq!(body["success"], false, "{what}: {body}");
+    let error = body["error"].as_str().unwrap_or_default();
+    assert!(error.starts_with(DAMAGED), "{what}: {body}");
 }
 
 /// `status`, and a JSON body whose `error` is a non-empty string.
