@@ -540,3 +540,54 @@ fn failed(e: &MediaError) -> (ThumbRecord, Vec<u8>) {
         Vec::new(),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::test_support::{add_user, new_image, temp_store};
+
+    /// A `w`×`h` JPEG whose EXIF says to turn it by 90° clockwise to show it (orientation 6).
+    fn turned_jpeg(w: u32, h: u32) -> Vec<u8> {
+        let img = image::RgbImage::from_fn(w, h, |x, _| image::Rgb([(x * 4) as u8, 90, 200]));
+        let mut plain = std::io::Cursor::new(Vec::new());
+        img.write_to(&mut plain, image::ImageFormat::Jpeg).unwrap();
+        let plain = plain.into_inner();
+        let mut exif = b"Exif\0\0MM\0\x2a\0\0\0\x08\0\x01".to_vec();
+        exif.extend_from_slice(&[0x01, 0x12, 0, 3, 0, 0, 0, 1, 0, 6, 0, 0, 0, 0, 0, 0]);
+        let mut out = plain[..2].to_vec();
+        out.extend_from_slice(&[0xFF, 0xE1]);
+        out.extend_from_slice(&((exif.len() + 2) as u16).to_be_bytes());
+        out.extend_from_slice(&exif);
+        out.extend_from_slice(&plain[2..]);
+        out
+    }
+
+    #[test]
+    fn a_turned_photo_stored_with_its_header_size_is_corrected_and_its_thumbnail_remade() {
+        let (_dir, store) = temp_store();
+        add_user(&store, "u");
+        let bytes = turned_jpeg(64, 48);
+        let (mut image, task) = new_image("i-1", "u", 1, &bytes);
+        (image.kind, image.width, image.height) = (media::ImageKind::Jpeg, 64, 48);
+        store.save_image(&image, &bytes, &task).unwrap();
+        // What the pipeline used to do with a small JPEG: serve the original as its thumbnail.
+        let reused = ThumbRecord::Ready {
+            blob: image.blob,
+            kind: media::ImageKind::Jpeg,
+            width: 64,
+            height: 48,
+            max_side: 512,
+        };
+        store.put_thumbnail(&image.blob, &reused, &bytes).unwrap();
+
+        let seen = look_again(&store, &image, 512);
+        assert_eq!(seen.size, Some((48, 64)));
+        assert_eq!(seen.remake, Some(image.blob));
+
+        let (mut upright, _) = new_image("i-2", "u", 2, b"x");
+        upright.blob = image.blob;
+        (upright.width, upright.height) = (48, 64);
+        let seen = look_again(&store, &upright, 512);
+        assert_eq!(seen.size, None, "already the size it is shown at");
+    }
+}

@@ -222,3 +222,62 @@ async fn large_ordinary_images_still_get_their_thumbnails() {
     let peak = vm_hwm(&app);
     assert!(peak < PEAK_LIMIT, "peak RSS {} MiB", peak / MIB);
 }
+
+/// A 64² PNG whose `iCCP` profile is 1 MB of zlib that inflates to 1 GiB: the header alone would
+/// take it all, before a single pixel. Interlaced and not, so both decode paths meet it.
+fn iccp_bomb(interlaced: bool) -> Vec<u8> {
+    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+    let mut ihdr = Vec::new();
+    ihdr.extend_from_slice(&64u32.to_be_bytes());
+    ihdr.extend_from_slice(&64u32.to_be_bytes());
+    ihdr.extend_from_slice(&[8, 2, 0, 0, u8::from(interlaced)]);
+    png_chunk(&mut png, b"IHDR", &ihdr);
+    let mut iccp = b"bomb\0\0".to_vec();
+    let mut z = ZlibEncoder::new(Vec::new(), Compression::best());
+    let zeros = vec![0u8; MIB as usize];
+    for _ in 0..1024 {
+        z.write_all(&zeros).unwrap();
+    }
+    iccp.extend_from_slice(&z.finish().unwrap());
+    png_chunk(&mut png, b"iCCP", &iccp);
+    // Black pixels and a filter byte per row; Adam7's seven passes have rows of their own.
+    let passes: &[(u32, u32, u32, u32)] = if interlaced {
+        &[
+            (0, 0, 8, 8),
+            (4, 0, 8, 8),
+            (0, 4, 4, 8),
+            (2, 0, 4, 4),
+            (0, 2, 2, 4),
+            (1, 0, 2, 2),
+            (0, 1, 1, 2),
+        ]
+    } else {
+        &[(0, 0, 1, 1)]
+    };
+    let data: u32 = passes
+        .iter()
+        .map(|&(x, y, dx, dy)| (64 - y).div_ceil(dy) * (1 + (64 - x).div_ceil(dx) * 3))
+        .sum();
+    let mut z = ZlibEncoder::new(Vec::new(), Compression::best());
+    z.write_all(&vec![0u8; data as usize]).unwrap();
+    png_chunk(&mut png, b"IDAT", &z.finish().unwrap());
+    png_chunk(&mut png, b"IEND", &[]);
+    png
+}
+
+#[tokio::test]
+async fn a_profile_that_inflates_to_a_gigabyte_is_ignored_and_costs_nothing() {
+    let app = spawn_app().await;
+    let (client, _) = app.user_client("iccbomb").await;
+    for interlaced in [false, true] {
+        let bomb = iccp_bomb(interlaced);
+        assert!(bomb.len() < 2 * MIB as usize, "{}", bomb.len());
+        // The profile is dropped unread, as browsers drop a profile they cannot use: the image is
+        // stored and its thumbnail made (`upload` waits for the task to complete).
+        let (status, body) = upload(&app, &client, "image/png", &bomb).await;
+        assert_eq!(status, 200, "interlaced {interlaced}: {body}");
+    }
+    let peak = vm_hwm(&app);
+    eprintln!("peak RSS after two iCCP bombs: {} MiB", peak / MIB);
+    assert!(peak < PEAK_LIMIT, "peak RSS {} MiB", peak / MIB);
+}

@@ -156,7 +156,7 @@ fn create_tables(tx: &WriteTransaction) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::super::Store;
-    use super::super::test_support::{add_user, new_image};
+    use super::super::test_support::{add_user, new_image, save_records};
     use super::*;
     use crate::domain::Category;
 
@@ -207,6 +207,38 @@ mod tests {
         assert_eq!(list("u", Category::Char), (1, vec!["b".into()]));
         assert_eq!(list("v", Category::Char), (1, vec!["d".into()]));
         assert_eq!(list("v", Category::Clothes), (0, vec![]));
+    }
+
+    #[test]
+    fn version_6_lists_every_image_for_another_look() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.redb");
+        {
+            let store = Store::open(&path, 1 << 20).unwrap();
+            add_user(&store, "u");
+            save_records(
+                &store,
+                &[new_image("a", "u", 1, b"a"), new_image("b", "u", 2, b"b")],
+            );
+        }
+        // What version 6 wrote: no list of images to revisit.
+        {
+            let db = Database::create(&path).unwrap();
+            let tx = db.begin_write().unwrap();
+            assert!(tx.delete_table(REVISIT).unwrap());
+            tx.open_table(META).unwrap().insert(VERSION_KEY, 6).unwrap();
+            tx.commit().unwrap();
+        }
+        let store = Store::open(&path, 1 << 20).unwrap();
+        let mut listed: Vec<String> = store
+            .to_revisit(10)
+            .unwrap()
+            .iter()
+            .map(|i| i.id.to_string())
+            .collect();
+        listed.sort();
+        assert_eq!(listed, ["a", "b"]);
+        assert!(store.check().unwrap().is_clean());
     }
 
     #[test]

@@ -423,8 +423,6 @@ pub(crate) mod test_support {
         }
     }
 
-    /// Creates the account `id` (username and e-mail made from it), so images it owns pass
-    /// `check`.
     /// Stores `made` in one commit, each image's bytes being its id.
     pub fn save_records(store: &Store, made: &[(records::ImageRecord, records::TaskRecord)]) {
         let uploads: Vec<NewImage<'_>> = made
@@ -440,6 +438,8 @@ pub(crate) mod test_support {
         }
     }
 
+    /// Creates the account `id` (username and e-mail made from it), so images it owns pass
+    /// `check`.
     pub fn add_user(store: &Store, id: &str) {
         let record = records::UserRecord {
             user_id: id.into(),
