@@ -335,7 +335,7 @@ async function errorMessages(browser) {
   const bad = page.locator("[data-testid=upload-item][data-state=error]").filter({ hasText: "notes.png" });
   await visible(bad, "the failed upload");
   const badText = await bad.getByTestId("upload-status").textContent();
-  assert.equal(badText, "不支持的文件格式，请上传 PNG、JPG、JPEG、GIF 或 WebP 格式的图片");
+  assert.equal(badText, "不支持的文件格式，请上传 PNG、JPG、JPEG、GIF、WebP 或 AVIF 格式的图片");
 
   // Over 10 MB: refused on the page, never sent.
   let uploadsSent = 0;
@@ -391,6 +391,15 @@ async function errorMessages(browser) {
   await page.getByTestId("lang-toggle").click();
   await waitUntil(page, "the page is in English", () => document.documentElement.lang === "en");
   assert.equal((await loginError.textContent()).trim(), "Wrong username or password");
+  // A message naming a part is translated too: a JPEG with no image in it.
+  const emptySent = page.waitForResponse((r) => r.url().endsWith("/api/upload-file"));
+  await page.getByTestId("file-input").setInputFiles([
+    { name: "empty.jpg", mimeType: "image/jpeg", buffer: Buffer.from([0xff, 0xd8, 0xff, 0xd9]) },
+  ]);
+  assert.equal((await emptySent).status(), 400);
+  const empty = page.locator("[data-testid=upload-item][data-state=error]").filter({ hasText: "empty.jpg" });
+  await visible(empty, "the refused empty JPEG");
+  assert.equal(await empty.getByTestId("upload-status").textContent(), "The image file is damaged or incomplete: not a valid JPEG file");
   assert.equal(await page.getByTestId("login-submit").textContent(), "Log in");
   await page.reload();
   await visible(page.getByTestId("login-form"), "the log-in form after a reload");
