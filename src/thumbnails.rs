@@ -442,11 +442,10 @@ fn look_again(store: &Store, image: &ImageRecord, max_side: u32) -> Revisited {
         Ok(Some(mut blob)) => blob.read_all(),
         _ => return seen,
     };
-    let Ok(probe) = bytes
-        .as_deref()
-        .map_err(|_| ())
-        .and_then(|b| media::probe(b).map_err(drop))
-    else {
+    let Ok(bytes) = bytes else {
+        return seen;
+    };
+    let Ok(probe) = media::probe(&bytes) else {
         return seen;
     };
     if (probe.width, probe.height) != (image.width, image.height) {
@@ -454,7 +453,7 @@ fn look_again(store: &Store, image: &ImageRecord, max_side: u32) -> Revisited {
     }
     let remake = match store.thumbnail(&image.blob) {
         Ok(Some(ThumbRecord::Ready { blob, .. })) if blob == image.blob => {
-            !reusable(&probe, max_side)
+            !reusable(&probe, &bytes, max_side)
         }
         Ok(Some(ThumbRecord::Ready { .. })) => probe.metadata,
         Ok(Some(ThumbRecord::Failed { .. })) => true,
@@ -499,7 +498,7 @@ fn render(source: BlobHash, bytes: &[u8], max_side: u32, allowance: u64) -> (Thu
         // A small image, shown as stored and carrying nothing personal, that its thumbnail would
         // not make smaller: the original is the better thumbnail, and a second copy only costs
         // space.
-        Ok((probe, t)) if reusable(&probe, max_side) && t.bytes.len() >= bytes.len() => (
+        Ok((probe, t)) if reusable(&probe, bytes, max_side) && t.bytes.len() >= bytes.len() => (
             ThumbRecord::Ready {
                 blob: source,
                 kind: probe.kind,
@@ -525,11 +524,18 @@ fn render(source: BlobHash, bytes: &[u8], max_side: u32, allowance: u64) -> (Thu
 
 /// Whether an original may serve as its own thumbnail: it fits, needs no turning, carries no
 /// EXIF, XMP or colour profile, and every client shows its format.
-fn reusable(probe: &media::Probe, max_side: u32) -> bool {
+fn reusable(probe: &media::Probe, bytes: &[u8], max_side: u32) -> bool {
+    let shown_everywhere = match probe.kind {
+        media::ImageKind::Jpeg => {
+            media::jpeg::frame_header(bytes).is_some_and(|f| f.shown_everywhere())
+        }
+        media::ImageKind::Avif => false,
+        _ => true,
+    };
     probe.width.max(probe.height) <= max_side
         && probe.orientation == image::metadata::Orientation::NoTransforms
         && !probe.metadata
-        && probe.kind != media::ImageKind::Avif
+        && shown_everywhere
 }
 
 fn failed(e: &MediaError) -> (ThumbRecord, Vec<u8>) {

@@ -9,8 +9,9 @@
 //! `benches/thumbnail.rs`), where an embedded profile would add 0.5–18 KB to every thumbnail and
 //! still leave non-managing clients wrong.
 //!
-//! moxcms does the work, always with the relative colorimetric intent: it is what browsers and vips
-//! use by default, and moxcms cannot do perceptual for every LUT profile. A profile that does not
+//! moxcms does the work, with the relative colorimetric intent: it is what browsers and vips use by
+//! default. A LUT profile that has no table for it is read through its perceptual (A2B0) table, the
+//! ICC's default, as LittleCMS does. A profile that does not
 //! parse, or does not describe the samples (an RGB profile on a grey image), is ignored, as
 //! browsers ignore it: the image is then shown as if it were sRGB.
 
@@ -107,12 +108,17 @@ pub fn to_srgb(pixels: Pixels, profile: &Profile) -> DynamicImage {
 }
 
 fn convert(source: &ColorProfile, from: Layout, samples: &[u8], to: Layout) -> Option<Vec<u8>> {
-    let options = TransformOptions {
-        rendering_intent: RenderingIntent::RelativeColorimetric,
-        ..TransformOptions::default()
+    let transform = |rendering_intent| {
+        let options = TransformOptions {
+            rendering_intent,
+            ..TransformOptions::default()
+        };
+        source.create_transform_8bit(from, &ColorProfile::new_srgb(), to, options)
     };
-    let transform = source
-        .create_transform_8bit(from, &ColorProfile::new_srgb(), to, options)
+    // A LUT profile without the relative colorimetric table (many CMYK and scanner profiles have
+    // only A2B0) is read through its perceptual one, as ICC.1 tells a CMS to and LittleCMS does.
+    let transform = transform(RenderingIntent::RelativeColorimetric)
+        .or_else(|_| transform(RenderingIntent::Perceptual))
         .inspect_err(|e| tracing::debug!("colour profile not applied: {e}"))
         .ok()?;
     let pixels = samples.len() / from.channels();

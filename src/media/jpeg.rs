@@ -55,6 +55,12 @@ impl Frame {
         !matches!(self.marker, 0xC0 | 0xC1)
     }
 
+    /// Whether every browser shows it as it is: Huffman-coded (browsers do not decode arithmetic
+    /// coding), grey or YCbCr (CMYK is shown differently from one to the next).
+    pub fn shown_everywhere(&self) -> bool {
+        matches!(self.marker, 0xC0..=0xC2) && self.components != 4
+    }
+
     /// What libjpeg-turbo cannot decode, named for the refusal; `None` when it can.
     fn unsupported(&self) -> Option<Variant> {
         match self.marker {
