@@ -84,6 +84,7 @@ fn the_models_bound_what_decoding_allocates() {
         "large_alpha",
         "large_grey",
         "large_grid_422_12bit",
+        "large_av1_tiles",
         "420",
         "grid_alpha",
         "premultiplied",

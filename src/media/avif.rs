@@ -64,10 +64,18 @@ const MAX_SEQUENCE_HEADER: usize = 4096;
 /// Rows converted from YUV to RGB at a time (even, for 4:2:0).
 const STRIP_ROWS: usize = 32;
 /// What the AV1 decoder allocates whatever the picture: its context, entropy tables, scratch.
-const DECODER_FIXED: u64 = 4 * 1024 * 1024;
+const DECODER_FIXED: u64 = 2 * 1024 * 1024;
 /// What the AV1 decoder allocates per pixel of a frame beside the picture (loop filter levels and
 /// masks, segmentation maps, motion vectors, CDEF and restoration lines), with room to spare.
 const DECODER_PER_PIXEL_NUM: u64 = 1;
+/// What the AV1 decoder holds per AV1 tile of a frame (entropy contexts and tile state; 12.2 KB
+/// measured).
+const TILE_STATE: u64 = 16 * 1024;
+/// AV1's own limits on tiles.
+const MAX_AV1_TILE_COLS: u64 = 64;
+const MAX_AV1_TILE_ROWS: u64 = 64;
+/// How much of a frame header OBU is read for its tile layout.
+const MAX_FRAME_HEADER: usize = 1024;
 /// How much a coded item's data may add up to over all the tiles decoded, as a multiple of the
 /// file (a grid may use one tile many times, but not a megabyte tile a thousand times).
 const MAX_DATA_MULTIPLE: u64 = 4;
@@ -166,6 +174,8 @@ struct Coded {
     /// the frame at its coded and its upscaled width).
     frames: u64,
     superres: bool,
+    /// Most AV1 tiles in a frame of one tile.
+    av1_tiles: u64,
 }
 
 /// Whether `bytes` start with an ISO-BMFF `ftyp` naming AVIF (`avif`, a still image; `avis`, an
@@ -742,6 +752,13 @@ struct Av1Item {
     cicp: Option<Cicp>,
     frames: u64,
     superres: bool,
+    /// The sequence's largest frame size, and whether it uses the reduced still picture header
+    /// (whose one frame has that size).
+    max_size: (u32, u32),
+    still: bool,
+    /// AV1 tiles in the item's largest frame, read from its header, or the most the frame size
+    /// and the data allow when the header is not a still picture's.
+    av1_tiles: u64,
 }
 
 /// The bytes of `ranges` of `file`, as one sequence.
@@ -803,7 +820,9 @@ fn av1_item(file: &[u8], ranges: &[Range<usize>]) -> Result<Av1Item, MediaError>
         span: 0,
         pos: 0,
     };
+    let total = data.remaining();
     let mut sequence: Option<Vec<u8>> = None;
+    let mut frame_headers: Vec<FrameHeader> = Vec::new();
     let mut frames = 0u64;
     while let Some(header) = data.byte() {
         if header & 0x80 != 0 {
@@ -862,6 +881,19 @@ fn av1_item(file: &[u8], ranges: &[Range<usize>]) -> Result<Av1Item, MediaError>
                 if frames > MAX_FRAMES {
                     return Err(malformed());
                 }
+                let keep = size.min(MAX_FRAME_HEADER as u64);
+                let mut payload = Vec::with_capacity(keep as usize);
+                for _ in 0..keep {
+                    payload.push(data.byte().ok_or_else(malformed)?);
+                }
+                let ext = extension.unwrap_or(0);
+                frame_headers.push(FrameHeader {
+                    payload,
+                    temporal_id: ext >> 5,
+                    spatial_id: (ext >> 3) & 3,
+                });
+                data.skip(size - keep);
+                continue;
             }
             _ => {}
         }
@@ -892,6 +924,11 @@ fn av1_item(file: &[u8], ranges: &[Range<usize>]) -> Result<Av1Item, MediaError>
         full_range: header.color_range != 0,
     };
     let described = (cicp.primaries, cicp.transfer, cicp.matrix) != (2, 2, 2);
+    let av1_tiles = frame_headers
+        .iter()
+        .map(|h| av1_tiles(&header, h, total))
+        .max()
+        .unwrap_or(1);
     Ok(Av1Item {
         depth,
         subsampling,
@@ -899,7 +936,215 @@ fn av1_item(file: &[u8], ranges: &[Range<usize>]) -> Result<Av1Item, MediaError>
         cicp: described.then_some(cicp),
         frames,
         superres: header.super_res != 0,
+        max_size: (
+            u32::try_from(header.max_width).unwrap_or(0),
+            u32::try_from(header.max_height).unwrap_or(0),
+        ),
+        still: header.reduced_still_picture_header != 0,
+        av1_tiles,
     })
+}
+
+/// The number of AV1 tiles of an intra frame, from its header; for other frames, and when the
+/// header does not read, the most there can be: every 64×64 superblock a tile up to AV1's 64×64
+/// tiles, and no more than the data can hold (each tile but the last takes a size field and a
+/// byte, and the decoder sets up a frame's tiles only once all their data has arrived).
+fn av1_tiles(sequence: &Dav1dSequenceHeader, frame: &FrameHeader, data_len: u64) -> u64 {
+    let width = u64::try_from(sequence.max_width).unwrap_or(0);
+    let height = u64::try_from(sequence.max_height).unwrap_or(0);
+    let most =
+        width.div_ceil(64).min(MAX_AV1_TILE_COLS) * height.div_ceil(64).min(MAX_AV1_TILE_ROWS);
+    let most = most.min(data_len / 2 + 1).max(1);
+    intra_frame_tiles(sequence, frame)
+        .filter(|&t| t <= most)
+        .unwrap_or(most)
+}
+
+/// The start of a frame header OBU's payload, and the layer its extension names.
+struct FrameHeader {
+    payload: Vec<u8>,
+    temporal_id: u8,
+    spatial_id: u8,
+}
+
+/// Reads MSB-first bits, as AV1 headers are written.
+struct Bits<'a> {
+    data: &'a [u8],
+    pos: usize,
+}
+
+impl Bits<'_> {
+    fn f(&mut self, n: u32) -> Option<u64> {
+        let mut v = 0;
+        for _ in 0..n {
+            let byte = *self.data.get(self.pos / 8)?;
+            v = (v << 1) | u64::from((byte >> (7 - self.pos % 8)) & 1);
+            self.pos += 1;
+        }
+        Some(v)
+    }
+
+    fn flag(&mut self) -> Option<bool> {
+        self.f(1).map(|v| v == 1)
+    }
+
+    /// `ns(n)`: a value below `n` in as few bits as the spec's non-symmetric code uses.
+    fn ns(&mut self, n: u64) -> Option<u64> {
+        let w = 64 - n.leading_zeros();
+        let m = (1u64 << w) - n;
+        let v = self.f(w - 1)?;
+        if v < m {
+            return Some(v);
+        }
+        Some((v << 1) - m + self.f(1)?)
+    }
+}
+
+/// `tile_log2` of the AV1 specification: the least `k` with `block << k` reaching `target`.
+fn tile_log2(block: u64, target: u64) -> u32 {
+    let mut k = 0;
+    while (block << k) < target {
+        k += 1;
+    }
+    k
+}
+
+/// Tiles of a key or intra-only frame: its uncompressed header read up to `tile_info()` (AV1
+/// specification 5.9.2, 5.9.5–5.9.8 and 5.9.15). `None` for other frames.
+fn intra_frame_tiles(sequence: &Dav1dSequenceHeader, frame: &FrameHeader) -> Option<u64> {
+    use re_rav1d::include::dav1d::headers::{DAV1D_ADAPTIVE, DAV1D_ON};
+    let s = sequence;
+    let reduced = s.reduced_still_picture_header != 0;
+    let mut b = Bits {
+        data: &frame.payload,
+        pos: 0,
+    };
+    let timing = s.decoder_model_info_present != 0 && s.equal_picture_interval == 0;
+    let (key, show, error_resilient) = if reduced {
+        (true, true, true)
+    } else {
+        if b.flag()? {
+            // show_existing_frame: nothing is decoded.
+            return Some(1);
+        }
+        let frame_type = b.f(2)?;
+        if frame_type != 0 && frame_type != 2 {
+            return None;
+        }
+        let show = b.flag()?;
+        if show && timing {
+            b.f(u32::from(s.frame_presentation_delay_length))?;
+        }
+        if !show {
+            b.f(1)?;
+        }
+        let key = frame_type == 0;
+        let error_resilient = key && show || b.flag()?;
+        (key, show, error_resilient)
+    };
+    let disable_cdf_update = b.flag()?;
+    let screen_content = match s.screen_content_tools {
+        DAV1D_ADAPTIVE => b.flag()?,
+        v => v == DAV1D_ON,
+    };
+    if screen_content && s.force_integer_mv == DAV1D_ADAPTIVE {
+        b.f(1)?;
+    }
+    if s.frame_id_numbers_present != 0 {
+        b.f(u32::from(s.frame_id_n_bits))?;
+    }
+    let size_override = !reduced && b.flag()?;
+    if s.order_hint != 0 {
+        b.f(u32::from(s.order_hint_n_bits))?;
+    }
+    if s.decoder_model_info_present != 0 && b.flag()? {
+        for op in &s.operating_points[..usize::from(s.num_operating_points).min(32)] {
+            if op.decoder_model_param_present != 0 {
+                let temporal = (op.idc >> frame.temporal_id) & 1;
+                let spatial = (op.idc >> (frame.spatial_id + 8)) & 1;
+                if op.idc == 0 || (temporal != 0 && spatial != 0) {
+                    b.f(u32::from(s.buffer_removal_delay_length))?;
+                }
+            }
+        }
+    }
+    let refresh_all = key && show;
+    if !refresh_all && b.f(8)? != 0xFF && error_resilient && s.order_hint != 0 {
+        b.f(8 * u32::from(s.order_hint_n_bits))?;
+    }
+    let (upscaled, height) = if size_override {
+        (
+            b.f(u32::from(s.width_n_bits))? + 1,
+            b.f(u32::from(s.height_n_bits))? + 1,
+        )
+    } else {
+        (
+            u64::try_from(s.max_width).ok()?,
+            u64::try_from(s.max_height).ok()?,
+        )
+    };
+    let mut width = upscaled;
+    let superres = s.super_res != 0 && b.flag()?;
+    if superres {
+        let denominator = b.f(3)? + 9;
+        width = ((upscaled * 8 + denominator / 2) / denominator).max(upscaled.min(16));
+    }
+    if b.flag()? {
+        b.f(32)?;
+    }
+    if screen_content && !superres {
+        b.f(1)?;
+    }
+    if !reduced && !disable_cdf_update {
+        b.f(1)?;
+    }
+    let mi_cols = 2 * width.div_ceil(8);
+    let mi_rows = 2 * height.div_ceil(8);
+    let (sb_cols, sb_rows, sb_size) = if sequence.sb128 != 0 {
+        (mi_cols.div_ceil(32), mi_rows.div_ceil(32), 7)
+    } else {
+        (mi_cols.div_ceil(16), mi_rows.div_ceil(16), 6)
+    };
+    let max_tile_width_sb = 4096 >> sb_size;
+    let max_tile_area_sb = (4096 * 2304) >> (2 * sb_size);
+    let min_log2_cols = tile_log2(max_tile_width_sb, sb_cols);
+    let max_log2_cols = tile_log2(1, sb_cols.min(MAX_AV1_TILE_COLS));
+    let max_log2_rows = tile_log2(1, sb_rows.min(MAX_AV1_TILE_ROWS));
+    let min_log2_tiles = min_log2_cols.max(tile_log2(max_tile_area_sb, sb_rows * sb_cols));
+    let (cols, rows) = if b.flag()? {
+        let mut cols_log2 = min_log2_cols;
+        while cols_log2 < max_log2_cols && b.flag()? {
+            cols_log2 += 1;
+        }
+        let width_sb = (sb_cols + (1 << cols_log2) - 1) >> cols_log2;
+        let mut rows_log2 = min_log2_tiles.saturating_sub(cols_log2);
+        while rows_log2 < max_log2_rows && b.flag()? {
+            rows_log2 += 1;
+        }
+        let height_sb = (sb_rows + (1 << rows_log2) - 1) >> rows_log2;
+        (sb_cols.div_ceil(width_sb), sb_rows.div_ceil(height_sb))
+    } else {
+        let (mut cols, mut start, mut widest) = (0, 0, 0);
+        while start < sb_cols && cols < MAX_AV1_TILE_COLS {
+            let size = b.ns((sb_cols - start).min(max_tile_width_sb))? + 1;
+            widest = widest.max(size);
+            start += size;
+            cols += 1;
+        }
+        let area = if min_log2_tiles > 0 {
+            (sb_rows * sb_cols) >> (min_log2_tiles + 1)
+        } else {
+            sb_rows * sb_cols
+        };
+        let max_height_sb = (area / widest).max(1);
+        let (mut rows, mut start) = (0, 0);
+        while start < sb_rows && rows < MAX_AV1_TILE_ROWS {
+            start += b.ns((sb_rows - start).min(max_height_sb))? + 1;
+            rows += 1;
+        }
+        (cols, rows)
+    };
+    Some(cols * rows)
 }
 
 /// The decoder's sequence header parser, on one sequence header OBU.
@@ -946,6 +1191,7 @@ fn read_header(bytes: &[u8]) -> Result<Header, MediaError> {
     let mut ftyp = None;
     while pos < bytes.len() {
         let Some((kind, header, size)) = box_header(bytes, pos) else {
+            cut = true;
             break;
         };
         if !TOP_LEVEL.contains(&&kind) {
@@ -979,7 +1225,8 @@ fn read_header(bytes: &[u8]) -> Result<Header, MediaError> {
     let ftyp = ftyp.ok_or_else(damaged)?;
     let sequence_brand = brands_of(&bytes[..ftyp.end]).any(|b| b == *b"avis");
     let Some(meta) = meta else {
-        return Err(if cut {
+        // A file that ends, box after whole box, before any description is cut short too.
+        return Err(if cut || (walked == bytes.len() && !moov) {
             damaged()
         } else if moov || sequence_brand {
             unsupported(Variant::AnimatedAvif)
@@ -1118,6 +1365,7 @@ fn coded(
         return grid(bytes, meta, id, (width, height), budget);
     }
     let (data, av1) = av1_tile(bytes, meta, id, props)?;
+    check_size(&av1, (width, height))?;
     take(budget, &data)?;
     Ok(Coded {
         width,
@@ -1132,7 +1380,21 @@ fn coded(
         cicp: av1.cicp,
         frames: av1.frames,
         superres: av1.superres,
+        av1_tiles: av1.av1_tiles,
     })
+}
+
+/// An item's `ispe` must be its frames' size: the sequence's size for a still picture header,
+/// within it otherwise. (Checked here so that a tiny stream under a huge `ispe` is refused at the
+/// probe, not found out after the output has been allocated.)
+fn check_size(av1: &Av1Item, (width, height): (u32, u32)) -> Result<(), MediaError> {
+    let (max_w, max_h) = av1.max_size;
+    let fits = if av1.still {
+        (width, height) == (max_w, max_h)
+    } else {
+        width <= max_w && height <= max_h
+    };
+    if fits { Ok(()) } else { Err(malformed()) }
 }
 
 fn take(budget: &mut u64, data: &[Range<usize>]) -> Result<(), MediaError> {
@@ -1181,6 +1443,7 @@ fn grid(
     let mut first: Option<Av1Item> = None;
     let mut frames = 0;
     let mut superres = false;
+    let mut av1_tiles = 0;
     let mut tiles = Vec::with_capacity(cells);
     for &tile in &ids {
         if let Some((_, data, _)) = seen.iter().find(|(t, _, _)| *t == tile) {
@@ -1191,6 +1454,7 @@ fn grid(
         let props = meta.properties(tile)?;
         let size = props.ispe.ok_or_else(malformed)?;
         let (data, av1) = av1_tile(bytes, meta, tile, &props)?;
+        check_size(&av1, size)?;
         if let Some(f) = &first {
             if (f.depth, f.subsampling) != (av1.depth, av1.subsampling)
                 || seen.first().is_some_and(|s| s.2 != size)
@@ -1200,6 +1464,7 @@ fn grid(
         }
         frames = frames.max(av1.frames);
         superres |= av1.superres;
+        av1_tiles = av1_tiles.max(av1.av1_tiles);
         take(budget, &data)?;
         tiles.push(data.clone());
         seen.push((tile, data, size));
@@ -1228,6 +1493,7 @@ fn grid(
         cicp: first.cicp,
         frames,
         superres,
+        av1_tiles,
     })
 }
 
@@ -1279,7 +1545,7 @@ fn coded_cost(image: &Coded) -> u64 {
         } else {
             0
         };
-    data + pictures + w * h * DECODER_PER_PIXEL_NUM
+    data + pictures + w * h * DECODER_PER_PIXEL_NUM + image.av1_tiles * TILE_STATE
 }
 
 /// dav1d's picture buffer: each side rounded up to 128, strides nudged off multiples of 1024.
@@ -1321,13 +1587,8 @@ pub fn decode(bytes: &[u8], header: &Header) -> Result<DynamicImage, MediaError>
 fn decode_image(bytes: &[u8], header: &Header) -> Result<DynamicImage, MediaError> {
     let (w, h) = (header.width as usize, header.height as usize);
     let channels = if header.alpha { 4 } else { 3 };
+    // Allocated once the first tile has decoded as declared, not on the header's word alone.
     let mut out = Vec::new();
-    out.try_reserve_exact(w * h * channels)
-        .map_err(|_| MediaError::TooLarge {
-            width: header.width,
-            height: header.height,
-        })?;
-    out.resize(w * h * channels, 0);
     let mut decoder = Decoder::new(header)?;
     let matrix = Matrix::of(header.matrix, header.cicp.map_or(2, |c| c.primaries));
     let range = if header.full_range {
@@ -1337,6 +1598,14 @@ fn decode_image(bytes: &[u8], header: &Header) -> Result<DynamicImage, MediaErro
     };
     let mut strip = Strip::default();
     decoder.each_tile(bytes, &header.colour, |picture, x0, y0, cw, ch| {
+        if out.is_empty() {
+            out.try_reserve_exact(w * h * channels)
+                .map_err(|_| MediaError::TooLarge {
+                    width: header.width,
+                    height: header.height,
+                })?;
+            out.resize(w * h * channels, 0);
+        }
         let target = Target {
             out: &mut out,
             stride: w * channels,
@@ -1732,6 +2001,8 @@ fn unpremultiply(rgba: &mut [u8]) {
 
 #[cfg(test)]
 mod tests {
+    use image::{GenericImageView, Rgba};
+
     use super::*;
 
     fn fixture(name: &str) -> Vec<u8> {
@@ -1742,72 +2013,377 @@ mod tests {
         std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
     }
 
+    /// The quadrants of `make_avif_fixtures.sh`.
+    const TL: [u8; 3] = [220, 40, 30];
+    const TR: [u8; 3] = [30, 160, 60];
+    const BL: [u8; 3] = [40, 70, 200];
+    const BR: [u8; 3] = [250, 220, 20];
+
+    fn decoded(name: &str) -> (Header, DynamicImage) {
+        let bytes = fixture(name);
+        let header = header(&bytes).unwrap_or_else(|e| panic!("{name}: {e:?}"));
+        let image = decode(&bytes, &header).unwrap_or_else(|e| panic!("{name}: {e:?}"));
+        assert_eq!(
+            (image.width(), image.height()),
+            (header.width, header.height)
+        );
+        (header, image)
+    }
+
+    /// The pixel at the centre of each quadrant: top left, top right, bottom left, bottom right.
+    fn quadrants(image: &DynamicImage) -> [Rgba<u8>; 4] {
+        let (w, h) = image.dimensions();
+        let (x0, x1, y0, y1) = (w / 4, w * 3 / 4, h / 4, h * 3 / 4);
+        [(x0, y0), (x1, y0), (x0, y1), (x1, y1)].map(|(x, y)| image.get_pixel(x, y))
+    }
+
+    fn close(found: &[u8], expected: &[u8], tolerance: u8, what: &str) {
+        for (f, e) in found.iter().zip(expected) {
+            assert!(
+                f.abs_diff(*e) <= tolerance,
+                "{what}: {found:?}, expected {expected:?}"
+            );
+        }
+    }
+
     #[test]
-    fn dump_all() {
+    fn sniffs_avif_brands_only() {
+        assert!(sniff(&fixture("420")));
+        assert!(sniff(&fixture("animated_no_still")));
+        let mut heic = fixture("420");
+        heic[8..12].copy_from_slice(b"heic");
+        heic[16..32].copy_from_slice(b"mif1heicmiafMiHB");
+        assert!(!sniff(&heic));
+        assert!(!sniff(b"\x89PNG\r\n\x1a\n"));
+        assert!(!sniff(&fixture("420")[..15]));
+        assert!(super::super::sniff(&fixture("420")) == Some(ImageKind::Avif));
+    }
+
+    #[test]
+    fn headers_describe_each_variant() {
+        use Orientation::*;
+        use Subsampling::*;
+        // name, stored size, depth, subsampling, alpha, premultiplied, tiles, orientation
+        let table = [
+            ("420", 64, 48, 8, S420, false, false, 1, NoTransforms),
+            ("444", 64, 48, 8, S444, false, false, 1, NoTransforms),
+            ("10bit", 64, 48, 10, S420, false, false, 1, NoTransforms),
+            ("12bit_422", 64, 48, 12, S422, false, false, 1, NoTransforms),
+            ("odd_420", 33, 17, 8, S420, false, false, 1, NoTransforms),
+            ("alpha", 64, 48, 8, S420, true, false, 1, NoTransforms),
+            (
+                "premultiplied",
+                64,
+                48,
+                8,
+                S444,
+                true,
+                true,
+                1,
+                NoTransforms,
+            ),
+            ("grey", 64, 48, 8, Grey, false, false, 1, NoTransforms),
+            (
+                "irot90_imir0",
+                64,
+                48,
+                8,
+                S420,
+                false,
+                false,
+                1,
+                Rotate90FlipH,
+            ),
+            ("grid", 160, 128, 8, S420, false, false, 4, NoTransforms),
+            (
+                "grid_alpha",
+                160,
+                128,
+                8,
+                S444,
+                true,
+                false,
+                4,
+                NoTransforms,
+            ),
+            ("animated", 64, 48, 8, S420, true, false, 1, NoTransforms),
+            (
+                "large_grid_422_12bit",
+                2048,
+                1536,
+                12,
+                S422,
+                false,
+                false,
+                12,
+                NoTransforms,
+            ),
+        ];
+        for (name, w, h, depth, subsampling, alpha, premultiplied, tiles, orientation) in table {
+            let bytes = fixture(name);
+            let found = header(&bytes).unwrap_or_else(|e| panic!("{name}: {e:?}"));
+            assert_eq!(
+                (found.width, found.height, found.depth, found.subsampling),
+                (w, h, depth, subsampling),
+                "{name}"
+            );
+            assert_eq!(
+                (
+                    found.alpha,
+                    found.premultiplied,
+                    found.tiles,
+                    found.orientation
+                ),
+                (alpha, premultiplied, tiles, orientation),
+                "{name}"
+            );
+            assert_eq!(found.end, bytes.len(), "{name}");
+        }
+    }
+
+    #[test]
+    fn colour_descriptions_are_read() {
+        let cicp = |name| header(&fixture(name)).unwrap().cicp.unwrap();
+        let limited = cicp("bt709_limited");
+        assert_eq!((limited.matrix, limited.full_range), (1, false));
+        let full = cicp("bt601_full");
+        assert_eq!((full.primaries, full.matrix, full.full_range), (1, 6, true));
+        assert_eq!(
+            (cicp("p3_nclx").primaries, cicp("p3_nclx").transfer),
+            (12, 13)
+        );
+        let tagged = header(&fixture("icc_p3")).unwrap();
+        let icc = tagged.icc.as_deref().unwrap();
+        assert_eq!(&icc[36..40], b"acsp");
+        assert_eq!(
+            u32::from_be_bytes(icc[..4].try_into().unwrap()) as usize,
+            icc.len()
+        );
+        assert!(tagged.metadata);
+        assert!(!header(&fixture("420")).unwrap().metadata);
+    }
+
+    #[test]
+    fn colour_variants_decode_to_the_quadrants() {
         for name in [
             "420",
             "444",
             "10bit",
             "12bit_422",
             "odd_420",
-            "alpha",
-            "premultiplied",
-            "grey",
-            "irot90_imir0",
             "bt709_limited",
             "bt601_full",
             "p3_nclx",
             "icc_p3",
             "grid",
-            "grid_alpha",
+            "irot90_imir0",
             "animated",
-            "truncated",
             "trailer",
         ] {
-            let bytes = fixture(name);
-            let h = header(&bytes);
-            match &h {
-                Ok(h) => {
-                    eprintln!(
-                        "{name}: {}x{} {:?} d{} {:?} a{} p{} t{} end {} / {} icc {} cicp {:?} m{} fr{} cost {}",
-                        h.width,
-                        h.height,
-                        h.orientation,
-                        h.depth,
-                        h.subsampling,
-                        h.alpha,
-                        h.premultiplied,
-                        h.tiles,
-                        h.end,
-                        bytes.len(),
-                        h.icc.as_ref().map_or(0, |i| i.len()),
-                        h.cicp,
-                        h.matrix,
-                        h.full_range,
-                        decode_cost(h)
-                    );
-                    let img = decode(&bytes, h);
-                    match img {
-                        Ok(img) => {
-                            img.save(format!("/tmp/avif/{name}.png")).unwrap();
-                            let rgba = img.to_rgba8();
-                            eprintln!(
-                                "   px (2,2) {:?} ({},2) {:?} (2,{}) {:?} ({},{}) {:?}",
-                                rgba.get_pixel(2, 2).0,
-                                rgba.width() - 3,
-                                rgba.get_pixel(rgba.width() - 3, 2).0,
-                                rgba.height() - 3,
-                                rgba.get_pixel(2, rgba.height() - 3).0,
-                                rgba.width() - 3,
-                                rgba.height() - 3,
-                                rgba.get_pixel(rgba.width() - 3, rgba.height() - 3).0
-                            );
-                        }
-                        Err(e) => eprintln!("   decode: {e:?}"),
-                    }
-                }
-                Err(e) => eprintln!("{name}: {e:?}"),
+            let (header, image) = decoded(name);
+            assert_eq!(image.color().has_alpha(), header.alpha, "{name}");
+            for (found, expected) in quadrants(&image).iter().zip([TL, TR, BL, BR]) {
+                close(&found.0[..3], &expected, 6, name);
             }
         }
+    }
+
+    #[test]
+    fn a_grid_is_assembled_tile_by_tile() {
+        // 160×128 in 2×2 tiles of 80×64: the quadrant boundaries are the tile boundaries, so
+        // each tile is flat; a misplaced tile shows at its corner pixels.
+        let (_, image) = decoded("grid");
+        for (x, y, expected) in [
+            (0, 0, TL),
+            (79, 63, TL),
+            (80, 0, TR),
+            (79, 64, BL),
+            (159, 127, BR),
+        ] {
+            close(&image.get_pixel(x, y).0[..3], &expected, 6, "grid");
+        }
+    }
+
+    #[test]
+    fn grey_decodes_to_equal_channels() {
+        let (_, image) = decoded("grey");
+        let luma = |[r, g, b]: [u8; 3]| {
+            (0.299 * f64::from(r) + 0.587 * f64::from(g) + 0.114 * f64::from(b)).round() as u8
+        };
+        for (found, expected) in quadrants(&image).iter().zip([TL, TR, BL, BR]) {
+            let [r, g, b, _] = found.0;
+            assert!(r == g && g == b, "{found:?}");
+            close(&[r], &[luma(expected)], 4, "grey");
+        }
+    }
+
+    #[test]
+    fn alpha_is_applied_and_premultiplied_colour_restored() {
+        for name in ["alpha", "premultiplied", "grid_alpha"] {
+            let (_, image) = decoded(name);
+            let image = image.as_rgba8().expect("RGBA");
+            let [tl, tr, bl, br] = quadrants(&DynamicImage::from(image.clone()));
+            assert_eq!((tl.0[3], tr.0[3], br.0[3]), (255, 0, 255), "{name}");
+            assert!(bl.0[3].abs_diff(128) <= 2, "{name}: {bl:?}");
+            // Half transparent: premultiplied samples are divided back.
+            close(&bl.0[..3], &BL, 8, name);
+            close(&tl.0[..3], &TL, 6, name);
+        }
+    }
+
+    #[test]
+    fn truncation_at_any_point_is_damage() {
+        let bytes = fixture("420");
+        let ftyp = u32::from_be_bytes(bytes[..4].try_into().unwrap()) as usize;
+        for len in ftyp..bytes.len() {
+            assert_eq!(header(&bytes[..len]), Err(damaged()), "cut at {len}");
+        }
+        assert_eq!(header(&fixture("truncated")), Err(damaged()));
+        assert!(matches!(
+            super::super::probe(&fixture("truncated")),
+            Err(MediaError::Damaged(ImageKind::Avif))
+        ));
+    }
+
+    #[test]
+    fn a_trailer_is_accepted_and_ends_where_the_image_does() {
+        let trailer = fixture("trailer");
+        let plain = fixture("420");
+        assert_eq!(header(&trailer).unwrap().end, plain.len());
+        assert_eq!(super::super::probe(&trailer).unwrap().end, plain.len());
+        // A trailer that reads as a box type AVIF files never hold ends the walk the same way.
+        let mut boxed = plain.clone();
+        boxed.extend_from_slice(&[0, 0, 0, 16]);
+        boxed.extend_from_slice(b"JUNKjunkjunkjunk");
+        assert_eq!(header(&boxed).unwrap().end, plain.len());
+    }
+
+    #[test]
+    fn an_animation_is_taken_by_its_still_or_refused_without_one() {
+        let (header, _) = decoded("animated");
+        assert_eq!((header.width, header.height), (64, 48));
+        assert_eq!(
+            super::header(&fixture("animated_no_still")),
+            Err(MediaError::Unsupported(Variant::AnimatedAvif))
+        );
+    }
+
+    /// `irot` then `imir` applied step by step to an image, as HEIF defines them.
+    fn transformed(image: &DynamicImage, irot: u8, imir: Option<u8>) -> DynamicImage {
+        let turned = match irot {
+            1 => image.rotate270(),
+            2 => image.rotate180(),
+            3 => image.rotate90(),
+            _ => image.clone(),
+        };
+        match imir {
+            Some(0) => turned.flipv(),
+            Some(_) => turned.fliph(),
+            None => turned,
+        }
+    }
+
+    #[test]
+    fn irot_and_imir_map_to_the_exif_orientation_that_shows_the_same() {
+        let source = DynamicImage::from(RgbImage::from_fn(3, 2, |x, y| {
+            image::Rgb([x as u8 * 10, y as u8 * 10, 0])
+        }));
+        for irot in 0..4 {
+            for imir in [None, Some(0), Some(1)] {
+                let mut oriented = source.clone();
+                oriented.apply_orientation(orientation(irot, imir));
+                assert_eq!(
+                    oriented.to_rgb8(),
+                    transformed(&source, irot, imir).to_rgb8(),
+                    "irot {irot} imir {imir:?}"
+                );
+            }
+        }
+    }
+
+    /// `bytes` with the start of the first `from` overwritten by `to`.
+    fn patched(bytes: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
+        let at = bytes
+            .windows(from.len())
+            .position(|w| w == from)
+            .expect("pattern");
+        let mut out = bytes.to_vec();
+        out[at..at + to.len()].copy_from_slice(to);
+        out
+    }
+
+    #[test]
+    fn an_ispe_its_stream_does_not_fill_is_refused_at_the_header() {
+        // The 64×48 stream under an `ispe` of 8000×8000, then 16384×16384.
+        let bytes = fixture("420");
+        let at = bytes.windows(4).position(|w| w == b"ispe").unwrap() + 8;
+        let mut giant = bytes.clone();
+        giant[at..at + 8].copy_from_slice(&[0, 0, 0x1F, 0x40, 0, 0, 0x1F, 0x40]);
+        assert_eq!(header(&giant), Err(malformed()));
+        giant[at..at + 8].copy_from_slice(&[0, 0, 0x40, 0, 0, 0, 0x40, 0]);
+        assert_eq!(header(&giant), Err(malformed()));
+    }
+
+    #[test]
+    fn an_unknown_essential_property_is_unsupported() {
+        // av1C is associated as essential; renamed, it is a property no decoder knows.
+        let bytes = patched(&fixture("420"), b"av1C", b"zzzz");
+        assert_eq!(header(&bytes), Err(unsupported(Variant::AvifFeature)));
+    }
+
+    #[test]
+    fn grid_layouts_are_checked() {
+        // The grid descriptor: version, flags, rows - 1, columns - 1, 160, 128.
+        let descriptor = [0, 0, 1, 1, 0, 160, 0, 128];
+        let bytes = fixture("grid");
+        let many = patched(&bytes, &descriptor, &[0, 0, 63, 63]);
+        assert_eq!(header(&many), Err(unsupported(Variant::AvifGridTiles)));
+        let nine = patched(&bytes, &descriptor, &[0, 0, 2, 2]);
+        assert_eq!(header(&nine), Err(malformed()));
+        let uncovered = patched(&bytes, &descriptor, &[0, 0, 1, 1, 0, 161]);
+        assert_eq!(header(&uncovered), Err(malformed()));
+    }
+
+    #[test]
+    fn the_cost_grows_with_depth_alpha_and_size() {
+        let cost = |name| decode_cost(&header(&fixture(name)).unwrap());
+        assert!(cost("10bit") > cost("420"));
+        assert!(cost("444") > cost("420"));
+        assert!(cost("alpha") > cost("420"));
+        assert!(cost("large_420") > cost("420") + 2048 * 1536 * 4);
+        assert!(cost("large_av1_tiles") >= cost("large_420") + 191 * TILE_STATE);
+    }
+
+    #[test]
+    fn av1_tile_layouts_are_read_from_the_frame_header() {
+        // Four columns and four rows of tiles asked for; at 128-pixel superblocks a
+        // 2048×1536 frame has 16×12.
+        let found = header(&fixture("large_av1_tiles")).unwrap();
+        assert_eq!(found.colour.av1_tiles, 192);
+        assert_eq!(header(&fixture("large_420")).unwrap().colour.av1_tiles, 1);
+    }
+
+    #[test]
+    fn every_byte_flip_is_answered_without_a_panic_escaping() {
+        let (mut decoded, mut refused) = (0, 0);
+        for name in ["420", "grid_alpha", "10bit"] {
+            let bytes = fixture(name);
+            for at in 0..bytes.len() {
+                for value in [0u8, 0xFF, bytes[at] ^ 0x10] {
+                    let mut mutated = bytes.clone();
+                    mutated[at] = value;
+                    let outcome = std::panic::catch_unwind(|| {
+                        header(&mutated).and_then(|h| decode(&mutated, &h))
+                    });
+                    match outcome {
+                        Ok(Ok(_)) => decoded += 1,
+                        Ok(Err(_)) => refused += 1,
+                        Err(_) => panic!("{name}: byte {at} = {value} panicked"),
+                    }
+                }
+            }
+        }
+        // Flips in the pixel data still decode; flips in the structure are refused.
+        assert!(decoded > 100 && refused > 100, "{decoded} {refused}");
     }
 }
