@@ -268,7 +268,9 @@ impl From<crate::ingest::IngestError> for ApiError {
             IngestError::Image(MediaError::UnknownFormat | MediaError::Encode(_)) => {
                 ApiError::UnsupportedFormat
             }
-            IngestError::Image(MediaError::Malformed(kind)) => ApiError::MalformedImage(kind.name()),
+            IngestError::Image(MediaError::Malformed(kind)) => {
+                ApiError::MalformedImage(kind.name())
+            }
             IngestError::Image(MediaError::Unsupported(variant)) => {
                 ApiError::UnsupportedVariant(variant.zh())
             }

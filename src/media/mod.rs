@@ -190,6 +190,10 @@ pub enum Variant {
     Jpeg12Bit,
     #[error("animated AVIF")]
     AnimatedAvif,
+    #[error("an AVIF grid of more than 1024 tiles")]
+    AvifGridTiles,
+    #[error("AVIF with a feature this server does not decode")]
+    AvifFeature,
     #[error("metadata over 16 MiB")]
     HugeMetadata,
 }
@@ -202,6 +206,8 @@ impl Variant {
             Self::HierarchicalJpeg => "分层 JPEG",
             Self::Jpeg12Bit => "12 位 JPEG",
             Self::AnimatedAvif => "动画 AVIF",
+            Self::AvifGridTiles => "超过 1024 块的 AVIF 网格图",
+            Self::AvifFeature => "含本服务器不支持特性的 AVIF",
             Self::HugeMetadata => "超过 16 MiB 的元数据",
         }
     }
@@ -256,7 +262,8 @@ pub fn probe(bytes: &[u8]) -> Result<Probe, MediaError> {
                 ImageKind::Gif => container::gif(bytes),
                 _ => container::webp(bytes),
             };
-            let mut reader = image::ImageReader::with_format(Cursor::new(bytes), kind.image_format());
+            let mut reader =
+                image::ImageReader::with_format(Cursor::new(bytes), kind.image_format());
             let mut limits = image::Limits::no_limits();
             limits.max_alloc = Some(MAX_HEADER_ALLOC);
             reader.limits(limits);
@@ -300,12 +307,11 @@ type Header = (u32, u32, Option<Orientation>, bool, usize);
 fn probe_avif(bytes: &[u8]) -> Result<Header, MediaError> {
     let header = avif::header(bytes)?;
     check_dimensions(ImageKind::Avif, header.width, header.height)?;
-    let metadata = header.icc.is_some();
     Ok((
         header.width,
         header.height,
         Some(header.orientation),
-        metadata,
+        header.metadata,
         header.end,
     ))
 }
