@@ -661,11 +661,10 @@ impl Meta<'_> {
                         || urn == b"urn:mpeg:hevc:2015:auxid:1";
                 }
                 b"a1op" => found.operating_point = r.u8()?,
-                b"lsel" => {
-                    if r.u16()? != 0xFFFF {
-                        return Err(unsupported(Variant::AvifFeature));
-                    }
+                b"lsel" if r.u16()? != 0xFFFF => {
+                    return Err(unsupported(Variant::AvifFeature));
                 }
+                b"lsel" => {}
                 // Transformations and metadata that change nothing decoded here.
                 b"clap" | b"pasp" | b"pixi" | b"a1lx" | b"clli" | b"mdcv" | b"cclv" | b"amve"
                 | b"rloc" => {}
@@ -1439,7 +1438,8 @@ fn grid(
         return Err(malformed());
     }
     // (item, its data, its ispe), one per distinct tile item.
-    let mut seen: Vec<(u32, Vec<Range<usize>>, (u32, u32))> = Vec::new();
+    type Tile = (u32, Vec<Range<usize>>, (u32, u32));
+    let mut seen: Vec<Tile> = Vec::new();
     let mut first: Option<Av1Item> = None;
     let mut frames = 0;
     let mut superres = false;
