@@ -17,12 +17,19 @@
 //!
 //! The body timer only runs while a handler is waiting for body bytes, not while it is busy with
 //! the ones it has, so a slow handler is never mistaken for a slow client.
+//!
+//! A request whose body was dropped unread by the time its answer is ready (refused from its
+//! declared length, or abandoned by a handler) is answered with `Connection: close`: hyper closes
+//! such a connection anyway, and without the header a client that wrote the whole body into its
+//! socket would pool the connection and lose its next request on it. Refusals that drain the
+//! body first (`api::body`) keep the connection.
 
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -140,9 +147,20 @@ where
 {
     let warp = TowerToHyperService::new(warp::service(filter));
     hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
-        let mut req = req.map(|body| IdleBody::new(body, idle));
+        let abandoned = Arc::new(AtomicBool::new(false));
+        let mut req = req.map(|body| IdleBody::new(body, idle, abandoned.clone()));
         req.extensions_mut().insert(peer);
-        warp.call(req)
+        let answer = warp.call(req);
+        async move {
+            let mut response = answer.await?;
+            if abandoned.load(Ordering::Acquire) {
+                response.headers_mut().insert(
+                    hyper::header::CONNECTION,
+                    hyper::header::HeaderValue::from_static("close"),
+                );
+            }
+            Ok(response)
+        }
     })
 }
 
@@ -239,19 +257,23 @@ impl IdleTimer {
 }
 
 /// A request body that fails with `BodyStalled` when the client sends nothing for the idle
-/// timeout while the handler waits for more.
+/// timeout while the handler waits for more, and sets `abandoned` if it is dropped unfinished.
 struct IdleBody {
     inner: Incoming,
     timer: IdleTimer,
     stalled: bool,
+    finished: bool,
+    abandoned: Arc<AtomicBool>,
 }
 
 impl IdleBody {
-    fn new(inner: Incoming, limit: Duration) -> Self {
+    fn new(inner: Incoming, limit: Duration, abandoned: Arc<AtomicBool>) -> Self {
         Self {
             inner,
             timer: IdleTimer::new(limit),
             stalled: false,
+            finished: false,
+            abandoned,
         }
     }
 
@@ -282,6 +304,7 @@ impl Body for IdleBody {
             }
             Poll::Ready(frame) => {
                 this.timer.progress();
+                this.finished |= frame.is_none();
                 Poll::Ready(frame.map(|f| f.map_err(Into::into)))
             }
         }
@@ -293,6 +316,14 @@ impl Body for IdleBody {
 
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
+    }
+}
+
+impl Drop for IdleBody {
+    fn drop(&mut self) {
+        if !self.finished && !self.inner.is_end_stream() {
+            self.abandoned.store(true, Ordering::Release);
+        }
     }
 }
 

@@ -593,3 +593,75 @@ async fn image_urls_that_stall_mid_body_cannot_take_more_than_the_body_budget() 
         "/api/status took {latency:?}"
     );
 }
+
+/// Reads one answer off `stream`: its head (lower-cased) and its body, by its Content-Length.
+fn read_answer(stream: &mut TcpStream) -> (String, Vec<u8>) {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        stream.read_exact(&mut byte).expect("the answer's head");
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
+    let length: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .map(|v| v.trim().parse().unwrap())
+        .expect("a Content-Length");
+    let mut body = vec![0u8; length];
+    stream.read_exact(&mut body).unwrap();
+    (head, body)
+}
+
+#[tokio::test]
+async fn a_refused_body_leaves_its_connection_usable_or_says_it_is_closing() {
+    let mut app = spawn_app().await;
+    let addr = app.base.trim_start_matches("http://").to_string();
+    tokio::task::spawn_blocking(move || {
+        let post = |declared: usize| {
+            format!(
+                "POST /api/receive-image HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {declared}\r\n\r\n"
+            )
+        };
+        let status = format!("GET /api/status HTTP/1.1\r\nHost: {addr}\r\n\r\n");
+        let mut stream = TcpStream::connect(&addr).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+
+        // Over the route's limit but within the drain cap: the body is read and thrown away, so
+        // the client that sent it all gets its 413 and can go on using the connection.
+        let declared = 20 * 1024 * 1024;
+        stream.write_all(post(declared).as_bytes()).unwrap();
+        let chunk = vec![b'A'; 1024 * 1024];
+        for _ in 0..declared / chunk.len() {
+            stream.write_all(&chunk).unwrap();
+        }
+        let (head, body) = read_answer(&mut stream);
+        assert!(head.starts_with("http/1.1 413"), "{head}");
+        assert!(!head.contains("connection: close"), "{head}");
+        assert!(String::from_utf8_lossy(&body).contains("error"));
+        stream.write_all(status.as_bytes()).unwrap();
+        let (head, _) = read_answer(&mut stream);
+        assert!(head.starts_with("http/1.1 200"), "{head}");
+
+        // Declared far past the drain cap: refused before a byte is read, and the answer says
+        // the connection closes, so a pooling client does not send its next request into it.
+        stream
+            .write_all(post(1 << 30).as_bytes())
+            .unwrap();
+        stream.write_all(&chunk).unwrap();
+        let (head, _) = read_answer(&mut stream);
+        assert!(head.starts_with("http/1.1 413"), "{head}");
+        assert!(head.contains("connection: close"), "{head}");
+        let mut rest = Vec::new();
+        let closed = stream.read_to_end(&mut rest);
+        assert!(
+            closed.is_ok() || closed.is_err_and(|e| e.kind() == std::io::ErrorKind::ConnectionReset),
+            "the server should close the connection"
+        );
+    })
+    .await
+    .unwrap();
+    assert!(app.is_alive());
+}

@@ -507,7 +507,8 @@ async fn a_sync_body_over_the_hubs_limit_is_refused_cleanly_declared_or_not() {
     let padding = "A".repeat(3 * 1024 * 1024);
     let body = format!(r#"{{"images_metadata": [], "image_files": {{"x": "{padding}"}}}}"#);
     let url = hub.url(&format!("/api/sync/user/{alice_id}"));
-    // With a Content-Length, refused before a byte is read.
+    // With a Content-Length over the limit: refused, and the body drained so the connection stays
+    // usable for the next request (hyper would otherwise close it under a pooling client).
     let declared = alice
         .post(&url)
         .header("content-type", "application/json")

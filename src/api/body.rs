@@ -169,7 +169,8 @@ pub struct Streamed {
 const READ_AHEAD: usize = 4;
 
 /// A `Streamed` body of at most `limit` bytes whose reader holds at most `working_set` bytes.
-/// A declared length over the limit is refused at once.
+/// A declared length over the limit is refused without handing the body to a reader (drained
+/// first when it is within the drain cap).
 pub fn streamed(
     budget: Gate,
     limit: u64,
@@ -181,7 +182,10 @@ pub fn streamed(
         .and_then(move |declared: Option<u64>, stream| {
             let (budget, too_large) = (budget.clone(), too_large.clone());
             async move {
-                if declared.is_some_and(|n| n > limit) {
+                if let Some(declared) = declared.filter(|&n| n > limit) {
+                    if declared <= drain_cap(limit) {
+                        drain(std::pin::pin!(stream), 0, declared).await;
+                    }
                     return Err(reject(too_large));
                 }
                 let reservation = match reserve(&budget, working_set, &too_large) {
