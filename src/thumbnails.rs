@@ -185,6 +185,7 @@ impl Jobs {
                         width: probe.width,
                         height: probe.height,
                         cost,
+                        budget: self.decode_kib * 1024,
                     }),
                     Err(e) => failed(&e),
                 };

@@ -91,11 +91,13 @@ fn the_models_bound_what_decoding_allocates() {
     ] {
         let bytes = fixture(name);
         let header = avif::header(&bytes).unwrap();
-        let model = avif::decode_cost(&header);
-        let (image, measured) = peak_of(|| avif::decode(&bytes, &header).unwrap());
+        // The path the thumbnail takes: reduced as it is converted, unless it has alpha.
+        let reduced = avif::reduced_size(&header, thumbnail::DEFAULT_MAX_SIDE);
+        let model = avif::decode_cost(&header, reduced);
+        let (image, measured) = peak_of(|| avif::decode(&bytes, &header, reduced).unwrap());
         assert_eq!(
             (image.width(), image.height()),
-            (header.width, header.height)
+            reduced.unwrap_or((header.width, header.height))
         );
         drop(image);
         let probe = media::probe(&bytes).unwrap();
@@ -167,13 +169,14 @@ fn measure_a_directory() {
                 continue;
             }
         };
-        let model = avif::decode_cost(&header);
+        let reduced = avif::reduced_size(&header, thumbnail::DEFAULT_MAX_SIDE);
+        let model = avif::decode_cost(&header, reduced);
         let rss_before = {
             reset_hwm();
             vm_hwm()
         };
         let start = std::time::Instant::now();
-        let (image, measured) = peak_of(|| avif::decode(&bytes, &header).unwrap());
+        let (image, measured) = peak_of(|| avif::decode(&bytes, &header, reduced).unwrap());
         let took = start.elapsed();
         let rss = vm_hwm() - rss_before;
         drop(image);

@@ -5,7 +5,8 @@
 //! - `data_url`: `decode_image_data` agrees with a reference base64 decoder written here, in both
 //!   directions, and its output is never larger than the input's base64 characters allow.
 //! - `probe`: `sniff`/`probe` only report dimensions the file's own header states (read by a header
-//!   reader written here) and that a full decode confirms, within the limits.
+//!   reader written here; for AVIF, an `ispe` property stating them) and that a full decode confirms
+//!   (AVIF by the server's own decoder, which must agree with its probe), within the limits.
 //! - `multipart`: the upload form reader gives the same parts (or the same refusal) whether the
 //!   body arrives whole, byte by byte or in odd pieces; the forms built here come back exactly as
 //!   built; no part is over its limit and no form has more parts than `MAX_PARTS`.
@@ -355,6 +356,14 @@ fn image_seeds() -> Vec<Vec<u8>> {
         encoder.encode_frames(frames).expect("animated gif");
     }
     seeds.push(gif);
+    // AVIF from avifenc: plain, a grid, alpha, turned and mirrored.
+    for name in ["avif_420", "avif_grid", "avif_alpha", "avif_irot90_imir0"] {
+        let path = format!(
+            "{}/tests/fixtures/media/{name}.avif",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        seeds.push(std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}")));
+    }
     seeds
 }
 
@@ -568,6 +577,7 @@ fn header_dimensions(kind: ImageKind, b: &[u8]) -> Option<(u32, u32)> {
     match kind {
         ImageKind::Png => (b.get(12..16)? == b"IHDR").then_some(())?,
         ImageKind::Gif => return Some((le16(b, 6)?, le16(b, 8)?)),
+        // Any `ispe` box may be the primary item's: see `avif_states`.
         ImageKind::Avif => return None,
         ImageKind::Webp => {
             let data = 20;
@@ -595,6 +605,15 @@ fn jpeg_states(b: &[u8], w: u32, h: u32) -> bool {
             && !matches!(s[1], 0xC4 | 0xC8 | 0xCC)
             && u32::from(u16::from_be_bytes([s[5], s[6]])) == h
             && u32::from(u16::from_be_bytes([s[7], s[8]])) == w
+    })
+}
+
+/// Whether some `ispe` (image spatial extents) property in an AVIF states `w`×`h`.
+fn avif_states(b: &[u8], w: u32, h: u32) -> bool {
+    b.windows(16).any(|s| {
+        &s[..4] == b"ispe"
+            && u32::from_be_bytes(s[8..12].try_into().unwrap()) == w
+            && u32::from_be_bytes(s[12..16].try_into().unwrap()) == h
     })
 }
 
@@ -630,12 +649,27 @@ fn check_probe(bytes: &[u8]) -> Result<(), String> {
             let stated = header_dimensions(p.kind, bytes);
             let justified = match p.kind {
                 ImageKind::Jpeg => jpeg_states(bytes, w, h),
+                ImageKind::Avif => avif_states(bytes, w, h),
                 _ => stated == Some((w, h)),
             };
             if !justified {
                 return Err(format!(
                     "{:?} {w}x{h} but the header says {stated:?}",
                     p.kind
+                ));
+            }
+            // The image crate has no AVIF decoder here: ours must agree with its own probe.
+            #[cfg(feature = "avif")]
+            if p.kind == ImageKind::Avif
+                && u64::from(w) * u64::from(h) <= 1 << 20
+                && let Ok(header) = media::avif::header(bytes)
+                && let Ok(img) = media::avif::decode(bytes, &header, None)
+                && (img.width(), img.height()) != (w, h)
+            {
+                return Err(format!(
+                    "probe says {w}x{h}, decoding gives {}x{}",
+                    img.width(),
+                    img.height()
                 ));
             }
             if u64::from(w) * u64::from(h) <= 1 << 20 {

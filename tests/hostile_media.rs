@@ -281,3 +281,86 @@ async fn a_profile_that_inflates_to_a_gigabyte_is_ignored_and_costs_nothing() {
     eprintln!("peak RSS after two iCCP bombs: {} MiB", peak / MIB);
     assert!(peak < PEAK_LIMIT, "peak RSS {} MiB", peak / MIB);
 }
+
+fn fixture(name: &str) -> Vec<u8> {
+    let path = format!("{}/tests/fixtures/media/{name}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+/// What the server must answer an AVIF that asks for more than it holds.
+enum Verdict {
+    /// 400 "不支持的文件格式：…" naming this.
+    Unsupported(&'static str),
+    /// 400 "图片文件已损坏或不完整…": the container contradicts itself or the file.
+    Damaged,
+    /// Stored and thumbnailed within the budget, or refused as too large.
+    WithinBudget,
+    /// Stored and thumbnailed: everything the picture needs is in the file.
+    Stored,
+}
+
+#[tokio::test]
+async fn avif_bombs_are_refused_or_decoded_within_the_budget() {
+    // tests/fixtures/media/make_avif_bombs.py (and make_avif_fixtures.sh for the first).
+    let bombs = [
+        // 8000×8000 of one colour in 843 bytes: 64 megapixels, 96 MB as decoded YUV.
+        ("bomb_avif_8000.avif", Verdict::WithinBudget),
+        // A 64×48 picture declared 8000×8000 or 65535×65535: the AV1 frame's own size decides.
+        ("bomb_avif_ispe_8000.avif", Verdict::Damaged),
+        ("bomb_avif_ispe_65535.avif", Verdict::Damaged),
+        // 1024 tile items sharing one 46-byte extent; and 1066 tiles, past the most accepted.
+        ("bomb_avif_grid_reuse.avif", Verdict::WithinBudget),
+        (
+            "bomb_avif_grid_1066.avif",
+            Verdict::Unsupported("超过 1024 块"),
+        ),
+        // The data box declares 2^62 bytes (nothing is sized by it, and the item's data is all
+        // there, so it is taken as libavif takes it); the item's extent declares 4 GiB.
+        ("bomb_avif_mdat_2e62.avif", Verdict::Stored),
+        ("bomb_avif_extent.avif", Verdict::Damaged),
+    ];
+    let app = spawn_app().await;
+    let (client, _) = app.user_client("avifbombs").await;
+    let check = |name: &str, verdict: &Verdict, (status, body): &(u16, Value)| {
+        let error = body["error"].as_str().unwrap_or_default();
+        match verdict {
+            Verdict::Unsupported(what) => assert!(
+                *status == 400 && error.starts_with("不支持的文件格式：") && error.contains(what),
+                "{name}: {body}"
+            ),
+            Verdict::Damaged => assert_damaged(&(*status, body.clone()), name),
+            Verdict::Stored => assert_eq!(*status, 200, "{name}: {body}"),
+            Verdict::WithinBudget => assert!(
+                *status == 200 || (*status == 400 && error.starts_with("图片尺寸过大")),
+                "{name}: {body}"
+            ),
+        }
+    };
+    for (name, verdict) in &bombs {
+        let bytes = fixture(name);
+        assert!(bytes.len() < 64 * 1024, "{name}: {} bytes", bytes.len());
+        let answer = upload(&app, &client, "image/avif", &bytes).await;
+        eprintln!("{name}: {} {}", answer.0, answer.1);
+        check(name, verdict, &answer);
+    }
+    let peak = vm_hwm(&app);
+    eprintln!("peak RSS after the AVIF bombs: {} MiB", peak / MIB);
+    assert!(peak < PEAK_LIMIT, "peak RSS {} MiB", peak / MIB);
+
+    // All at once, twice over.
+    let answers = futures_util::future::join_all(bombs.iter().chain(&bombs).map(|(name, _)| {
+        let (app, client) = (&app, &client);
+        async move { upload(app, client, "image/avif", &fixture(name)).await }
+    }))
+    .await;
+    for ((name, verdict), answer) in bombs.iter().chain(&bombs).zip(&answers) {
+        check(name, verdict, answer);
+    }
+    let peak = vm_hwm(&app);
+    eprintln!("peak RSS after 14 AVIF bombs at once: {} MiB", peak / MIB);
+    assert!(peak < PEAK_LIMIT, "peak RSS {} MiB", peak / MIB);
+
+    // And an ordinary AVIF is still taken.
+    let (status, body) = upload(&app, &client, "image/avif", &fixture("avif_420.avif")).await;
+    assert_eq!(status, 200, "{body}");
+}

@@ -57,11 +57,12 @@ pub enum ApiError {
     /// A file with a supported format's signature whose structure is not that format's.
     #[error("图片文件已损坏或不完整：不是有效的 {0} 文件")]
     MalformedImage(&'static str),
-    #[error("图片尺寸过大：{width}×{height} 像素，单边最大 {max_side} 像素")]
+    /// An image over a limit, named with the limit it is over.
+    #[error("图片尺寸过大：{width}×{height} 像素，{limit}")]
     ImageTooLarge {
         width: u32,
         height: u32,
-        max_side: u32,
+        limit: SizeLimit,
     },
     #[error("文件大小不能超过10MB")]
     FileTooLarge,
@@ -208,6 +209,33 @@ impl ApiError {
     }
 }
 
+/// The limit an image is over, as its refusal names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SizeLimit {
+    /// The most pixels on a side.
+    Side(u32),
+    /// The most pixels in all.
+    Pixels(u64),
+    /// What decoding it would take (bytes), over what one decode may have (`--memory-mb`).
+    Memory { cost: u64, budget: u64 },
+}
+
+impl std::fmt::Display for SizeLimit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        const MIB: u64 = 1024 * 1024;
+        match self {
+            SizeLimit::Side(max) => write!(f, "单边最大 {max} 像素"),
+            SizeLimit::Pixels(max) => write!(f, "总像素最多 {max}"),
+            SizeLimit::Memory { cost, budget } => write!(
+                f,
+                "解码需要约 {} MB 内存，超过上限 {} MB",
+                cost.div_ceil(MIB),
+                budget / MIB
+            ),
+        }
+    }
+}
+
 /// Seconds a client is told to wait after a 507: freeing disk space is a person's job, and a
 /// reopened data file needs a moment.
 const STORAGE_RETRY_AFTER: u64 = 30;
@@ -257,13 +285,24 @@ impl From<crate::ingest::IngestError> for ApiError {
         use crate::ingest::IngestError;
         use crate::media::MediaError;
         match e {
-            IngestError::Image(
-                MediaError::TooLarge { width, height }
-                | MediaError::OverBudget { width, height, .. },
-            ) => ApiError::ImageTooLarge {
+            IngestError::Image(MediaError::TooLarge { width, height }) => ApiError::ImageTooLarge {
                 width,
                 height,
-                max_side: crate::media::MAX_SIDE,
+                limit: if width.max(height) > crate::media::MAX_SIDE {
+                    SizeLimit::Side(crate::media::MAX_SIDE)
+                } else {
+                    SizeLimit::Pixels(crate::media::MAX_PIXELS)
+                },
+            },
+            IngestError::Image(MediaError::OverBudget {
+                width,
+                height,
+                cost,
+                budget,
+            }) => ApiError::ImageTooLarge {
+                width,
+                height,
+                limit: SizeLimit::Memory { cost, budget },
             },
             IngestError::Image(MediaError::UnknownFormat | MediaError::Encode(_)) => {
                 ApiError::UnsupportedFormat

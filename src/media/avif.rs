@@ -1517,11 +1517,25 @@ fn orientation(irot: u8, imir: Option<u8>) -> Orientation {
 // ---------------------------------------------------------------------------------------------
 // Cost
 
-/// An upper bound of the bytes `decode` allocates at its peak: the RGB(A) output, and while one
-/// tile is decoded its data, the decoder's pictures and per-frame state.
-pub fn decode_cost(header: &Header) -> u64 {
+/// The size `decode` reduces the image to for a thumbnail of `max_side`: at most twice the
+/// thumbnail, as PNGs read by rows are. `None` (decoded whole) when that is no smaller or the
+/// image has alpha, whose colour must be weighted by an alpha plane that is decoded after it.
+pub fn reduced_size(header: &Header, max_side: u32) -> Option<(u32, u32)> {
+    let (w, h) = (header.width, header.height);
+    let reduced = super::cost::fit(w, h, max_side.saturating_mul(2));
+    (!header.alpha && reduced != (w, h)).then_some(reduced)
+}
+
+/// An upper bound of the bytes `decode` allocates at its peak: the RGB(A) output (or, reduced to
+/// `reduce_to`, its sums, the output and the column and row maps), and while one tile is decoded
+/// its data, the decoder's pictures and per-frame state.
+pub fn decode_cost(header: &Header, reduce_to: Option<(u32, u32)>) -> u64 {
     let channels = if header.alpha { 4 } else { 3 };
-    let output = u64::from(header.width) * u64::from(header.height) * channels;
+    let (w, h) = (u64::from(header.width), u64::from(header.height));
+    let output = match reduce_to {
+        None => w * h * channels,
+        Some((rw, rh)) => u64::from(rw) * u64::from(rh) * channels * 5 + (w + h) * 4,
+    };
     let colour = coded_cost(&header.colour);
     let alpha = header.alpha_image.as_ref().map_or(0, coded_cost);
     output + colour.max(alpha) + DECODER_FIXED + strip_cost(header.colour.tile_width)
@@ -1571,8 +1585,13 @@ fn strip_cost(tile_width: u32) -> u64 {
 // Decoding
 
 /// Decodes the image to 8-bit RGB, or RGBA when it has alpha, as stored (the caller applies the
-/// orientation).
-pub fn decode(bytes: &[u8], header: &Header) -> Result<DynamicImage, MediaError> {
+/// orientation); box-filtered to `reduce_to` (from `reduced_size`; ignored with alpha) as the
+/// rows arrive, so the whole image is never held as RGB.
+pub fn decode(
+    bytes: &[u8],
+    header: &Header,
+    reduce_to: Option<(u32, u32)>,
+) -> Result<DynamicImage, MediaError> {
     let (w, h) = (header.width, header.height);
     if w > MAX_SIDE || h > MAX_SIDE || u64::from(w) * u64::from(h) > MAX_PIXELS {
         return Err(MediaError::TooLarge {
@@ -1580,15 +1599,24 @@ pub fn decode(bytes: &[u8], header: &Header) -> Result<DynamicImage, MediaError>
             height: h,
         });
     }
-    catch_unwind(AssertUnwindSafe(|| decode_image(bytes, header)))
+    let reduce_to = reduce_to.filter(|_| !header.alpha);
+    catch_unwind(AssertUnwindSafe(|| decode_image(bytes, header, reduce_to)))
         .unwrap_or_else(|_| Err(malformed()))
 }
 
-fn decode_image(bytes: &[u8], header: &Header) -> Result<DynamicImage, MediaError> {
+fn decode_image(
+    bytes: &[u8],
+    header: &Header,
+    reduce_to: Option<(u32, u32)>,
+) -> Result<DynamicImage, MediaError> {
     let (w, h) = (header.width as usize, header.height as usize);
     let channels = if header.alpha { 4 } else { 3 };
+    let too_large = || MediaError::TooLarge {
+        width: header.width,
+        height: header.height,
+    };
     // Allocated once the first tile has decoded as declared, not on the header's word alone.
-    let mut out = Vec::new();
+    let mut canvas = None;
     let mut decoder = Decoder::new(header)?;
     let matrix = Matrix::of(header.matrix, header.cicp.map_or(2, |c| c.primaries));
     let range = if header.full_range {
@@ -1598,33 +1626,37 @@ fn decode_image(bytes: &[u8], header: &Header) -> Result<DynamicImage, MediaErro
     };
     let mut strip = Strip::default();
     decoder.each_tile(bytes, &header.colour, |picture, x0, y0, cw, ch| {
-        if out.is_empty() {
-            out.try_reserve_exact(w * h * channels)
-                .map_err(|_| MediaError::TooLarge {
-                    width: header.width,
-                    height: header.height,
-                })?;
-            out.resize(w * h * channels, 0);
-        }
+        let canvas = match &mut canvas {
+            Some(canvas) => canvas,
+            None => canvas.insert(match reduce_to {
+                None => Canvas::Whole(zeroed(w * h * channels).ok_or_else(too_large)?),
+                Some(size) => {
+                    Canvas::Reduced(Reduction::new((w, h), size, channels).ok_or_else(too_large)?)
+                }
+            }),
+        };
         let target = Target {
-            out: &mut out,
-            stride: w * channels,
+            canvas,
+            width: w,
             channels,
             x0,
             y0,
         };
         strip.colour(picture, header, cw, ch, matrix, range, target)
     })?;
+    let mut out = match canvas {
+        Some(Canvas::Whole(out)) => out,
+        Some(Canvas::Reduced(reduction)) => {
+            let (rw, rh, out) = reduction.finish();
+            return RgbImage::from_raw(rw, rh, out)
+                .map(DynamicImage::from)
+                .ok_or_else(malformed);
+        }
+        None => return Err(malformed()),
+    };
     if let Some(alpha) = &header.alpha_image {
         decoder.each_tile(bytes, alpha, |picture, x0, y0, cw, ch| {
-            let target = Target {
-                out: &mut out,
-                stride: w * 4,
-                channels: 4,
-                x0,
-                y0,
-            };
-            write_alpha(picture, alpha, cw, ch, target)
+            write_alpha(picture, alpha, cw, ch, (&mut out, w * 4), (x0, y0))
         })?;
         if header.premultiplied {
             unpremultiply(&mut out);
@@ -1638,13 +1670,114 @@ fn decode_image(bytes: &[u8], header: &Header) -> Result<DynamicImage, MediaErro
     image.ok_or_else(malformed)
 }
 
-/// Where a tile's pixels go in the output.
+/// A zeroed buffer of `len` bytes, or `None` when it cannot be had.
+fn zeroed(len: usize) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    out.try_reserve_exact(len).ok()?;
+    out.resize(len, 0);
+    Some(out)
+}
+
+/// Where the decoded colour goes.
+enum Canvas {
+    /// The image, `channels` bytes a pixel.
+    Whole(Vec<u8>),
+    /// The image box-filtered to a smaller size as its rows arrive.
+    Reduced(Reduction),
+}
+
+/// An image reduced as its rows arrive, in any order (a grid's tiles): each output pixel is the
+/// mean of the source pixels that map to it (`x * reduced_width / width`, likewise for rows), as
+/// PNGs read by rows are reduced. The sums are held at the reduced size.
+struct Reduction {
+    size: (usize, usize),
+    channels: usize,
+    /// The output column of each source column, and of each source row.
+    columns: Vec<u32>,
+    rows: Vec<u32>,
+    sums: Vec<u32>,
+}
+
+impl Reduction {
+    fn new((w, h): (usize, usize), (rw, rh): (u32, u32), channels: usize) -> Option<Self> {
+        let (rw, rh) = (rw as usize, rh as usize);
+        let map = |from: usize, to: usize| -> Vec<u32> {
+            (0..from as u64)
+                .map(|i| (i * to as u64 / from as u64) as u32)
+                .collect()
+        };
+        let mut sums = Vec::new();
+        sums.try_reserve_exact(rw * rh * channels).ok()?;
+        sums.resize(rw * rh * channels, 0);
+        Some(Self {
+            size: (rw, rh),
+            channels,
+            columns: map(w, rw),
+            rows: map(h, rh),
+            sums,
+        })
+    }
+
+    /// Adds source row `y`'s pixels from column `x0` on.
+    fn add(&mut self, x0: usize, y: usize, line: &[u8]) {
+        let ch = self.channels;
+        let row = self.rows[y] as usize * self.size.0 * ch;
+        let columns = &self.columns[x0..];
+        for (pixel, &column) in line.chunks_exact(ch).zip(columns) {
+            let sum = &mut self.sums[row + column as usize * ch..][..ch];
+            for (s, &v) in sum.iter_mut().zip(pixel) {
+                *s += u32::from(v);
+            }
+        }
+    }
+
+    /// The reduced image: width, height and samples.
+    fn finish(self) -> (u32, u32, Vec<u8>) {
+        let (rw, rh) = self.size;
+        let count = |map: &[u32], n: usize| {
+            let mut counts = vec![0u32; n];
+            for &i in map {
+                counts[i as usize] += 1;
+            }
+            counts
+        };
+        let (per_column, per_row) = (count(&self.columns, rw), count(&self.rows, rh));
+        let ch = self.channels;
+        let out = self
+            .sums
+            .iter()
+            .enumerate()
+            .map(|(i, &s)| {
+                let n = per_column[i / ch % rw] * per_row[i / ch / rw];
+                ((s + n / 2) / n.max(1)) as u8
+            })
+            .collect();
+        (rw as u32, rh as u32, out)
+    }
+}
+
+/// Where a tile's pixels go.
 struct Target<'a> {
-    out: &'a mut [u8],
-    stride: usize,
+    canvas: &'a mut Canvas,
+    /// The image's width in pixels.
+    width: usize,
     channels: usize,
     x0: usize,
     y0: usize,
+}
+
+impl Target<'_> {
+    /// Puts row `y` of the tile (`line`, from the tile's left edge).
+    fn put(&mut self, y: usize, line: &[u8]) {
+        let (x0, y) = (self.x0, self.y0 + y);
+        match self.canvas {
+            Canvas::Whole(out) => {
+                let at = (y * self.width + x0) * self.channels;
+                out[at..at + line.len()].copy_from_slice(line);
+            }
+            Canvas::Reduced(reduction) => reduction.add(x0, y, line),
+        }
+    }
 }
 
 struct Decoder {
@@ -1831,7 +1964,7 @@ impl Strip {
         ch: usize,
         matrix: Matrix,
         range: YuvRange,
-        target: Target<'_>,
+        mut target: Target<'_>,
     ) -> Result<(), MediaError> {
         use dav1d::PlanarImageComponent::{U, V, Y};
         let subsampling = header.colour.subsampling;
@@ -1876,8 +2009,7 @@ impl Strip {
                 &mut self.rgb,
             )?;
             for (i, line) in self.rgb.chunks_exact(cw * channels).enumerate() {
-                let at = (target.y0 + top + i) * target.stride + target.x0 * channels;
-                target.out[at..at + line.len()].copy_from_slice(line);
+                target.put(top + i, line);
             }
             top += rows;
         }
@@ -1958,7 +2090,8 @@ fn write_alpha(
     alpha: &Coded,
     cw: usize,
     ch: usize,
-    target: Target<'_>,
+    (out, stride): (&mut [u8], usize),
+    (x0, y0): (usize, usize),
 ) -> Result<(), MediaError> {
     let plane = picture.plane(dav1d::PlanarImageComponent::Y);
     let mut row_buf = Vec::with_capacity(cw);
@@ -1973,8 +2106,8 @@ fn write_alpha(
             alpha.depth,
             &mut row_buf,
         )?;
-        let at = (target.y0 + row) * target.stride + target.x0 * 4;
-        let line = &mut target.out[at..at + cw * 4];
+        let at = (y0 + row) * stride + x0 * 4;
+        let line = &mut out[at..at + cw * 4];
         for (pixel, &a) in line.chunks_exact_mut(4).zip(&row_buf) {
             pixel[3] = if alpha.full_range {
                 a
@@ -2022,7 +2155,7 @@ mod tests {
     fn decoded(name: &str) -> (Header, DynamicImage) {
         let bytes = fixture(name);
         let header = header(&bytes).unwrap_or_else(|e| panic!("{name}: {e:?}"));
-        let image = decode(&bytes, &header).unwrap_or_else(|e| panic!("{name}: {e:?}"));
+        let image = decode(&bytes, &header, None).unwrap_or_else(|e| panic!("{name}: {e:?}"));
         assert_eq!(
             (image.width(), image.height()),
             (header.width, header.height)
@@ -2161,6 +2294,57 @@ mod tests {
         );
         assert!(tagged.metadata);
         assert!(!header(&fixture("420")).unwrap().metadata);
+    }
+
+    /// `image` (RGB) reduced to `rw`×`rh` by the mean of the pixels mapping to each output
+    /// pixel, computed pixel by pixel from the whole decode.
+    fn reduced_reference(image: &RgbImage, rw: u32, rh: u32) -> Vec<u8> {
+        let (w, h) = image.dimensions();
+        let mut sums = vec![[0u64; 4]; (rw * rh) as usize];
+        for (x, y, pixel) in image.enumerate_pixels() {
+            let cell = &mut sums[((y * rh / h) * rw + x * rw / w) as usize];
+            for c in 0..3 {
+                cell[c] += u64::from(pixel[c]);
+            }
+            cell[3] += 1;
+        }
+        sums.iter()
+            .flat_map(|s| (0..3).map(move |c| ((s[c] + s[3] / 2) / s[3]) as u8))
+            .collect()
+    }
+
+    #[test]
+    fn a_reduced_decode_is_the_whole_decode_box_filtered_tiles_and_all() {
+        for (name, max_side) in [
+            ("large_420", 512),
+            ("large_420", 300),
+            ("large_grid_422_12bit", 512),
+            ("large_grid_422_12bit", 337),
+            ("large_grey", 400),
+            ("large_av1_tiles", 512),
+        ] {
+            let bytes = fixture(name);
+            let header = header(&bytes).unwrap();
+            let reduced = reduced_size(&header, max_side).unwrap();
+            assert_eq!(
+                reduced,
+                crate::media::cost::fit(header.width, header.height, 2 * max_side)
+            );
+            let whole = decode(&bytes, &header, None).unwrap().into_rgb8();
+            let image = decode(&bytes, &header, Some(reduced)).unwrap();
+            assert_eq!((image.width(), image.height()), reduced, "{name}");
+            assert_eq!(
+                image.into_rgb8().into_raw(),
+                reduced_reference(&whole, reduced.0, reduced.1),
+                "{name} to {reduced:?}"
+            );
+        }
+        // Alpha is decoded whole: its colour is weighted by an alpha plane decoded after it.
+        let alpha = header(&fixture("large_alpha")).unwrap();
+        assert_eq!(reduced_size(&alpha, 512), None);
+        // As is what already fits.
+        let small = header(&fixture("420")).unwrap();
+        assert_eq!(reduced_size(&small, 512), None);
     }
 
     #[test]
@@ -2346,7 +2530,7 @@ mod tests {
 
     #[test]
     fn the_cost_grows_with_depth_alpha_and_size() {
-        let cost = |name| decode_cost(&header(&fixture(name)).unwrap());
+        let cost = |name| decode_cost(&header(&fixture(name)).unwrap(), None);
         assert!(cost("10bit") > cost("420"));
         assert!(cost("444") > cost("420"));
         assert!(cost("alpha") > cost("420"));
@@ -2373,7 +2557,7 @@ mod tests {
                     let mut mutated = bytes.clone();
                     mutated[at] = value;
                     let outcome = std::panic::catch_unwind(|| {
-                        header(&mutated).and_then(|h| decode(&mutated, &h))
+                        header(&mutated).and_then(|h| decode(&mutated, &h, None))
                     });
                     match outcome {
                         Ok(Ok(_)) => decoded += 1,

@@ -35,7 +35,8 @@ pub enum Path {
     JpegScaled { eighths: u32 },
     /// PNG rows are box-filtered into an image of at most `2 × max_side` as they are inflated.
     PngRows,
-    /// The AV1 decoder, whole image (it has no reduced decode).
+    /// The AV1 decoder (it has no reduced decode), its RGB box-filtered into an image of at most
+    /// `2 × max_side` as it is converted, unless it has alpha.
     Avif,
 }
 
@@ -58,7 +59,7 @@ pub fn plan(bytes: &[u8], probe: &Probe, max_side: u32) -> Plan {
         // image-webp has no reduced decode; its own planes (YUV and alpha for lossy, ARGB words
         // for lossless) come on top of the RGBA output.
         ImageKind::Webp => (Path::Full, full(w, h, 4, tw, th) + w * h * 4),
-        ImageKind::Avif => (Path::Avif, avif(bytes, tw, th)),
+        ImageKind::Avif => (Path::Avif, avif(bytes, max_side, tw, th)),
     };
     Plan {
         path,
@@ -74,6 +75,7 @@ pub fn check(bytes: &[u8], probe: &Probe, max_side: u32, budget: u64) -> Result<
             width: probe.width,
             height: probe.height,
             cost: plan.bytes,
+            budget,
         });
     }
     Ok(plan)
@@ -173,18 +175,20 @@ fn jpeg(bytes: &[u8], probe: &Probe, max_side: u32) -> (Path, u64) {
 }
 
 #[cfg(feature = "avif")]
-fn avif(bytes: &[u8], tw: u64, th: u64) -> u64 {
+fn avif(bytes: &[u8], max_side: u32, tw: u64, th: u64) -> u64 {
     match super::avif::header(bytes) {
         Ok(header) => {
-            let (w, h) = (u64::from(header.width), u64::from(header.height));
-            super::avif::decode_cost(&header) + w * h * 4 + resize_scratch(w, h, tw, th)
+            let reduced = super::avif::reduced_size(&header, max_side);
+            let (w, h) = reduced.unwrap_or((header.width, header.height));
+            let (w, h) = (u64::from(w), u64::from(h));
+            super::avif::decode_cost(&header, reduced) + w * h * 4 + resize_scratch(w, h, tw, th)
         }
         Err(_) => u64::MAX / 2,
     }
 }
 
 #[cfg(not(feature = "avif"))]
-fn avif(_: &[u8], _: u64, _: u64) -> u64 {
+fn avif(_: &[u8], _: u32, _: u64, _: u64) -> u64 {
     u64::MAX / 2
 }
 

@@ -173,8 +173,15 @@ pub enum MediaError {
     Unsupported(Variant),
     #[error("{width}x{height} pixels is over the limit")]
     TooLarge { width: u32, height: u32 },
-    #[error("decoding the {width}x{height} image would take {cost} bytes, over the budget")]
-    OverBudget { width: u32, height: u32, cost: u64 },
+    #[error(
+        "decoding the {width}x{height} image would take {cost} bytes, over the budget of {budget}"
+    )]
+    OverBudget {
+        width: u32,
+        height: u32,
+        cost: u64,
+        budget: u64,
+    },
     #[error("encoding failed: {0}")]
     Encode(String),
 }

@@ -60,7 +60,7 @@ pub fn make_within(
         Path::JpegScaled { eighths } => decode_jpeg(bytes, eighths)?,
         Path::PngRows => decode_png_rows(bytes, max_side)?,
         Path::Full => decode_whole(bytes, kind, allowance)?,
-        Path::Avif => decode_avif(bytes)?,
+        Path::Avif => decode_avif(bytes, max_side)?,
     };
     let (sw, sh) = probe.stored_dimensions();
     let (width, height) = fit(sw, sh, max_side);
@@ -156,9 +156,10 @@ fn decode_whole(
 }
 
 #[cfg(feature = "avif")]
-fn decode_avif(bytes: &[u8]) -> Result<(Pixels, Profile), MediaError> {
+fn decode_avif(bytes: &[u8], max_side: u32) -> Result<(Pixels, Profile), MediaError> {
     let header = super::avif::header(bytes)?;
-    let image = super::avif::decode(bytes, &header)?;
+    let reduced = super::avif::reduced_size(&header, max_side);
+    let image = super::avif::decode(bytes, &header, reduced)?;
     let profile = match (header.icc, header.cicp) {
         (Some(icc), _) => Profile::Icc(icc),
         (None, Some(cicp)) => Profile::Cicp {
@@ -171,7 +172,7 @@ fn decode_avif(bytes: &[u8]) -> Result<(Pixels, Profile), MediaError> {
 }
 
 #[cfg(not(feature = "avif"))]
-fn decode_avif(_: &[u8]) -> Result<(Pixels, Profile), MediaError> {
+fn decode_avif(_: &[u8], _: u32) -> Result<(Pixels, Profile), MediaError> {
     Err(MediaError::UnknownFormat)
 }
 
