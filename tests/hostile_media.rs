@@ -1,7 +1,8 @@
 //! Decompression bombs padded past the old compression-ratio check, against the real binary: each
 //! is refused at upload (400) or thumbnailed within the decode budget, six at once too, and the
 //! server's peak RSS stays far below what decoding them whole would take. Large but ordinary
-//! images (a 6000×4000 photo, a 4000² PNG) still get their thumbnails.
+//! images (a 6000×4000 photo, a 4000² PNG, a 12 MP AVIF) still get their thumbnails. AVIF
+//! containers that lie about their contents are refused or decoded within the budget too.
 
 mod common;
 
@@ -200,6 +201,8 @@ async fn large_ordinary_images_still_get_their_thumbnails() {
     for (mime, bytes, size) in [
         ("image/jpeg", jpeg.into_inner(), (512, 341)),
         ("image/png", png.into_inner(), (512, 512)),
+        // A phone photo's size as AVIF: reduced as it is converted, it fits the default budget.
+        ("image/avif", fixture("avif_phone_12mp.avif"), (512, 384)),
     ] {
         assert!(bytes.len() < 10_000_000, "{mime}: {}", bytes.len());
         let (status, up) = upload(&app, &client, mime, &bytes).await;
@@ -217,6 +220,13 @@ async fn large_ordinary_images_still_get_their_thumbnails() {
             let rgba = thumb.to_rgba8();
             assert_eq!(rgba.get_pixel(500, 256).0[3], 0);
             assert_eq!(rgba.get_pixel(10, 256).0[3], 255);
+        }
+        if mime == "image/avif" {
+            let [r, g, b] = thumb.to_rgb8().get_pixel(256, 192).0;
+            assert!(
+                r.abs_diff(200) + g.abs_diff(60) + b.abs_diff(40) < 12,
+                "{r} {g} {b}"
+            );
         }
     }
     let peak = vm_hwm(&app);
