@@ -278,6 +278,7 @@ const SERVER_EN_PATTERNS = [
   [/^图片文件已损坏或不完整：不是有效的 (.+) 文件$/, 'The image file is damaged or incomplete: not a valid $1 file'],
   [/^图片尺寸过大：(\d+)×(\d+) 像素，单边最大 (\d+) 像素$/, 'The image is too large: $1×$2 pixels, over $3 pixels on a side'],
   [/^图片尺寸过大：(\d+)×(\d+) 像素，总像素最多 (\d+)$/, 'The image is too large: $1×$2 pixels, over $3 pixels in all'],
+  [/^图片尺寸过大：(\d+)×(\d+) 像素，解码后最多 (\d+) MB$/, 'The image is too large: $1×$2 pixels, over $3 MB decoded'],
   [/^图片尺寸过大：(\d+)×(\d+) 像素，解码需要约 (\d+) MB 内存，超过上限 (\d+) MB$/, 'The image is too large: $1×$2 pixels; decoding it takes about $3 MB of memory, over the limit of $4 MB'],
 ];
 const PART_EN = {

@@ -216,8 +216,24 @@ pub enum SizeLimit {
     Side(u32),
     /// The most pixels in all.
     Pixels(u64),
+    /// The most bytes its pixels may take decoded (many channels, or 16 bits a sample).
+    Decoded(u64),
     /// What decoding it would take (bytes), over what one decode may have (`--memory-mb`).
     Memory { cost: u64, budget: u64 },
+}
+
+impl SizeLimit {
+    /// The fixed limit a `width`×`height` image refused as too large is over.
+    fn of(width: u32, height: u32) -> Self {
+        use crate::media::{MAX_DECODE_BYTES, MAX_PIXELS, MAX_SIDE};
+        if width.max(height) > MAX_SIDE {
+            SizeLimit::Side(MAX_SIDE)
+        } else if u64::from(width) * u64::from(height) > MAX_PIXELS {
+            SizeLimit::Pixels(MAX_PIXELS)
+        } else {
+            SizeLimit::Decoded(MAX_DECODE_BYTES)
+        }
+    }
 }
 
 impl std::fmt::Display for SizeLimit {
@@ -226,6 +242,7 @@ impl std::fmt::Display for SizeLimit {
         match self {
             SizeLimit::Side(max) => write!(f, "单边最大 {max} 像素"),
             SizeLimit::Pixels(max) => write!(f, "总像素最多 {max}"),
+            SizeLimit::Decoded(max) => write!(f, "解码后最多 {} MB", max / MIB),
             SizeLimit::Memory { cost, budget } => write!(
                 f,
                 "解码需要约 {} MB 内存，超过上限 {} MB",
@@ -288,11 +305,7 @@ impl From<crate::ingest::IngestError> for ApiError {
             IngestError::Image(MediaError::TooLarge { width, height }) => ApiError::ImageTooLarge {
                 width,
                 height,
-                limit: if width.max(height) > crate::media::MAX_SIDE {
-                    SizeLimit::Side(crate::media::MAX_SIDE)
-                } else {
-                    SizeLimit::Pixels(crate::media::MAX_PIXELS)
-                },
+                limit: SizeLimit::of(width, height),
             },
             IngestError::Image(MediaError::OverBudget {
                 width,

@@ -19,6 +19,10 @@
 //!   equivalent EXIF orientation for the thumbnailer. A `clap` crop is not applied: the whole
 //!   coded image is shown (libavif also leaves the crop to its caller); encoders write it for odd
 //!   sizes, where it trims at most a row or column.
+//! - For a thumbnail, an opaque image is box-filtered to twice the thumbnail's size as each strip
+//!   leaves the YUV conversion (`reduced_size`), as PNG rows are, so the whole image is never held
+//!   as RGB; only the coded frame is. An image with alpha is converted whole: its alpha plane,
+//!   decoded after the colour, would have to weight the colour's average.
 //! - Film grain is not synthesised: it would double the picture in memory, and a thumbnail
 //!   averages grain away.
 //! - Colour: `colr` `nclx` gives the YUV matrix and range, and the primaries and transfer the

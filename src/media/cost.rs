@@ -4,8 +4,9 @@
 //! lowers its ratio to that of a picture. What costs memory is the decode itself, and that
 //! follows from the declared dimensions, the pixel format and the path `thumbnail::make` takes
 //! for the format: JPEGs decoded by their DCT at reduced scale, large non-interlaced PNGs read
-//! row by row and box-filtered as they arrive, everything else (GIF's first frame, WebP,
-//! interlaced or small PNGs, CMYK JPEGs) decoded whole. The figure is an upper bound of the peak
+//! row by row and box-filtered as they arrive, opaque AVIFs box-filtered as they are converted
+//! from YUV (the coded frame held whole), everything else (GIF's first frame, WebP, interlaced or
+//! small PNGs, AVIFs with alpha) decoded whole. The figure is an upper bound of the peak
 //! of that path (decoder buffers, format conversions, the resizer's scratch, the encoded output,
 //! the source bytes the job holds), so that the sum over concurrent jobs bounds what they hold.
 //!
