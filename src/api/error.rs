@@ -389,3 +389,40 @@ fn json_status(message: &str, status: StatusCode) -> warp::reply::Response {
 pub fn not_found() -> warp::reply::Response {
     json_status("接口不存在", StatusCode::NOT_FOUND)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_too_large_refusal_names_the_limit_that_was_passed() {
+        let refusal = |width, height, limit| {
+            ApiError::ImageTooLarge {
+                width,
+                height,
+                limit,
+            }
+            .to_string()
+        };
+        assert_eq!(
+            refusal(20_000, 10, SizeLimit::of(20_000, 10)),
+            "图片尺寸过大：20000×10 像素，单边最大 16384 像素"
+        );
+        assert_eq!(
+            refusal(9000, 9000, SizeLimit::of(9000, 9000)),
+            "图片尺寸过大：9000×9000 像素，总像素最多 64000000"
+        );
+        assert_eq!(
+            refusal(6000, 6000, SizeLimit::of(6000, 6000)),
+            "图片尺寸过大：6000×6000 像素，解码后最多 256 MB"
+        );
+        let memory = SizeLimit::Memory {
+            cost: 124 * 1024 * 1024 + 1,
+            budget: 60 * 1024 * 1024,
+        };
+        assert_eq!(
+            refusal(4032, 3024, memory),
+            "图片尺寸过大：4032×3024 像素，解码需要约 125 MB 内存，超过上限 60 MB"
+        );
+    }
+}
