@@ -1,10 +1,17 @@
 //! Embeds every file under `assets/` into the binary (`OUT_DIR/assets.rs`), so the web UI and the
-//! browser extension ship inside the one binary and a new asset needs no code change to be served.
+//! browser extension ship inside the one binary and a new asset needs no code change to be served;
+//! and sets `cfg(avif)` where the AVIF decoder is built.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 fn main() {
+    // `cfg(avif)`: the `avif` feature where its decoder builds (see Cargo.toml: not 32-bit ARM).
+    println!("cargo::rustc-check-cfg=cfg(avif)");
+    let arch = std::env::var("CARGO_CFG_TARGET_ARCH").unwrap_or_default();
+    if std::env::var_os("CARGO_FEATURE_AVIF").is_some() && arch != "arm" {
+        println!("cargo::rustc-cfg=avif");
+    }
     // Read when the script runs, not baked in when it is compiled: a build script compiled for one
     // checkout and reused from a copied target directory would otherwise embed that checkout's files.
     let root =

@@ -1,7 +1,7 @@
 //! The AVIF cost model against what decoding really allocates: a counting allocator measures the
 //! peak of `avif::decode` and of the whole thumbnail, for fixtures of several sizes, bit depths,
 //! subsamplings, alpha and grids; each model must be at least what was measured.
-#![cfg(feature = "avif")]
+#![cfg(avif)]
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};

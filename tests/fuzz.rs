@@ -659,7 +659,7 @@ fn check_probe(bytes: &[u8]) -> Result<(), String> {
                 ));
             }
             // The image crate has no AVIF decoder here: ours must agree with its own probe.
-            #[cfg(feature = "avif")]
+            #[cfg(avif)]
             if p.kind == ImageKind::Avif
                 && u64::from(w) * u64::from(h) <= 1 << 20
                 && let Ok(header) = media::avif::header(bytes)

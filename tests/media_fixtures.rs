@@ -101,7 +101,7 @@ async fn every_fixture_gets_its_verdict_size_and_colours() {
     let mut checked = 0;
     for fixture in &manifest.fixtures {
         if let Some(feature) = &fixture.feature
-            && !(feature == "avif" && cfg!(feature = "avif"))
+            && !(feature == "avif" && cfg!(avif))
         {
             println!(
                 "{}: skipped, the server is built without `{feature}`",

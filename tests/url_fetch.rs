@@ -148,7 +148,7 @@ async fn the_fetch_asks_for_exactly_the_formats_that_can_be_stored() {
     let mut listed: Vec<&str> = accepts[0].split(',').map(str::trim).collect();
     listed.sort_unstable();
     let mut expected = vec!["image/gif", "image/jpeg", "image/png", "image/webp"];
-    if cfg!(feature = "avif") {
+    if cfg!(avif) {
         expected.push("image/avif");
     }
     expected.sort_unstable();

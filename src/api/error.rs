@@ -33,21 +33,21 @@ pub enum ApiError {
     #[error("文件名为空")]
     EmptyFilename,
     #[cfg_attr(
-        feature = "avif",
+        avif,
         error("不支持的文件格式，请上传 PNG、JPG、JPEG、GIF、WebP 或 AVIF 格式的图片")
     )]
     #[cfg_attr(
-        not(feature = "avif"),
+        not(avif),
         error("不支持的文件格式，请上传 PNG、JPG、JPEG、GIF 或 WebP 格式的图片")
     )]
     UnsupportedFormat,
     /// A format imgvault takes, in a variant it does not (`media::Variant`, named in Chinese).
     #[cfg_attr(
-        feature = "avif",
+        avif,
         error("不支持的文件格式：{0}。请上传 PNG、JPG、JPEG、GIF、WebP 或 AVIF 格式的图片")
     )]
     #[cfg_attr(
-        not(feature = "avif"),
+        not(avif),
         error("不支持的文件格式：{0}。请上传 PNG、JPG、JPEG、GIF 或 WebP 格式的图片")
     )]
     UnsupportedVariant(&'static str),

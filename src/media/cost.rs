@@ -175,7 +175,7 @@ fn jpeg(bytes: &[u8], probe: &Probe, max_side: u32) -> (Path, u64) {
     (Path::JpegScaled { eighths }, held + decoded)
 }
 
-#[cfg(feature = "avif")]
+#[cfg(avif)]
 fn avif(bytes: &[u8], max_side: u32, tw: u64, th: u64) -> u64 {
     match super::avif::header(bytes) {
         Ok(header) => {
@@ -188,7 +188,7 @@ fn avif(bytes: &[u8], max_side: u32, tw: u64, th: u64) -> u64 {
     }
 }
 
-#[cfg(not(feature = "avif"))]
+#[cfg(not(avif))]
 fn avif(_: &[u8], _: u32, _: u64, _: u64) -> u64 {
     u64::MAX / 2
 }

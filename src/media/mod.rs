@@ -5,7 +5,7 @@
 //! memory on hostile input: it reads headers and walks container structure, it never inflates data.
 //! It knows nothing of users, HTTP or storage.
 
-#[cfg(feature = "avif")]
+#[cfg(avif)]
 pub mod avif;
 pub mod colour;
 pub mod container;
@@ -51,7 +51,7 @@ impl ImageKind {
         Self::Jpeg,
         Self::Gif,
         Self::Webp,
-        #[cfg(feature = "avif")]
+        #[cfg(avif)]
         Self::Avif,
     ];
 
@@ -237,12 +237,12 @@ pub fn sniff(bytes: &[u8]) -> Option<ImageKind> {
     }
 }
 
-#[cfg(feature = "avif")]
+#[cfg(avif)]
 fn is_avif(bytes: &[u8]) -> bool {
     avif::sniff(bytes)
 }
 
-#[cfg(not(feature = "avif"))]
+#[cfg(not(avif))]
 fn is_avif(_: &[u8]) -> bool {
     false
 }
@@ -310,7 +310,7 @@ pub fn probe(bytes: &[u8]) -> Result<Probe, MediaError> {
 
 type Header = (u32, u32, Option<Orientation>, bool, usize);
 
-#[cfg(feature = "avif")]
+#[cfg(avif)]
 fn probe_avif(bytes: &[u8]) -> Result<Header, MediaError> {
     let header = avif::header(bytes)?;
     check_dimensions(ImageKind::Avif, header.width, header.height)?;
@@ -323,7 +323,7 @@ fn probe_avif(bytes: &[u8]) -> Result<Header, MediaError> {
     ))
 }
 
-#[cfg(not(feature = "avif"))]
+#[cfg(not(avif))]
 fn probe_avif(_: &[u8]) -> Result<Header, MediaError> {
     Err(MediaError::UnknownFormat)
 }

@@ -155,7 +155,7 @@ fn decode_whole(
     Ok((Pixels::Image(image), Profile::icc(icc)))
 }
 
-#[cfg(feature = "avif")]
+#[cfg(avif)]
 fn decode_avif(bytes: &[u8], max_side: u32) -> Result<(Pixels, Profile), MediaError> {
     let header = super::avif::header(bytes)?;
     let reduced = super::avif::reduced_size(&header, max_side);
@@ -171,7 +171,7 @@ fn decode_avif(bytes: &[u8], max_side: u32) -> Result<(Pixels, Profile), MediaEr
     Ok((Pixels::Image(image), profile))
 }
 
-#[cfg(not(feature = "avif"))]
+#[cfg(not(avif))]
 fn decode_avif(_: &[u8], _: u32) -> Result<(Pixels, Profile), MediaError> {
     Err(MediaError::UnknownFormat)
 }
