@@ -1526,7 +1526,7 @@ fn orientation(irot: u8, imir: Option<u8>) -> Orientation {
 /// image has alpha, whose colour must be weighted by an alpha plane that is decoded after it.
 pub fn reduced_size(header: &Header, max_side: u32) -> Option<(u32, u32)> {
     let (w, h) = (header.width, header.height);
-    let reduced = super::cost::fit(w, h, max_side.saturating_mul(2));
+    let reduced = super::fit(w, h, max_side.saturating_mul(2));
     (!header.alpha && reduced != (w, h)).then_some(reduced)
 }
 
@@ -2332,7 +2332,7 @@ mod tests {
             let reduced = reduced_size(&header, max_side).unwrap();
             assert_eq!(
                 reduced,
-                crate::media::cost::fit(header.width, header.height, 2 * max_side)
+                crate::media::fit(header.width, header.height, 2 * max_side)
             );
             let whole = decode(&bytes, &header, None).unwrap().into_rgb8();
             let image = decode(&bytes, &header, Some(reduced)).unwrap();

@@ -13,7 +13,7 @@
 //! The upload routes refuse an image whose cost is over the decode budget; the thumbnail jobs take
 //! their cost from one shared budget before decoding.
 
-use super::{ImageKind, MediaError, Probe};
+use super::{ImageKind, MediaError, Probe, fit};
 
 /// Allocations every job makes whatever the image: codec state, encoder buffers, small vectors.
 const FIXED: u64 = 2 * 1024 * 1024;
@@ -279,19 +279,6 @@ fn png(bytes: &[u8], probe: &Probe, max_side: u32) -> (Path, u64) {
     }
     let channels = header.channels() * sample_bytes;
     (Path::Full, full(w, h, channels, tw, th))
-}
-
-/// The size that fits `max_side` keeping the aspect ratio, never larger than the source.
-pub fn fit(width: u32, height: u32, max_side: u32) -> (u32, u32) {
-    let longest = width.max(height);
-    if longest <= max_side {
-        return (width, height);
-    }
-    let scale = |side: u32| {
-        ((u64::from(side) * u64::from(max_side) + u64::from(longest) / 2) / u64::from(longest))
-            .max(1) as u32
-    };
-    (scale(width), scale(height))
 }
 
 /// The scale, in eighths, at which libjpeg decodes a `w`×`h` JPEG for a `max_side` thumbnail: the

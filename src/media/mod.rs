@@ -328,6 +328,19 @@ fn probe_avif(_: &[u8]) -> Result<Header, MediaError> {
     Err(MediaError::UnknownFormat)
 }
 
+/// The size that fits `max_side` keeping the aspect ratio, never larger than the source.
+pub fn fit(width: u32, height: u32, max_side: u32) -> (u32, u32) {
+    let longest = width.max(height);
+    if longest <= max_side {
+        return (width, height);
+    }
+    let scale = |side: u32| {
+        ((u64::from(side) * u64::from(max_side) + u64::from(longest) / 2) / u64::from(longest))
+            .max(1) as u32
+    };
+    (scale(width), scale(height))
+}
+
 fn check_dimensions(kind: ImageKind, width: u32, height: u32) -> Result<(), MediaError> {
     if width == 0 || height == 0 {
         return Err(MediaError::Malformed(kind));

@@ -21,8 +21,8 @@ use image::metadata::Orientation;
 use image::{DynamicImage, GrayAlphaImage, GrayImage, ImageDecoder, RgbImage, RgbaImage};
 
 use super::colour::{self, Pixels, Profile};
-use super::cost::{self, Path, fit};
-use super::{ImageKind, MediaError, jpeg};
+use super::cost::{self, Path};
+use super::{ImageKind, MediaError, fit, jpeg};
 
 /// Default longest side of a thumbnail, in pixels.
 pub const DEFAULT_MAX_SIDE: u32 = 512;
