@@ -295,6 +295,115 @@ impl fmt::Debug for BlobHash {
     }
 }
 
+/// The most tags one image may carry.
+pub const MAX_TAGS: usize = 64;
+/// The longest tag, in characters.
+pub const MAX_TAG_CHARS: usize = 64;
+
+/// A tag as its owner wrote it (trimmed), and its folded form (`text::fold`), which is what
+/// matching and uniqueness go by: `Denim` and `ＤＥＮＩＭ` are one tag.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tag {
+    shown: String,
+    folded: String,
+}
+
+impl Tag {
+    /// 1 to 64 characters once trimmed, none of them control characters.
+    pub fn parse(raw: &str) -> Result<Self, Invalid> {
+        let shown = raw.trim();
+        if shown.is_empty() {
+            return Err(Invalid("标签不能为空"));
+        }
+        if shown.chars().count() > MAX_TAG_CHARS {
+            return Err(Invalid("标签不能超过64个字符"));
+        }
+        if shown.chars().any(char::is_control) {
+            return Err(Invalid("标签不能包含控制字符"));
+        }
+        Ok(Self {
+            shown: shown.to_string(),
+            folded: crate::text::fold(shown),
+        })
+    }
+
+    /// As written.
+    pub fn as_str(&self) -> &str {
+        &self.shown
+    }
+
+    /// As matched.
+    pub fn folded(&self) -> &str {
+        &self.folded
+    }
+}
+
+/// An image's tags in the order given, tags equal once folded merged into the first spelling; at
+/// most `MAX_TAGS`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Tags(Vec<Tag>);
+
+impl Tags {
+    /// Every one of `raw` must be a valid tag; the list may be empty.
+    pub fn parse<S: AsRef<str>>(raw: impl IntoIterator<Item = S>) -> Result<Self, Invalid> {
+        let mut tags = Self::default();
+        for one in raw {
+            tags.push(Tag::parse(one.as_ref())?)?;
+        }
+        Ok(tags)
+    }
+
+    /// One form field's list: tags separated by commas (`,`, `，` or `、`); blanks between
+    /// separators are skipped.
+    pub fn parse_list(raw: &str) -> Result<Self, Invalid> {
+        Self::parse(
+            raw.split([',', '，', '、'])
+                .filter(|one| !one.trim().is_empty()),
+        )
+    }
+
+    /// Appends `tag` unless a tag equal to it once folded is already there.
+    pub fn push(&mut self, tag: Tag) -> Result<(), Invalid> {
+        if self.contains(&tag) {
+            return Ok(());
+        }
+        if self.0.len() >= MAX_TAGS {
+            return Err(Invalid("每张图片最多64个标签"));
+        }
+        self.0.push(tag);
+        Ok(())
+    }
+
+    /// Appends those of `more` not there yet, in their order.
+    pub fn extend(&mut self, more: &Tags) -> Result<(), Invalid> {
+        for tag in &more.0 {
+            self.push(tag.clone())?;
+        }
+        Ok(())
+    }
+
+    /// Drops every tag equal, once folded, to one of `which`.
+    pub fn remove(&mut self, which: &Tags) {
+        self.0.retain(|tag| !which.contains(tag));
+    }
+
+    pub fn contains(&self, tag: &Tag) -> bool {
+        self.0.iter().any(|t| t.folded == tag.folded)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Tag> {
+        self.0.iter()
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -368,5 +477,44 @@ mod tests {
         assert_eq!(Category::for_upload(Some("char")), Category::Char);
         assert_eq!(Category::for_upload(Some("shoes")), Category::Clothes);
         assert_eq!(Category::parse("shoes"), None);
+    }
+
+    #[test]
+    fn tags_are_trimmed_merged_once_folded_and_bounded() {
+        let tags = Tags::parse([" Denim ", "ＤＥＮＩＭ", "夏季", "Café", "cafe"]).unwrap();
+        let shown: Vec<&str> = tags.iter().map(Tag::as_str).collect();
+        assert_eq!(shown, ["Denim", "夏季", "Café"]);
+        assert_eq!(Tag::parse("ＤＥＮＩＭ").unwrap().folded(), "denim");
+        assert_eq!(Tag::parse("  ").unwrap_err().0, "标签不能为空");
+        assert_eq!(Tag::parse("a\u{7}b").unwrap_err().0, "标签不能包含控制字符");
+        assert!(Tag::parse(&"字".repeat(MAX_TAG_CHARS)).is_ok());
+        assert_eq!(
+            Tag::parse(&"字".repeat(MAX_TAG_CHARS + 1)).unwrap_err().0,
+            "标签不能超过64个字符"
+        );
+        let many: Vec<String> = (0..MAX_TAGS).map(|i| format!("t{i}")).collect();
+        let mut full = Tags::parse(&many).unwrap();
+        // A tag already there is no new tag, even on a full list.
+        full.push(Tag::parse("T0").unwrap()).unwrap();
+        assert_eq!(
+            full.push(Tag::parse("one more").unwrap()).unwrap_err().0,
+            "每张图片最多64个标签"
+        );
+        assert!(
+            Tags::parse(["ok", ""]).is_err(),
+            "a blank tag refuses the list"
+        );
+    }
+
+    #[test]
+    fn a_form_field_lists_tags_by_comma_and_adding_or_removing_goes_by_the_fold() {
+        let mut tags = Tags::parse_list("red, 连衣裙，summer、 ,Red").unwrap();
+        let shown: Vec<&str> = tags.iter().map(Tag::as_str).collect();
+        assert_eq!(shown, ["red", "连衣裙", "summer"]);
+        tags.extend(&Tags::parse(["SUMMER", "cotton"]).unwrap())
+            .unwrap();
+        tags.remove(&Tags::parse(["RED"]).unwrap());
+        let shown: Vec<&str> = tags.iter().map(Tag::as_str).collect();
+        assert_eq!(shown, ["连衣裙", "summer", "cotton"]);
     }
 }

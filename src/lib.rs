@@ -20,6 +20,7 @@ pub mod secrets;
 pub mod server;
 pub mod store;
 pub mod sync;
+pub mod text;
 pub mod throttle;
 pub mod thumbnails;
 pub mod web;

@@ -1,0 +1,84 @@
+//! Text folded for matching: tags and search compare what people type with what was stored after
+//! the same fold, so that full-width and half-width forms, letter case and Latin accents do not
+//! decide whether something is found (`ＤＥＮＩＭ`, `ﾐｸ` and `CAFÉ` find `denim`, `ミク` and
+//! `cafe`).
+//!
+//! The fold is Unicode NFKC (compatibility forms: full-width Latin, half-width katakana,
+//! ligatures), then lower case, then the diacritics of the Latin, Greek and Cyrillic scripts
+//! removed. Only the general combining diacritical marks are removed: the kana voicing marks
+//! (U+3099, U+309A) are letters' own, and `ガ` stays apart from `カ`. Lower case stands in for
+//! full case folding; the two differ only for a few letters (`ß` folds to `ss`, and is matched
+//! that way here by a rule of its own).
+//!
+//! Indexes of tags and text are keyed by folded forms, so this function is part of the stored
+//! format: changing what it returns for any text (a rule here, or a new Unicode version's case
+//! mappings in a new Rust) needs a schema step that rebuilds those indexes. The tests pin it.
+
+use unicode_normalization::UnicodeNormalization;
+
+/// `text` folded for matching.
+pub fn fold(text: &str) -> String {
+    let lowered: String = text.nfkc().flat_map(char::to_lowercase).collect();
+    let mut folded = String::with_capacity(lowered.len());
+    for c in lowered.nfd().filter(|&c| !is_diacritic(c)).nfc() {
+        match c {
+            'ß' => folded.push_str("ss"),
+            c => folded.push(c),
+        }
+    }
+    folded
+}
+
+/// The combining marks that are accents on Latin, Greek and Cyrillic letters.
+fn is_diacritic(c: char) -> bool {
+    matches!(c,
+        '\u{0300}'..='\u{036F}'
+        | '\u{1AB0}'..='\u{1AFF}'
+        | '\u{1DC0}'..='\u{1DFF}'
+        | '\u{20D0}'..='\u{20FF}'
+        | '\u{FE20}'..='\u{FE2F}')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn widths_case_and_accents_fold_away() {
+        assert_eq!(fold("ＤＥＮＩＭ"), "denim");
+        assert_eq!(fold("ﾐｸ"), "ミク");
+        assert_eq!(fold("CAFÉ"), "cafe");
+        assert_eq!(fold("Crème Brûlée"), "creme brulee");
+        assert_eq!(fold("Straße"), "strasse");
+        assert_eq!(fold("ﬁt"), "fit");
+        assert_eq!(fold("Ελληνικά"), "ελληνικα");
+    }
+
+    #[test]
+    fn what_is_not_an_accent_stays() {
+        // Voicing marks are part of kana; Hangul and Han are left as written.
+        assert_eq!(fold("ガ"), "ガ");
+        assert_ne!(fold("ガ"), fold("カ"));
+        assert_eq!(fold("ｶﾞ"), "ガ");
+        assert_eq!(fold("夏季碎花连衣裙"), "夏季碎花连衣裙");
+        assert_eq!(fold("한국어"), "한국어");
+        assert_eq!(fold("  two  words "), "  two  words ");
+    }
+
+    #[test]
+    fn folding_is_idempotent() {
+        for text in [
+            "ＤＥＮＩＭ",
+            "ﾐｸ",
+            "CAFÉ",
+            "Straße",
+            "ｶﾞ",
+            "Ǆ",
+            "İstanbul",
+            "ﬃ",
+        ] {
+            let once = fold(text);
+            assert_eq!(fold(&once), once, "{text}");
+        }
+    }
+}
