@@ -287,6 +287,7 @@ pub fn records(
         height: probe.height,
         cloud_synced: false,
         task_id: TaskId::random(),
+        tags: Vec::new(),
     };
     cap_metadata(&mut image);
     let task = TaskRecord {

@@ -7,12 +7,12 @@ use std::ops::{Bound, RangeInclusive};
 
 use redb::{ReadOnlyTable, ReadableTable, WriteTransaction};
 
-use super::records::{ImageRecord, Record, TaskRecord, codes};
+use super::records::{ImageRecord, Record, TagRecord, TaskRecord, codes};
 use super::tables::*;
 use super::{Batch, Result, Store, StoreError};
 use super::{blobs, paging, thumbs};
 use crate::clock::Micros;
-use crate::domain::{Category, ImageId, UserId};
+use crate::domain::{Category, ImageId, Tags, UserId};
 
 pub(super) const TOTAL_IMAGES_KEY: &str = "total_images";
 
@@ -29,6 +29,76 @@ pub enum DeleteOutcome {
     Deleted,
     NotFound,
     NotOwner,
+}
+
+/// What became of a change to one image's record.
+#[derive(Debug, PartialEq)]
+pub enum ChangeOutcome {
+    Changed(Box<ImageRecord>),
+    NotFound,
+    NotOwner,
+}
+
+/// One of a user's tags and how many of their images carry it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TagCount {
+    pub tag: String,
+    pub count: u64,
+}
+
+/// Adds (`delta` 1) or takes away (-1) `image`'s entries in the tag index and counts.
+fn index_tags(tx: &WriteTransaction, image: &ImageRecord, delta: i64) -> Result<()> {
+    if image.tags.is_empty() {
+        return Ok(());
+    }
+    let user = image.user_id.as_str();
+    let mut index = tx.open_table(USER_TAG_IMAGES)?;
+    let mut counts = tx.open_table(USER_TAGS)?;
+    for shown in &image.tags {
+        let folded = crate::text::fold(shown);
+        let key = (user, folded.as_str(), image.saved_at, image.id.as_str());
+        let current = counts
+            .get((user, folded.as_str()))?
+            .map(|v| TagRecord::decode(v.value()))
+            .transpose()?;
+        if delta > 0 {
+            index.insert(key, ())?;
+            let record = match current {
+                Some(record) => TagRecord {
+                    count: record.count + 1,
+                    ..record
+                },
+                None => TagRecord {
+                    count: 1,
+                    shown: shown.clone(),
+                },
+            };
+            counts.insert((user, folded.as_str()), record.encode().as_slice())?;
+        } else {
+            index.remove(key)?;
+            match current {
+                Some(record) if record.count > 1 => {
+                    let record = TagRecord {
+                        count: record.count - 1,
+                        ..record
+                    };
+                    counts.insert((user, folded.as_str()), record.encode().as_slice())?;
+                }
+                _ => {
+                    counts.remove((user, folded.as_str()))?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Every key of `user_id`'s images with the tag folded as `folded`, oldest first.
+fn tag_range<'a>(
+    user_id: &'a str,
+    folded: &'a str,
+) -> RangeInclusive<(&'a str, &'a str, Micros, &'static str)> {
+    (user_id, folded, i64::MIN, "")..=(user_id, folded, i64::MAX, "\u{10FFFF}")
 }
 
 /// Adds `delta` to the counters `image` is counted in: its user's, its user's in its category, and
@@ -92,6 +162,7 @@ pub(super) fn save_in(
     )?;
     tx.open_table(USER_CATEGORY_IMAGES)?
         .insert(category_key(image), ())?;
+    index_tags(tx, image, 1)?;
     bump(tx, image, 1)?;
     tx.open_table(TASKS)?
         .insert(task.task_id.as_str(), task.encode().as_slice())?;
@@ -123,6 +194,7 @@ pub(super) fn remove(tx: &WriteTransaction, image: &ImageRecord) -> Result<()> {
     ))?;
     tx.open_table(USER_CATEGORY_IMAGES)?
         .remove(category_key(image))?;
+    index_tags(tx, image, -1)?;
     bump(tx, image, -1)?;
     paging::bump_epoch(tx, image.user_id.as_str())?;
     thumbs::release_with_thumbnail(tx, &image.blob)
@@ -215,6 +287,129 @@ impl Store {
         }
         self.finish(tx)?;
         Ok(DeleteOutcome::Deleted)
+    }
+
+    /// Replaces the tags of `owner`'s image `image_id`, keeping the tag index and counts in step, in
+    /// one commit. The answer carries the changed record.
+    pub fn set_tags(
+        &self,
+        image_id: &ImageId,
+        owner: &UserId,
+        tags: &Tags,
+    ) -> Result<ChangeOutcome> {
+        let tx = self.write()?;
+        let mut image = {
+            let images = tx.open_table(IMAGES)?;
+            match images.get(image_id.as_str())? {
+                Some(v) => ImageRecord::decode(v.value())?,
+                None => return Ok(ChangeOutcome::NotFound),
+            }
+        };
+        if image.user_id != *owner {
+            return Ok(ChangeOutcome::NotOwner);
+        }
+        index_tags(&tx, &image, -1)?;
+        image.tags = tags.iter().map(|t| t.as_str().to_string()).collect();
+        index_tags(&tx, &image, 1)?;
+        tx.open_table(IMAGES)?
+            .insert(image.id.as_str(), image.encode().as_slice())?;
+        self.finish(tx)?;
+        Ok(ChangeOutcome::Changed(Box::new(image)))
+    }
+
+    /// `user_id`'s tags whose folded form starts with `prefix` folded, most used first (then in
+    /// folded order), at most `limit`.
+    pub fn tags(&self, user_id: &UserId, prefix: &str, limit: usize) -> Result<Vec<TagCount>> {
+        let tx = self.read()?;
+        let counts = tx.open_table(USER_TAGS)?;
+        let folded = crate::text::fold(prefix.trim());
+        let user = user_id.as_str();
+        let mut found = Vec::new();
+        for entry in counts.range((user, folded.as_str())..)? {
+            let (key, value) = entry?;
+            let (owner, tag) = key.value();
+            if owner != user || !tag.starts_with(folded.as_str()) {
+                break;
+            }
+            let record = TagRecord::decode(value.value())?;
+            found.push((tag.to_string(), record));
+        }
+        found.sort_by(|a, b| b.1.count.cmp(&a.1.count).then_with(|| a.0.cmp(&b.0)));
+        Ok(found
+            .into_iter()
+            .take(limit)
+            .map(|(_, record)| TagCount {
+                tag: record.shown,
+                count: record.count,
+            })
+            .collect())
+    }
+
+    /// Page `page` of `user_id`'s images carrying every one of `tags` (and of `category`, if
+    /// given), newest first. Walks the index of the least used of the tags, so it costs that tag's
+    /// images, not the collection; with one tag and no category no record is read before the page.
+    pub fn list_tagged_images(
+        &self,
+        user_id: &UserId,
+        tags: &Tags,
+        category: Option<Category>,
+        page: u64,
+        per_page: u64,
+    ) -> Result<ImagePage> {
+        let tx = self.read()?;
+        let user = user_id.as_str();
+        let counts = tx.open_table(USER_TAGS)?;
+        let mut rarest: Option<(&str, u64)> = None;
+        for tag in tags.iter() {
+            let count = match counts.get((user, tag.folded()))? {
+                Some(v) => TagRecord::decode(v.value())?.count,
+                None => 0,
+            };
+            if rarest.is_none_or(|(_, least)| count < least) {
+                rarest = Some((tag.folded(), count));
+            }
+        }
+        let Some((walked, count)) = rarest else {
+            return self.list_images(user_id, category, page, per_page);
+        };
+        let skip = page.saturating_sub(1).saturating_mul(per_page);
+        let index = tx.open_table(USER_TAG_IMAGES)?;
+        let images = tx.open_table(IMAGES)?;
+        let range = index.range(tag_range(user, walked))?.rev();
+        if tags.len() == 1 && category.is_none() {
+            let mut ids = Vec::new();
+            for entry in range.skip(skip as usize).take(per_page as usize) {
+                ids.push(entry?.0.value().3.to_string());
+            }
+            let images = records(&images, &ids, "tag")?;
+            return Ok(ImagePage {
+                images,
+                total: count,
+            });
+        }
+        let (mut total, mut page_images) = (0u64, Vec::new());
+        for entry in range {
+            let (key, _) = entry?;
+            let image_id = key.value().3;
+            let record = images.get(image_id)?.ok_or_else(|| {
+                StoreError::Corrupt(format!("tag index points at missing image {image_id}"))
+            })?;
+            let image = ImageRecord::decode(record.value())?;
+            let carries = |folded: &str| image.tags.iter().any(|t| crate::text::fold(t) == folded);
+            if category.is_some_and(|c| c != image.category)
+                || !tags.iter().all(|t| carries(t.folded()))
+            {
+                continue;
+            }
+            if total >= skip && (page_images.len() as u64) < per_page {
+                page_images.push(image);
+            }
+            total += 1;
+        }
+        Ok(ImagePage {
+            images: page_images,
+            total,
+        })
     }
 
     /// Every image in the file, in id order.
@@ -724,5 +919,124 @@ mod tests {
         assert_eq!(store.total_images().unwrap(), 1);
         assert!(blob_record(&store, b"two").is_none());
         assert!(store.task(&"t-other".into()).unwrap().is_none());
+    }
+
+    fn tagged(
+        id: &str,
+        saved_at: i64,
+        category: Category,
+        tags: &[&str],
+    ) -> (ImageRecord, TaskRecord) {
+        let (mut record, task) = image(id, "tagger", saved_at, id.as_bytes());
+        record.category = category;
+        record.tags = tags.iter().map(|t| t.to_string()).collect();
+        (record, task)
+    }
+
+    fn shown(tags: Vec<TagCount>) -> Vec<(String, u64)> {
+        tags.into_iter().map(|t| (t.tag, t.count)).collect()
+    }
+
+    #[test]
+    fn tags_filter_count_and_complete_and_follow_every_change() {
+        let (_dir, store) = temp_store();
+        let user: UserId = "tagger".into();
+        save_records(
+            &store,
+            &[
+                tagged("a", 1, Category::Clothes, &["Denim", "summer"]),
+                tagged("b", 2, Category::Char, &["denim"]),
+                tagged("c", 3, Category::Clothes, &["ＤＥＮＩＭ", "Summer", "red"]),
+                tagged("d", 4, Category::Clothes, &[]),
+            ],
+        );
+        let tags = |list: &[&str]| Tags::parse(list).unwrap();
+        let page = |list: &[&str], category| {
+            ids(store
+                .list_tagged_images(&user, &tags(list), category, 1, 20)
+                .unwrap())
+        };
+        // Folded alike, whatever the spelling; newest first.
+        assert_eq!(page(&["denim"], None), ["c", "b", "a"]);
+        assert_eq!(page(&["DENIM", "summer"], None), ["c", "a"]);
+        assert_eq!(page(&["denim"], Some(Category::Char)), ["b"]);
+        assert_eq!(page(&["denim", "nothing"], None), Vec::<ImageId>::new());
+        let second = store
+            .list_tagged_images(&user, &tags(&["denim"]), None, 2, 2)
+            .unwrap();
+        assert_eq!(second.total, 3);
+        assert_eq!(ids(second), ["a"]);
+        let counted = store
+            .list_tagged_images(
+                &user,
+                &tags(&["summer", "denim"]),
+                Some(Category::Clothes),
+                1,
+                1,
+            )
+            .unwrap();
+        assert_eq!((counted.total, ids(counted)), (2, vec!["c".into()]));
+        // The first spelling is the one offered; most used first.
+        assert_eq!(
+            shown(store.tags(&user, "", 10).unwrap()),
+            [("Denim".into(), 3), ("summer".into(), 2), ("red".into(), 1)]
+        );
+        assert_eq!(
+            shown(store.tags(&user, "S", 10).unwrap()),
+            [("summer".into(), 2)]
+        );
+        assert_eq!(
+            shown(store.tags(&user, "", 1).unwrap()),
+            [("Denim".into(), 3)]
+        );
+        assert!(
+            store
+                .tags(&"someone else".into(), "", 10)
+                .unwrap()
+                .is_empty()
+        );
+
+        // Replacing tags moves the image between indexes and counts.
+        let outcome = store
+            .set_tags(&"a".into(), &user, &tags(&["red", "Linen"]))
+            .unwrap();
+        let ChangeOutcome::Changed(changed) = outcome else {
+            panic!("{outcome:?}")
+        };
+        assert_eq!(changed.tags, ["red", "Linen"]);
+        assert_eq!(
+            store.image(&"a".into()).unwrap().unwrap().tags,
+            ["red", "Linen"]
+        );
+        assert_eq!(page(&["denim"], None), ["c", "b"]);
+        assert_eq!(page(&["red"], None), ["c", "a"]);
+        assert_eq!(page(&["summer"], None), ["c"]);
+        assert_eq!(
+            shown(store.tags(&user, "", 10).unwrap()),
+            [
+                ("Denim".into(), 2),
+                ("red".into(), 2),
+                ("Linen".into(), 1),
+                ("summer".into(), 1)
+            ]
+        );
+        assert_eq!(
+            store
+                .set_tags(&"a".into(), &"other".into(), &tags(&[]))
+                .unwrap(),
+            ChangeOutcome::NotOwner
+        );
+        assert_eq!(
+            store.set_tags(&"zz".into(), &user, &tags(&[])).unwrap(),
+            ChangeOutcome::NotFound
+        );
+        // Deleting an image takes its tags with it; a tag no image carries is gone.
+        store.delete_image(&"c".into(), &user).unwrap();
+        store.set_tags(&"a".into(), &user, &tags(&[])).unwrap();
+        assert_eq!(page(&["red"], None), Vec::<ImageId>::new());
+        assert_eq!(
+            shown(store.tags(&user, "", 10).unwrap()),
+            [("Denim".into(), 1)]
+        );
     }
 }

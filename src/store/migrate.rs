@@ -14,13 +14,15 @@ use super::tables::*;
 use super::{Result, StoreError};
 
 /// The schema this build writes.
-pub const SCHEMA_VERSION: u64 = 7;
+pub const SCHEMA_VERSION: u64 = 8;
 
 pub(super) const VERSION_KEY: &str = "schema_version";
 
 /// `STEPS[n]` migrates a file from version `n + 1` to `n + 2`.
 type Step = fn(&WriteTransaction) -> Result<()>;
-const STEPS: &[Step] = &[v1_to_v2, v2_to_v3, v3_to_v4, v4_to_v5, v5_to_v6, v6_to_v7];
+const STEPS: &[Step] = &[
+    v1_to_v2, v2_to_v3, v3_to_v4, v4_to_v5, v5_to_v6, v6_to_v7, v7_to_v8,
+];
 
 /// Version 2 adds thumbnails: every image stored so far goes on the backlog to get one.
 fn v1_to_v2(tx: &WriteTransaction) -> Result<()> {
@@ -150,6 +152,15 @@ fn create_tables(tx: &WriteTransaction) -> Result<()> {
     tx.open_table(SYNC_TASKS)?;
     tx.open_table(HUB_SYNCS)?;
     tx.open_table(REVISIT)?;
+    Ok(())
+}
+
+/// Version 8 adds tags: image records of version 2 carry them, indexed by `USER_TAG_IMAGES` and
+/// counted in `USER_TAGS`. Images stored so far have none, so the tables start empty; the step marks
+/// the file so that older builds, which cannot read version 2 records, refuse it.
+fn v7_to_v8(tx: &WriteTransaction) -> Result<()> {
+    tx.open_table(USER_TAG_IMAGES)?;
+    tx.open_table(USER_TAGS)?;
     Ok(())
 }
 

@@ -479,6 +479,7 @@ pub(crate) mod test_support {
             height: 1,
             cloud_synced: false,
             task_id: format!("t-{id}").into(),
+            tags: Vec::new(),
         };
         let task = records::TaskRecord {
             task_id: image.task_id.clone(),

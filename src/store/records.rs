@@ -124,6 +124,56 @@ pub struct ImageRecord {
     pub height: u32,
     pub cloud_synced: bool,
     pub task_id: TaskId,
+    /// The image's tags as their owner wrote them, in their order, none equal once folded
+    /// (`domain::Tags`). Version 2.
+    pub tags: Vec<String>,
+}
+
+/// Version 1 had no tags.
+#[derive(Deserialize)]
+struct ImageRecordV1 {
+    id: ImageId,
+    user_id: UserId,
+    filename: String,
+    #[serde(with = "codes::category")]
+    category: Category,
+    #[serde(with = "codes::kind")]
+    kind: ImageKind,
+    blob: BlobHash,
+    original_url: Option<String>,
+    page_url: Option<String>,
+    page_title: Option<String>,
+    context_json: Option<String>,
+    saved_at: Micros,
+    file_size: u64,
+    width: u32,
+    height: u32,
+    cloud_synced: bool,
+    task_id: TaskId,
+}
+
+impl From<ImageRecordV1> for ImageRecord {
+    fn from(v1: ImageRecordV1) -> Self {
+        Self {
+            id: v1.id,
+            user_id: v1.user_id,
+            filename: v1.filename,
+            category: v1.category,
+            kind: v1.kind,
+            blob: v1.blob,
+            original_url: v1.original_url,
+            page_url: v1.page_url,
+            page_title: v1.page_title,
+            context_json: v1.context_json,
+            saved_at: v1.saved_at,
+            file_size: v1.file_size,
+            width: v1.width,
+            height: v1.height,
+            cloud_synced: v1.cloud_synced,
+            task_id: v1.task_id,
+            tags: Vec::new(),
+        }
+    }
 }
 
 impl ImageRecord {
@@ -145,6 +195,33 @@ impl ImageRecord {
 
 impl Record for ImageRecord {
     const NAME: &'static str = "image";
+    const VERSION: u8 = 2;
+
+    fn decode(bytes: &[u8]) -> Result<Self, StoreError> {
+        let corrupt = |e: postcard::Error| StoreError::Corrupt(format!("image record: {e}"));
+        match bytes.split_first() {
+            Some((1, rest)) => Ok(postcard::from_bytes::<ImageRecordV1>(rest)
+                .map_err(corrupt)?
+                .into()),
+            Some((2, rest)) => postcard::from_bytes(rest).map_err(corrupt),
+            Some((v, _)) => Err(StoreError::Corrupt(format!(
+                "image record has unknown version {v}"
+            ))),
+            None => Err(StoreError::Corrupt("empty image record".into())),
+        }
+    }
+}
+
+/// How many of a user's images carry one tag, and the tag as first written (what autocomplete
+/// offers). Keyed by the user and the folded tag.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TagRecord {
+    pub count: u64,
+    pub shown: String,
+}
+
+impl Record for TagRecord {
+    const NAME: &'static str = "tag";
     const VERSION: u8 = 1;
 }
 
@@ -354,6 +431,35 @@ mod tests {
         bytes.iter().map(|b| format!("{b:02x}")).collect()
     }
 
+    fn hex_bytes(hex: &str) -> Vec<u8> {
+        (0..hex.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+            .collect()
+    }
+
+    fn untagged(kind: ImageKind, category: Category) -> ImageRecord {
+        ImageRecord {
+            id: "i".into(),
+            user_id: "u".into(),
+            filename: "f.png".into(),
+            category,
+            kind,
+            blob: BlobHash([7; 32]),
+            original_url: Some("https://a/b".into()),
+            page_url: None,
+            page_title: Some("t".into()),
+            context_json: None,
+            saved_at: 1_700_000_000_000_000,
+            file_size: 1234,
+            width: 640,
+            height: 480,
+            cloud_synced: true,
+            task_id: "t".into(),
+            tags: Vec::new(),
+        }
+    }
+
     /// `record` encodes to exactly `expected` (hex) and decodes back to itself. These bytes are in
     /// data files people keep: a failure here means the format changed, which needs a new record
     /// version and a migration, never a new expected value.
@@ -396,27 +502,16 @@ mod tests {
                 "010169017505662e706e6701030707070707070707070707070707070707070707070707070707070707070707010b68747470733a2f2f612f6200010174008080f28183898506d2098005e003010174",
             ),
         ] {
-            golden(
-                ImageRecord {
-                    id: "i".into(),
-                    user_id: "u".into(),
-                    filename: "f.png".into(),
-                    category,
-                    kind,
-                    blob: BlobHash([7; 32]),
-                    original_url: Some("https://a/b".into()),
-                    page_url: None,
-                    page_title: Some("t".into()),
-                    context_json: None,
-                    saved_at: 1_700_000_000_000_000,
-                    file_size: 1234,
-                    width: 640,
-                    height: 480,
-                    cloud_synced: true,
-                    task_id: "t".into(),
-                },
-                expected,
-            );
+            // Version 1 (no tags): still read, as an untagged record.
+            let v1 = hex_bytes(expected);
+            let image = ImageRecord::decode(&v1).unwrap();
+            assert_eq!(image, untagged(kind, category));
+            // Version 2 is version 1's fields, then the tags.
+            let body = &expected[2..];
+            golden(image, &format!("02{body}00"));
+            let mut tagged = untagged(kind, category);
+            tagged.tags = vec!["a".into(), "bc".into()];
+            golden(tagged, &format!("02{body}020161026263"));
         }
         for (status, expected) in [
             (TaskStatus::Processing, "0101740175016900000a0c"),
@@ -456,6 +551,13 @@ mod tests {
             "0100090909090909090909090909090909090909090909090909090909090909090903800480038004",
         );
         golden(ThumbRecord::Failed { reason: "x".into() }, "01010178");
+        golden(
+            TagRecord {
+                count: 300,
+                shown: "Denim".into(),
+            },
+            "01ac020544656e696d",
+        );
         golden(
             HubSessionRecord {
                 hub_user_id: "h".into(),

@@ -36,6 +36,14 @@ pub const USER_CATEGORY_IMAGES: TableDefinition<(&str, u8, i64, &str), ()> =
 pub const USER_CATEGORY_COUNTS: TableDefinition<(&str, u8), u64> =
     TableDefinition::new("user_category_counts");
 
+/// (user_id, folded tag, saved_at, image_id): a user's images with one tag in time order, for
+/// filtering by tag in O(matches). Folded by `text::fold`.
+pub const USER_TAG_IMAGES: TableDefinition<(&str, &str, i64, &str), ()> =
+    TableDefinition::new("user_tag_images");
+/// (user_id, folded tag) → `TagRecord`: how many of the user's images carry it, kept in step with
+/// `USER_TAG_IMAGES`; absent when none do. Ordered by folded tag, for autocomplete by prefix.
+pub const USER_TAGS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("user_tags");
+
 /// task_id → `TaskRecord`.
 pub const TASKS: TableDefinition<&str, &[u8]> = TableDefinition::new("tasks");
 /// task_id of every task still `processing`, so start-up resumes them without scanning `TASKS`.
