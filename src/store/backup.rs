@@ -178,6 +178,8 @@ fn write_snapshot(
         copy.table(SYNC_TASKS)?;
         copy.table(HUB_SYNCS)?;
         copy.table(REVISIT)?;
+        copy.table(USER_TAG_IMAGES)?;
+        copy.table(USER_TAGS)?;
         let mut last = db.begin_write()?;
         last.set_two_phase_commit(true);
         last.commit()?;

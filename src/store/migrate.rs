@@ -152,6 +152,8 @@ fn create_tables(tx: &WriteTransaction) -> Result<()> {
     tx.open_table(SYNC_TASKS)?;
     tx.open_table(HUB_SYNCS)?;
     tx.open_table(REVISIT)?;
+    tx.open_table(USER_TAG_IMAGES)?;
+    tx.open_table(USER_TAGS)?;
     Ok(())
 }
 

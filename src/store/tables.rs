@@ -108,4 +108,20 @@ mod tests {
         let count = <CountKey as Value>::as_bytes(&("u1", 0));
         assert_eq!(hex(count.as_ref()), "02753100");
     }
+
+    /// The tag tables' keys, pinned like the category tables' (the folded tag is a string field).
+    #[test]
+    fn tag_keys_keep_their_bytes() {
+        type IndexKey = (&'static str, &'static str, i64, &'static str);
+        type CountKey = (&'static str, &'static str);
+        let _: (
+            &TableDefinition<IndexKey, ()>,
+            &TableDefinition<CountKey, &[u8]>,
+        ) = (&USER_TAG_IMAGES, &USER_TAGS);
+        let index = <IndexKey as Value>::as_bytes(&("u1", "red", 1_700_000_000_000_000, "i-1"));
+        // The lengths of the leading variable-width fields come first, then the fields.
+        assert_eq!(hex(index.as_ref()), "0203753172656400401e18240a0600692d31");
+        let count = <CountKey as Value>::as_bytes(&("u1", "red"));
+        assert_eq!(hex(count.as_ref()), "027531726564");
+    }
 }

@@ -1,9 +1,10 @@
-//! Images: the image total, every index entry (by name, by time, by category) matches its record
-//! both ways, and the per-category counts match the records (all kept by `store::images`).
+//! Images: the image total, every index entry (by name, by time, by category, by tag) matches its
+//! record both ways, and the per-category and per-tag counts match the records (all kept by
+//! `store::images`).
 
 use super::*;
 use crate::store::images::category_key;
-use crate::store::records::codes;
+use crate::store::records::{Record, TagRecord, codes};
 
 /// The image records that decode, and the ids of those that do not.
 pub(super) struct Images {
@@ -238,6 +239,93 @@ pub(super) fn check_category_index(
     Ok(())
 }
 
+/// The tag index matched with the image records' tags both ways, and each user's tag counts
+/// against the records.
+pub(super) fn check_tag_index(
+    tx: &ReadTransaction,
+    images: &Images,
+    out: &mut Findings,
+) -> Result<()> {
+    let index = tx.open_table(USER_TAG_IMAGES)?;
+    // (user, folded tag) → how many images carry it, and the oldest one's spelling.
+    let mut counted: BTreeMap<(String, String), (u64, String)> = BTreeMap::new();
+    let mut expected: HashSet<(String, String, i64, String)> = HashSet::new();
+    for image in images.sorted() {
+        for shown in &image.tags {
+            let folded = crate::text::fold(shown);
+            let user = image.user_id.to_string();
+            let count = counted
+                .entry((user.clone(), folded.clone()))
+                .or_insert_with(|| (0, shown.clone()));
+            count.0 += 1;
+            let key = (user, folded, image.saved_at, image.id.to_string());
+            let present = index.get((key.0.as_str(), key.1.as_str(), key.2, key.3.as_str()))?;
+            if present.is_none() {
+                out.found(
+                    format!(
+                        "image {} is missing from the index of its tag {shown:?}",
+                        image.id
+                    ),
+                    Some(Fix::AddTagIndex(
+                        key.0.clone(),
+                        key.1.clone(),
+                        key.2,
+                        key.3.clone(),
+                    )),
+                );
+            }
+            expected.insert(key);
+        }
+    }
+    for entry in index.iter()? {
+        let (key, _) = entry?;
+        let (user, folded, saved_at, id) = key.value();
+        let owned = (
+            user.to_string(),
+            folded.to_string(),
+            saved_at,
+            id.to_string(),
+        );
+        if !images.undecodable.contains(id) && !expected.contains(&owned) {
+            out.found(
+                format!("tag {folded:?} index entry of user {user} points at image {id}, which does not carry it"),
+                Some(Fix::RemoveTagIndex(owned.0, owned.1, saved_at, owned.3)),
+            );
+        }
+    }
+    let fix = images.all_known();
+    let mut stored = BTreeMap::new();
+    for entry in tx.open_table(USER_TAGS)?.iter()? {
+        let (key, value) = entry?;
+        let (user, folded) = key.value();
+        let count = TagRecord::decode(value.value()).map_or(u64::MAX, |r| r.count);
+        stored.insert((user.to_string(), folded.to_string()), count);
+    }
+    for ((user, folded), (n, shown)) in &counted {
+        let have = stored.get(&(user.clone(), folded.clone())).copied();
+        if have != Some(*n) {
+            let have = have.map_or("missing".to_string(), |h| h.to_string());
+            out.found(
+                format!(
+                    "count of tag {folded:?} of user {user} is {have}, but {n} images carry it"
+                ),
+                fix.then(|| Fix::SetTagCount(user.clone(), folded.clone(), *n, shown.clone())),
+            );
+        }
+    }
+    for ((user, folded), have) in &stored {
+        if !counted.contains_key(&(user.clone(), folded.clone())) {
+            out.found(
+                format!(
+                    "count of tag {folded:?} of user {user} is {have}, but no image carries it"
+                ),
+                fix.then(|| Fix::SetTagCount(user.clone(), folded.clone(), 0, String::new())),
+            );
+        }
+    }
+    Ok(())
+}
+
 #[derive(Debug)]
 pub(super) enum Fix {
     SetTotal(u64),
@@ -249,6 +337,10 @@ pub(super) enum Fix {
     RemoveCategoryIndex(String, u8, i64, String),
     /// Zero removes the counter, as image deletion does.
     SetCategoryCount(String, u8, u64),
+    AddTagIndex(String, String, i64, String),
+    RemoveTagIndex(String, String, i64, String),
+    /// User, folded tag, count (zero removes it) and the spelling to show.
+    SetTagCount(String, String, u64, String),
 }
 
 impl Repair for Fix {
@@ -294,6 +386,32 @@ impl Repair for Fix {
             Self::SetCategoryCount(user, code, n) => {
                 tx.open_table(USER_CATEGORY_COUNTS)?
                     .insert((user.as_str(), *code), *n)?;
+            }
+            Self::AddTagIndex(user, folded, at, id) => {
+                tx.open_table(USER_TAG_IMAGES)?
+                    .insert((user.as_str(), folded.as_str(), *at, id.as_str()), ())?;
+            }
+            Self::RemoveTagIndex(user, folded, at, id) => {
+                tx.open_table(USER_TAG_IMAGES)?.remove((
+                    user.as_str(),
+                    folded.as_str(),
+                    *at,
+                    id.as_str(),
+                ))?;
+            }
+            Self::SetTagCount(user, folded, 0, _) => {
+                tx.open_table(USER_TAGS)?
+                    .remove((user.as_str(), folded.as_str()))?;
+            }
+            Self::SetTagCount(user, folded, n, shown) => {
+                let mut counts = tx.open_table(USER_TAGS)?;
+                // Keep the spelling already shown, if there is one.
+                let shown = counts
+                    .get((user.as_str(), folded.as_str()))?
+                    .and_then(|v| TagRecord::decode(v.value()).ok())
+                    .map_or_else(|| shown.clone(), |r| r.shown);
+                let record = TagRecord { count: *n, shown };
+                counts.insert((user.as_str(), folded.as_str()), record.encode().as_slice())?;
             }
         }
         Ok(())

@@ -38,7 +38,7 @@ mod thumbs;
 mod users;
 
 use blobs::check_blobs;
-use images::{Images, check_category_index, check_image_indexes, load_images};
+use images::{Images, check_category_index, check_image_indexes, check_tag_index, load_images};
 use sessions::check_sessions;
 use tasks::check_tasks;
 use thumbs::check_thumbnails;
@@ -190,6 +190,7 @@ fn check_in(tx: &ReadTransaction) -> Result<CheckReport> {
     check_user_counts(tx, &images, &mut out)?;
     check_image_indexes(tx, &images, &mut out)?;
     check_category_index(tx, &images, &mut out)?;
+    check_tag_index(tx, &images, &mut out)?;
     check_tasks(tx, &mut report, &mut out)?;
     check_sessions(tx, &users, &mut report, &mut out)?;
     check_blobs(tx, &images, &mut report, &mut out)?;
@@ -305,6 +306,63 @@ mod tests {
         assert_eq!(store.blob(&shared.blob).unwrap().unwrap().record.refs, 2);
         assert_eq!(store.pending_tasks().unwrap().len(), 3);
         assert_eq!(store.user_by_username("u2").unwrap().unwrap().user_id, "u2");
+    }
+
+    #[test]
+    fn planted_tag_index_and_count_problems_are_found_and_repaired() {
+        use crate::domain::Tags;
+        use crate::store::records::TagRecord;
+        let (_dir, store, _, _) = populated();
+        let tags = Tags::parse(["Red", "linen"]).unwrap();
+        store.set_tags(&"c".into(), &"u1".into(), &tags).unwrap();
+        store
+            .set_tags(&"a".into(), &"u1".into(), &Tags::parse(["RED"]).unwrap())
+            .unwrap();
+        assert!(store.check().unwrap().is_clean());
+        let tx = store.write().unwrap();
+        {
+            let mut index = tx.open_table(USER_TAG_IMAGES).unwrap();
+            assert!(index.remove(("u1", "linen", 10, "c")).unwrap().is_some());
+            index.insert(("u2", "red", 10, "b"), ()).unwrap();
+            let mut counts = tx.open_table(USER_TAGS).unwrap();
+            assert!(counts.remove(("u1", "red")).unwrap().is_some());
+            let ghost = TagRecord {
+                count: 4,
+                shown: "Ghost".into(),
+            };
+            counts
+                .insert(("u2", "ghost"), ghost.encode().as_slice())
+                .unwrap();
+        }
+        tx.commit().unwrap();
+
+        let report = store.check().unwrap();
+        let text = lines(&report);
+        for expected in [
+            "image c is missing from the index of its tag \"linen\"",
+            "tag \"red\" index entry of user u2 points at image b, which does not carry it",
+            "count of tag \"red\" of user u1 is missing, but 2 images carry it",
+            "count of tag \"ghost\" of user u2 is 4, but no image carries it",
+        ] {
+            assert!(text.contains(expected), "{expected:?} not in\n{text}");
+        }
+        assert_eq!(report.problems.len(), 4, "{text}");
+        let repaired = store.repair().unwrap();
+        assert_eq!(repaired.fixed.len(), 4);
+        assert!(repaired.after.is_clean(), "{}", lines(&repaired.after));
+        let tagged = |tag: &str| {
+            let page = store
+                .list_tagged_images(&"u1".into(), &Tags::parse([tag]).unwrap(), None, 1, 10)
+                .unwrap();
+            let ids: Vec<String> = page.images.iter().map(|i| i.id.to_string()).collect();
+            (page.total, ids)
+        };
+        assert_eq!(tagged("red"), (2, vec!["c".into(), "a".into()]));
+        assert_eq!(tagged("linen"), (1, vec!["c".into()]));
+        let offered = store.tags(&"u1".into(), "", 10).unwrap();
+        // Recounted from the records: the spelling of the first image in time order (a, then c).
+        assert_eq!(offered[0].tag, "RED");
+        assert!(store.tags(&"u2".into(), "", 10).unwrap().is_empty());
     }
 
     #[test]
