@@ -37,7 +37,7 @@ use crate::clock;
 
 pub use batch::{Batch, NewThumbnail, TaskEnd};
 pub use blobs::BlobChunks;
-pub use images::{DeleteOutcome, ImagePage, NewImage};
+pub use images::{ChangeOutcome, DeleteOutcome, ImagePage, NewImage, TagCount};
 pub use migrate::SCHEMA_VERSION;
 
 /// Default page cache: small enough for a 1 GB Raspberry Pi, large enough for the index pages a

@@ -1,4 +1,5 @@
-//! The caller's images as the seed's paged list, all of them or one category's, and deleting one.
+//! The caller's images as the seed's paged list, all of them, one category's or those with given
+//! tags, and deleting one.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -9,7 +10,7 @@ use warp::{Filter, Rejection, Reply};
 use crate::api::auth::{Caller, require_user};
 use crate::api::{ApiError, AppState, blocking, reject, with_state};
 use crate::clock;
-use crate::domain::{Category, ImageId, UserId};
+use crate::domain::{Category, ImageId, Tags, UserId};
 use crate::store::DeleteOutcome;
 use crate::store::records::ImageRecord;
 
@@ -20,7 +21,7 @@ pub fn routes(
         .and(warp::get())
         .and(with_state(state.clone()))
         .and(require_user(state.clone()))
-        .and(warp::query::<HashMap<String, String>>())
+        .and(warp::query::<Vec<(String, String)>>())
         .and_then(list);
     let delete = warp::path!("api" / "user" / "images" / ImageId)
         .and(warp::delete())
@@ -46,6 +47,8 @@ struct ImageView {
     context_info: serde_json::Map<String, serde_json::Value>,
     /// `clothes` or `char`, as the original's list items carry it.
     category: &'static str,
+    /// As their owner wrote them, in their order.
+    tags: Vec<String>,
     status: &'static str,
     cloud_synced: bool,
     preview_url: String,
@@ -70,6 +73,7 @@ impl From<ImageRecord> for ImageView {
             image_height: r.height,
             context_info,
             category: r.category.as_str(),
+            tags: r.tags,
             status: "saved",
             cloud_synced: r.cloud_synced,
         }
@@ -95,8 +99,12 @@ struct ImageList {
 async fn list(
     state: Arc<AppState>,
     caller: Caller,
-    query: HashMap<String, String>,
+    pairs: Vec<(String, String)>,
 ) -> Result<impl Reply, Rejection> {
+    // `tag` may be given more than once (all must match); every other parameter once.
+    let tags = Tags::parse(pairs.iter().filter(|(k, _)| k == "tag").map(|(_, v)| v))
+        .map_err(|e| reject(ApiError::BadRequest(e.0.to_string())))?;
+    let query: HashMap<String, String> = pairs.into_iter().filter(|(k, _)| k != "tag").collect();
     // Like the seed: unparsable numbers fall back to the defaults, per_page is kept within 1..=100.
     let number = |key: &str, default: u64| {
         query
@@ -128,7 +136,16 @@ async fn list(
         },
     };
     let offset = page.saturating_sub(1).saturating_mul(per_page);
-    let found = if filter.is_some() && offset > IN_PLACE_OFFSET {
+    let found = if !tags.is_empty() {
+        // Reads the tag index and, with more filters, the records it names: off the runtime.
+        blocking(move || {
+            Ok(state
+                .store
+                .list_tagged_images(&user_id, &tags, filter, page, per_page)?)
+        })
+        .await
+        .map_err(reject)?
+    } else if filter.is_some() && offset > IN_PLACE_OFFSET {
         blocking(move || Ok(state.store.list_images(&user_id, filter, page, per_page)?))
             .await
             .map_err(reject)?

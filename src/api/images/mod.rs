@@ -8,12 +8,14 @@
 //! and bytes a minute, 429 past it), or refused when `--anonymous-uploads false`; a session's own
 //! uploads are never counted.
 //!
-//! `upload` takes images in, `list` pages through them and deletes them, `files` serves their bytes,
-//! `paths` lists the routes that serve them in the original server's file-path shape.
+//! `upload` takes images in, `list` pages through them (by category and tag) and deletes them,
+//! `tags` sets an image's tags and completes tag names, `files` serves their bytes, `paths` lists
+//! the routes that serve them in the original server's file-path shape.
 
 mod files;
 mod list;
 mod paths;
+mod tags;
 mod upload;
 
 use std::sync::Arc;
@@ -28,5 +30,6 @@ pub fn routes(
     upload::routes(state.clone())
         .or(list::routes(state.clone()))
         .or(paths::routes(state.clone()))
+        .or(tags::routes(state.clone()))
         .or(files::routes(state))
 }

@@ -1,0 +1,192 @@
+//! Tags over HTTP against the real binary: setting an image's tags, listing by one or several tags
+//! (with a category), autocomplete by prefix, and every refusal leaving the tags as they were.
+
+mod common;
+
+use common::*;
+use serde_json::{Value, json};
+
+async fn put_tags(
+    app: &TestApp,
+    client: &reqwest::Client,
+    image_id: &str,
+    body: &Value,
+) -> (u16, Value) {
+    let resp = client
+        .put(app.url(&format!("/api/user/images/{image_id}/tags")))
+        .json(body)
+        .send()
+        .await
+        .expect("PUT");
+    status_and_json(resp).await
+}
+
+/// Ids of a list page, and its total.
+async fn listed(app: &TestApp, client: &reqwest::Client, query: &str) -> (Vec<String>, u64) {
+    let (status, body) = app
+        .get_json(client, &format!("/api/user/images?{query}"))
+        .await;
+    assert_eq!(status, 200, "{query}: {body}");
+    let ids = body["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["id"].as_str().unwrap().to_string())
+        .collect();
+    (ids, body["total"].as_u64().unwrap())
+}
+
+async fn upload(app: &TestApp, client: &reqwest::Client, seed: u32, category: &str) -> String {
+    let (status, body) = app
+        .receive_image(client, "image/png", &png(8, 8, seed), category)
+        .await;
+    assert_eq!(status, 200, "{body}");
+    body["imageId"].as_str().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn tags_are_set_listed_by_and_offered_by_prefix() {
+    let app = spawn_app().await;
+    let (alice, _) = app.user_client("alice").await;
+    let a = upload(&app, &alice, 1, "clothes").await;
+    let b = upload(&app, &alice, 2, "char").await;
+    let c = upload(&app, &alice, 3, "clothes").await;
+
+    let (status, body) = put_tags(&app, &alice, &a, &json!({"tags": [" Denim ", "summer"]})).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body,
+        json!({"success": true, "imageId": a, "tags": ["Denim", "summer"]})
+    );
+    // Spelled otherwise, the same tag once folded; repeats merge into the first spelling.
+    let (status, body) =
+        put_tags(&app, &alice, &b, &json!({"tags": ["ＤＥＮＩＭ", "denim"]})).await;
+    assert_eq!(
+        (status, &body["tags"]),
+        (200, &json!(["ＤＥＮＩＭ"])),
+        "{body}"
+    );
+    put_tags(&app, &alice, &c, &json!({"tags": ["Summer", "红色"]})).await;
+
+    // The list carries the tags; filters by tag (repeatable, all must match) and category.
+    let (_, page) = app.get_json(&alice, "/api/user/images").await;
+    let first = &page["images"][0];
+    assert_eq!(
+        (first["id"].as_str(), &first["tags"]),
+        (Some(c.as_str()), &json!(["Summer", "红色"]))
+    );
+    assert_eq!(
+        listed(&app, &alice, "tag=denim").await,
+        (vec![b.clone(), a.clone()], 2)
+    );
+    assert_eq!(
+        listed(&app, &alice, "tag=SUMMER&tag=Denim").await,
+        (vec![a.clone()], 1)
+    );
+    assert_eq!(
+        listed(&app, &alice, "tag=summer&category=clothes").await,
+        (vec![c.clone(), a.clone()], 2)
+    );
+    assert_eq!(
+        listed(&app, &alice, "tag=denim&category=char").await,
+        (vec![b.clone()], 1)
+    );
+    assert_eq!(
+        listed(&app, &alice, &format!("tag={}", urlencode("红色"))).await,
+        (vec![c.clone()], 1)
+    );
+    assert_eq!(
+        listed(&app, &alice, "tag=denim&per_page=1&page=2").await,
+        (vec![a.clone()], 2)
+    );
+    assert_eq!(listed(&app, &alice, "tag=nothing").await, (vec![], 0));
+
+    // Autocomplete: most used first, the first spelling, by folded prefix.
+    let (status, body) = app.get_json(&alice, "/api/user/tags?prefix=").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body,
+        json!({"tags": [
+            {"tag": "Denim", "count": 2},
+            {"tag": "summer", "count": 2},
+            {"tag": "红色", "count": 1},
+        ]})
+    );
+    let (_, body) = app.get_json(&alice, "/api/user/tags?prefix=S").await;
+    assert_eq!(body, json!({"tags": [{"tag": "summer", "count": 2}]}));
+    let (_, body) = app.get_json(&alice, "/api/user/tags?prefix=&limit=1").await;
+    assert_eq!(body["tags"].as_array().unwrap().len(), 1);
+
+    // Replacing with none empties them; the counts follow.
+    let (status, _) = put_tags(&app, &alice, &a, &json!({"tags": []})).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        listed(&app, &alice, "tag=summer").await,
+        (vec![c.clone()], 1)
+    );
+    // Deleting an image drops its tags.
+    let resp = alice
+        .delete(app.url(&format!("/api/user/images/{b}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let (_, body) = app.get_json(&alice, "/api/user/tags?prefix=d").await;
+    assert_eq!(body, json!({"tags": []}));
+
+    // Another user sees none of it.
+    let (bob, _) = app.user_client("bob").await;
+    let (_, body) = app.get_json(&bob, "/api/user/tags").await;
+    assert_eq!(body, json!({"tags": []}));
+    assert_eq!(listed(&app, &bob, "tag=summer").await, (vec![], 0));
+}
+
+#[tokio::test]
+async fn bad_tags_are_refused_and_change_nothing() {
+    let app = spawn_app().await;
+    let (alice, _) = app.user_client("alice").await;
+    let a = upload(&app, &alice, 1, "clothes").await;
+    put_tags(&app, &alice, &a, &json!({"tags": ["keep"]})).await;
+    let too_many: Vec<String> = (0..65).map(|i| format!("t{i}")).collect();
+    let long = "x".repeat(65);
+    for (body, error) in [
+        (json!({"tags": ["ok", "  "]}), "标签不能为空"),
+        (json!({"tags": [long]}), "标签不能超过64个字符"),
+        (json!({"tags": ["a\u{0001}b"]}), "标签不能包含控制字符"),
+        (json!({"tags": too_many}), "每张图片最多64个标签"),
+        (json!({}), "缺少 tags 字段"),
+    ] {
+        let (status, answer) = put_tags(&app, &alice, &a, &body).await;
+        assert_eq!(status, 400, "{body}: {answer}");
+        assert_eq!(answer["error"], error, "{body}");
+    }
+    let (status, answer) = put_tags(&app, &alice, &a, &json!({"tags": "keep"})).await;
+    assert_eq!(status, 400, "{answer}");
+    assert_eq!(listed(&app, &alice, "tag=keep").await, (vec![a.clone()], 1));
+
+    // Someone else's image, an unknown one, no session.
+    let (bob, _) = app.user_client("bob").await;
+    let (status, _) = put_tags(&app, &bob, &a, &json!({"tags": ["mine"]})).await;
+    assert_eq!(status, 403);
+    let (status, _) = put_tags(&app, &alice, "i-nothing", &json!({"tags": ["x"]})).await;
+    assert_eq!(status, 404);
+    let (status, _) = put_tags(&app, &new_client(), &a, &json!({"tags": ["x"]})).await;
+    assert_eq!(status, 401);
+    // A body far past any list of tags.
+    let (status, _) = put_tags(&app, &alice, &a, &json!({"tags": ["y".repeat(100_000)]})).await;
+    assert_eq!(status, 413);
+    // Bad filters and prefixes.
+    let (status, body) = app.get_json(&alice, "/api/user/images?tag=%20").await;
+    assert_eq!((status, &body["error"]), (400, &json!("标签不能为空")));
+    let (status, _) = app
+        .get_json(&alice, &format!("/api/user/tags?prefix={}", "p".repeat(65)))
+        .await;
+    assert_eq!(status, 400);
+    assert_eq!(listed(&app, &alice, "tag=keep").await, (vec![a.clone()], 1));
+    let (_, tags) = app.get_json(&alice, "/api/user/tags").await;
+    assert_eq!(tags, json!({"tags": [{"tag": "keep", "count": 1}]}));
+}
+
+fn urlencode(text: &str) -> String {
+    text.bytes().map(|b| format!("%{b:02X}")).collect()
+}
