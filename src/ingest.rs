@@ -19,7 +19,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use crate::clock::{self, Micros};
-use crate::domain::{BlobHash, Category, ImageId, TaskId, UserId};
+use crate::domain::{BlobHash, Category, ImageId, Tags, TaskId, UserId};
 use crate::media::{self, MediaError, Probe};
 use crate::store::records::{ImageRecord, TaskRecord, TaskStatus};
 use crate::store::{Store, StoreError};
@@ -162,6 +162,7 @@ pub struct Incoming {
     pub filename: Option<String>,
     /// An id to keep (images received by sync keep their sender's); `None` makes one.
     pub id: Option<ImageId>,
+    pub tags: Tags,
 }
 
 /// Longest URL kept (`original_url`, `page_url`), in bytes.
@@ -287,7 +288,7 @@ pub fn records(
         height: probe.height,
         cloud_synced: false,
         task_id: TaskId::random(),
-        tags: Vec::new(),
+        tags: new.tags.iter().map(|t| t.as_str().to_string()).collect(),
     };
     cap_metadata(&mut image);
     let task = TaskRecord {

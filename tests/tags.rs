@@ -187,6 +187,81 @@ async fn bad_tags_are_refused_and_change_nothing() {
     assert_eq!(tags, json!({"tags": [{"tag": "keep", "count": 1}]}));
 }
 
+/// The tags of `image_id` as the list shows them.
+async fn tags_of(app: &TestApp, client: &reqwest::Client, image_id: &str) -> Value {
+    let (_, page) = app.get_json(client, "/api/user/images?per_page=100").await;
+    page["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["id"] == image_id)
+        .map(|i| i["tags"].clone())
+        .unwrap_or_else(|| panic!("{image_id} not listed: {page}"))
+}
+
+#[tokio::test]
+async fn tags_come_with_uploads_on_every_route_or_refuse_them_whole() {
+    let app = spawn_app().await;
+    let (alice, _) = app.user_client("alice").await;
+    let (status, body) = app
+        .post_json(
+            &alice,
+            "/api/receive-image",
+            &json!({"imageData": data_url("image/png", &png(8, 8, 1)), "tags": ["Denim", "denim", "夏季"]}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let by_json = body["imageId"].as_str().unwrap().to_string();
+    assert_eq!(
+        tags_of(&app, &alice, &by_json).await,
+        json!(["Denim", "夏季"])
+    );
+    let (status, body) = app
+        .post_json(
+            &alice,
+            "/api/upload-clipboard",
+            &json!({"imageData": b64(&png(8, 8, 2)), "tags": ["clip"]}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let by_clipboard = body["imageId"].as_str().unwrap().to_string();
+    assert_eq!(tags_of(&app, &alice, &by_clipboard).await, json!(["clip"]));
+    // A form: repeated `tags` fields, each a comma-separated list.
+    let form = reqwest::multipart::Form::new()
+        .text("tags", "red, 连衣裙")
+        .text("tags", "summer")
+        .part("file", file_part(png(8, 8, 3), "a.png", "image/png"));
+    let (status, body) = upload_form(&app, &alice, form).await;
+    assert_eq!(status, 200, "{body}");
+    let by_form = body["imageId"].as_str().unwrap().to_string();
+    assert_eq!(
+        tags_of(&app, &alice, &by_form).await,
+        json!(["red", "连衣裙", "summer"])
+    );
+    assert_eq!(listed(&app, &alice, "tag=denim").await, (vec![by_json], 1));
+
+    // One bad tag refuses the upload, and nothing is stored.
+    let before = user_total(&app, &alice).await;
+    for body in [
+        json!({"imageData": data_url("image/png", &png(8, 8, 4)), "tags": ["ok", " "]}),
+        json!({"imageData": data_url("image/png", &png(8, 8, 4)), "tags": "ok"}),
+        json!({"imageData": data_url("image/png", &png(8, 8, 4)), "tags": [1]}),
+    ] {
+        let (status, answer) = app.post_json(&alice, "/api/receive-image", &body).await;
+        assert_eq!(status, 400, "{answer}");
+    }
+    let form = reqwest::multipart::Form::new()
+        .text("tags", "fine,")
+        .text("tags", "x".repeat(65))
+        .part("file", file_part(png(8, 8, 4), "b.png", "image/png"));
+    let (status, answer) = upload_form(&app, &alice, form).await;
+    assert_eq!(
+        (status, &answer["error"]),
+        (400, &json!("标签不能超过64个字符"))
+    );
+    assert_eq!(user_total(&app, &alice).await, before);
+}
+
 fn urlencode(text: &str) -> String {
     text.bytes().map(|b| format!("%{b:02X}")).collect()
 }

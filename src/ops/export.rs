@@ -90,6 +90,9 @@ pub struct ExportedImage {
     pub mime: String,
     #[serde(default)]
     pub blake3: String,
+    /// As their owner wrote them; absent in exports made before tags.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
 }
 
 /// Names that are safe as one path component: what imgvault generates, and nothing that could
@@ -237,6 +240,7 @@ fn export_image(store: &Store, dir: &Path, image: &ImageRecord) -> Result<Export
         cloud_synced: image.cloud_synced,
         mime: image.kind.mime().into(),
         blake3: image.blob.to_hex(),
+        tags: image.tags.clone(),
     })
 }
 

@@ -15,7 +15,7 @@ use super::progress::{Progress, Unit};
 use super::{OpsError, Outcome, human_bytes};
 use crate::cli::ImportArgs;
 use crate::clock::{self, Micros};
-use crate::domain::{BlobHash, Category, Email, UserId, Username};
+use crate::domain::{BlobHash, Category, Email, Tag, Tags, UserId, Username};
 use crate::ingest::{self, Incoming};
 use crate::media;
 use crate::media::MAX_IMAGE_BYTES;
@@ -388,6 +388,14 @@ impl Importer<'_> {
             ),
             filename: keep_name,
             id: None,
+            // Tags that are no longer valid are dropped rather than costing the image.
+            tags: meta.map_or_else(Tags::default, |m| {
+                let mut tags = Tags::default();
+                for tag in m.tags.iter().filter_map(|t| Tag::parse(t).ok()) {
+                    let _ = tags.push(tag);
+                }
+                tags
+            }),
         };
         let (image, _task) = ingest::save(self.store, &new, &probe, &bytes)?;
         self.bytes += bytes.len() as u64;

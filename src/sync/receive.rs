@@ -19,7 +19,7 @@ use bytes::Bytes;
 
 use super::wire::{Refusal, SyncImage, SyncReply};
 use crate::clock;
-use crate::domain::{BlobHash, Category, ImageId, UserId, portable};
+use crate::domain::{BlobHash, Category, ImageId, Tags, UserId, portable};
 use crate::ingest::{Incoming, Ingest, Submitted};
 use crate::json_stream::{ScanError, Scanner};
 use crate::media::data_url::{self, DataUrlError};
@@ -402,6 +402,8 @@ impl Receiver<'_> {
             saved_at: clock::parse_display(&meta.saved_at),
             filename: Some(meta.filename.clone()),
             id: Some(meta.id.clone()),
+            // Tags do not travel by sync yet.
+            tags: Tags::default(),
         };
         Ok((new, probe))
     }

@@ -14,7 +14,7 @@ use crate::api::auth::{Caller, optional_user};
 use crate::api::guard::client_addr;
 use crate::api::multipart::{self, Multipart};
 use crate::api::{ApiError, AppState, body, reject, with_state};
-use crate::domain::{Category, ImageId, TaskId};
+use crate::domain::{Category, ImageId, Tags, TaskId};
 use crate::ingest::{Incoming, IngestError};
 use crate::media::{self, MAX_IMAGE_BYTES};
 use crate::throttle::{self, Reservation};
@@ -170,6 +170,23 @@ struct JsonUpload<'a> {
     category: Option<serde_json::Value>,
     #[serde(rename = "pageInfo")]
     page_info: Option<PageInfo>,
+    /// Tags to give the image: an array of strings; one invalid tag refuses the upload.
+    tags: Option<serde_json::Value>,
+}
+
+/// An upload's `tags`: absent, null or an array of valid tags.
+fn json_tags(raw: Option<serde_json::Value>) -> Result<Tags, ApiError> {
+    let bad = |e: crate::domain::Invalid| ApiError::BadRequest(e.0.to_string());
+    match raw {
+        None | Some(serde_json::Value::Null) => Ok(Tags::default()),
+        Some(serde_json::Value::Array(items)) => {
+            let texts: Option<Vec<&str>> = items.iter().map(|v| v.as_str()).collect();
+            let texts =
+                texts.ok_or_else(|| ApiError::BadRequest("tags 必须是字符串数组".into()))?;
+            Tags::parse(texts).map_err(bad)
+        }
+        Some(_) => Err(ApiError::BadRequest("tags 必须是字符串数组".into())),
+    }
 }
 
 /// An optional string borrowed from the input when it has no escapes. serde borrows a `Cow` only
@@ -198,6 +215,7 @@ struct UploadMeta {
     original_url: Option<String>,
     page: PageInfo,
     original_filename: Option<String>,
+    tags: Tags,
 }
 
 #[derive(Serialize)]
@@ -225,6 +243,7 @@ async fn upload_json(
     route: Route,
 ) -> Result<warp::reply::Response, Rejection> {
     let req: JsonUpload = body::parse_json(&body)?;
+    let tags = json_tags(req.tags).map_err(reject)?;
     let missing = match route {
         Route::Clipboard => ApiError::EmptyClipboard,
         _ => ApiError::MissingImageData,
@@ -261,6 +280,7 @@ async fn upload_json(
         original_url,
         page,
         original_filename: None,
+        tags,
     };
     // The request body is the largest thing this upload holds; it is not needed past this point.
     drop(body);
@@ -356,6 +376,17 @@ where
                     .await?;
                 meta.category = Some(String::from_utf8_lossy(&raw).into_owned());
             }
+            // Repeated, or one field of comma-separated tags; one invalid tag refuses the upload.
+            "tags" => {
+                let raw = form
+                    .read_body(MAX_FORM_FIELD, ApiError::BodyTooLarge, |_| Ok(()))
+                    .await?;
+                let listed = Tags::parse_list(&String::from_utf8_lossy(&raw))
+                    .map_err(|e| ApiError::BadRequest(e.0.to_string()))?;
+                meta.tags
+                    .extend(&listed)
+                    .map_err(|e| ApiError::BadRequest(e.0.to_string()))?;
+            }
             _ => {
                 form.read_body(MAX_FORM_FIELD, ApiError::BodyTooLarge, |_| Ok(()))
                     .await?;
@@ -402,6 +433,7 @@ async fn save(
         saved_at: None,
         filename: None,
         id: None,
+        tags: meta.tags,
     };
     let (image, task) = state
         .ingest
