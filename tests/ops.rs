@@ -505,6 +505,7 @@ async fn export_then_import_into_a_fresh_file_gives_the_same_images() {
         "category": "char",
         "originalUrl": "https://example.com/shirt.png",
         "pageInfo": {"url": "https://example.com/p", "title": "A page", "imageContext": {"alt": "shirt"}},
+        "tags": ["Denim", "夏季"],
     });
     let (status, first) = app.post_json(&alice, "/api/receive-image", &body).await;
     assert_eq!(status, 200, "{first}");
@@ -580,6 +581,18 @@ async fn export_then_import_into_a_fresh_file_gives_the_same_images() {
             Some("https://example.com/shirt.png")
         );
         assert_eq!(image.context_json.as_deref(), Some(r#"{"alt":"shirt"}"#));
+        // Tags travel through metadata.json and are indexed again.
+        assert_eq!(image.tags, ["Denim", "夏季"]);
+        let tagged = after
+            .list_tagged_images(
+                &alice_id.as_str().into(),
+                &imgvault::domain::Tags::parse(["denim"]).unwrap(),
+                None,
+                1,
+                10,
+            )
+            .unwrap();
+        assert_eq!(tagged.total, 1);
         let original = before
             .image_by_name(&alice_id.as_str().into(), filename)
             .unwrap()
