@@ -157,29 +157,7 @@ fn write_snapshot(
             stats: &mut stats,
             progress,
         };
-        copy.table(META)?;
-        copy.table(USERS)?;
-        copy.table(USERNAMES)?;
-        copy.table(EMAILS)?;
-        copy.table(USER_IMAGE_COUNTS)?;
-        copy.table(SESSIONS)?;
-        copy.table(IMAGES)?;
-        copy.table(IMAGE_NAMES)?;
-        copy.table(USER_IMAGES)?;
-        copy.table(USER_CATEGORY_IMAGES)?;
-        copy.table(USER_CATEGORY_COUNTS)?;
-        copy.table(TASKS)?;
-        copy.table(PENDING_TASKS)?;
-        copy.table(BLOBS)?;
-        copy.table(BLOB_CHUNKS)?;
-        copy.table(THUMBS)?;
-        copy.table(THUMB_BACKLOG)?;
-        copy.table(HUB_SESSIONS)?;
-        copy.table(SYNC_TASKS)?;
-        copy.table(HUB_SYNCS)?;
-        copy.table(REVISIT)?;
-        copy.table(USER_TAG_IMAGES)?;
-        copy.table(USER_TAGS)?;
+        for_every_table!(table => copy.table(table)?);
         let mut last = db.begin_write()?;
         last.set_two_phase_commit(true);
         last.commit()?;

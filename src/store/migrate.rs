@@ -130,30 +130,9 @@ pub(super) fn run(db: &Database) -> Result<()> {
 
 /// Creates every table so read transactions never meet a missing one.
 fn create_tables(tx: &WriteTransaction) -> Result<()> {
+    for_every_table!(table => tx.open_table(table)?);
     tx.open_table(META)?
         .insert(super::images::TOTAL_IMAGES_KEY, 0)?;
-    tx.open_table(USERS)?;
-    tx.open_table(USERNAMES)?;
-    tx.open_table(EMAILS)?;
-    tx.open_table(USER_IMAGE_COUNTS)?;
-    tx.open_table(SESSIONS)?;
-    tx.open_table(IMAGES)?;
-    tx.open_table(IMAGE_NAMES)?;
-    tx.open_table(USER_IMAGES)?;
-    tx.open_table(USER_CATEGORY_IMAGES)?;
-    tx.open_table(USER_CATEGORY_COUNTS)?;
-    tx.open_table(TASKS)?;
-    tx.open_table(PENDING_TASKS)?;
-    tx.open_table(BLOBS)?;
-    tx.open_table(BLOB_CHUNKS)?;
-    tx.open_table(THUMBS)?;
-    tx.open_table(THUMB_BACKLOG)?;
-    tx.open_table(HUB_SESSIONS)?;
-    tx.open_table(SYNC_TASKS)?;
-    tx.open_table(HUB_SYNCS)?;
-    tx.open_table(REVISIT)?;
-    tx.open_table(USER_TAG_IMAGES)?;
-    tx.open_table(USER_TAGS)?;
     Ok(())
 }
 

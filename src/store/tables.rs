@@ -80,6 +80,106 @@ pub const HUB_SYNCS: TableDefinition<&str, &[u8]> = TableDefinition::new("hub_sy
 /// Progress and outcome of cloud-sync tasks (their `TaskRecord` lives in `TASKS`).
 pub const SYNC_TASKS: TableDefinition<&str, &[u8]> = TableDefinition::new("sync_tasks");
 
+/// Runs `$body` with `$table` bound to each table of the file in turn: the one list of them, for
+/// what must meet every table (creating a new file's, copying a backup). A new table goes here.
+macro_rules! for_every_table {
+    ($table:ident => $body:expr) => {{
+        {
+            let $table = $crate::store::tables::META;
+            $body;
+        }
+        {
+            let $table = $crate::store::tables::USERS;
+            $body;
+        }
+        {
+            let $table = $crate::store::tables::USERNAMES;
+            $body;
+        }
+        {
+            let $table = $crate::store::tables::EMAILS;
+            $body;
+        }
+        {
+            let $table = $crate::store::tables::USER_IMAGE_COUNTS;
+            $body;
+        }
+        {
+            let $table = $crate::store::tables::SESSIONS;
+            $body;
+        }
+        {
+            let $table = $crate::store::tables::IMAGES;
+            $body;
+        }
+        {
+            let $table = $crate::store::tables::IMAGE_NAMES;
+            $body;
+        }
+        {
+            let $table = $crate::store::tables::USER_IMAGES;
+            $body;
+        }
+        {
+            let $table = $crate::store::tables::USER_CATEGORY_IMAGES;
+            $body;
+        }
+        {
+            let $table = $crate::store::tables::USER_CATEGORY_COUNTS;
+            $body;
+        }
+        {
+            let $table = $crate::store::tables::USER_TAG_IMAGES;
+            $body;
+        }
+        {
+            let $table = $crate::store::tables::USER_TAGS;
+            $body;
+        }
+        {
+            let $table = $crate::store::tables::TASKS;
+            $body;
+        }
+        {
+            let $table = $crate::store::tables::PENDING_TASKS;
+            $body;
+        }
+        {
+            let $table = $crate::store::tables::BLOBS;
+            $body;
+        }
+        {
+            let $table = $crate::store::tables::BLOB_CHUNKS;
+            $body;
+        }
+        {
+            let $table = $crate::store::tables::THUMBS;
+            $body;
+        }
+        {
+            let $table = $crate::store::tables::THUMB_BACKLOG;
+            $body;
+        }
+        {
+            let $table = $crate::store::tables::REVISIT;
+            $body;
+        }
+        {
+            let $table = $crate::store::tables::HUB_SESSIONS;
+            $body;
+        }
+        {
+            let $table = $crate::store::tables::HUB_SYNCS;
+            $body;
+        }
+        {
+            let $table = $crate::store::tables::SYNC_TASKS;
+            $body;
+        }
+    }};
+}
+pub(crate) use for_every_table;
+
 #[cfg(test)]
 mod tests {
     use redb::Value;
@@ -123,5 +223,18 @@ mod tests {
         assert_eq!(hex(index.as_ref()), "0203753172656400401e18240a0600692d31");
         let count = <CountKey as Value>::as_bytes(&("u1", "red"));
         assert_eq!(hex(count.as_ref()), "027531726564");
+    }
+
+    /// `for_every_table!` names every table declared in this file, so no table is left out of new
+    /// files or backups.
+    #[test]
+    fn every_declared_table_is_in_the_one_list() {
+        let declared = include_str!("tables.rs")
+            .matches(concat!("TableDefinition", "::new("))
+            .count();
+        let mut listed = 0;
+        for_every_table!(_table => listed += 1);
+        assert_eq!(listed, declared);
+        assert!(declared >= 20, "the scan found {declared} tables");
     }
 }
