@@ -112,17 +112,67 @@ fn bump(tx: &WriteTransaction, image: &ImageRecord, delta: i64) -> Result<()> {
         0 => counts.remove(user_id)?,
         n => counts.insert(user_id, n)?,
     };
-    let mut by_category = tx.open_table(USER_CATEGORY_COUNTS)?;
-    let key = (user_id, codes::category::to_code(image.category));
-    let in_category = by_category.get(key)?.map_or(0, |v| v.value());
-    match apply(in_category) {
-        0 => by_category.remove(key)?,
-        n => by_category.insert(key, n)?,
-    };
+    drop(counts);
+    bump_category(tx, image, delta)?;
     let mut meta = tx.open_table(META)?;
     let total = meta.get(TOTAL_IMAGES_KEY)?.map_or(0, |v| v.value());
     meta.insert(TOTAL_IMAGES_KEY, apply(total))?;
     Ok(())
+}
+
+/// Adds `delta` to the count of `image`'s user's images in its category, removed at zero.
+fn bump_category(tx: &WriteTransaction, image: &ImageRecord, delta: i64) -> Result<()> {
+    let mut by_category = tx.open_table(USER_CATEGORY_COUNTS)?;
+    let key = (
+        image.user_id.as_str(),
+        codes::category::to_code(image.category),
+    );
+    let in_category = by_category.get(key)?.map_or(0, |v| v.value());
+    match in_category.checked_add_signed(delta).unwrap_or(0) {
+        0 => by_category.remove(key)?,
+        n => by_category.insert(key, n)?,
+    };
+    Ok(())
+}
+
+/// What a batch does to each of its images.
+#[derive(Debug, Clone)]
+pub enum BatchAction {
+    SetCategory(Category),
+    /// Appends those not there yet, after the image's own.
+    AddTags(Tags),
+    RemoveTags(Tags),
+    DeleteForever,
+}
+
+/// Why a batch left one of its images alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Skipped {
+    /// No image of the caller's has that id (another user's is reported alike).
+    NotFound,
+    /// The id came earlier in the same batch.
+    Repeated,
+    /// The image already is as the action would make it.
+    Unchanged,
+    /// Adding the tags would take the image past `MAX_TAGS`.
+    TooManyTags,
+}
+
+impl Skipped {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Skipped::NotFound => "not_found",
+            Skipped::Repeated => "repeated",
+            Skipped::Unchanged => "unchanged",
+            Skipped::TooManyTags => "too_many_tags",
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct BatchOutcome {
+    pub changed: u64,
+    pub skipped: Vec<(ImageId, Skipped)>,
 }
 
 /// An upload to store: its record, bytes and `processing` task.
@@ -315,6 +365,86 @@ impl Store {
             .insert(image.id.as_str(), image.encode().as_slice())?;
         self.finish(tx)?;
         Ok(ChangeOutcome::Changed(Box::new(image)))
+    }
+
+    /// Applies `action` to each of `owner`'s images among `ids`, in one commit: all of it is stored
+    /// or, on a store error, none. Ids that are not `owner`'s images are skipped and never touched.
+    pub fn batch(
+        &self,
+        owner: &UserId,
+        ids: &[ImageId],
+        action: &BatchAction,
+    ) -> Result<BatchOutcome> {
+        let tx = self.write()?;
+        let mut outcome = BatchOutcome::default();
+        let mut seen = std::collections::HashSet::new();
+        for id in ids {
+            if !seen.insert(id) {
+                outcome.skipped.push((id.clone(), Skipped::Repeated));
+                continue;
+            }
+            let found = tx
+                .open_table(IMAGES)?
+                .get(id.as_str())?
+                .map(|v| ImageRecord::decode(v.value()))
+                .transpose()?;
+            let Some(mut image) = found.filter(|image| image.user_id == *owner) else {
+                outcome.skipped.push((id.clone(), Skipped::NotFound));
+                continue;
+            };
+            let skipped = match action {
+                BatchAction::DeleteForever => {
+                    remove(&tx, &image)?;
+                    None
+                }
+                BatchAction::SetCategory(category) if *category == image.category => {
+                    Some(Skipped::Unchanged)
+                }
+                BatchAction::SetCategory(category) => {
+                    let mut index = tx.open_table(USER_CATEGORY_IMAGES)?;
+                    index.remove(category_key(&image))?;
+                    bump_category(&tx, &image, -1)?;
+                    image.category = *category;
+                    index.insert(category_key(&image), ())?;
+                    bump_category(&tx, &image, 1)?;
+                    None
+                }
+                BatchAction::AddTags(more) | BatchAction::RemoveTags(more) => {
+                    let mut tags = Tags::parse(&image.tags)
+                        .map_err(|e| StoreError::Corrupt(format!("image {id}'s tags: {e}")))?;
+                    let before = tags.clone();
+                    let grown = match action {
+                        BatchAction::AddTags(_) => tags.extend(more).is_ok(),
+                        _ => {
+                            tags.remove(more);
+                            true
+                        }
+                    };
+                    if !grown {
+                        Some(Skipped::TooManyTags)
+                    } else if tags == before {
+                        Some(Skipped::Unchanged)
+                    } else {
+                        index_tags(&tx, &image, -1)?;
+                        image.tags = tags.iter().map(|t| t.as_str().to_string()).collect();
+                        index_tags(&tx, &image, 1)?;
+                        None
+                    }
+                }
+            };
+            match skipped {
+                Some(reason) => outcome.skipped.push((id.clone(), reason)),
+                None => {
+                    if !matches!(action, BatchAction::DeleteForever) {
+                        tx.open_table(IMAGES)?
+                            .insert(image.id.as_str(), image.encode().as_slice())?;
+                    }
+                    outcome.changed += 1;
+                }
+            }
+        }
+        self.finish(tx)?;
+        Ok(outcome)
     }
 
     /// `user_id`'s tags whose folded form starts with `prefix` folded, most used first (then in
@@ -1038,5 +1168,57 @@ mod tests {
             shown(store.tags(&user, "", 10).unwrap()),
             [("Denim".into(), 1)]
         );
+    }
+
+    #[test]
+    fn a_batch_leaves_every_index_and_counter_as_check_recounts_them() {
+        let (_dir, store) = temp_store();
+        add_user(&store, "tagger");
+        save_records(
+            &store,
+            &[
+                tagged("a", 1, Category::Clothes, &["Denim"]),
+                tagged("b", 2, Category::Clothes, &[]),
+                tagged("c", 3, Category::Char, &["denim", "red"]),
+            ],
+        );
+        let user: UserId = "tagger".into();
+        let ids: Vec<ImageId> = ["a", "b", "c", "zz"].map(ImageId::from).to_vec();
+        let clean = |what: &str| {
+            let report = store.check().unwrap();
+            assert!(report.is_clean(), "after {what}: {:?}", report.problems);
+        };
+        let done = store
+            .batch(&user, &ids, &BatchAction::SetCategory(Category::Char))
+            .unwrap();
+        assert_eq!(done.changed, 2);
+        clean("set_category");
+        let tags = Tags::parse(["RED", "wool"]).unwrap();
+        assert_eq!(
+            store
+                .batch(&user, &ids, &BatchAction::AddTags(tags.clone()))
+                .unwrap()
+                .changed,
+            3
+        );
+        clean("add_tags");
+        assert_eq!(
+            store
+                .batch(&user, &ids, &BatchAction::RemoveTags(tags))
+                .unwrap()
+                .changed,
+            3
+        );
+        clean("remove_tags");
+        let gone = store
+            .batch(&user, &ids[..2], &BatchAction::DeleteForever)
+            .unwrap();
+        assert_eq!(gone.changed, 2);
+        clean("delete_forever");
+        let left = store
+            .list_images(&user, Some(Category::Char), 1, 10)
+            .unwrap();
+        assert_eq!((left.total, ids(left)), (1, vec!["c".into()]));
+        assert_eq!(store.image(&"c".into()).unwrap().unwrap().tags, ["denim"]);
     }
 }

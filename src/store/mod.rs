@@ -37,7 +37,9 @@ use crate::clock;
 
 pub use batch::{Batch, NewThumbnail, TaskEnd};
 pub use blobs::BlobChunks;
-pub use images::{ChangeOutcome, DeleteOutcome, ImagePage, NewImage, TagCount};
+pub use images::{
+    BatchAction, BatchOutcome, ChangeOutcome, DeleteOutcome, ImagePage, NewImage, Skipped, TagCount,
+};
 pub use migrate::SCHEMA_VERSION;
 
 /// Default page cache: small enough for a 1 GB Raspberry Pi, large enough for the index pages a

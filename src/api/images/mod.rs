@@ -9,9 +9,10 @@
 //! uploads are never counted.
 //!
 //! `upload` takes images in, `list` pages through them (by category and tag) and deletes them,
-//! `tags` sets an image's tags and completes tag names, `files` serves their bytes, `paths` lists
+//! `tags` sets an image's tags and completes tag names, `batch` acts on many images at once, `files` serves their bytes, `paths` lists
 //! the routes that serve them in the original server's file-path shape.
 
+mod batch;
 mod files;
 mod list;
 mod paths;
@@ -28,6 +29,7 @@ pub fn routes(
     state: Arc<AppState>,
 ) -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clone {
     upload::routes(state.clone())
+        .or(batch::routes(state.clone()))
         .or(list::routes(state.clone()))
         .or(paths::routes(state.clone()))
         .or(tags::routes(state.clone()))

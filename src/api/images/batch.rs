@@ -1,0 +1,113 @@
+//! One action on many of the caller's images at once: move to a category, add or remove tags,
+//! delete for good. All in one commit; ids that are not the caller's images are skipped with a
+//! reason and never touched. (Trash and restore come with the trash.)
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use warp::{Filter, Rejection, Reply};
+
+use crate::api::auth::{Caller, require_user};
+use crate::api::{ApiError, AppState, blocking, body, reject, with_state};
+use crate::domain::{Category, ImageId, Tags};
+use crate::store::BatchAction;
+
+/// The most ids one batch may name.
+pub const MAX_BATCH_IDS: usize = 10_000;
+/// 10,000 ids of about 40 bytes, quoted, and a list of tags.
+const BATCH_BODY_LIMIT: u64 = 1024 * 1024;
+
+pub fn routes(
+    state: Arc<AppState>,
+) -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clone {
+    warp::path!("api" / "user" / "images" / "batch")
+        .and(warp::post())
+        .and(with_state(state.clone()))
+        .and(require_user(state.clone()))
+        .and(body::json(
+            state.throttles.bodies.clone(),
+            BATCH_BODY_LIMIT,
+            ApiError::BodyTooLarge,
+        ))
+        .and_then(batch)
+}
+
+#[derive(Deserialize)]
+struct BatchBody {
+    ids: Option<Vec<ImageId>>,
+    action: Option<String>,
+    category: Option<String>,
+    tags: Option<Vec<String>>,
+}
+
+#[derive(Serialize)]
+struct SkippedView {
+    id: ImageId,
+    reason: &'static str,
+}
+
+#[derive(Serialize)]
+struct BatchDone {
+    success: bool,
+    changed: u64,
+    skipped: Vec<SkippedView>,
+}
+
+fn bad(message: impl Into<String>) -> Rejection {
+    reject(ApiError::BadRequest(message.into()))
+}
+
+async fn batch(
+    state: Arc<AppState>,
+    caller: Caller,
+    body: BatchBody,
+) -> Result<impl Reply, Rejection> {
+    let ids = body.ids.ok_or_else(|| bad("缺少 ids 字段"))?;
+    if ids.len() > MAX_BATCH_IDS {
+        return Err(bad(format!("一次最多操作{MAX_BATCH_IDS}张图片")));
+    }
+    let tags = || -> Result<Tags, Rejection> {
+        let raw = body.tags.as_ref().ok_or_else(|| bad("缺少 tags 字段"))?;
+        let tags = Tags::parse(raw).map_err(|e| bad(e.0))?;
+        if tags.is_empty() {
+            return Err(bad("tags 不能为空"));
+        }
+        Ok(tags)
+    };
+    let action = match body.action.as_deref() {
+        Some("set_category") => BatchAction::SetCategory(
+            body.category
+                .as_deref()
+                .and_then(Category::parse)
+                .ok_or_else(|| reject(ApiError::InvalidCategory))?,
+        ),
+        Some("add_tags") => BatchAction::AddTags(tags()?),
+        Some("remove_tags") => BatchAction::RemoveTags(tags()?),
+        Some("delete_forever") => BatchAction::DeleteForever,
+        Some(other) => return Err(bad(format!("未知的操作：{other}"))),
+        None => return Err(bad("缺少 action 字段")),
+    };
+    let user_id = caller.user.user_id;
+    let outcome = blocking(move || Ok(state.store.batch(&user_id, &ids, &action)?))
+        .await
+        .map_err(reject)?;
+    if outcome.changed > 0 {
+        tracing::info!(
+            changed = outcome.changed,
+            skipped = outcome.skipped.len(),
+            "batch done"
+        );
+    }
+    Ok(warp::reply::json(&BatchDone {
+        success: true,
+        changed: outcome.changed,
+        skipped: outcome
+            .skipped
+            .into_iter()
+            .map(|(id, reason)| SkippedView {
+                id,
+                reason: reason.as_str(),
+            })
+            .collect(),
+    }))
+}
