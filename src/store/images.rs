@@ -1183,20 +1183,20 @@ mod tests {
             ],
         );
         let user: UserId = "tagger".into();
-        let ids: Vec<ImageId> = ["a", "b", "c", "zz"].map(ImageId::from).to_vec();
+        let named: Vec<ImageId> = ["a", "b", "c", "zz"].map(ImageId::from).to_vec();
         let clean = |what: &str| {
             let report = store.check().unwrap();
             assert!(report.is_clean(), "after {what}: {:?}", report.problems);
         };
         let done = store
-            .batch(&user, &ids, &BatchAction::SetCategory(Category::Char))
+            .batch(&user, &named, &BatchAction::SetCategory(Category::Char))
             .unwrap();
         assert_eq!(done.changed, 2);
         clean("set_category");
         let tags = Tags::parse(["RED", "wool"]).unwrap();
         assert_eq!(
             store
-                .batch(&user, &ids, &BatchAction::AddTags(tags.clone()))
+                .batch(&user, &named, &BatchAction::AddTags(tags.clone()))
                 .unwrap()
                 .changed,
             3
@@ -1204,14 +1204,14 @@ mod tests {
         clean("add_tags");
         assert_eq!(
             store
-                .batch(&user, &ids, &BatchAction::RemoveTags(tags))
+                .batch(&user, &named, &BatchAction::RemoveTags(tags))
                 .unwrap()
                 .changed,
             3
         );
         clean("remove_tags");
         let gone = store
-            .batch(&user, &ids[..2], &BatchAction::DeleteForever)
+            .batch(&user, &named[..2], &BatchAction::DeleteForever)
             .unwrap();
         assert_eq!(gone.changed, 2);
         clean("delete_forever");
