@@ -7,31 +7,8 @@ mod common;
 use common::*;
 use serde_json::{Value, json};
 
-async fn upload(app: &TestApp, client: &reqwest::Client, seed: u32, category: &str) -> String {
-    let (status, body) = app
-        .receive_image(client, "image/png", &png(8, 8, seed), category)
-        .await;
-    assert_eq!(status, 200, "{body}");
-    body["imageId"].as_str().unwrap().to_string()
-}
-
 async fn batch(app: &TestApp, client: &reqwest::Client, body: &Value) -> (u16, Value) {
     app.post_json(client, "/api/user/images/batch", body).await
-}
-
-/// (total, ids) of a list query.
-async fn listed(app: &TestApp, client: &reqwest::Client, query: &str) -> (u64, Vec<String>) {
-    let (status, body) = app
-        .get_json(client, &format!("/api/user/images?{query}"))
-        .await;
-    assert_eq!(status, 200, "{body}");
-    let ids = body["images"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|i| i["id"].as_str().unwrap().to_string())
-        .collect();
-    (body["total"].as_u64().unwrap(), ids)
 }
 
 #[tokio::test]
@@ -39,10 +16,10 @@ async fn a_batch_acts_on_the_callers_images_only_and_keeps_every_count_in_step()
     let app = spawn_app().await;
     let (alice, _) = app.user_client("alice").await;
     let (bob, _) = app.user_client("bob").await;
-    let a = upload(&app, &alice, 1, "clothes").await;
-    let b = upload(&app, &alice, 2, "clothes").await;
-    let c = upload(&app, &alice, 3, "char").await;
-    let bobs = upload(&app, &bob, 4, "clothes").await;
+    let a = app.upload_png(&alice, 1, "clothes").await;
+    let b = app.upload_png(&alice, 2, "clothes").await;
+    let c = app.upload_png(&alice, 3, "char").await;
+    let bobs = app.upload_png(&bob, 4, "clothes").await;
 
     // Move two to `char`: the one already there is unchanged, bob's and an unknown id are not
     // found (alike, so ids of other users are not confirmed), a repeat is reported.
@@ -63,14 +40,14 @@ async fn a_batch_acts_on_the_callers_images_only_and_keeps_every_count_in_step()
         ]})
     );
     assert_eq!(
-        listed(&app, &alice, "category=char").await,
-        (2, vec![c.clone(), a.clone()])
+        app.list_ids(&alice, "category=char").await,
+        (vec![c.clone(), a.clone()], 2)
     );
     assert_eq!(
-        listed(&app, &alice, "category=clothes").await,
-        (1, vec![b.clone()])
+        app.list_ids(&alice, "category=clothes").await,
+        (vec![b.clone()], 1)
     );
-    assert_eq!(listed(&app, &bob, "category=clothes").await.0, 1);
+    assert_eq!(app.list_ids(&bob, "category=clothes").await.1, 1);
 
     // Tags: added after the image's own, merged when equal once folded; removed by any spelling.
     let (status, _) = app
@@ -89,8 +66,8 @@ async fn a_batch_acts_on_the_callers_images_only_and_keeps_every_count_in_step()
     .await;
     assert_eq!(body["skipped"], json!([{"id": a, "reason": "unchanged"}]));
     assert_eq!(
-        listed(&app, &alice, "tag=red").await,
-        (2, vec![b.clone(), a.clone()])
+        app.list_ids(&alice, "tag=red").await,
+        (vec![b.clone(), a.clone()], 2)
     );
     let (_, body) = batch(
         &app,
@@ -103,8 +80,8 @@ async fn a_batch_acts_on_the_callers_images_only_and_keeps_every_count_in_step()
         (Some(1), &json!([{"id": c, "reason": "unchanged"}]))
     );
     assert_eq!(
-        listed(&app, &alice, "tag=linen").await,
-        (1, vec![b.clone()])
+        app.list_ids(&alice, "tag=linen").await,
+        (vec![b.clone()], 1)
     );
     let (_, tags) = app.get_json(&alice, "/api/user/tags").await;
     assert_eq!(
@@ -120,10 +97,10 @@ async fn a_batch_acts_on_the_callers_images_only_and_keeps_every_count_in_step()
     )
     .await;
     assert_eq!(body["changed"], 2, "{body}");
-    assert_eq!(listed(&app, &alice, "").await, (1, vec![c.clone()]));
-    assert_eq!(listed(&app, &alice, "tag=red").await, (0, vec![]));
+    assert_eq!(app.list_ids(&alice, "").await, (vec![c.clone()], 1));
+    assert_eq!(app.list_ids(&alice, "tag=red").await, (vec![], 0));
     assert_eq!(user_total(&app, &alice).await, 1);
-    assert_eq!(listed(&app, &bob, "").await, (1, vec![bobs.clone()]));
+    assert_eq!(app.list_ids(&bob, "").await, (vec![bobs.clone()], 1));
     assert_eq!(total_images(&app).await, 2);
 }
 
@@ -131,7 +108,7 @@ async fn a_batch_acts_on_the_callers_images_only_and_keeps_every_count_in_step()
 async fn bad_batches_are_refused_and_change_nothing() {
     let app = spawn_app().await;
     let (alice, _) = app.user_client("alice").await;
-    let a = upload(&app, &alice, 1, "clothes").await;
+    let a = app.upload_png(&alice, 1, "clothes").await;
     let too_many: Vec<String> = (0..10_001).map(|i| format!("i-{i}")).collect();
     for (body, error) in [
         (
@@ -169,7 +146,7 @@ async fn bad_batches_are_refused_and_change_nothing() {
     .await;
     assert_eq!(status, 401);
     // Past 64 tags on one image: that image is skipped, the others still change.
-    let b = upload(&app, &alice, 2, "clothes").await;
+    let b = app.upload_png(&alice, 2, "clothes").await;
     let many: Vec<String> = (0..60).map(|i| format!("t{i}")).collect();
     batch(
         &app,
@@ -188,6 +165,6 @@ async fn bad_batches_are_refused_and_change_nothing() {
         (body["changed"].as_u64(), &body["skipped"]),
         (Some(1), &json!([{"id": a, "reason": "too_many_tags"}]))
     );
-    assert_eq!(listed(&app, &alice, "").await.0, 2);
-    assert_eq!(listed(&app, &alice, "tag=t0").await, (1, vec![a.clone()]));
+    assert_eq!(app.list_ids(&alice, "").await.1, 2);
+    assert_eq!(app.list_ids(&alice, "tag=t0").await, (vec![a.clone()], 1));
 }

@@ -21,36 +21,13 @@ async fn put_tags(
     status_and_json(resp).await
 }
 
-/// Ids of a list page, and its total.
-async fn listed(app: &TestApp, client: &reqwest::Client, query: &str) -> (Vec<String>, u64) {
-    let (status, body) = app
-        .get_json(client, &format!("/api/user/images?{query}"))
-        .await;
-    assert_eq!(status, 200, "{query}: {body}");
-    let ids = body["images"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|i| i["id"].as_str().unwrap().to_string())
-        .collect();
-    (ids, body["total"].as_u64().unwrap())
-}
-
-async fn upload(app: &TestApp, client: &reqwest::Client, seed: u32, category: &str) -> String {
-    let (status, body) = app
-        .receive_image(client, "image/png", &png(8, 8, seed), category)
-        .await;
-    assert_eq!(status, 200, "{body}");
-    body["imageId"].as_str().unwrap().to_string()
-}
-
 #[tokio::test]
 async fn tags_are_set_listed_by_and_offered_by_prefix() {
     let app = spawn_app().await;
     let (alice, _) = app.user_client("alice").await;
-    let a = upload(&app, &alice, 1, "clothes").await;
-    let b = upload(&app, &alice, 2, "char").await;
-    let c = upload(&app, &alice, 3, "clothes").await;
+    let a = app.upload_png(&alice, 1, "clothes").await;
+    let b = app.upload_png(&alice, 2, "char").await;
+    let c = app.upload_png(&alice, 3, "clothes").await;
 
     let (status, body) = put_tags(&app, &alice, &a, &json!({"tags": [" Denim ", "summer"]})).await;
     assert_eq!(status, 200, "{body}");
@@ -76,30 +53,31 @@ async fn tags_are_set_listed_by_and_offered_by_prefix() {
         (Some(c.as_str()), &json!(["Summer", "红色"]))
     );
     assert_eq!(
-        listed(&app, &alice, "tag=denim").await,
+        app.list_ids(&alice, "tag=denim").await,
         (vec![b.clone(), a.clone()], 2)
     );
     assert_eq!(
-        listed(&app, &alice, "tag=SUMMER&tag=Denim").await,
+        app.list_ids(&alice, "tag=SUMMER&tag=Denim").await,
         (vec![a.clone()], 1)
     );
     assert_eq!(
-        listed(&app, &alice, "tag=summer&category=clothes").await,
+        app.list_ids(&alice, "tag=summer&category=clothes").await,
         (vec![c.clone(), a.clone()], 2)
     );
     assert_eq!(
-        listed(&app, &alice, "tag=denim&category=char").await,
+        app.list_ids(&alice, "tag=denim&category=char").await,
         (vec![b.clone()], 1)
     );
     assert_eq!(
-        listed(&app, &alice, &format!("tag={}", urlencode("红色"))).await,
+        app.list_ids(&alice, &format!("tag={}", urlencode("红色")))
+            .await,
         (vec![c.clone()], 1)
     );
     assert_eq!(
-        listed(&app, &alice, "tag=denim&per_page=1&page=2").await,
+        app.list_ids(&alice, "tag=denim&per_page=1&page=2").await,
         (vec![a.clone()], 2)
     );
-    assert_eq!(listed(&app, &alice, "tag=nothing").await, (vec![], 0));
+    assert_eq!(app.list_ids(&alice, "tag=nothing").await, (vec![], 0));
 
     // Autocomplete: most used first, the first spelling, by folded prefix.
     let (status, body) = app.get_json(&alice, "/api/user/tags?prefix=").await;
@@ -121,7 +99,7 @@ async fn tags_are_set_listed_by_and_offered_by_prefix() {
     let (status, _) = put_tags(&app, &alice, &a, &json!({"tags": []})).await;
     assert_eq!(status, 200);
     assert_eq!(
-        listed(&app, &alice, "tag=summer").await,
+        app.list_ids(&alice, "tag=summer").await,
         (vec![c.clone()], 1)
     );
     // Deleting an image drops its tags.
@@ -138,14 +116,14 @@ async fn tags_are_set_listed_by_and_offered_by_prefix() {
     let (bob, _) = app.user_client("bob").await;
     let (_, body) = app.get_json(&bob, "/api/user/tags").await;
     assert_eq!(body, json!({"tags": []}));
-    assert_eq!(listed(&app, &bob, "tag=summer").await, (vec![], 0));
+    assert_eq!(app.list_ids(&bob, "tag=summer").await, (vec![], 0));
 }
 
 #[tokio::test]
 async fn bad_tags_are_refused_and_change_nothing() {
     let app = spawn_app().await;
     let (alice, _) = app.user_client("alice").await;
-    let a = upload(&app, &alice, 1, "clothes").await;
+    let a = app.upload_png(&alice, 1, "clothes").await;
     put_tags(&app, &alice, &a, &json!({"tags": ["keep"]})).await;
     let too_many: Vec<String> = (0..65).map(|i| format!("t{i}")).collect();
     let long = "x".repeat(65);
@@ -162,7 +140,7 @@ async fn bad_tags_are_refused_and_change_nothing() {
     }
     let (status, answer) = put_tags(&app, &alice, &a, &json!({"tags": "keep"})).await;
     assert_eq!(status, 400, "{answer}");
-    assert_eq!(listed(&app, &alice, "tag=keep").await, (vec![a.clone()], 1));
+    assert_eq!(app.list_ids(&alice, "tag=keep").await, (vec![a.clone()], 1));
 
     // Someone else's image, an unknown one, no session.
     let (bob, _) = app.user_client("bob").await;
@@ -178,11 +156,19 @@ async fn bad_tags_are_refused_and_change_nothing() {
     // Bad filters and prefixes.
     let (status, body) = app.get_json(&alice, "/api/user/images?tag=%20").await;
     assert_eq!((status, &body["error"]), (400, &json!("标签不能为空")));
+    let many: String = (0..65).map(|i| format!("tag=t{i}&")).collect();
+    let (status, body) = app
+        .get_json(&alice, &format!("/api/user/images?{many}"))
+        .await;
+    assert_eq!(
+        (status, &body["error"]),
+        (400, &json!("每张图片最多64个标签"))
+    );
     let (status, _) = app
         .get_json(&alice, &format!("/api/user/tags?prefix={}", "p".repeat(65)))
         .await;
     assert_eq!(status, 400);
-    assert_eq!(listed(&app, &alice, "tag=keep").await, (vec![a.clone()], 1));
+    assert_eq!(app.list_ids(&alice, "tag=keep").await, (vec![a.clone()], 1));
     let (_, tags) = app.get_json(&alice, "/api/user/tags").await;
     assert_eq!(tags, json!({"tags": [{"tag": "keep", "count": 1}]}));
 }
@@ -238,7 +224,7 @@ async fn tags_come_with_uploads_on_every_route_or_refuse_them_whole() {
         tags_of(&app, &alice, &by_form).await,
         json!(["red", "连衣裙", "summer"])
     );
-    assert_eq!(listed(&app, &alice, "tag=denim").await, (vec![by_json], 1));
+    assert_eq!(app.list_ids(&alice, "tag=denim").await, (vec![by_json], 1));
 
     // One bad tag refuses the upload, and nothing is stored.
     let before = user_total(&app, &alice).await;

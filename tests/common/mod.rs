@@ -232,6 +232,30 @@ impl TestApp {
 
     /// Polls `/api/task/{id}` until it leaves `processing`, for at most ten seconds.
     /// The body of a `GET` that must succeed at the transport level (an image file, say).
+    /// Saves an 8×8 PNG (made from `seed`) in `category` and returns its image id.
+    pub async fn upload_png(&self, client: &reqwest::Client, seed: u32, category: &str) -> String {
+        let (status, body) = self
+            .receive_image(client, "image/png", &png(8, 8, seed), category)
+            .await;
+        assert_eq!(status, 200, "{body}");
+        body["imageId"].as_str().unwrap().to_string()
+    }
+
+    /// The ids on one page of `GET /api/user/images?{query}`, and its total.
+    pub async fn list_ids(&self, client: &reqwest::Client, query: &str) -> (Vec<String>, u64) {
+        let (status, body) = self
+            .get_json(client, &format!("/api/user/images?{query}"))
+            .await;
+        assert_eq!(status, 200, "{query}: {body}");
+        let ids = body["images"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["id"].as_str().unwrap().to_string())
+            .collect();
+        (ids, body["total"].as_u64().unwrap())
+    }
+
     pub async fn get_bytes(&self, client: &reqwest::Client, path: &str) -> bytes::Bytes {
         client
             .get(self.url(path))
