@@ -377,6 +377,11 @@ pub struct ServeArgs {
     /// so the disk never fills up under the database.
     #[arg(long, env = "IMGVAULT_MIN_FREE_MB", default_value_t = crate::config::DEFAULT_MIN_FREE_MB)]
     pub min_free_mb: u64,
+
+    /// Days an image stays in the trash before it is deleted for good (checked hourly); its bytes
+    /// go when no other image uses them. 0 keeps trashed images until the trash is emptied.
+    #[arg(long, env = "IMGVAULT_TRASH_DAYS", default_value_t = crate::config::DEFAULT_TRASH_DAYS, value_parser = clap::value_parser!(u32).range(0..=36_500))]
+    pub trash_days: u32,
 }
 
 impl ServeArgs {
@@ -421,6 +426,7 @@ impl ServeArgs {
             },
             min_free_bytes: self.min_free_mb * 1024 * 1024,
             cookie_name: self.cookie_name,
+            trash_days: self.trash_days,
         }
     }
 }

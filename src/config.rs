@@ -50,7 +50,13 @@ pub struct Config {
     /// Name of the session cookie; `None` derives it from the data file (`api::cookie_name`), so
     /// two servers on one host keep separate sessions in one browser (cookies ignore ports).
     pub cookie_name: Option<String>,
+    /// Days a trashed image is kept before it is deleted for good; 0 keeps it until the trash is
+    /// emptied.
+    pub trash_days: u32,
 }
+
+/// Default days in the trash, as most photo apps keep them.
+pub const DEFAULT_TRASH_DAYS: u32 = 30;
 
 /// What a client without a session may store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -166,6 +172,7 @@ impl Default for Config {
             anonymous: AnonymousPolicy::default(),
             min_free_bytes: DEFAULT_MIN_FREE_MB * 1024 * 1024,
             cookie_name: None,
+            trash_days: DEFAULT_TRASH_DAYS,
         }
     }
 }

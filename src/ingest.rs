@@ -289,6 +289,9 @@ pub fn records(
         cloud_synced: false,
         task_id: TaskId::random(),
         tags: new.tags.iter().map(|t| t.as_str().to_string()).collect(),
+        trashed_at: None,
+        original: None,
+        hub_stale: false,
     };
     cap_metadata(&mut image);
     let task = TaskRecord {

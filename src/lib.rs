@@ -54,6 +54,8 @@ pub enum ServeError {
 
 /// How often expired sessions are swept from the data file.
 const SESSION_SWEEP_EVERY: Duration = Duration::from_secs(3600);
+/// How often trashed images past `--trash-days` are looked for.
+const TRASH_PURGE_EVERY: Duration = Duration::from_secs(3600);
 
 /// Runs the server until `shutdown` resolves, then finishes in-flight requests, stops the workers
 /// and closes the data file. Prints `listening on http://ADDR` once connections are accepted.
@@ -157,7 +159,11 @@ pub async fn serve(
         async move {
             state.jobs.resume().await;
             tokio::spawn(state.jobs.clone().revisit());
-            sweep_sessions(state.store.clone()).await;
+            // Both loop until `background` is aborted at shutdown, which lets go of the store.
+            tokio::join!(
+                sweep_sessions(state.store.clone()),
+                purge_trash(state.store.clone(), state.config.trash_days)
+            );
         }
     });
 
@@ -209,6 +215,25 @@ async fn close_store(mut store: Arc<Store>) {
                 );
                 return;
             }
+        }
+    }
+}
+
+/// Deletes for good, every hour from start-up, the images trashed more than `days` days ago.
+async fn purge_trash(store: Arc<Store>, days: u32) {
+    if days == 0 {
+        return;
+    }
+    let keep = i64::from(days) * 24 * 3600 * 1_000_000;
+    let mut every = tokio::time::interval(TRASH_PURGE_EVERY);
+    loop {
+        every.tick().await;
+        let store = store.clone();
+        let before = clock::now() - keep;
+        match tokio::task::spawn_blocking(move || store.purge_trash(None, before)).await {
+            Ok(Ok(n)) if n > 0 => tracing::info!(deleted = n, days, "old trash deleted"),
+            Ok(Err(e)) => tracing::warn!(error = %e, "trash purge failed"),
+            _ => {}
         }
     }
 }

@@ -485,7 +485,12 @@ async fn identical_bytes_from_two_users_are_stored_once_and_deleted_independentl
         .await;
     assert_eq!(status, 404);
 
-    // Upload it again for ann, then look inside the data file: one blob, two references.
+    // Empty ann's trash and upload it again for her, then look inside the data file: one blob,
+    // two references.
+    let (status, _) = app
+        .post_json(&ann, "/api/user/trash/empty", &json!({}))
+        .await;
+    assert_eq!(status, 200);
     app.receive_image(&ann, "image/png", &bytes, "clothes")
         .await;
     let dir = app.stop();

@@ -964,6 +964,11 @@ async fn compact_shrinks_a_stopped_servers_file_and_keeps_every_image() {
             kept.push((up["filename"].as_str().unwrap().to_string(), bytes));
         }
     }
+    // Deleting moves to the trash; emptying it frees the space that compact gives back.
+    let (status, emptied) = app
+        .post_json(&client, "/api/user/trash/empty", &serde_json::json!({}))
+        .await;
+    assert_eq!((status, &emptied["deleted"]), (200, &serde_json::json!(12)));
     let data = app.data_file();
     assert_refused_while_served(&imgvault(&["compact", "--data", s(&data)], &[], ""));
 

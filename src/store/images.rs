@@ -5,7 +5,7 @@
 
 use std::ops::{Bound, RangeInclusive};
 
-use redb::{ReadOnlyTable, ReadableTable, WriteTransaction};
+use redb::{ReadableTable, WriteTransaction};
 
 use super::records::{ImageRecord, Record, TagRecord, TaskRecord, codes};
 use super::tables::*;
@@ -142,6 +142,11 @@ pub enum BatchAction {
     /// Appends those not there yet, after the image's own.
     AddTags(Tags),
     RemoveTags(Tags),
+    /// Moves live images to the trash at that time.
+    Trash(Micros),
+    /// Brings trashed images back.
+    Restore,
+    /// Live or trashed.
     DeleteForever,
 }
 
@@ -156,6 +161,10 @@ pub enum Skipped {
     Unchanged,
     /// Adding the tags would take the image past `MAX_TAGS`.
     TooManyTags,
+    /// Only `restore` and `delete_forever` act on a trashed image.
+    InTrash,
+    /// `restore` of an image that is not in the trash.
+    NotInTrash,
 }
 
 impl Skipped {
@@ -165,6 +174,8 @@ impl Skipped {
             Skipped::Repeated => "repeated",
             Skipped::Unchanged => "unchanged",
             Skipped::TooManyTags => "too_many_tags",
+            Skipped::InTrash => "in_trash",
+            Skipped::NotInTrash => "not_in_trash",
         }
     }
 }
@@ -200,20 +211,7 @@ pub(super) fn save_in(
     blobs::add_ref(tx, &image.blob, bytes)?;
     tx.open_table(IMAGES)?
         .insert(image.id.as_str(), image.encode().as_slice())?;
-    paging::before_insert(
-        tx,
-        image.user_id.as_str(),
-        image.saved_at,
-        image.id.as_str(),
-    )?;
-    tx.open_table(USER_IMAGES)?.insert(
-        (image.user_id.as_str(), image.saved_at, image.id.as_str()),
-        (),
-    )?;
-    tx.open_table(USER_CATEGORY_IMAGES)?
-        .insert(category_key(image), ())?;
-    index_tags(tx, image, 1)?;
-    bump(tx, image, 1)?;
+    index_live(tx, image, 1)?;
     tx.open_table(TASKS)?
         .insert(task.task_id.as_str(), task.encode().as_slice())?;
     tx.open_table(PENDING_TASKS)?
@@ -231,23 +229,85 @@ pub(super) fn category_key(image: &ImageRecord) -> (&str, u8, Micros, &str) {
     )
 }
 
-/// Removes an image record with its indexes, its share of the counters and its blob reference.
+/// Adds (`delta` 1) or takes away (-1) a live image's entries in everything that lists, finds or
+/// counts live images: the time, category and tag indexes and the counters. The one place those
+/// are kept, for every way an image arrives, changes or leaves (trash, restore, delete). The
+/// record itself is the caller's to write.
+pub(super) fn index_live(tx: &WriteTransaction, image: &ImageRecord, delta: i64) -> Result<()> {
+    let (user, at, id) = (image.user_id.as_str(), image.saved_at, image.id.as_str());
+    if delta > 0 {
+        paging::before_insert(tx, user, at, id)?;
+        tx.open_table(USER_IMAGES)?.insert((user, at, id), ())?;
+        tx.open_table(USER_CATEGORY_IMAGES)?
+            .insert(category_key(image), ())?;
+    } else {
+        tx.open_table(USER_IMAGES)?.remove((user, at, id))?;
+        tx.open_table(USER_CATEGORY_IMAGES)?
+            .remove(category_key(image))?;
+        paging::bump_epoch(tx, user)?;
+    }
+    index_tags(tx, image, delta)?;
+    bump(tx, image, delta)
+}
+
+/// `image`'s key in `USER_TRASH`; `None` when it is live.
+fn trash_key(image: &ImageRecord) -> Option<(&str, Micros, &str)> {
+    image
+        .trashed_at
+        .map(|at| (image.user_id.as_str(), at, image.id.as_str()))
+}
+
+/// Removes an image record for good with its indexes (the trash's, when trashed), its share of the
+/// counters and its blob references. One the hub holds is remembered for the next sync.
 pub(super) fn remove(tx: &WriteTransaction, image: &ImageRecord) -> Result<()> {
     tx.open_table(IMAGES)?.remove(image.id.as_str())?;
     tx.open_table(REVISIT)?.remove(image.id.as_str())?;
     tx.open_table(IMAGE_NAMES)?
         .remove((image.user_id.as_str(), image.filename.as_str()))?;
-    tx.open_table(USER_IMAGES)?.remove((
-        image.user_id.as_str(),
-        image.saved_at,
-        image.id.as_str(),
-    ))?;
-    tx.open_table(USER_CATEGORY_IMAGES)?
-        .remove(category_key(image))?;
-    index_tags(tx, image, -1)?;
-    bump(tx, image, -1)?;
-    paging::bump_epoch(tx, image.user_id.as_str())?;
-    thumbs::release_with_thumbnail(tx, &image.blob)
+    match trash_key(image) {
+        Some(key) => {
+            tx.open_table(USER_TRASH)?.remove(key)?;
+        }
+        None => index_live(tx, image, -1)?,
+    }
+    if image.cloud_synced {
+        tx.open_table(HUB_DELETIONS)?.insert(
+            (image.user_id.as_str(), image.id.as_str()),
+            crate::clock::now(),
+        )?;
+    }
+    for blob in image.blobs() {
+        thumbs::release_with_thumbnail(tx, blob)?;
+    }
+    Ok(())
+}
+
+/// Moves a live image to the trash at `at`: out of every live index and count, into the trash's.
+fn trash(tx: &WriteTransaction, image: &mut ImageRecord, at: Micros) -> Result<()> {
+    index_live(tx, image, -1)?;
+    image.trashed_at = Some(at);
+    let key = trash_key(image).expect("just trashed");
+    tx.open_table(USER_TRASH)?.insert(key, ())?;
+    changed_for_hub(image);
+    Ok(())
+}
+
+/// Brings a trashed image back where it was, as it was.
+fn restore(tx: &WriteTransaction, image: &mut ImageRecord) -> Result<()> {
+    if let Some(key) = trash_key(image) {
+        tx.open_table(USER_TRASH)?.remove(key)?;
+    }
+    image.trashed_at = None;
+    index_live(tx, image, 1)?;
+    changed_for_hub(image);
+    Ok(())
+}
+
+/// Marks a change the hub must hear of, when it holds the image.
+fn changed_for_hub(image: &mut ImageRecord) {
+    if image.cloud_synced {
+        image.hub_stale = true;
+    }
 }
 
 /// Every key of `user_id`'s images in the category stored as `code`, oldest first.
@@ -255,10 +315,38 @@ fn category_range(user_id: &str, code: u8) -> RangeInclusive<(&str, u8, Micros, 
     (user_id, code, i64::MIN, "")..=(user_id, code, i64::MAX, "\u{10FFFF}")
 }
 
+/// Every key of `user_id`'s trashed images, longest in the trash first.
+fn trash_range(user_id: &str) -> RangeInclusive<(&str, Micros, &str)> {
+    (user_id, i64::MIN, "")..=(user_id, i64::MAX, "\u{10FFFF}")
+}
+
+/// Every image record of `user_id`, live and trashed.
+pub(super) fn every_image_of(tx: &WriteTransaction, user_id: &UserId) -> Result<Vec<ImageRecord>> {
+    let user = user_id.as_str();
+    let records = tx.open_table(IMAGES)?;
+    let mut ids = Vec::new();
+    for entry in tx
+        .open_table(USER_IMAGES)?
+        .range((user, i64::MIN, "")..=(user, i64::MAX, "\u{10FFFF}"))?
+    {
+        ids.push(entry?.0.value().2.to_string());
+    }
+    for entry in tx.open_table(USER_TRASH)?.range(trash_range(user))? {
+        ids.push(entry?.0.value().2.to_string());
+    }
+    let mut out = Vec::with_capacity(ids.len());
+    for id in ids {
+        if let Some(raw) = records.get(id.as_str())? {
+            out.push(ImageRecord::decode(raw.value())?);
+        }
+    }
+    Ok(out)
+}
+
 /// The records of `ids`, in that order. `index` names the index the ids came from, for the error
 /// when one points at no record.
 fn records(
-    images: &ReadOnlyTable<&'static str, &'static [u8]>,
+    images: &impl ReadableTable<&'static str, &'static [u8]>,
     ids: &[String],
     index: &str,
 ) -> Result<Vec<ImageRecord>> {
@@ -270,6 +358,21 @@ fn records(
         out.push(ImageRecord::decode(record.value())?);
     }
     Ok(out)
+}
+
+/// The record of `image_id`, read inside a write transaction.
+pub(super) fn record_in(tx: &WriteTransaction, image_id: &ImageId) -> Result<Option<ImageRecord>> {
+    tx.open_table(IMAGES)?
+        .get(image_id.as_str())?
+        .map(|v| ImageRecord::decode(v.value()))
+        .transpose()
+}
+
+/// Writes `image`'s record over the stored one (its indexes are the caller's).
+pub(super) fn put_record(tx: &WriteTransaction, image: &ImageRecord) -> Result<()> {
+    tx.open_table(IMAGES)?
+        .insert(image.id.as_str(), image.encode().as_slice())?;
+    Ok(())
 }
 
 impl Store {
@@ -319,24 +422,95 @@ impl Store {
         }
     }
 
-    /// Deletes an image if `owner` owns it: record, indexes, counters and blob reference in one
-    /// commit; the blob's bytes go with their last reference.
+    /// Moves `owner`'s image to the trash at `at`, in one commit: it leaves every list, search and
+    /// count and keeps its bytes until it is deleted for good. One already in the trash stays as
+    /// it is (`Deleted`: asking twice is answered alike).
+    pub fn trash_image(
+        &self,
+        image_id: &ImageId,
+        owner: &UserId,
+        at: Micros,
+    ) -> Result<DeleteOutcome> {
+        let tx = self.write()?;
+        let Some(mut image) = record_in(&tx, image_id)? else {
+            return Ok(DeleteOutcome::NotFound);
+        };
+        if image.user_id != *owner {
+            return Ok(DeleteOutcome::NotOwner);
+        }
+        if !image.is_trashed() {
+            trash(&tx, &mut image, at)?;
+            put_record(&tx, &image)?;
+            self.finish(tx)?;
+        }
+        Ok(DeleteOutcome::Deleted)
+    }
+
+    /// Deletes `owner`'s image for good, live or trashed: record, indexes, counters and blob
+    /// references in one commit; the bytes go with their last reference.
     pub fn delete_image(&self, image_id: &ImageId, owner: &UserId) -> Result<DeleteOutcome> {
         let tx = self.write()?;
-        {
-            let images = tx.open_table(IMAGES)?;
-            let image = match images.get(image_id.as_str())? {
-                Some(v) => ImageRecord::decode(v.value())?,
-                None => return Ok(DeleteOutcome::NotFound),
-            };
-            if image.user_id != *owner {
-                return Ok(DeleteOutcome::NotOwner);
-            }
-            drop(images);
-            remove(&tx, &image)?;
+        let Some(image) = record_in(&tx, image_id)? else {
+            return Ok(DeleteOutcome::NotFound);
+        };
+        if image.user_id != *owner {
+            return Ok(DeleteOutcome::NotOwner);
         }
+        remove(&tx, &image)?;
         self.finish(tx)?;
         Ok(DeleteOutcome::Deleted)
+    }
+
+    /// Page `page` of `user_id`'s trash, most recently trashed first, with the trash's size.
+    pub fn list_trash(&self, user_id: &UserId, page: u64, per_page: u64) -> Result<ImagePage> {
+        let tx = self.read()?;
+        let index = tx.open_table(USER_TRASH)?;
+        let skip = page.saturating_sub(1).saturating_mul(per_page);
+        let (mut total, mut ids) = (0u64, Vec::new());
+        for entry in index.range(trash_range(user_id.as_str()))?.rev() {
+            let (key, _) = entry?;
+            if total >= skip && (ids.len() as u64) < per_page {
+                ids.push(key.value().2.to_string());
+            }
+            total += 1;
+        }
+        let images = records(&tx.open_table(IMAGES)?, &ids, "trash")?;
+        Ok(ImagePage { images, total })
+    }
+
+    /// Deletes every image in `user_id`'s trash for good, in one commit; how many went.
+    pub fn empty_trash(&self, user_id: &UserId) -> Result<u64> {
+        self.purge_trash(Some(user_id), i64::MAX)
+    }
+
+    /// Deletes for good every trashed image (of `user_id`, or of everyone) trashed before
+    /// `before`, in one commit; how many went.
+    pub fn purge_trash(&self, user_id: Option<&UserId>, before: Micros) -> Result<u64> {
+        let tx = self.write()?;
+        let doomed = {
+            let index = tx.open_table(USER_TRASH)?;
+            let range = match user_id {
+                Some(user) => index.range(trash_range(user.as_str()))?,
+                None => index.range::<(&str, Micros, &str)>(..)?,
+            };
+            let mut ids = Vec::new();
+            for entry in range {
+                let (key, _) = entry?;
+                let (_, at, id) = key.value();
+                if at < before {
+                    ids.push(id.to_string());
+                }
+            }
+            records(&tx.open_table(IMAGES)?, &ids, "trash")?
+        };
+        for image in &doomed {
+            remove(&tx, image)?;
+        }
+        if doomed.is_empty() {
+            return Ok(0);
+        }
+        self.finish(tx)?;
+        Ok(doomed.len() as u64)
     }
 
     /// Replaces the tags of `owner`'s image `image_id`, keeping the tag index and counts in step, in
@@ -348,21 +522,20 @@ impl Store {
         tags: &Tags,
     ) -> Result<ChangeOutcome> {
         let tx = self.write()?;
-        let mut image = {
-            let images = tx.open_table(IMAGES)?;
-            match images.get(image_id.as_str())? {
-                Some(v) => ImageRecord::decode(v.value())?,
-                None => return Ok(ChangeOutcome::NotFound),
-            }
+        let Some(mut image) = record_in(&tx, image_id)?.filter(|i| !i.is_trashed()) else {
+            return Ok(ChangeOutcome::NotFound);
         };
         if image.user_id != *owner {
             return Ok(ChangeOutcome::NotOwner);
         }
-        index_tags(&tx, &image, -1)?;
-        image.tags = tags.iter().map(|t| t.as_str().to_string()).collect();
-        index_tags(&tx, &image, 1)?;
-        tx.open_table(IMAGES)?
-            .insert(image.id.as_str(), image.encode().as_slice())?;
+        let tags: Vec<String> = tags.iter().map(|t| t.as_str().to_string()).collect();
+        if tags != image.tags {
+            index_tags(&tx, &image, -1)?;
+            image.tags = tags;
+            index_tags(&tx, &image, 1)?;
+            changed_for_hub(&mut image);
+            put_record(&tx, &image)?;
+        }
         self.finish(tx)?;
         Ok(ChangeOutcome::Changed(Box::new(image)))
     }
@@ -383,11 +556,7 @@ impl Store {
                 outcome.skipped.push((id.clone(), Skipped::Repeated));
                 continue;
             }
-            let found = tx
-                .open_table(IMAGES)?
-                .get(id.as_str())?
-                .map(|v| ImageRecord::decode(v.value()))
-                .transpose()?;
+            let found = record_in(&tx, id)?;
             let Some(mut image) = found.filter(|image| image.user_id == *owner) else {
                 outcome.skipped.push((id.clone(), Skipped::NotFound));
                 continue;
@@ -397,6 +566,21 @@ impl Store {
                     remove(&tx, &image)?;
                     None
                 }
+                BatchAction::Trash(_) | BatchAction::Restore if image.is_trashed() => {
+                    match action {
+                        BatchAction::Restore => {
+                            restore(&tx, &mut image)?;
+                            None
+                        }
+                        _ => Some(Skipped::Unchanged),
+                    }
+                }
+                BatchAction::Trash(at) => {
+                    trash(&tx, &mut image, *at)?;
+                    None
+                }
+                BatchAction::Restore => Some(Skipped::NotInTrash),
+                _ if image.is_trashed() => Some(Skipped::InTrash),
                 BatchAction::SetCategory(category) if *category == image.category => {
                     Some(Skipped::Unchanged)
                 }
@@ -407,6 +591,7 @@ impl Store {
                     image.category = *category;
                     index.insert(category_key(&image), ())?;
                     bump_category(&tx, &image, 1)?;
+                    changed_for_hub(&mut image);
                     None
                 }
                 BatchAction::AddTags(more) | BatchAction::RemoveTags(more) => {
@@ -428,6 +613,7 @@ impl Store {
                         index_tags(&tx, &image, -1)?;
                         image.tags = tags.iter().map(|t| t.as_str().to_string()).collect();
                         index_tags(&tx, &image, 1)?;
+                        changed_for_hub(&mut image);
                         None
                     }
                 }
@@ -436,8 +622,7 @@ impl Store {
                 Some(reason) => outcome.skipped.push((id.clone(), reason)),
                 None => {
                     if !matches!(action, BatchAction::DeleteForever) {
-                        tx.open_table(IMAGES)?
-                            .insert(image.id.as_str(), image.encode().as_slice())?;
+                        put_record(&tx, &image)?;
                     }
                     outcome.changed += 1;
                 }
@@ -1220,5 +1405,107 @@ mod tests {
             .unwrap();
         assert_eq!((left.total, ids(left)), (1, vec!["c".into()]));
         assert_eq!(store.image(&"c".into()).unwrap().unwrap().tags, ["denim"]);
+    }
+
+    #[test]
+    fn the_trash_takes_images_out_of_every_list_and_count_and_gives_them_back_as_they_were() {
+        let (_dir, store) = temp_store();
+        add_user(&store, "tagger");
+        let shared = b"the same bytes";
+        let (a, task_a) = image("a", "tagger", 1, shared);
+        let (b, task_b) = image("b", "tagger", 2, shared);
+        let a = ImageRecord {
+            tags: vec!["Denim".into()],
+            ..a
+        };
+        store.save_image(&a, shared, &task_a).unwrap();
+        store.save_image(&b, shared, &task_b).unwrap();
+        let (c, task_c) = tagged("c", 3, Category::Char, &[]);
+        save_records(&store, &[(c, task_c)]);
+        let user: UserId = "tagger".into();
+        let clean = |what: &str| {
+            let report = store.check().unwrap();
+            assert!(report.is_clean(), "after {what}: {:?}", report.problems);
+        };
+        let live = |store: &Store| {
+            let page = store.list_images(&user, None, 1, 10).unwrap();
+            (page.total, ids(page))
+        };
+        let before = live(&store);
+        assert_eq!(before.0, 3);
+
+        assert_eq!(
+            store.trash_image(&"a".into(), &user, 100).unwrap(),
+            DeleteOutcome::Deleted
+        );
+        clean("trash");
+        assert_eq!(live(&store), (2, vec!["c".into(), "b".into()]));
+        assert_eq!(store.total_images().unwrap(), 2);
+        assert_eq!(store.user_image_count(&user).unwrap(), 2);
+        assert_eq!(store.tags(&user, "", 10).unwrap(), Vec::new());
+        let clothes = store
+            .list_images(&user, Some(Category::Clothes), 1, 10)
+            .unwrap();
+        assert_eq!(clothes.total, 1);
+        let trash = store.list_trash(&user, 1, 10).unwrap();
+        assert_eq!((trash.total, trash.images[0].trashed_at), (1, Some(100)));
+        // Trashing again changes nothing; tags of a trashed image cannot be changed.
+        assert_eq!(
+            store.trash_image(&"a".into(), &user, 200).unwrap(),
+            DeleteOutcome::Deleted
+        );
+        assert_eq!(
+            store.list_trash(&user, 1, 10).unwrap().images[0].trashed_at,
+            Some(100)
+        );
+        assert_eq!(
+            store
+                .set_tags(&"a".into(), &user, &Tags::parse(["x"]).unwrap())
+                .unwrap(),
+            ChangeOutcome::NotFound
+        );
+        assert_eq!(
+            store
+                .batch(
+                    &user,
+                    &["a".into()],
+                    &BatchAction::SetCategory(Category::Char)
+                )
+                .unwrap()
+                .skipped,
+            [("a".into(), Skipped::InTrash)]
+        );
+
+        // Restore: back in its place, with its tags.
+        let restored = store
+            .batch(&user, &["a".into(), "b".into()], &BatchAction::Restore)
+            .unwrap();
+        assert_eq!(restored.changed, 1);
+        assert_eq!(restored.skipped, [("b".into(), Skipped::NotInTrash)]);
+        clean("restore");
+        assert_eq!(live(&store), before);
+        assert_eq!(store.tags(&user, "", 10).unwrap()[0].count, 1);
+        assert_eq!(store.list_trash(&user, 1, 10).unwrap().total, 0);
+
+        // The blob both share outlives one of them being purged from the trash.
+        let all: Vec<ImageId> = ["a", "b", "c"].map(ImageId::from).to_vec();
+        assert_eq!(
+            store
+                .batch(&user, &all[..2], &BatchAction::Trash(300))
+                .unwrap()
+                .changed,
+            2
+        );
+        clean("batch trash");
+        assert_eq!(blob_record(&store, shared).unwrap().refs, 2);
+        store.trash_image(&"c".into(), &user, 500).unwrap();
+        assert_eq!(store.purge_trash(None, 400).unwrap(), 2);
+        clean("purge");
+        assert!(blob_record(&store, shared).is_none());
+        assert_eq!(store.list_trash(&user, 1, 10).unwrap().total, 1);
+        assert_eq!(store.empty_trash(&user).unwrap(), 1);
+        clean("empty");
+        assert_eq!(store.total_images().unwrap(), 0);
+        assert!(store.image(&"c".into()).unwrap().is_none());
     }
 }

@@ -14,14 +14,14 @@ use super::tables::*;
 use super::{Result, StoreError};
 
 /// The schema this build writes.
-pub const SCHEMA_VERSION: u64 = 8;
+pub const SCHEMA_VERSION: u64 = 9;
 
 pub(super) const VERSION_KEY: &str = "schema_version";
 
 /// `STEPS[n]` migrates a file from version `n + 1` to `n + 2`.
 type Step = fn(&WriteTransaction) -> Result<()>;
 const STEPS: &[Step] = &[
-    v1_to_v2, v2_to_v3, v3_to_v4, v4_to_v5, v5_to_v6, v6_to_v7, v7_to_v8,
+    v1_to_v2, v2_to_v3, v3_to_v4, v4_to_v5, v5_to_v6, v6_to_v7, v7_to_v8, v8_to_v9,
 ];
 
 /// Version 2 adds thumbnails: every image stored so far goes on the backlog to get one.
@@ -142,6 +142,16 @@ fn create_tables(tx: &WriteTransaction) -> Result<()> {
 fn v7_to_v8(tx: &WriteTransaction) -> Result<()> {
     tx.open_table(USER_TAG_IMAGES)?;
     tx.open_table(USER_TAGS)?;
+    Ok(())
+}
+
+/// Version 9 adds the trash, edits and metadata sync: image records of version 3 (older ones are
+/// read as live, unedited and seen by the hub), the trash index and the deletions the hub has not
+/// seen. Nothing existing is rewritten; the bump keeps older builds, which cannot read version 3
+/// records, from opening the file.
+fn v8_to_v9(tx: &WriteTransaction) -> Result<()> {
+    tx.open_table(USER_TRASH)?;
+    tx.open_table(HUB_DELETIONS)?;
     Ok(())
 }
 

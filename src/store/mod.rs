@@ -482,6 +482,9 @@ pub(crate) mod test_support {
             cloud_synced: false,
             task_id: format!("t-{id}").into(),
             tags: Vec::new(),
+            trashed_at: None,
+            original: None,
+            hub_stale: false,
         };
         let task = records::TaskRecord {
             task_id: image.task_id.clone(),

@@ -127,6 +127,94 @@ pub struct ImageRecord {
     /// The image's tags as their owner wrote them, in their order, none equal once folded
     /// (`domain::Tags`). Version 2.
     pub tags: Vec<String>,
+    /// When its owner moved it to the trash; `None` while it is live. A trashed image is in no
+    /// index or count but the trash's (`USER_TRASH`). Version 3.
+    pub trashed_at: Option<Micros>,
+    /// The upload as first stored, once the image has been edited: `blob`, `kind`, `width`,
+    /// `height` and `file_size` then describe the edited image, and both blobs hold a reference.
+    /// Version 3.
+    pub original: Option<OriginalMedia>,
+    /// A change the hub has not seen yet (tags, category, trash, an edit) to an image it holds:
+    /// the next sync sends the record again, without bytes the hub has. `cloud_synced` keeps
+    /// saying the hub holds the image. Version 3.
+    pub hub_stale: bool,
+}
+
+/// The bytes an edited image was uploaded as, kept so the edit can be undone.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OriginalMedia {
+    pub blob: BlobHash,
+    #[serde(with = "codes::kind")]
+    pub kind: ImageKind,
+    pub width: u32,
+    pub height: u32,
+    pub file_size: u64,
+}
+
+impl ImageRecord {
+    pub fn is_trashed(&self) -> bool {
+        self.trashed_at.is_some()
+    }
+
+    pub fn is_edited(&self) -> bool {
+        self.original.is_some()
+    }
+
+    /// Every blob the record holds a reference to: what it serves, and its original if edited.
+    pub fn blobs(&self) -> impl Iterator<Item = &BlobHash> {
+        std::iter::once(&self.blob).chain(self.original.as_ref().map(|o| &o.blob))
+    }
+}
+
+/// Version 2 had no trash, edits or `hub_stale`.
+#[derive(Deserialize)]
+struct ImageRecordV2 {
+    id: ImageId,
+    user_id: UserId,
+    filename: String,
+    #[serde(with = "codes::category")]
+    category: Category,
+    #[serde(with = "codes::kind")]
+    kind: ImageKind,
+    blob: BlobHash,
+    original_url: Option<String>,
+    page_url: Option<String>,
+    page_title: Option<String>,
+    context_json: Option<String>,
+    saved_at: Micros,
+    file_size: u64,
+    width: u32,
+    height: u32,
+    cloud_synced: bool,
+    task_id: TaskId,
+    tags: Vec<String>,
+}
+
+impl From<ImageRecordV2> for ImageRecord {
+    fn from(v2: ImageRecordV2) -> Self {
+        Self {
+            id: v2.id,
+            user_id: v2.user_id,
+            filename: v2.filename,
+            category: v2.category,
+            kind: v2.kind,
+            blob: v2.blob,
+            original_url: v2.original_url,
+            page_url: v2.page_url,
+            page_title: v2.page_title,
+            context_json: v2.context_json,
+            saved_at: v2.saved_at,
+            file_size: v2.file_size,
+            width: v2.width,
+            height: v2.height,
+            cloud_synced: v2.cloud_synced,
+            task_id: v2.task_id,
+            tags: v2.tags,
+            trashed_at: None,
+            original: None,
+            hub_stale: false,
+        }
+    }
 }
 
 /// Version 1 had no tags.
@@ -152,7 +240,7 @@ struct ImageRecordV1 {
     task_id: TaskId,
 }
 
-impl From<ImageRecordV1> for ImageRecord {
+impl From<ImageRecordV1> for ImageRecordV2 {
     fn from(v1: ImageRecordV1) -> Self {
         Self {
             id: v1.id,
@@ -195,15 +283,19 @@ impl ImageRecord {
 
 impl Record for ImageRecord {
     const NAME: &'static str = "image";
-    const VERSION: u8 = 2;
+    const VERSION: u8 = 3;
 
     fn decode(bytes: &[u8]) -> Result<Self, StoreError> {
         let corrupt = |e: postcard::Error| StoreError::Corrupt(format!("image record: {e}"));
         match bytes.split_first() {
-            Some((1, rest)) => Ok(postcard::from_bytes::<ImageRecordV1>(rest)
+            Some((1, rest)) => Ok(ImageRecordV2::from(
+                postcard::from_bytes::<ImageRecordV1>(rest).map_err(corrupt)?,
+            )
+            .into()),
+            Some((2, rest)) => Ok(postcard::from_bytes::<ImageRecordV2>(rest)
                 .map_err(corrupt)?
                 .into()),
-            Some((2, rest)) => postcard::from_bytes(rest).map_err(corrupt),
+            Some((3, rest)) => postcard::from_bytes(rest).map_err(corrupt),
             Some((v, _)) => Err(StoreError::Corrupt(format!(
                 "image record has unknown version {v}"
             ))),
@@ -457,6 +549,9 @@ mod tests {
             cloud_synced: true,
             task_id: "t".into(),
             tags: Vec::new(),
+            trashed_at: None,
+            original: None,
+            hub_stale: false,
         }
     }
 
@@ -506,12 +601,31 @@ mod tests {
             let v1 = hex_bytes(expected);
             let image = ImageRecord::decode(&v1).unwrap();
             assert_eq!(image, untagged(kind, category));
-            // Version 2 is version 1's fields, then the tags.
+            // Version 2 is version 1's fields, then the tags; still read.
             let body = &expected[2..];
-            golden(image, &format!("02{body}00"));
             let mut tagged = untagged(kind, category);
             tagged.tags = vec!["a".into(), "bc".into()];
-            golden(tagged, &format!("02{body}020161026263"));
+            let v2 = hex_bytes(&format!("02{body}020161026263"));
+            assert_eq!(ImageRecord::decode(&v2).unwrap(), tagged);
+            // Version 3 is version 2's fields, then the trash time, the original and `hub_stale`.
+            golden(image, &format!("03{body}00000000"));
+            golden(tagged.clone(), &format!("03{body}020161026263000000"));
+            let mut changed = tagged;
+            changed.trashed_at = Some(1);
+            changed.original = Some(OriginalMedia {
+                blob: BlobHash([9; 32]),
+                kind: ImageKind::Jpeg,
+                width: 3,
+                height: 4,
+                file_size: 5,
+            });
+            changed.hub_stale = true;
+            golden(
+                changed,
+                // Some(1) zigzagged; Some(blob, jpeg, 3, 4, 5); true.
+                &format!("03{body}020161026263_0102_01{}01030405_01", "09".repeat(32))
+                    .replace('_', ""),
+            );
         }
         for (status, expected) in [
             (TaskStatus::Processing, "0101740175016900000a0c"),

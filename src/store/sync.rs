@@ -105,8 +105,9 @@ impl Store {
                     .get(id.as_str())?
                     .map(|v| ImageRecord::decode(v.value()))
                     .transpose()?;
-                if let Some(mut image) = record.filter(|i| !i.cloud_synced) {
+                if let Some(mut image) = record.filter(|i| !i.cloud_synced || i.hub_stale) {
                     image.cloud_synced = true;
+                    image.hub_stale = false;
                     images.insert(id.as_str(), image.encode().as_slice())?;
                     marked += 1;
                 }

@@ -44,6 +44,13 @@ pub const USER_TAG_IMAGES: TableDefinition<(&str, &str, i64, &str), ()> =
 /// `USER_TAG_IMAGES`; absent when none do. Ordered by folded tag, for autocomplete by prefix.
 pub const USER_TAGS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("user_tags");
 
+/// (user_id, trashed_at, image_id): a user's trashed images, newest in the trash last. Trashed
+/// images are in no other index or count (see `ImageRecord::trashed_at`).
+pub const USER_TRASH: TableDefinition<(&str, i64, &str), ()> = TableDefinition::new("user_trash");
+/// (user_id, image_id) → when it was deleted for good: images the hub holds that are gone here,
+/// for the next sync to delete there too. Removed once the hub confirms.
+pub const HUB_DELETIONS: TableDefinition<(&str, &str), i64> = TableDefinition::new("hub_deletions");
+
 /// task_id → `TaskRecord`.
 pub const TASKS: TableDefinition<&str, &[u8]> = TableDefinition::new("tasks");
 /// task_id of every task still `processing`, so start-up resumes them without scanning `TASKS`.
@@ -134,6 +141,14 @@ macro_rules! for_every_table {
         }
         {
             let $table = $crate::store::tables::USER_TAGS;
+            $body;
+        }
+        {
+            let $table = $crate::store::tables::USER_TRASH;
+            $body;
+        }
+        {
+            let $table = $crate::store::tables::HUB_DELETIONS;
             $body;
         }
         {

@@ -2,9 +2,7 @@
 
 use redb::{ReadableTable, WriteTransaction};
 
-use super::records::{
-    HubSessionRecord, ImageRecord, Record, SessionRecord, TaskRecord, UserRecord,
-};
+use super::records::{HubSessionRecord, Record, SessionRecord, TaskRecord, UserRecord};
 use super::tables::*;
 use super::{Result, Store, StoreError, WriteFailure};
 use crate::clock::Micros;
@@ -105,23 +103,17 @@ impl Store {
                 .remove(user.email.to_lowercase().as_str())?;
             end_sessions(&tx, user_id)?;
             self.held_sessions.end(user_id);
-            let images: Vec<ImageRecord> = {
-                let index = tx.open_table(USER_IMAGES)?;
-                let records = tx.open_table(IMAGES)?;
-                let mut out = Vec::new();
-                let range =
-                    (user_id.as_str(), i64::MIN, "")..=(user_id.as_str(), i64::MAX, "\u{10FFFF}");
-                for entry in index.range(range)? {
-                    let (key, _) = entry?;
-                    if let Some(raw) = records.get(key.value().2)? {
-                        out.push(ImageRecord::decode(raw.value())?);
-                    }
-                }
-                out
-            };
+            let images = super::images::every_image_of(&tx, user_id)?;
             for image in &images {
                 super::images::remove(&tx, image)?;
             }
+            // There is no account left to sync them for.
+            let mut deletions = tx.open_table(HUB_DELETIONS)?;
+            deletions.retain_in(
+                (user_id.as_str(), "")..=(user_id.as_str(), "\u{10FFFF}"),
+                |_, _| false,
+            )?;
+            drop(deletions);
             let task_ids: Vec<String> = {
                 let mut tasks = tx.open_table(TASKS)?;
                 let mut ids = Vec::new();

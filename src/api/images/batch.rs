@@ -1,6 +1,6 @@
-//! One action on many of the caller's images at once: move to a category, add or remove tags,
-//! delete for good. All in one commit; ids that are not the caller's images are skipped with a
-//! reason and never touched. (Trash and restore come with the trash.)
+//! One action on many of the caller's images at once: trash, restore, delete for good, move to a
+//! category, add or remove tags. All in one commit; ids that are not the caller's images are
+//! skipped with a reason and never touched.
 
 use std::sync::Arc;
 
@@ -84,6 +84,8 @@ async fn batch(
         Some("add_tags") => BatchAction::AddTags(tags()?),
         Some("remove_tags") => BatchAction::RemoveTags(tags()?),
         Some("delete_forever") => BatchAction::DeleteForever,
+        Some("trash") => BatchAction::Trash(crate::clock::now()),
+        Some("restore") => BatchAction::Restore,
         Some(other) => return Err(bad(format!("未知的操作：{other}"))),
         None => return Err(bad("缺少 action 字段")),
     };

@@ -41,6 +41,10 @@ pub fn routes(
     thumbnail.or(originals)
 }
 
+/// The query that lets a file route serve an image in the trash (the trash listing's URLs carry
+/// it). Without it a trashed image is not found, as the seed's clients expect of a deleted one.
+pub(super) const TRASHED_QUERY: &str = "trashed=1";
+
 /// Blobs up to this size are answered in one piece; larger ones are streamed.
 const STREAM_ABOVE: u64 = 512 * 1024;
 const STREAM_PIECE: usize = 256 * 1024;
@@ -51,16 +55,20 @@ struct Conditions {
     if_none_match: Option<String>,
     range: Option<String>,
     if_range: Option<String>,
+    /// Serve the image even if it is in the trash.
+    trashed: bool,
 }
 
 fn conditions() -> impl Filter<Extract = (Conditions,), Error = Rejection> + Clone {
     warp::header::optional::<String>("if-none-match")
         .and(warp::header::optional::<String>("range"))
         .and(warp::header::optional::<String>("if-range"))
-        .map(|if_none_match, range, if_range| Conditions {
+        .and(warp::query::raw().or(warp::any().map(String::new)).unify())
+        .map(|if_none_match, range, if_range, query: String| Conditions {
             if_none_match,
             range,
             if_range,
+            trashed: query.split('&').any(|pair| pair == TRASHED_QUERY),
         })
 }
 
@@ -91,6 +99,7 @@ async fn serve_file(
         let image = store
             .image_by_name(&user_id, &filename)?
             .filter(|img| category.is_none_or(|c| c == img.category))
+            .filter(|img| cond.trashed || !img.is_trashed())
             .ok_or(ApiError::ImageNotFound)?;
         let target = if thumbnail {
             match store.thumbnail(&image.blob)? {

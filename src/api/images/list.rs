@@ -1,5 +1,5 @@
 //! The caller's images as the seed's paged list, all of them, one category's or those with given
-//! tags, and deleting one.
+//! tags, and deleting one (to the trash).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -31,9 +31,9 @@ pub fn routes(
     list.or(delete)
 }
 
-/// The seed's image object.
+/// The seed's image object, with imgvault's additions.
 #[derive(Serialize)]
-struct ImageView {
+pub(super) struct ImageView {
     id: ImageId,
     user_id: UserId,
     filename: String,
@@ -53,14 +53,23 @@ struct ImageView {
     cloud_synced: bool,
     preview_url: String,
     thumbnail_url: String,
+    /// Whether it has been edited (rotated, flipped, cropped) since it was uploaded.
+    edited: bool,
+    /// When it was moved to the trash, in trash listings only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    trashed_at: Option<String>,
 }
 
 impl From<ImageRecord> for ImageView {
     fn from(r: ImageRecord) -> Self {
         let context_info = r.context_info();
+        let query = match r.trashed_at {
+            Some(_) => format!("?{}", super::files::TRASHED_QUERY),
+            None => String::new(),
+        };
         Self {
-            preview_url: format!("/api/user/{}/images/{}", r.user_id, r.filename),
-            thumbnail_url: format!("/api/user/{}/thumbnails/{}", r.user_id, r.filename),
+            preview_url: format!("/api/user/{}/images/{}{query}", r.user_id, r.filename),
+            thumbnail_url: format!("/api/user/{}/thumbnails/{}{query}", r.user_id, r.filename),
             id: r.id,
             user_id: r.user_id,
             filename: r.filename,
@@ -76,6 +85,8 @@ impl From<ImageRecord> for ImageView {
             tags: r.tags,
             status: "saved",
             cloud_synced: r.cloud_synced,
+            edited: r.original.is_some(),
+            trashed_at: r.trashed_at.map(clock::display),
         }
     }
 }
@@ -86,14 +97,27 @@ impl From<ImageRecord> for ImageView {
 const IN_PLACE_OFFSET: u64 = 512;
 
 #[derive(Serialize)]
-struct ImageList {
-    images: Vec<ImageView>,
-    total: u64,
-    page: u64,
-    per_page: u64,
-    pages: u64,
+pub(super) struct ImageList {
+    pub images: Vec<ImageView>,
+    pub total: u64,
+    pub page: u64,
+    pub per_page: u64,
+    pub pages: u64,
     /// The `category` parameter as given: `null` when absent, `""` when empty.
-    category: Option<String>,
+    pub category: Option<String>,
+}
+
+/// `page` and `per_page` as the seed reads them: unparsable numbers fall back to the defaults,
+/// `per_page` is kept within 1..=100.
+pub(super) fn paging(query: &HashMap<String, String>) -> (u64, u64) {
+    let number = |key: &str, default: u64| {
+        query
+            .get(key)
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .filter(|&n| n > 0)
+            .unwrap_or(default)
+    };
+    (number("page", 1), number("per_page", 20).min(100))
 }
 
 async fn list(
@@ -105,16 +129,7 @@ async fn list(
     let tags = Tags::parse(pairs.iter().filter(|(k, _)| k == "tag").map(|(_, v)| v))
         .map_err(|e| reject(ApiError::BadRequest(e.0.to_string())))?;
     let query: HashMap<String, String> = pairs.into_iter().filter(|(k, _)| k != "tag").collect();
-    // Like the seed: unparsable numbers fall back to the defaults, per_page is kept within 1..=100.
-    let number = |key: &str, default: u64| {
-        query
-            .get(key)
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .filter(|&n| n > 0)
-            .unwrap_or(default)
-    };
-    let page = number("page", 1);
-    let per_page = number("per_page", 20).min(100);
+    let (page, per_page) = paging(&query);
     let given = query.get("category").cloned();
     let user_id = caller.user.user_id;
     // As the original: an empty `category` is no filter, and one that names no category matches
@@ -180,12 +195,16 @@ async fn delete(
     caller: Caller,
 ) -> Result<impl Reply, Rejection> {
     let id = image_id.clone();
-    let outcome = blocking(move || Ok(state.store.delete_image(&id, &caller.user.user_id)?))
-        .await
-        .map_err(reject)?;
+    let outcome = blocking(move || {
+        Ok(state
+            .store
+            .trash_image(&id, &caller.user.user_id, clock::now())?)
+    })
+    .await
+    .map_err(reject)?;
     match outcome {
         DeleteOutcome::Deleted => {
-            tracing::info!(%image_id, "image deleted");
+            tracing::info!(%image_id, "image moved to the trash");
             Ok(warp::reply::json(&Deleted {
                 success: true,
                 message: "图片已删除",

@@ -8,15 +8,17 @@
 //! and bytes a minute, 429 past it), or refused when `--anonymous-uploads false`; a session's own
 //! uploads are never counted.
 //!
-//! `upload` takes images in, `list` pages through them (by category and tag) and deletes them,
-//! `tags` sets an image's tags and completes tag names, `batch` acts on many images at once, `files` serves their bytes, `paths` lists
-//! the routes that serve them in the original server's file-path shape.
+//! `upload` takes images in, `list` pages through them (by category and tag) and moves them to
+//! the trash, `trash` lists and empties it, `tags` sets an image's tags and completes tag names,
+//! `batch` acts on many images at once, `files` serves their bytes, `paths` lists the routes that
+//! serve them in the original server's file-path shape.
 
 mod batch;
 mod files;
 mod list;
 mod paths;
 mod tags;
+mod trash;
 mod upload;
 
 use std::sync::Arc;
@@ -33,5 +35,6 @@ pub fn routes(
         .or(list::routes(state.clone()))
         .or(paths::routes(state.clone()))
         .or(tags::routes(state.clone()))
+        .or(trash::routes(state.clone()))
         .or(files::routes(state))
 }

@@ -4,7 +4,8 @@
 use super::*;
 
 /// Blob records, reference counts, thumbnails and chunks. A blob is referenced once by every
-/// image record using it and once by every thumbnail made of it.
+/// image record using it (live or trashed, as what it serves or as its original before an edit)
+/// and once by every thumbnail made of it.
 pub(super) fn check_blobs(
     tx: &ReadTransaction,
     images: &Images,
@@ -14,8 +15,10 @@ pub(super) fn check_blobs(
     let mut expected_refs: HashMap<[u8; 32], u64> = HashMap::new();
     let mut used_sources: HashMap<[u8; 32], &ImageRecord> = HashMap::new();
     for image in images.records.values() {
-        *expected_refs.entry(image.blob.0).or_default() += 1;
-        used_sources.entry(image.blob.0).or_insert(image);
+        for blob in image.blobs() {
+            *expected_refs.entry(blob.0).or_default() += 1;
+            used_sources.entry(blob.0).or_insert(image);
+        }
     }
     let blobs = load_blobs(tx, out)?;
     check_thumbnails(tx, &used_sources, &blobs, &mut expected_refs, report, out)?;

@@ -1,6 +1,6 @@
-//! Images: the image total, every index entry (by name, by time, by category, by tag) matches its
-//! record both ways, and the per-category and per-tag counts match the records (all kept by
-//! `store::images`).
+//! Images: the image total, every index entry (by name, by time, by category, by tag, in the
+//! trash) matches its record both ways, and the per-category and per-tag counts match the records
+//! (all kept by `store::images`). Trashed images are in the name and trash indexes only.
 
 use super::*;
 use crate::store::images::category_key;
@@ -29,6 +29,21 @@ impl Images {
         sorted
             .sort_by(|a, b| (&a.user_id, a.saved_at, &a.id).cmp(&(&b.user_id, b.saved_at, &b.id)));
         sorted
+    }
+
+    /// The records that are not in the trash, in index order: those the live indexes and
+    /// counters hold.
+    pub(super) fn sorted_live(&self) -> Vec<&ImageRecord> {
+        let mut sorted = self.sorted();
+        sorted.retain(|i| !i.is_trashed());
+        sorted
+    }
+
+    /// Images the live counters count: those not in the trash, and those that do not decode
+    /// (which could be either).
+    pub(super) fn live_count(&self) -> u64 {
+        let live = self.records.values().filter(|i| !i.is_trashed()).count();
+        (live + self.undecodable.len()) as u64
     }
 
     /// Whether an index entry naming `id` can stand: it is an image that does not decode (so it
@@ -115,7 +130,7 @@ pub(super) fn check_image_indexes(
     }
 
     let times = tx.open_table(USER_IMAGES)?;
-    for image in &sorted {
+    for image in sorted.iter().filter(|i| !i.is_trashed()) {
         let key = (image.user_id.as_str(), image.saved_at, image.id.as_str());
         if times.get(key)?.is_none() {
             out.found(
@@ -132,7 +147,7 @@ pub(super) fn check_image_indexes(
         let (key, _) = entry?;
         let (user, saved_at, id) = key.value();
         let fits = images.entry_fits(id, |img| {
-            img.user_id.as_str() == user && img.saved_at == saved_at
+            img.user_id.as_str() == user && img.saved_at == saved_at && !img.is_trashed()
         });
         if !fits {
             out.found(
@@ -142,6 +157,37 @@ pub(super) fn check_image_indexes(
                     saved_at,
                     id.to_string(),
                 )),
+            );
+        }
+    }
+
+    let trash = tx.open_table(USER_TRASH)?;
+    for image in &sorted {
+        let Some(at) = image.trashed_at else { continue };
+        let key = (image.user_id.as_str(), at, image.id.as_str());
+        if trash.get(key)?.is_none() {
+            out.found(
+                format!("trashed image {} is missing from the trash index", image.id),
+                Some(Fix::AddTrashIndex(
+                    image.user_id.to_string(),
+                    at,
+                    image.id.to_string(),
+                )),
+            );
+        }
+    }
+    for entry in trash.iter()? {
+        let (key, _) = entry?;
+        let (user, at, id) = key.value();
+        let fits = images.entry_fits(id, |img| {
+            img.user_id.as_str() == user && img.trashed_at == Some(at)
+        });
+        if !fits {
+            out.found(
+                format!(
+                    "trash entry of user {user} points at image {id}, which is not in the trash"
+                ),
+                Some(Fix::RemoveTrashIndex(user.to_string(), at, id.to_string())),
             );
         }
     }
@@ -163,7 +209,7 @@ pub(super) fn check_category_index(
 ) -> Result<()> {
     let index = tx.open_table(USER_CATEGORY_IMAGES)?;
     let mut counted: BTreeMap<(&str, u8), u64> = BTreeMap::new();
-    for image in images.sorted() {
+    for image in images.sorted_live() {
         let key = category_key(image);
         *counted.entry((key.0, key.1)).or_default() += 1;
         if index.get(key)?.is_none() {
@@ -184,7 +230,9 @@ pub(super) fn check_category_index(
     for entry in index.iter()? {
         let (key, _) = entry?;
         let (user, code, saved_at, id) = key.value();
-        let fits = images.entry_fits(id, |img| category_key(img) == (user, code, saved_at, id));
+        let fits = images.entry_fits(id, |img| {
+            !img.is_trashed() && category_key(img) == (user, code, saved_at, id)
+        });
         if !fits {
             out.found(
                 format!(
@@ -250,7 +298,7 @@ pub(super) fn check_tag_index(
     // (user, folded tag) → how many images carry it, and the oldest one's spelling.
     let mut counted: BTreeMap<(String, String), (u64, String)> = BTreeMap::new();
     let mut expected: HashSet<(String, String, i64, String)> = HashSet::new();
-    for image in images.sorted() {
+    for image in images.sorted_live() {
         for shown in &image.tags {
             let folded = crate::text::fold(shown);
             let user = image.user_id.to_string();
@@ -333,6 +381,8 @@ pub(super) enum Fix {
     RemoveName(String, String),
     AddTimeIndex(String, i64, String),
     RemoveTimeIndex(String, i64, String),
+    AddTrashIndex(String, i64, String),
+    RemoveTrashIndex(String, i64, String),
     AddCategoryIndex(String, u8, i64, String),
     RemoveCategoryIndex(String, u8, i64, String),
     /// Zero removes the counter, as image deletion does.
@@ -366,6 +416,14 @@ impl Repair for Fix {
                 tx.open_table(USER_IMAGES)?
                     .remove((user.as_str(), *at, id.as_str()))?;
                 crate::store::paging::bump_epoch(tx, user)?;
+            }
+            Self::AddTrashIndex(user, at, id) => {
+                tx.open_table(USER_TRASH)?
+                    .insert((user.as_str(), *at, id.as_str()), ())?;
+            }
+            Self::RemoveTrashIndex(user, at, id) => {
+                tx.open_table(USER_TRASH)?
+                    .remove((user.as_str(), *at, id.as_str()))?;
             }
             Self::AddCategoryIndex(user, code, at, id) => {
                 tx.open_table(USER_CATEGORY_IMAGES)?

@@ -178,13 +178,11 @@ fn check_in(tx: &ReadTransaction) -> Result<CheckReport> {
     report.users = users.len() as u64;
     let images = load_images(tx, &users, &mut out)?;
     report.images = images.count();
-    if stored_total != report.images {
+    let live = images.live_count();
+    if stored_total != live {
         out.found(
-            format!(
-                "image total is {stored_total}, but the file holds {} images",
-                report.images
-            ),
-            Some(images::Fix::SetTotal(report.images)),
+            format!("image total is {stored_total}, but the file holds {live} images"),
+            Some(images::Fix::SetTotal(live)),
         );
     }
     check_user_counts(tx, &images, &mut out)?;

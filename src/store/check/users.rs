@@ -10,7 +10,7 @@ pub(super) fn check_user_counts(
     out: &mut Findings,
 ) -> Result<()> {
     let mut counted: BTreeMap<&str, u64> = BTreeMap::new();
-    for image in images.records.values() {
+    for image in images.records.values().filter(|i| !i.is_trashed()) {
         *counted.entry(image.user_id.as_str()).or_default() += 1;
     }
     let stored: BTreeMap<String, u64> = tx
