@@ -164,6 +164,84 @@ async fn a_sync_copies_every_image_once_and_the_next_sync_sends_only_what_is_new
     assert_eq!(task["progress"]["bytes_sent"], 0, "{task}");
 }
 
+#[tokio::test]
+async fn tags_categories_the_trash_and_deletions_reach_the_hub_without_resending_bytes() {
+    let hub = spawn_app().await;
+    let local = spawn_local(&hub.base, &[]).await;
+    let (client, _) = local.user_client("keeper").await;
+    let hub_client = new_client();
+    hub.login(&hub_client, "keeper", "password123").await;
+    let kept = upload(&local, &client, &png(60, 40, 1), "clothes").await;
+    let trashed = upload(&local, &client, &png(60, 40, 2), "clothes").await;
+    let deleted = upload(&local, &client, &png(60, 40, 3), "char").await;
+    let never_synced = upload(&local, &client, &png(60, 40, 4), "char").await;
+    let batch = |body: Value| {
+        let (local, client) = (&local, &client);
+        async move {
+            let (status, answer) = local
+                .post_json(client, "/api/user/images/batch", &body)
+                .await;
+            assert_eq!(status, 200, "{answer}");
+            assert_eq!(answer["skipped"], json!([]), "{answer}");
+        }
+    };
+    // Tagged before the first sync: the tags go with the image.
+    batch(json!({"ids": [kept], "action": "add_tags", "tags": ["Denim", "夏季"]})).await;
+    batch(json!({"ids": [never_synced], "action": "trash"})).await;
+    let (task_id, _) = start_sync(&local, &client).await;
+    let task = wait_sync(&local, &task_id).await;
+    assert_eq!(task["status"], "completed", "{task}");
+    assert_eq!(task["progress"]["files_sent"], 3, "{task}");
+    assert_eq!(
+        hub.list_ids(&hub_client, "tag=denim").await,
+        (vec![kept.clone()], 1)
+    );
+    // An image trashed before it ever reached the hub does not go there.
+    assert_eq!(hub.list_ids(&hub_client, "").await.1, 3);
+
+    // Changes to images the hub holds: new tags, a category, the trash, a deletion for good.
+    batch(json!({"ids": [kept], "action": "remove_tags", "tags": ["denim"]})).await;
+    batch(json!({"ids": [kept], "action": "set_category", "category": "char"})).await;
+    batch(json!({"ids": [trashed], "action": "trash"})).await;
+    batch(json!({"ids": [deleted], "action": "delete_forever"})).await;
+    let (task_id, _) = start_sync(&local, &client).await;
+    let task = wait_sync(&local, &task_id).await;
+    assert_eq!(task["status"], "completed", "{task}");
+    assert_eq!(task["progress"]["files_sent"], 0, "{task}");
+    assert_eq!(task["progress"]["synced_images"], 2, "{task}");
+    assert_eq!(hub.list_ids(&hub_client, "").await, (vec![kept.clone()], 1));
+    assert_eq!(hub.list_ids(&hub_client, "tag=denim").await.1, 0);
+    assert_eq!(
+        hub.list_ids(&hub_client, "category=char").await,
+        (vec![kept.clone()], 1)
+    );
+    let (_, hub_tags) = hub.get_json(&hub_client, "/api/user/tags").await;
+    assert_eq!(hub_tags["tags"], json!([{"tag": "夏季", "count": 1}]));
+    let (_, hub_trash) = hub.get_json(&hub_client, "/api/user/trash").await;
+    assert_eq!(hub_trash["total"], 1, "{hub_trash}");
+    assert_eq!(hub_trash["images"][0]["id"], json!(trashed));
+
+    // Restored here, restored there; nothing left to send afterwards.
+    batch(json!({"ids": [trashed], "action": "restore"})).await;
+    let (task_id, started) = start_sync(&local, &client).await;
+    assert_eq!(started["sync_info"]["image_count"], 1);
+    let task = wait_sync(&local, &task_id).await;
+    assert_eq!(task["progress"]["files_sent"], 0, "{task}");
+    assert_eq!(hub.list_ids(&hub_client, "").await.1, 2);
+    let (task_id, started) = start_sync(&local, &client).await;
+    assert_eq!(started["sync_info"]["image_count"], 0);
+    let task = wait_sync(&local, &task_id).await;
+    assert_eq!(task["progress"]["bytes_sent"], 0, "{task}");
+
+    // The hub's file is consistent: trashed and deleted images counted as they should be.
+    let dir = hub.stop();
+    let store =
+        imgvault::store::Store::open(&data_path(dir.path()), imgvault::store::DEFAULT_CACHE_BYTES)
+            .unwrap();
+    let report = store.check().unwrap();
+    assert!(report.is_clean(), "{:?}", report.problems);
+}
+
 /// Forwards everything to the hub at `target`, except that the `stop_at`-th sync batch waits for
 /// the test to kill the hub first (and so fails).
 struct Proxy {

@@ -17,6 +17,7 @@ use super::{ApiError, blocking, body, reject, with_state};
 use crate::clock;
 use crate::domain::{BlobHash, ImageId, TaskId, UserId};
 use crate::store::records::{HubSyncRecord, SyncProgressRecord, TaskRecord, TaskStatus};
+use crate::store::{BatchAction, MAX_BATCH_IDS};
 use crate::sync::{self as cloud, ManifestReply, ManifestRequest, SyncReply};
 
 /// What a sync request being received holds besides its metadata: the image being decoded, the
@@ -232,8 +233,26 @@ async fn manifest(
 ) -> Result<impl Reply, Rejection> {
     let user_id = caller.user.user_id;
     let reply = blocking(move || {
+        // Deleted for good on the sender: deleted here too, from this account only. Ids it does
+        // not hold (never sent, or deleted before) are done as well.
+        let deleted = match request.deleted.len() {
+            0 => None,
+            _ => {
+                let ids = &request.deleted[..request.deleted.len().min(MAX_BATCH_IDS)];
+                let done = state
+                    .store
+                    .batch(&user_id, ids, &BatchAction::DeleteForever)?;
+                if done.changed > 0 {
+                    tracing::info!(%user_id, deleted = done.changed, "sync deleted images");
+                }
+                Some(ids.to_vec())
+            }
+        };
         let held = state.store.user_blobs(&user_id)?;
-        let mut reply = ManifestReply::default();
+        let mut reply = ManifestReply {
+            deleted,
+            ..ManifestReply::default()
+        };
         let mut seen = HashSet::new();
         for entry in request.images {
             let have = state

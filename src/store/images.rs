@@ -135,6 +135,9 @@ fn bump_category(tx: &WriteTransaction, image: &ImageRecord, delta: i64) -> Resu
     Ok(())
 }
 
+/// The most images one batch may name: one commit, about 2 s of work on a small machine.
+pub const MAX_BATCH_IDS: usize = 10_000;
+
 /// What a batch does to each of its images.
 #[derive(Debug, Clone)]
 pub enum BatchAction {
@@ -184,6 +187,16 @@ impl Skipped {
 pub struct BatchOutcome {
     pub changed: u64,
     pub skipped: Vec<(ImageId, Skipped)>,
+}
+
+/// What a hub learns of one of its images at a sync: the state its owner's server has now.
+#[derive(Debug, Clone)]
+pub struct SyncUpdate {
+    pub id: ImageId,
+    pub tags: Tags,
+    pub category: Category,
+    /// `Some` when it is in the sender's trash (since then).
+    pub trashed_at: Option<Micros>,
 }
 
 /// An upload to store: its record, bytes and `processing` task.
@@ -630,6 +643,42 @@ impl Store {
         }
         self.finish(tx)?;
         Ok(outcome)
+    }
+
+    /// Brings `owner`'s images named in `updates` to the state they describe (tags, category, in
+    /// the trash or not), in one commit. Ids that are not `owner`'s images are left alone; how
+    /// many changed.
+    pub fn apply_sync_updates(&self, owner: &UserId, updates: &[SyncUpdate]) -> Result<u64> {
+        let tx = self.write()?;
+        let mut changed = 0;
+        for update in updates {
+            let Some(mut image) = record_in(&tx, &update.id)?.filter(|i| i.user_id == *owner)
+            else {
+                continue;
+            };
+            let before = image.clone();
+            let tags: Vec<String> = update.tags.iter().map(|t| t.as_str().to_string()).collect();
+            let live_change = tags != image.tags || update.category != image.category;
+            if live_change && !image.is_trashed() {
+                index_live(&tx, &image, -1)?;
+            }
+            image.tags = tags;
+            image.category = update.category;
+            if live_change && !image.is_trashed() {
+                index_live(&tx, &image, 1)?;
+            }
+            match (image.trashed_at, update.trashed_at) {
+                (None, Some(at)) => trash(&tx, &mut image, at)?,
+                (Some(_), None) => restore(&tx, &mut image)?,
+                _ => {}
+            }
+            if image != before {
+                put_record(&tx, &image)?;
+                changed += 1;
+            }
+        }
+        self.finish(tx)?;
+        Ok(changed)
     }
 
     /// `user_id`'s tags whose folded form starts with `prefix` folded, most used first (then in

@@ -38,7 +38,8 @@ use crate::clock;
 pub use batch::{Batch, NewThumbnail, TaskEnd};
 pub use blobs::BlobChunks;
 pub use images::{
-    BatchAction, BatchOutcome, ChangeOutcome, DeleteOutcome, ImagePage, NewImage, Skipped, TagCount,
+    BatchAction, BatchOutcome, ChangeOutcome, DeleteOutcome, ImagePage, MAX_BATCH_IDS, NewImage,
+    Skipped, SyncUpdate, TagCount,
 };
 pub use migrate::SCHEMA_VERSION;
 

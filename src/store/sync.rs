@@ -1,6 +1,7 @@
 //! What cloud sync keeps in the data file: the hub session of each local login, which images the
-//! hub holds (`cloud_synced`, set batch by batch so an interrupted sync resumes where it stopped),
-//! the progress of sync tasks, and on a hub the last sync each account sent.
+//! hub holds (`cloud_synced`, set batch by batch so an interrupted sync resumes where it stopped)
+//! and which of those changed since (`hub_stale`), images deleted here that the hub still holds
+//! (`HUB_DELETIONS`), the progress of sync tasks, and on a hub the last sync each account sent.
 
 use std::collections::HashSet;
 
@@ -51,13 +52,63 @@ impl Store {
         Ok(())
     }
 
-    /// `user_id`'s images the hub does not hold yet, oldest first.
+    /// What the next sync of `user_id` sends, oldest first: live images the hub does not hold,
+    /// and images it holds (live or trashed) that changed since (`hub_stale`).
     pub fn unsynced_images(&self, user_id: &UserId) -> Result<Vec<ImageRecord>> {
-        Ok(self
+        let mut out: Vec<ImageRecord> = self
             .user_images(user_id)?
             .into_iter()
-            .filter(|i| !i.cloud_synced)
-            .collect())
+            .filter(|i| !i.cloud_synced || i.hub_stale)
+            .collect();
+        let tx = self.read()?;
+        let images = tx.open_table(IMAGES)?;
+        let user = user_id.as_str();
+        for entry in tx
+            .open_table(USER_TRASH)?
+            .range((user, i64::MIN, "")..=(user, i64::MAX, "\u{10FFFF}"))?
+        {
+            let (key, _) = entry?;
+            let id = key.value().2;
+            let raw = images.get(id)?.ok_or_else(|| {
+                StoreError::Corrupt(format!("trash index points at missing image {id}"))
+            })?;
+            let image = ImageRecord::decode(raw.value())?;
+            if image.cloud_synced && image.hub_stale {
+                out.push(image);
+            }
+        }
+        out.sort_by(|a, b| (a.saved_at, &a.id).cmp(&(b.saved_at, &b.id)));
+        Ok(out)
+    }
+
+    /// Images of `user_id` deleted for good here that the hub may still hold.
+    pub fn hub_deletions(&self, user_id: &UserId) -> Result<Vec<ImageId>> {
+        let tx = self.read()?;
+        let user = user_id.as_str();
+        let mut out = Vec::new();
+        for entry in tx
+            .open_table(HUB_DELETIONS)?
+            .range((user, "")..=(user, "\u{10FFFF}"))?
+        {
+            out.push(ImageId::from(entry?.0.value().1));
+        }
+        Ok(out)
+    }
+
+    /// Forgets deletions the hub has carried out.
+    pub fn forget_hub_deletions(&self, user_id: &UserId, ids: &[ImageId]) -> Result<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let tx = self.write()?;
+        {
+            let mut table = tx.open_table(HUB_DELETIONS)?;
+            for id in ids {
+                table.remove((user_id.as_str(), id.as_str()))?;
+            }
+        }
+        self.finish(tx)?;
+        Ok(())
     }
 
     /// Every image of `user_id`, oldest first.
@@ -79,13 +130,32 @@ impl Store {
         Ok(out)
     }
 
-    /// The blobs `user_id`'s images use: what the hub may reuse without being sent the bytes.
+    /// The blobs `user_id`'s images use, live or trashed, edited or original: what the hub may
+    /// reuse without being sent the bytes.
     pub fn user_blobs(&self, user_id: &UserId) -> Result<HashSet<BlobHash>> {
-        Ok(self
-            .user_images(user_id)?
-            .into_iter()
-            .map(|i| i.blob)
-            .collect())
+        let tx = self.read()?;
+        let images = tx.open_table(IMAGES)?;
+        let user = user_id.as_str();
+        let mut ids = Vec::new();
+        for entry in tx
+            .open_table(USER_IMAGES)?
+            .range((user, i64::MIN, "")..=(user, i64::MAX, "\u{10FFFF}"))?
+        {
+            ids.push(entry?.0.value().2.to_string());
+        }
+        for entry in tx
+            .open_table(USER_TRASH)?
+            .range((user, i64::MIN, "")..=(user, i64::MAX, "\u{10FFFF}"))?
+        {
+            ids.push(entry?.0.value().2.to_string());
+        }
+        let mut out = HashSet::new();
+        for id in ids {
+            if let Some(raw) = images.get(id.as_str())? {
+                out.extend(ImageRecord::decode(raw.value())?.blobs().copied());
+            }
+        }
+        Ok(out)
     }
 
     /// A whole blob in memory; `None` if the store does not hold it.

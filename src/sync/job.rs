@@ -5,8 +5,11 @@
 //! holds for this user, or one already sent in this sync, travels as metadata only. Local data is
 //! never changed except for those flags.
 //!
-//! A hub without the manifest step (the original project's cloud server) gets every image with
-//! its file, in the same batches; it answers with counts, so a batch it stored only partly is sent
+//! Images the hub holds that changed here since (tags, category, trash: `hub_stale`) go again as
+//! metadata only, and images deleted here are named in the manifest for the hub to delete.
+//!
+//! A hub without the manifest step (the original project's cloud server) gets every live image
+//! with its file, in the same batches; it answers with counts, so a batch it stored only partly is sent
 //! again one image at a time to learn which ones it took.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
@@ -115,6 +118,13 @@ impl SyncJob {
     }
 
     async fn sync(&self, progress: &mut SyncProgressRecord) -> Result<(), HubError> {
+        let deleted = {
+            let (store, user_id) = (self.store.clone(), self.user.user_id.clone());
+            tokio::task::spawn_blocking(move || store.hub_deletions(&user_id))
+                .await
+                .map_err(|e| HubError::Network(e.to_string()))?
+                .map_err(|e| HubError::Network(format!("local store: {e}")))?
+        };
         let manifest = ManifestRequest {
             images: self
                 .images
@@ -124,10 +134,30 @@ impl SyncJob {
                     blake3: i.blob.to_hex(),
                 })
                 .collect(),
+            deleted,
         };
         let (needed, mut on_hub) = match self.hub.manifest(&self.login, &manifest).await? {
             Some(answer) => {
-                let needed: HashSet<ImageId> = answer.needed.into_iter().collect();
+                if let Some(done) = answer.deleted {
+                    let (store, user_id) = (self.store.clone(), self.user.user_id.clone());
+                    tokio::task::spawn_blocking(move || {
+                        store.forget_hub_deletions(&user_id, &done)
+                    })
+                    .await
+                    .map_err(|e| HubError::Network(e.to_string()))?
+                    .map_err(|e| HubError::Network(format!("local store: {e}")))?;
+                }
+                // Changes to images it holds go again, as metadata (their bytes are on the hub).
+                let needed: HashSet<ImageId> = answer
+                    .needed
+                    .into_iter()
+                    .chain(
+                        self.images
+                            .iter()
+                            .filter(|i| i.hub_stale)
+                            .map(|i| i.id.clone()),
+                    )
+                    .collect();
                 let on_hub: HashSet<BlobHash> = answer
                     .have_blobs
                     .iter()
@@ -135,10 +165,19 @@ impl SyncJob {
                     .collect();
                 (needed, Some(on_hub))
             }
-            // The original's hub: every image goes, each with its file.
-            None => (self.images.iter().map(|i| i.id.clone()).collect(), None),
+            // The original's hub: every live image it lacks goes, each with its file. It keeps no
+            // tags or trash, so changes to images it holds have nothing to carry.
+            None => (
+                self.images
+                    .iter()
+                    .filter(|i| !i.cloud_synced && !i.is_trashed())
+                    .map(|i| i.id.clone())
+                    .collect(),
+                None,
+            ),
         };
-        // The hub already holds these: record that, send nothing.
+        // The hub already holds these as they are (or cannot take them): record that, send
+        // nothing.
         let held: Vec<ImageId> = self
             .images
             .iter()

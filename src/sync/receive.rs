@@ -23,7 +23,7 @@ use crate::domain::{BlobHash, Category, ImageId, Tags, UserId, portable};
 use crate::ingest::{Incoming, Ingest, Submitted};
 use crate::json_stream::{ScanError, Scanner};
 use crate::media::data_url::{self, DataUrlError};
-use crate::store::{Store, StoreError};
+use crate::store::{Store, StoreError, SyncUpdate};
 
 /// Longest metadata entry, as JSON text.
 const MAX_ENTRY: usize = 256 * 1024;
@@ -125,6 +125,7 @@ pub fn receive(
     hub.settle_all();
     hub.without_files()?;
     hub.settle_all();
+    hub.apply_updates()?;
     Ok(hub.finish())
 }
 
@@ -213,6 +214,8 @@ impl Receiver<'_> {
             Some(Err("invalid image id".to_string()))
         } else if !portable(&meta.filename, 255) {
             Some(Err("invalid file name".to_string()))
+        } else if let Err(why) = tags_of(meta) {
+            Some(Err(why))
         } else {
             match claimed(meta) {
                 Err(why) => Some(Err(why)),
@@ -384,11 +387,7 @@ impl Receiver<'_> {
                 meta.image_width, meta.image_height, probe.width, probe.height
             ));
         }
-        let category = Category::for_upload(
-            meta.category
-                .as_deref()
-                .or_else(|| meta.context_info.get("category").and_then(|c| c.as_str())),
-        );
+        let category = category_of(meta);
         let mut context = meta.context_info.clone();
         context.remove("category");
         let new = Incoming {
@@ -402,8 +401,7 @@ impl Receiver<'_> {
             saved_at: clock::parse_display(&meta.saved_at),
             filename: Some(meta.filename.clone()),
             id: Some(meta.id.clone()),
-            // Tags do not travel by sync yet.
-            tags: Tags::default(),
+            tags: tags_of(meta)?,
         };
         Ok((new, probe))
     }
@@ -434,6 +432,33 @@ impl Receiver<'_> {
         while !self.in_flight.is_empty() {
             self.settle_one();
         }
+    }
+
+    /// Brings the accepted images whose sender keeps tags and a trash (imgvault's) to the state
+    /// their entries describe, in one commit: a change to an image the hub holds travels as
+    /// metadata alone.
+    fn apply_updates(&mut self) -> Result<(), ReceiveError> {
+        let mut updates = Vec::new();
+        for entry in &self.entries {
+            if entry.repeat_of.is_some() || !matches!(entry.outcome, Some(Ok(()))) {
+                continue;
+            }
+            let meta = &entry.meta;
+            if meta.tags.is_none() {
+                continue;
+            }
+            let Ok(tags) = tags_of(meta) else { continue };
+            updates.push(SyncUpdate {
+                id: meta.id.clone(),
+                tags,
+                category: category_of(meta),
+                trashed_at: meta.trashed_at_us,
+            });
+        }
+        if !updates.is_empty() {
+            self.store.apply_sync_updates(self.user_id, &updates)?;
+        }
+        Ok(())
     }
 
     /// One answer per entry, in the order they came.
@@ -478,6 +503,23 @@ impl Receiver<'_> {
 /// `benches/sync_stream.rs`: about 1.9 KB an image for 640-byte entries, three times their JSON.
 fn held_in_memory(json_len: usize) -> u64 {
     json_len as u64 * 2 + 1024
+}
+
+/// The category an entry names, in imgvault's field or the seed's `context_info`.
+fn category_of(meta: &SyncImage) -> Category {
+    Category::for_upload(
+        meta.category
+            .as_deref()
+            .or_else(|| meta.context_info.get("category").and_then(|c| c.as_str())),
+    )
+}
+
+/// An entry's tags (none from senders that do not send them), or why they are not acceptable.
+fn tags_of(meta: &SyncImage) -> Result<Tags, String> {
+    match &meta.tags {
+        None => Ok(Tags::default()),
+        Some(raw) => Tags::parse(raw).map_err(|e| format!("invalid tags: {}", e.0)),
+    }
 }
 
 /// The `blake3` an entry claims for its bytes, if any.

@@ -18,6 +18,10 @@ pub struct ManifestEntry {
 #[derive(Serialize, Deserialize)]
 pub struct ManifestRequest {
     pub images: Vec<ManifestEntry>,
+    /// Images deleted for good on the sender, for the hub to delete too. Hubs from before the
+    /// trash ignore it (and answer no `deleted`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub deleted: Vec<ImageId>,
 }
 
 #[derive(Serialize, Deserialize, Default)]
@@ -26,10 +30,16 @@ pub struct ManifestReply {
     pub needed: Vec<ImageId>,
     /// Of the hashes asked about, those the hub already holds for this user.
     pub have_blobs: Vec<String>,
+    /// Of the `deleted` ids, those the hub no longer holds (deleted now or before); the sender
+    /// forgets them. Absent from hubs that do not know deletions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deleted: Option<Vec<ImageId>>,
 }
 
 /// The seed's SyncData, plus a `blake3` and `category` per image (extra fields the seed's own
-/// hub ignores) so the hub can verify each file and reuse bytes it holds.
+/// hub ignores) so the hub can verify each file and reuse bytes it holds, and `tags` and
+/// `trashed_at_us` so an imgvault hub keeps its copy in step. None of imgvault's own state goes
+/// into the seed's fields (`context_info` holds what the page sent, and the category).
 #[derive(Serialize, Deserialize)]
 pub struct SyncData {
     #[serde(default)]
@@ -78,6 +88,12 @@ pub struct SyncImage {
     pub blake3: Option<String>,
     #[serde(default)]
     pub category: Option<String>,
+    /// The image's tags; present from senders that know tags, so an empty list clears them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tags: Option<Vec<String>>,
+    /// When the sender moved it to the trash; absent while it is live.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trashed_at_us: Option<clock::Micros>,
 }
 
 impl SyncImage {
@@ -98,6 +114,8 @@ impl SyncImage {
             cloud_synced: image.cloud_synced,
             blake3: Some(image.blob.to_hex()),
             category: Some(image.category.as_str().into()),
+            tags: Some(image.tags.clone()),
+            trashed_at_us: image.trashed_at,
         }
     }
 }
@@ -131,4 +149,52 @@ pub struct SyncReply {
 pub struct Refusal {
     pub id: ImageId,
     pub reason: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::test_support::new_image;
+
+    /// The seed's hub reads the seed's fields; imgvault's own state travels beside them only.
+    #[test]
+    fn tags_and_the_trash_stay_out_of_the_seeds_fields() {
+        let (mut image, _) = new_image("i", "u", 1, b"x");
+        image.context_json = Some(r#"{"alt":"a dress"}"#.into());
+        image.tags = vec!["Denim".into()];
+        image.trashed_at = Some(5);
+        let json = serde_json::to_value(SyncImage::of(&image)).unwrap();
+        assert_eq!(
+            json["context_info"],
+            serde_json::json!({"alt": "a dress", "category": "clothes"})
+        );
+        assert_eq!(json["tags"], serde_json::json!(["Denim"]));
+        assert_eq!(json["trashed_at_us"], 5);
+        let seed_fields = [
+            "id",
+            "user_id",
+            "filename",
+            "original_url",
+            "page_url",
+            "page_title",
+            "saved_at",
+            "file_size",
+            "image_width",
+            "image_height",
+            "context_info",
+            "status",
+            "cloud_synced",
+        ];
+        let text = serde_json::to_string(&json).unwrap();
+        for field in seed_fields {
+            assert!(
+                !json[field].to_string().contains("Denim"),
+                "{field}: {text}"
+            );
+        }
+        // A live image names no trash time at all.
+        image.trashed_at = None;
+        let json = serde_json::to_value(SyncImage::of(&image)).unwrap();
+        assert!(json.get("trashed_at_us").is_none());
+    }
 }

@@ -10,10 +10,8 @@ use warp::{Filter, Rejection, Reply};
 use crate::api::auth::{Caller, require_user};
 use crate::api::{ApiError, AppState, blocking, body, reject, with_state};
 use crate::domain::{Category, ImageId, Tags};
-use crate::store::BatchAction;
+use crate::store::{BatchAction, MAX_BATCH_IDS};
 
-/// The most ids one batch may name.
-pub const MAX_BATCH_IDS: usize = 10_000;
 /// 10,000 ids of about 40 bytes, quoted, and a list of tags.
 const BATCH_BODY_LIMIT: u64 = 1024 * 1024;
 
