@@ -151,6 +151,9 @@ pub struct Header {
     pub premultiplied: bool,
     /// Colour tiles: 1, or the cells of a grid.
     pub tiles: usize,
+    /// An image sequence (`avis` brand or a `moov` track) whose still item is what `decode` gives:
+    /// its other frames would be lost by anything that rewrites the file from the still.
+    pub sequence: bool,
     colour: Coded,
     alpha_image: Option<Coded>,
     /// YUV to RGB: the matrix coefficients and whether the samples use the full range.
@@ -1326,6 +1329,7 @@ fn read_header(bytes: &[u8]) -> Result<Header, MediaError> {
         alpha: alpha_image.is_some(),
         premultiplied,
         tiles: colour.tiles.len(),
+        sequence: moov || sequence_brand,
         colour,
         alpha_image,
         matrix,

@@ -15,11 +15,15 @@ pub struct Walked {
     pub end: usize,
     /// EXIF, XMP, an ICC profile or text chunks.
     pub metadata: bool,
+    /// More than one frame: an APNG's `acTL` counting several, a GIF of several images, a WebP
+    /// with the animation flag or frames. Decoders here give the first frame only.
+    pub animated: bool,
 }
 
 /// Follows PNG chunk lengths from the signature to `IEND`.
 pub fn png(bytes: &[u8]) -> Result<Walked, MediaError> {
     let mut metadata = false;
+    let mut animated = false;
     let mut pos = 8;
     loop {
         let Some(header) = bytes.get(pos..pos + 8) else {
@@ -31,8 +35,20 @@ pub fn png(bytes: &[u8]) -> Result<Walked, MediaError> {
             return Err(MediaError::Damaged(ImageKind::Png));
         }
         match &header[4..8] {
-            b"IEND" => return Ok(Walked { end, metadata }),
+            b"IEND" => {
+                return Ok(Walked {
+                    end,
+                    metadata,
+                    animated,
+                });
+            }
             b"eXIf" | b"iCCP" | b"iTXt" | b"zTXt" | b"tEXt" => metadata = true,
+            // APNG's animation control: the number of frames comes first.
+            b"acTL" => {
+                animated = bytes
+                    .get(pos + 8..pos + 12)
+                    .is_some_and(|n| u32::from_be_bytes([n[0], n[1], n[2], n[3]]) > 1);
+            }
             _ => {}
         }
         pos = end;
@@ -55,6 +71,7 @@ pub fn gif(bytes: &[u8]) -> Result<Walked, MediaError> {
                 return Ok(Walked {
                     end: pos + 1,
                     metadata,
+                    animated: images > 1,
                 });
             }
             Some(0x21) => {
@@ -78,7 +95,11 @@ pub fn gif(bytes: &[u8]) -> Result<Walked, MediaError> {
             }
             // Browsers show a GIF that stops after a whole image without its trailer byte.
             None if images > 0 => {
-                return Ok(Walked { end: pos, metadata });
+                return Ok(Walked {
+                    end: pos,
+                    metadata,
+                    animated: images > 1,
+                });
             }
             None => return Err(damaged),
             Some(_) => return Err(MediaError::Malformed(ImageKind::Gif)),
@@ -108,9 +129,37 @@ pub fn webp(bytes: &[u8]) -> Result<Walked, MediaError> {
     if bytes.len() < end {
         return Err(MediaError::Damaged(ImageKind::Webp));
     }
-    let metadata = bytes.get(12..16) == Some(b"VP8X")
-        && bytes.get(20).is_some_and(|flags| flags & 0b0010_1100 != 0);
-    Ok(Walked { end, metadata })
+    let extended = bytes.get(12..16) == Some(b"VP8X");
+    let flags = if extended {
+        bytes.get(20).copied()
+    } else {
+        None
+    };
+    let metadata = flags.is_some_and(|flags| flags & 0b0010_1100 != 0);
+    // The animation flag; an `ANIM` or `ANMF` chunk under a header that forgets it counts too.
+    let animated = flags.is_some_and(|flags| flags & 0b0000_0010 != 0)
+        || (extended && webp_has_frames(&bytes[..end]));
+    Ok(Walked {
+        end,
+        metadata,
+        animated,
+    })
+}
+
+/// Whether the chunks of an extended WebP include animation ones.
+fn webp_has_frames(bytes: &[u8]) -> bool {
+    let mut pos = 12;
+    while let Some(header) = bytes.get(pos..pos + 8) {
+        if &header[..4] == b"ANIM" || &header[..4] == b"ANMF" {
+            return true;
+        }
+        let len = u32::from_le_bytes([header[4], header[5], header[6], header[7]]) as usize;
+        pos = pos
+            .saturating_add(8)
+            .saturating_add(len)
+            .saturating_add(len & 1);
+    }
+    false
 }
 
 #[cfg(test)]

@@ -16,9 +16,9 @@
 use super::{ImageKind, MediaError, Probe, fit};
 
 /// Allocations every job makes whatever the image: codec state, encoder buffers, small vectors.
-const FIXED: u64 = 2 * 1024 * 1024;
+pub(super) const FIXED: u64 = 2 * 1024 * 1024;
 /// An ICC profile (at most 4 MiB, twice: as read and parsed) and its transform's tables.
-const COLOUR: u64 = 10 * 1024 * 1024;
+pub(super) const COLOUR: u64 = 10 * 1024 * 1024;
 
 /// How a thumbnail will be decoded, and what that costs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -354,7 +354,7 @@ pub fn encode_rgb(rgb: &image::RgbImage, quality: u8) -> Result<Vec<u8>, MediaEr
 }
 
 /// Runs mozjpeg code, turning libjpeg's unwinding on a fatal error into `failed()`.
-fn libjpeg<T>(
+pub(super) fn libjpeg<T>(
     failed: impl FnOnce() -> MediaError,
     run: impl FnOnce() -> Result<T, MediaError>,
 ) -> Result<T, MediaError> {

@@ -11,6 +11,7 @@ pub mod colour;
 pub mod container;
 pub mod cost;
 pub mod data_url;
+pub mod edit;
 pub mod jpeg;
 pub mod thumbnail;
 
