@@ -100,6 +100,24 @@ impl Jobs {
         jobs
     }
 
+    /// Runs `work` on the media threads with the whole decode budget to itself, passed as its
+    /// allowance: for a decode outside the thumbnail queue (an edit) that must not add to what
+    /// the queue's decodes hold. Waits for those running to finish (the budget's semaphore is
+    /// fair, so later thumbnails wait behind it). `None` when shutting down.
+    pub async fn with_whole_budget<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(u64) -> T + Send + 'static,
+    ) -> Option<T> {
+        let _granted = self
+            .decode
+            .clone()
+            .acquire_many_owned(self.decode_kib as u32)
+            .await
+            .ok()?;
+        let budget = self.decode_kib * 1024;
+        self.pool.run(move || work(budget)).await
+    }
+
     pub fn max_side(&self) -> u32 {
         self.max_side
     }

@@ -495,6 +495,75 @@ fn collection(store: &Store, username: &str) -> Vec<(String, String, String, Opt
 }
 
 #[tokio::test]
+async fn export_and_import_keep_the_trash_and_edits_with_their_originals() {
+    let app = spawn_app().await;
+    let (alice, alice_id) = app.user_client("alice").await;
+    let upload = |seed| {
+        let (app, alice) = (&app, &alice);
+        async move {
+            let (status, up) = app
+                .receive_image(alice, "image/png", &png(64, 32, seed), "clothes")
+                .await;
+            assert_eq!(status, 200, "{up}");
+            up["imageId"].as_str().unwrap().to_string()
+        }
+    };
+    let (edited, trashed, plain) = (upload(1).await, upload(2).await, upload(3).await);
+    let (status, body) = app
+        .post_json(
+            &alice,
+            &format!("/api/user/images/{edited}/edit"),
+            &serde_json::json!({"rotate": 90}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let resp = alice
+        .delete(app.url(&format!("/api/user/images/{trashed}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let dir = app.stop();
+    let data = data_path(dir.path());
+
+    let export = tempfile::tempdir().unwrap();
+    let out = export.path().join("export");
+    let run = imgvault(&["export", s(&out), "--data", s(&data)], &[], "");
+    assert_eq!(run.code, 0, "{run}");
+    let fresh = export.path().join("fresh.redb");
+    let run = imgvault(
+        &["import", s(&out), "--data", s(&fresh)],
+        &[("IMGVAULT_ADMIN_PASSWORD", "fresh-admin")],
+        "",
+    );
+    assert_eq!(run.code, 0, "{run}");
+    assert!(run.stdout.contains("imported 3 images ("), "{run}");
+    let check = imgvault(&["check", "--data", s(&fresh)], &[], "");
+    assert_eq!(check.code, 0, "{check}");
+
+    let before = Store::open(&data, DEFAULT_CACHE_BYTES).unwrap();
+    let after = Store::open(&fresh, DEFAULT_CACHE_BYTES).unwrap();
+    let user: imgvault::domain::UserId = alice_id.as_str().into();
+    let find = |store: &Store, id: &str| {
+        let name = before.image(&id.into()).unwrap().unwrap().filename;
+        store.image_by_name(&user, &name).unwrap().unwrap()
+    };
+    let (was, now) = (find(&before, &edited), find(&after, &edited));
+    assert!(now.is_edited());
+    assert_eq!((now.blob, now.width, now.height), (was.blob, 32, 64));
+    assert_eq!(now.original, was.original);
+    assert_eq!(
+        read_blob(&after, &now.original.unwrap().blob),
+        png(64, 32, 1)
+    );
+    let (was, now) = (find(&before, &trashed), find(&after, &trashed));
+    assert_eq!((now.trashed_at, now.blob), (was.trashed_at, was.blob));
+    assert_eq!(after.list_trash(&user, 1, 10).unwrap().total, 1);
+    assert!(!find(&after, &plain).is_trashed());
+    assert_eq!(after.total_images().unwrap(), 2);
+}
+
+#[tokio::test]
 async fn export_then_import_into_a_fresh_file_gives_the_same_images() {
     let app = spawn_app().await;
     let (alice, alice_id) = app.user_client("alice").await;

@@ -242,6 +242,65 @@ async fn tags_categories_the_trash_and_deletions_reach_the_hub_without_resending
     assert!(report.is_clean(), "{:?}", report.problems);
 }
 
+#[tokio::test]
+async fn an_edit_reaches_the_hub_and_a_revert_goes_back_without_bytes() {
+    let hub = spawn_app().await;
+    let local = spawn_local(&hub.base, &[]).await;
+    let (client, _) = local.user_client("editor").await;
+    let hub_client = new_client();
+    hub.login(&hub_client, "editor", "password123").await;
+    let original = png(64, 32, 9);
+    let id = upload(&local, &client, &original, "clothes").await;
+    let sync = || async {
+        let (task_id, _) = start_sync(&local, &client).await;
+        let task = wait_sync(&local, &task_id).await;
+        assert_eq!(task["status"], "completed", "{task}");
+        assert_eq!(
+            task["progress"]["refused_count"].as_u64().unwrap_or(0),
+            0,
+            "{task}"
+        );
+        task
+    };
+    sync().await;
+    let (status, edited) = local
+        .post_json(
+            &client,
+            &format!("/api/user/images/{id}/edit"),
+            &json!({"rotate": 90}),
+        )
+        .await;
+    assert_eq!(status, 200, "{edited}");
+    let task = sync().await;
+    assert_eq!(task["progress"]["files_sent"], 1, "{task}");
+    let on_hub = images_by_hash(&hub, &hub_client).await;
+    let (hash, image) = on_hub.values().next().unwrap();
+    let edited_bytes = local
+        .get_bytes(&client, edited["image"]["preview_url"].as_str().unwrap())
+        .await;
+    assert_eq!(hash, &blake3::hash(&edited_bytes).to_hex().to_string());
+    assert_eq!(
+        (image["image_width"].as_u64(), image["edited"].as_bool()),
+        (Some(32), Some(true))
+    );
+
+    // The hub kept the upload: reverting sends no file.
+    let (status, _) = local
+        .post_json(
+            &client,
+            &format!("/api/user/images/{id}/revert"),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let task = sync().await;
+    assert_eq!(task["progress"]["files_sent"], 0, "{task}");
+    let on_hub = images_by_hash(&hub, &hub_client).await;
+    let (hash, image) = on_hub.values().next().unwrap();
+    assert_eq!(hash, &blake3::hash(&original).to_hex().to_string());
+    assert_eq!(image["edited"], false);
+}
+
 /// Forwards everything to the hub at `target`, except that the `stop_at`-th sync batch waits for
 /// the test to kill the hub first (and so fails).
 struct Proxy {

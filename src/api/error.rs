@@ -78,6 +78,9 @@ pub enum ApiError {
     TaskNotFound,
     #[error("图片不存在")]
     ImageNotFound,
+    /// An edit or revert of an image whose bytes changed after it was read (another edit).
+    #[error("图片已被修改，请刷新后重试")]
+    ImageChanged,
     #[error("云端同步功能已禁用")]
     CloudSyncDisabled,
     /// Sync is on, but this session holds no (working) login on the hub.
@@ -135,6 +138,7 @@ impl ApiError {
             CrossSite(_) => StatusCode::FORBIDDEN,
             Forbidden => StatusCode::FORBIDDEN,
             TaskNotFound | ImageNotFound => StatusCode::NOT_FOUND,
+            ImageChanged => StatusCode::CONFLICT,
             FileTooLarge | BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Internal(_) | SaveFailed { .. } => StatusCode::INTERNAL_SERVER_ERROR,
             InsufficientStorage(_) | StorageFailed(_) => StatusCode::INSUFFICIENT_STORAGE,
@@ -297,36 +301,38 @@ impl From<crate::media::data_url::DataUrlError> for ApiError {
     }
 }
 
-impl From<crate::ingest::IngestError> for ApiError {
-    fn from(e: crate::ingest::IngestError) -> Self {
-        use crate::ingest::IngestError;
+impl From<crate::media::MediaError> for ApiError {
+    fn from(e: crate::media::MediaError) -> Self {
         use crate::media::MediaError;
         match e {
-            IngestError::Image(MediaError::TooLarge { width, height }) => ApiError::ImageTooLarge {
+            MediaError::TooLarge { width, height } => ApiError::ImageTooLarge {
                 width,
                 height,
                 limit: SizeLimit::of(width, height),
             },
-            IngestError::Image(MediaError::OverBudget {
+            MediaError::OverBudget {
                 width,
                 height,
                 cost,
                 budget,
-            }) => ApiError::ImageTooLarge {
+            } => ApiError::ImageTooLarge {
                 width,
                 height,
                 limit: SizeLimit::Memory { cost, budget },
             },
-            IngestError::Image(MediaError::UnknownFormat | MediaError::Encode(_)) => {
-                ApiError::UnsupportedFormat
-            }
-            IngestError::Image(MediaError::Malformed(kind)) => {
-                ApiError::MalformedImage(kind.name())
-            }
-            IngestError::Image(MediaError::Unsupported(variant)) => {
-                ApiError::UnsupportedVariant(variant.zh())
-            }
-            IngestError::Image(MediaError::Damaged(_)) => ApiError::DamagedImage,
+            MediaError::UnknownFormat | MediaError::Encode(_) => ApiError::UnsupportedFormat,
+            MediaError::Malformed(kind) => ApiError::MalformedImage(kind.name()),
+            MediaError::Unsupported(variant) => ApiError::UnsupportedVariant(variant.zh()),
+            MediaError::Damaged(_) => ApiError::DamagedImage,
+        }
+    }
+}
+
+impl From<crate::ingest::IngestError> for ApiError {
+    fn from(e: crate::ingest::IngestError) -> Self {
+        use crate::ingest::IngestError;
+        match e {
+            IngestError::Image(e) => e.into(),
             IngestError::Store(e) => e.into(),
             IngestError::NoFreeName | IngestError::CheckFailed(_) => {
                 ApiError::Internal(e.to_string())

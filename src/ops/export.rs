@@ -1,6 +1,7 @@
 //! `imgvault export DIR`: every image as a plain file in the original server's layout,
-//! `saved_images/{user_id}/{category}/{filename}`, plus `metadata.json` with everything else, so a
-//! collection can always leave imgvault. `import` reads the same layout back.
+//! `saved_images/{user_id}/{category}/{filename}` (trashed images too, marked in the metadata;
+//! an edited image as edited, its upload under `originals/`), plus `metadata.json` with everything
+//! else, so a collection can always leave imgvault. `import` reads the same layout back.
 //!
 //! Each file is checked against its blake3 hash while it is written, and `metadata.json` is
 //! written last, under a temporary name: an export with a `metadata.json` is complete.
@@ -20,6 +21,9 @@ use crate::store::Store;
 use crate::store::records::{ImageRecord, UserRecord};
 
 pub const IMAGES_DIR: &str = "saved_images";
+/// Where an edited image's upload goes, as `originals/{user_id}/{filename}`: outside
+/// `saved_images`, so tools that read the original server's layout see each image once, edited.
+pub const ORIGINALS_DIR: &str = "originals";
 pub const METADATA_FILE: &str = "metadata.json";
 const FORMAT: &str = "imgvault-export";
 const FORMAT_VERSION: u32 = 1;
@@ -93,6 +97,24 @@ pub struct ExportedImage {
     /// As their owner wrote them; absent in exports made before tags.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tags: Vec<String>,
+    /// When it was moved to the trash; absent for live images.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trashed_at_us: Option<Micros>,
+    /// For an edited image (the file at `path` is the edit): the upload it was made from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub original: Option<ExportedOriginal>,
+}
+
+/// The upload an edited image was made from, kept so the edit can be undone.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ExportedOriginal {
+    /// Relative to the export directory, with `/` separators.
+    pub path: String,
+    pub mime: String,
+    pub blake3: String,
+    pub file_size: u64,
+    pub image_width: u32,
+    pub image_height: u32,
 }
 
 /// Names that are safe as one path component: what imgvault generates, and nothing that could
@@ -194,31 +216,22 @@ fn export_image(store: &Store, dir: &Path, image: &ImageRecord) -> Result<Export
         "{IMAGES_DIR}/{}/{}/{}",
         image.user_id, image.category, image.filename
     );
-    let path: PathBuf = dir.join(&relative);
-    let mut blob = store
-        .blob(&image.blob)
-        .map_err(|e| e.to_string())?
-        .ok_or("its bytes are missing from the data file")?;
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
-    }
-    let io = |e: std::io::Error| format!("{}: {e}", path.display());
-    let mut file = std::fs::File::create(&path).map_err(io)?;
-    let mut hasher = blake3::Hasher::new();
-    while let Some(piece) = blob.next_bytes(1 << 20).map_err(|e| e.to_string())? {
-        hasher.update(&piece);
-        file.write_all(&piece).map_err(io)?;
-    }
-    if BlobHash(*hasher.finalize().as_bytes()) != image.blob {
-        drop(file);
-        let _ = std::fs::remove_file(&path);
-        return Err("its bytes do not match their hash".into());
-    }
-    if let Some(at) = chrono::DateTime::from_timestamp_micros(image.saved_at) {
-        // The save date as the file's modification time, so file managers sort by it.
-        let _ = file.set_modified(at.into());
-    }
-    file.sync_all().map_err(io)?;
+    write_blob(store, dir, &relative, &image.blob, image.saved_at)?;
+    let original = match &image.original {
+        None => None,
+        Some(original) => {
+            let path = format!("{ORIGINALS_DIR}/{}/{}", image.user_id, image.filename);
+            write_blob(store, dir, &path, &original.blob, image.saved_at)?;
+            Some(ExportedOriginal {
+                path,
+                mime: original.kind.mime().into(),
+                blake3: original.blob.to_hex(),
+                file_size: original.file_size,
+                image_width: original.width,
+                image_height: original.height,
+            })
+        }
+    };
     Ok(ExportedImage {
         id: image.id.clone(),
         user_id: image.user_id.clone(),
@@ -241,7 +254,45 @@ fn export_image(store: &Store, dir: &Path, image: &ImageRecord) -> Result<Export
         mime: image.kind.mime().into(),
         blake3: image.blob.to_hex(),
         tags: image.tags.clone(),
+        trashed_at_us: image.trashed_at,
+        original,
     })
+}
+
+/// Writes the blob `hash` to `relative` under `dir`, checking its hash on the way, dated `at`.
+fn write_blob(
+    store: &Store,
+    dir: &Path,
+    relative: &str,
+    hash: &BlobHash,
+    at: Micros,
+) -> Result<(), String> {
+    let path: PathBuf = dir.join(relative);
+    let mut blob = store
+        .blob(hash)
+        .map_err(|e| e.to_string())?
+        .ok_or("its bytes are missing from the data file")?;
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
+    }
+    let io = |e: std::io::Error| format!("{}: {e}", path.display());
+    let mut file = std::fs::File::create(&path).map_err(io)?;
+    let mut hasher = blake3::Hasher::new();
+    while let Some(piece) = blob.next_bytes(1 << 20).map_err(|e| e.to_string())? {
+        hasher.update(&piece);
+        file.write_all(&piece).map_err(io)?;
+    }
+    if BlobHash(*hasher.finalize().as_bytes()) != *hash {
+        drop(file);
+        let _ = std::fs::remove_file(&path);
+        return Err("its bytes do not match their hash".into());
+    }
+    if let Some(at) = chrono::DateTime::from_timestamp_micros(at) {
+        // The save date as the file's modification time, so file managers sort by it.
+        let _ = file.set_modified(at.into());
+    }
+    file.sync_all().map_err(io)?;
+    Ok(())
 }
 
 #[cfg(test)]

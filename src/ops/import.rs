@@ -10,7 +10,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use super::export::{ExportedImage, IMAGES_DIR, METADATA_FILE, Metadata, safe_component};
+use super::export::{
+    ExportedImage, IMAGES_DIR, METADATA_FILE, Metadata, ORIGINALS_DIR, safe_component,
+};
 use super::progress::{Progress, Unit};
 use super::{OpsError, Outcome, human_bytes};
 use crate::cli::ImportArgs;
@@ -20,7 +22,7 @@ use crate::ingest::{self, Incoming};
 use crate::media;
 use crate::media::MAX_IMAGE_BYTES;
 use crate::store::records::UserRecord;
-use crate::store::{DEFAULT_CACHE_BYTES, Store, StoreError};
+use crate::store::{DEFAULT_CACHE_BYTES, NewMedia, Store, StoreError};
 
 /// A file to import and where it goes.
 struct Item {
@@ -84,6 +86,7 @@ pub fn run(args: ImportArgs) -> Result<Outcome, OpsError> {
 
     let mut importer = Importer {
         store: &store,
+        base: planner.base.clone(),
         known: HashMap::new(),
         imported: BTreeMap::new(),
         bytes: 0,
@@ -314,6 +317,8 @@ fn relative(base: &Path, path: &Path) -> String {
 /// Imports files one by one and remembers what each owner has, to skip duplicates.
 struct Importer<'a> {
     store: &'a Store,
+    /// The export directory, which `metadata.json`'s paths are relative to.
+    base: PathBuf,
     /// Per owner: the blobs they have, with the file name of one image of each.
     known: HashMap<UserId, HashMap<BlobHash, String>>,
     /// Images imported per owner's username.
@@ -343,9 +348,17 @@ impl Importer<'_> {
                 human_bytes(info.len())
             )));
         }
-        let bytes = match std::fs::read(&item.path) {
+        let file = match std::fs::read(&item.path) {
             Ok(bytes) => bytes,
             Err(e) => return Ok(Some(e.to_string())),
+        };
+        // An edited image comes in as its upload, then is edited again to the file.
+        let (bytes, edited) = match meta.and_then(|m| m.original.as_ref()) {
+            None => (file, None),
+            Some(original) => match self.original(&original.path) {
+                Ok(bytes) => (bytes, Some(file)),
+                Err(why) => return Ok(Some(format!("its original: {why}"))),
+            },
         };
         let probe = match media::probe(&bytes) {
             Ok(probe) => probe,
@@ -398,6 +411,28 @@ impl Importer<'_> {
             }),
         };
         let (image, _task) = ingest::save(self.store, &new, &probe, &bytes)?;
+        if let Some(edited) = &edited {
+            match media::probe(edited) {
+                Ok(shown) => {
+                    let media = NewMedia {
+                        bytes: edited,
+                        kind: shown.kind,
+                        width: shown.width,
+                        height: shown.height,
+                    };
+                    self.store
+                        .change_media(&image.id, owner, &image.blob, Some(media))?;
+                    self.bytes += edited.len() as u64;
+                }
+                Err(e) => self.skipped.push((
+                    item.shown.clone(),
+                    format!("its edit ({e}); imported unedited"),
+                )),
+            }
+        }
+        if let Some(at) = meta.and_then(|m| m.trashed_at_us) {
+            self.store.trash_image(&image.id, owner, at)?;
+        }
         self.bytes += bytes.len() as u64;
         *self.imported.entry(username).or_default() += 1;
         self.known
@@ -405,6 +440,27 @@ impl Importer<'_> {
             .or_default()
             .insert(blob, image.filename);
         Ok(None)
+    }
+
+    /// The bytes of an edited image's upload at `relative` (from `metadata.json`, so only a path
+    /// under `originals/` of plain names is read).
+    fn original(&self, relative: &str) -> Result<Vec<u8>, String> {
+        let mut parts = relative.split('/');
+        if parts.next() != Some(ORIGINALS_DIR) || !parts.all(safe_component) {
+            return Err(format!("{relative} is not a path under {ORIGINALS_DIR}/"));
+        }
+        let path = self.base.join(relative);
+        match std::fs::metadata(&path) {
+            Ok(info) if info.len() > MAX_IMAGE_BYTES => {
+                return Err(format!(
+                    "{}, over the 10 MiB limit",
+                    human_bytes(info.len())
+                ));
+            }
+            Err(e) => return Err(format!("{relative}: {e}")),
+            Ok(_) => {}
+        }
+        std::fs::read(&path).map_err(|e| format!("{relative}: {e}"))
     }
 
     fn report(&self) {

@@ -7,12 +7,12 @@ use std::ops::{Bound, RangeInclusive};
 
 use redb::{ReadableTable, WriteTransaction};
 
-use super::records::{ImageRecord, Record, TagRecord, TaskRecord, codes};
+use super::records::{ImageRecord, OriginalMedia, Record, TagRecord, TaskRecord, codes};
 use super::tables::*;
 use super::{Batch, Result, Store, StoreError};
 use super::{blobs, paging, thumbs};
 use crate::clock::Micros;
-use crate::domain::{Category, ImageId, Tags, UserId};
+use crate::domain::{BlobHash, Category, ImageId, Tags, UserId};
 
 pub(super) const TOTAL_IMAGES_KEY: &str = "total_images";
 
@@ -37,6 +37,19 @@ pub enum ChangeOutcome {
     Changed(Box<ImageRecord>),
     NotFound,
     NotOwner,
+    /// The image already is as the change would make it (a revert of an unedited image).
+    Unchanged,
+    /// The image's bytes are no longer the ones the change was made from (another edit won).
+    Conflict,
+}
+
+/// New bytes for an image: an edit of what it shows.
+#[derive(Debug, Clone, Copy)]
+pub struct NewMedia<'a> {
+    pub bytes: &'a [u8],
+    pub kind: crate::media::ImageKind,
+    pub width: u32,
+    pub height: u32,
 }
 
 /// One of a user's tags and how many of their images carry it.
@@ -549,6 +562,77 @@ impl Store {
             changed_for_hub(&mut image);
             put_record(&tx, &image)?;
         }
+        self.finish(tx)?;
+        Ok(ChangeOutcome::Changed(Box::new(image)))
+    }
+
+    /// Makes `owner`'s live image `image_id` show `media` (an edit), or its original again
+    /// (`None`: a revert), in one commit, if it still shows the blob `from`. The first edit keeps
+    /// the upload as `original`; later edits replace the edited bytes, whose blob is released;
+    /// bytes equal to the original's are a revert. Every live index is refreshed (the size and
+    /// dimensions change).
+    pub fn change_media(
+        &self,
+        image_id: &ImageId,
+        owner: &UserId,
+        from: &BlobHash,
+        media: Option<NewMedia<'_>>,
+    ) -> Result<ChangeOutcome> {
+        let tx = self.write()?;
+        let Some(mut image) = record_in(&tx, image_id)?.filter(|i| !i.is_trashed()) else {
+            return Ok(ChangeOutcome::NotFound);
+        };
+        if image.user_id != *owner {
+            return Ok(ChangeOutcome::NotOwner);
+        }
+        if image.blob != *from {
+            return Ok(ChangeOutcome::Conflict);
+        }
+        let hash = media.map(|m| BlobHash::of(m.bytes));
+        if hash == Some(image.blob) || (media.is_none() && image.original.is_none()) {
+            return Ok(ChangeOutcome::Unchanged);
+        }
+        index_live(&tx, &image, -1)?;
+        let reverting = match (&image.original, hash) {
+            (Some(original), Some(hash)) => original.blob == hash,
+            (Some(_), None) => true,
+            (None, _) => false,
+        };
+        if reverting {
+            let original = image.original.take().expect("reverting an edited image");
+            thumbs::release_with_thumbnail(&tx, &image.blob)?;
+            image.blob = original.blob;
+            image.kind = original.kind;
+            image.width = original.width;
+            image.height = original.height;
+            image.file_size = original.file_size;
+        } else {
+            let media = media.expect("an edit has new bytes");
+            let hash = hash.expect("an edit has a hash");
+            match &image.original {
+                Some(_) => thumbs::release_with_thumbnail(&tx, &image.blob)?,
+                None => {
+                    image.original = Some(OriginalMedia {
+                        blob: image.blob,
+                        kind: image.kind,
+                        width: image.width,
+                        height: image.height,
+                        file_size: image.file_size,
+                    })
+                }
+            }
+            blobs::add_ref(&tx, &hash, media.bytes)?;
+            image.blob = hash;
+            image.kind = media.kind;
+            image.width = media.width;
+            image.height = media.height;
+            image.file_size = media.bytes.len() as u64;
+        }
+        // Its sizes are now the shown ones, whatever an older version recorded.
+        tx.open_table(REVISIT)?.remove(image.id.as_str())?;
+        index_live(&tx, &image, 1)?;
+        changed_for_hub(&mut image);
+        put_record(&tx, &image)?;
         self.finish(tx)?;
         Ok(ChangeOutcome::Changed(Box::new(image)))
     }

@@ -39,7 +39,7 @@ pub use batch::{Batch, NewThumbnail, TaskEnd};
 pub use blobs::BlobChunks;
 pub use images::{
     BatchAction, BatchOutcome, ChangeOutcome, DeleteOutcome, ImagePage, MAX_BATCH_IDS, NewImage,
-    Skipped, SyncUpdate, TagCount,
+    NewMedia, Skipped, SyncUpdate, TagCount,
 };
 pub use migrate::SCHEMA_VERSION;
 

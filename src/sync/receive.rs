@@ -10,7 +10,9 @@
 //! hashed, sniffed, probed, its decode cost checked, compared with its metadata) and handed to the
 //! group-commit writer under the sender's hub account with the sender's id and file name; a few
 //! stay in flight so that they share commits. Sending an image again stores nothing: an id this
-//! account already holds is accepted without decoding its file.
+//! account already holds is accepted without decoding its file, and its tags, category and trash
+//! state are brought in step (`apply_updates`); with other bytes from an imgvault sender (an edit
+//! there), the file replaces what the hub's record shows, keeping the first bytes to revert to.
 
 use std::collections::{HashMap, VecDeque};
 use std::io::BufRead;
@@ -23,7 +25,7 @@ use crate::domain::{BlobHash, Category, ImageId, Tags, UserId, portable};
 use crate::ingest::{Incoming, Ingest, Submitted};
 use crate::json_stream::{ScanError, Scanner};
 use crate::media::data_url::{self, DataUrlError};
-use crate::store::{Store, StoreError, SyncUpdate};
+use crate::store::{ChangeOutcome, NewMedia, Store, StoreError, SyncUpdate};
 
 /// Longest metadata entry, as JSON text.
 const MAX_ENTRY: usize = 256 * 1024;
@@ -131,6 +133,9 @@ pub fn receive(
 
 struct Entry {
     meta: SyncImage,
+    /// An image this account holds with other bytes, edited (or reverted) on the sender: its
+    /// file replaces what the hub's record shows, which shows this blob now.
+    replace: Option<BlobHash>,
     /// Known once decided: `Ok` accepted, `Err` refused with the reason.
     outcome: Option<Result<(), String>>,
     /// An earlier entry with the same id: this one is answered like it.
@@ -188,6 +193,7 @@ impl Receiver<'_> {
             let index = self.entries.len();
             self.entries.push(Entry {
                 meta,
+                replace: None,
                 outcome: None,
                 repeat_of: None,
             });
@@ -225,6 +231,17 @@ impl Receiver<'_> {
                             && claim.is_none_or(|h| h == existing.blob) =>
                     {
                         Some(Ok(()))
+                    }
+                    // An imgvault sender's edit (or revert) of an image held here: its file
+                    // replaces the bytes, as an edit there did.
+                    Some(existing)
+                        if existing.user_id == *self.user_id
+                            && meta.tags.is_some()
+                            && claim.is_some()
+                            && !existing.is_trashed() =>
+                    {
+                        self.entries[index].replace = Some(existing.blob);
+                        None
                     }
                     Some(_) => Some(Err(
                         "an image with this id already exists with other content".to_string(),
@@ -347,6 +364,33 @@ impl Receiver<'_> {
                 return Ok(());
             }
         };
+        if let Some(from) = self.entries[index].replace {
+            let media = NewMedia {
+                bytes: &bytes,
+                kind: probe.kind,
+                width: probe.width,
+                height: probe.height,
+            };
+            let outcome = match self.store.change_media(
+                &new.id.expect("sync ids are given"),
+                self.user_id,
+                &from,
+                Some(media),
+            )? {
+                ChangeOutcome::Changed(_) | ChangeOutcome::Unchanged => {
+                    let reply = &mut self.out.reply;
+                    reply.stored += 1;
+                    if let Some(bytes) = received {
+                        reply.received_files += 1;
+                        reply.received_bytes += bytes;
+                    }
+                    Ok(())
+                }
+                _ => Err("the image changed on the hub during the sync".to_string()),
+            };
+            self.entries[index].outcome = Some(outcome);
+            return Ok(());
+        }
         let size = bytes.len() as u64;
         let submitted = self.ingest.submit_blocking(&new, &probe, bytes)?;
         self.in_flight.push_back((index, submitted, received));

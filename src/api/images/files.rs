@@ -86,12 +86,9 @@ async fn serve_file(
     if caller.user.user_id != user_id {
         return Err(reject(ApiError::Forbidden));
     }
-    // Originals never change under a file name; thumbnails may be remade, so they are revalidated.
-    let cache = if thumbnail {
-        "private, no-cache"
-    } else {
-        "private, max-age=31536000, immutable"
-    };
+    // An edit changes what a file name serves, and a thumbnail may be remade: both are
+    // revalidated, which the blob hash as `ETag` answers with a bodiless 304.
+    let cache = "private, no-cache";
     let max_side = state.jobs.max_side();
     let (lookup_state, cond) = (state.clone(), conditions.clone());
     let found = blocking(move || {

@@ -10,10 +10,11 @@
 //!
 //! `upload` takes images in, `list` pages through them (by category and tag) and moves them to
 //! the trash, `trash` lists and empties it, `tags` sets an image's tags and completes tag names,
-//! `batch` acts on many images at once, `files` serves their bytes, `paths` lists the routes that
+//! `batch` acts on many images at once, `edit` turns, mirrors, crops and reverts one, `files` serves their bytes, `paths` lists the routes that
 //! serve them in the original server's file-path shape.
 
 mod batch;
+mod edit;
 mod files;
 mod list;
 mod paths;
@@ -32,6 +33,7 @@ pub fn routes(
 ) -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clone {
     upload::routes(state.clone())
         .or(batch::routes(state.clone()))
+        .or(edit::routes(state.clone()))
         .or(list::routes(state.clone()))
         .or(paths::routes(state.clone()))
         .or(tags::routes(state.clone()))

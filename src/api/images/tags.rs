@@ -76,6 +76,9 @@ async fn set_tags(
         })),
         ChangeOutcome::NotFound => Err(reject(ApiError::ImageNotFound)),
         ChangeOutcome::NotOwner => Err(reject(ApiError::Forbidden)),
+        ChangeOutcome::Unchanged | ChangeOutcome::Conflict => {
+            unreachable!("setting tags always applies")
+        }
     }
 }
 
