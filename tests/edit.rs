@@ -3,6 +3,8 @@
 //! first, revert brings back the upload byte for byte, and bad edits change nothing.
 
 mod common;
+#[path = "../benches/common/images.rs"]
+mod images;
 
 use common::*;
 use imgvault::domain::BlobHash;
@@ -271,4 +273,68 @@ async fn bad_edits_are_refused_and_change_nothing() {
             .0,
         404
     );
+}
+
+/// A smooth `w`×`h` PNG: small on the wire, large once decoded.
+fn gradient_png(w: u32, h: u32) -> Vec<u8> {
+    let img = image::RgbImage::from_fn(w, h, |x, y| {
+        image::Rgb([(x / 32) as u8, (y / 32) as u8, 128])
+    });
+    let mut out = std::io::Cursor::new(Vec::new());
+    image::DynamicImage::from(img)
+        .write_to(&mut out, image::ImageFormat::Png)
+        .unwrap();
+    out.into_inner()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn edits_of_large_images_at_once_stay_within_the_memory_budget() {
+    let app = spawn_app().await;
+    let (alice, _) = app.user_client("alice").await;
+    // A 12 MP phone photo: 36 MB decoded, about 60 MB to edit: one fits the default budget.
+    let fits = images::photo_jpeg_420(4000, 3000);
+    let (status, up) = app
+        .receive_image(&alice, "image/jpeg", &fits, "clothes")
+        .await;
+    assert_eq!(status, 200, "{up}");
+    let fits_id = up["imageId"].as_str().unwrap().to_string();
+    // 6000×6000: over the whole budget, refused by name before anything is decoded.
+    let (status, up) = app
+        .receive_image(&alice, "image/png", &gradient_png(6000, 6000), "clothes")
+        .await;
+    assert_eq!(status, 200, "{up}");
+    let huge_id = up["imageId"].as_str().unwrap().to_string();
+    let (status, body) = post(&app, &alice, &huge_id, "edit", json!({"rotate": 90})).await;
+    assert_eq!(status, 400, "{body}");
+    let error = body["error"].as_str().unwrap();
+    assert!(
+        error.contains("6000×6000") && error.contains("MB"),
+        "{error}"
+    );
+
+    // Four edits of the photo at once: they take turns, the server stays in budget.
+    let edits = (0..4).map(|i| {
+        let (app, alice, id) = (&app, &alice, fits_id.clone());
+        let rotate = [90, 180, 270][i % 3];
+        async move { post(app, alice, &id, "edit", json!({"rotate": rotate})).await }
+    });
+    let answers = futures_util::future::join_all(edits).await;
+    let ok = answers.iter().filter(|(s, _)| *s == 200).count();
+    // Each edit is made from what the image showed when it was read: those that lost the race
+    // to another edit are told so (409) and change nothing.
+    assert!(ok >= 1, "{answers:?}");
+    for (status, body) in &answers {
+        assert!(
+            *status == 200 || (*status == 409 && body["error"] == "图片已被修改，请刷新后重试"),
+            "{status} {body}"
+        );
+    }
+    let peak = app.peak_rss_mib();
+    assert!(
+        peak < 200,
+        "peak RSS {peak} MiB with the default --memory-mb 200"
+    );
+    let (status, _) = app.get_json(&alice, "/api/status").await;
+    assert_eq!(status, 200);
+    eprintln!("4 concurrent edits of a 12 MP JPEG: {ok} applied, peak RSS {peak} MiB");
 }

@@ -421,9 +421,14 @@ impl Job<'_> {
         let structure = jpeg::structure(self.bytes)?;
         let frame = structure.frame;
         let icc = structure.icc.as_deref();
-        let reencode_cost = self.base_cost() + self.jpeg_reencode_cost(&frame);
+        // A JPEG's profile is copied as bytes; only CMYK is converted, which parses it.
+        let base = match frame.components {
+            4 => self.base_cost(),
+            _ => self.bytes.len() as u64 + FIXED,
+        };
+        let reencode_cost = base + self.jpeg_reencode_cost(&frame);
         if allow_lossless && lossless::possible(&frame, self.t, self.source) {
-            let cost = self.base_cost()
+            let cost = base
                 + lossless::cost(
                     &frame,
                     self.t,
@@ -450,30 +455,49 @@ impl Job<'_> {
             jpeg::Samples::Rgb => 3,
             jpeg::Samples::Cmyk => 4,
         };
-        let pixels = remap(
-            &decoded.pixels,
-            decoded.width,
-            channels,
-            self.t,
-            self.source,
-        );
-        drop(decoded.pixels);
         let (w, h) = self.output_dimensions();
         let quality = quality::jpeg(self.bytes).map_or(JPEG_QUALITY, |q| {
             q.clamp(JPEG_QUALITIES.0, JPEG_QUALITIES.1)
         });
+        // Grey and RGB go to the encoder strip by strip, straight from the decoded samples.
+        let strips = |rows: std::ops::Range<usize>, out: &mut Vec<u8>| {
+            remap_rows(
+                &decoded.pixels,
+                decoded.width,
+                channels,
+                self.t,
+                self.source,
+                rows,
+                out,
+            )
+        };
         let bytes = match decoded.samples {
-            jpeg::Samples::Grey => encode_jpeg(&pixels, w, h, true, quality, (1, 1), icc)?,
+            jpeg::Samples::Grey => encode_jpeg(w, h, true, quality, (1, 1), icc, strips)?,
             jpeg::Samples::Rgb => {
                 let chroma = chroma_pixels(&frame, self.t);
-                encode_jpeg(&pixels, w, h, false, quality, chroma, icc)?
+                encode_jpeg(w, h, false, quality, chroma, icc, strips)?
             }
             jpeg::Samples::Cmyk => {
+                let pixels = remap(
+                    &decoded.pixels,
+                    decoded.width,
+                    channels,
+                    self.t,
+                    self.source,
+                );
                 let cmyk = RgbaImage::from_raw(w, h, pixels)
                     .ok_or(MediaError::Damaged(ImageKind::Jpeg))?;
                 let rgb =
                     colour::to_srgb(Pixels::Cmyk(cmyk), &Profile::icc(structure.icc)).into_rgb8();
-                encode_jpeg(rgb.as_raw(), w, h, false, quality, (2, 2), None)?
+                encode_jpeg(
+                    w,
+                    h,
+                    false,
+                    quality,
+                    (2, 2),
+                    None,
+                    whole(rgb.as_raw(), w, 3),
+                )?
             }
         };
         Ok(self.edited(bytes, ImageKind::Jpeg, false))
@@ -500,8 +524,17 @@ impl Job<'_> {
             w * vmax * 8 * components * 4
         };
         let out = self.pixels();
-        let rgb = if components == 4 { out * 3 } else { 0 };
-        held + self.stored_pixels() * components + out * components + rgb + out * components * 2
+        // Grey and RGB stream to the encoder in strips; CMYK is transformed whole, then turned
+        // into RGB.
+        let transformed = match components {
+            4 => out * 4 + out * 3,
+            _ => STRIP_ROWS as u64 * u64::from(self.source.width.max(self.source.height)) * 3,
+        };
+        // The output grows in a `Vec` by doubling from an eighth of the raw samples: a bound of
+        // half the raw samples covers a JPEG of up to a quarter of them (photos at quality 95
+        // take about an eighth) with the doubling's slack.
+        let encoded = out * components.min(3) / 2;
+        held + self.stored_pixels() * components + transformed + encoded
     }
 
     /// PNG, GIF and WebP, decoded whole by `image`.
@@ -625,7 +658,15 @@ impl Job<'_> {
             _ => (2, 2),
         };
         let rgb = image.into_rgb8();
-        let bytes = encode_jpeg(rgb.as_raw(), w, h, false, JPEG_QUALITY, chroma, None)?;
+        let bytes = encode_jpeg(
+            w,
+            h,
+            false,
+            JPEG_QUALITY,
+            chroma,
+            None,
+            whole(rgb.as_raw(), w, 3),
+        )?;
         Ok(self.edited(bytes, ImageKind::Jpeg, false))
     }
 
@@ -657,14 +698,30 @@ fn chroma_pixels(frame: &jpeg::Frame, t: Transform) -> (u8, u8) {
 /// `region` of a `width`-pixel-wide image of `channels` samples a pixel, transformed by `t`.
 fn remap<T: Copy>(src: &[T], width: u32, channels: usize, t: Transform, region: Rect) -> Vec<T> {
     let (ow, oh) = t.dimensions(region.width, region.height);
-    let (ow, oh, sw) = (ow as usize, oh as usize, width as usize);
+    let mut out = Vec::with_capacity(ow as usize * oh as usize * channels);
+    remap_rows(src, width, channels, t, region, 0..oh as usize, &mut out);
+    out
+}
+
+/// Output rows `rows` of `remap`, appended to `out`: an encoder fed strip by strip never holds
+/// the whole transformed copy.
+fn remap_rows<T: Copy>(
+    src: &[T],
+    width: u32,
+    channels: usize,
+    t: Transform,
+    region: Rect,
+    rows: std::ops::Range<usize>,
+    out: &mut Vec<T>,
+) {
+    let (ow, _) = t.dimensions(region.width, region.height);
+    let (ow, sw) = (ow as usize, width as usize);
     let (rx, ry) = (region.x as usize, region.y as usize);
     let (rw, rh) = (region.width as usize, region.height as usize);
     let source_x = |u: usize| if t.mirror_x { rx + rw - 1 - u } else { rx + u };
     let source_y = |v: usize| if t.mirror_y { ry + rh - 1 - v } else { ry + v };
     if !t.transpose {
-        let mut out = Vec::with_capacity(ow * oh * channels);
-        for y in 0..oh {
+        for y in rows {
             let row = &src[(source_y(y) * sw + rx) * channels..][..rw * channels];
             if t.mirror_x {
                 for pixel in row.chunks_exact(channels).rev() {
@@ -674,24 +731,25 @@ fn remap<T: Copy>(src: &[T], width: u32, channels: usize, t: Transform, region: 
                 out.extend_from_slice(row);
             }
         }
-        return out;
+        return;
     }
     // Transposed: output rows are source columns. Tiles keep both sides' accesses in cache.
     const TILE: usize = 64;
-    let mut out = vec![src[0]; ow * oh * channels];
-    for ty in (0..oh).step_by(TILE) {
+    let start = out.len();
+    let first = rows.start;
+    out.resize(start + rows.len() * ow * channels, src[0]);
+    for ty in rows.clone().step_by(TILE) {
         for tx in (0..ow).step_by(TILE) {
-            for y in ty..(ty + TILE).min(oh) {
+            for y in ty..(ty + TILE).min(rows.end) {
                 let sx = source_x(y);
                 for x in tx..(tx + TILE).min(ow) {
                     let from = (source_y(x) * sw + sx) * channels;
-                    let to = (y * ow + x) * channels;
+                    let to = start + ((y - first) * ow + x) * channels;
                     out[to..to + channels].copy_from_slice(&src[from..from + channels]);
                 }
             }
         }
     }
-    out
 }
 
 fn remap_buffer<P: Pixel>(
@@ -762,14 +820,28 @@ fn icc_markers(icc: Option<&[u8]>) -> Vec<Vec<u8>> {
 
 /// Baseline JPEG of grey or RGB `pixels` at `quality`, chroma samples of `chroma` pixels (across,
 /// down), with `icc` as its profile.
-fn encode_jpeg(
+/// Rows of output an encoder is fed at once.
+const STRIP_ROWS: usize = 64;
+
+/// Feeds `fill` a whole image's rows, strip by strip, from `pixels` already in output order.
+fn whole(
     pixels: &[u8],
+    width: u32,
+    channels: usize,
+) -> impl Fn(std::ops::Range<usize>, &mut Vec<u8>) {
+    let row = width as usize * channels;
+    move |rows, out| out.extend_from_slice(&pixels[rows.start * row..rows.end * row])
+}
+
+/// A JPEG of `width`×`height` whose rows `fill` appends to a strip, `STRIP_ROWS` at a time.
+fn encode_jpeg(
     width: u32,
     height: u32,
     grey: bool,
     quality: u8,
     chroma: (u8, u8),
     icc: Option<&[u8]>,
+    fill: impl Fn(std::ops::Range<usize>, &mut Vec<u8>),
 ) -> Result<Vec<u8>, MediaError> {
     jpeg::libjpeg(
         || MediaError::Encode("libjpeg failed".into()),
@@ -780,6 +852,8 @@ fn encode_jpeg(
             } else {
                 mozjpeg::ColorSpace::JCS_RGB
             };
+            let channels = if grey { 1 } else { 3 };
+            let raw = width as usize * height as usize * channels;
             let mut compress = mozjpeg::Compress::new(space);
             compress.set_fastest_defaults();
             compress.set_size(width as usize, height as usize);
@@ -788,12 +862,17 @@ fn encode_jpeg(
                 compress.set_chroma_sampling_pixel_sizes(chroma, chroma);
             }
             let mut started = compress
-                .start_compress(Vec::with_capacity(pixels.len() / 8))
+                .start_compress(Vec::with_capacity(raw / 8))
                 .map_err(encode_error)?;
             for segment in icc_markers(icc) {
                 started.write_marker(mozjpeg::Marker::APP(2), &segment);
             }
-            started.write_scanlines(pixels).map_err(encode_error)?;
+            let mut strip = Vec::with_capacity(STRIP_ROWS * width as usize * channels);
+            for first in (0..height as usize).step_by(STRIP_ROWS) {
+                strip.clear();
+                fill(first..(first + STRIP_ROWS).min(height as usize), &mut strip);
+                started.write_scanlines(&strip).map_err(encode_error)?;
+            }
             started.finish().map_err(encode_error)
         },
     )
@@ -970,14 +1049,15 @@ pub(super) mod tests {
         } else {
             image.to_rgb8().into_raw()
         };
+        let channels = if grey { 1 } else { 3 };
         encode_jpeg(
-            &pixels,
             image.width(),
             image.height(),
             grey,
             90,
             chroma,
             None,
+            whole(&pixels, image.width(), channels),
         )
         .unwrap()
     }
