@@ -338,3 +338,46 @@ async fn edits_of_large_images_at_once_stay_within_the_memory_budget() {
     assert_eq!(status, 200);
     eprintln!("4 concurrent edits of a 12 MP JPEG: {ok} applied, peak RSS {peak} MiB");
 }
+
+/// `png` with its image data scrambled and its chunk checksums made right again: a file that
+/// passes every check an upload makes and fails to decode.
+fn undecodable_png(png: &[u8]) -> Vec<u8> {
+    let mut out = png.to_vec();
+    let mut at = 8;
+    while at + 12 <= out.len() {
+        let len = u32::from_be_bytes(out[at..at + 4].try_into().unwrap()) as usize;
+        if &out[at + 4..at + 8] == b"IDAT" {
+            for b in &mut out[at + 8 + 2..at + 8 + len] {
+                *b = b.wrapping_mul(31).wrapping_add(7);
+            }
+            let crc = crc32fast::hash(&out[at + 4..at + 8 + len]);
+            out[at + 8 + len..at + 12 + len].copy_from_slice(&crc.to_be_bytes());
+        }
+        at += 12 + len;
+    }
+    out
+}
+
+#[tokio::test]
+async fn an_image_that_does_not_decode_is_refused_and_left_as_it_was() {
+    let app = spawn_app().await;
+    let (alice, _) = app.user_client("alice").await;
+    let broken = undecodable_png(&png(64, 64, 5));
+    let (status, up) = app
+        .receive_image(&alice, "image/png", &broken, "clothes")
+        .await;
+    assert_eq!(status, 200, "stored as sent: {up}");
+    let id = up["imageId"].as_str().unwrap().to_string();
+    let (status, body) = post(&app, &alice, &id, "edit", json!({"rotate": 90})).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["error"].as_str().unwrap().starts_with(DAMAGED),
+        "{body}"
+    );
+    let image = listed(&app, &alice, &id).await;
+    assert_eq!(image["edited"], false);
+    let served = app
+        .get_bytes(&alice, image["preview_url"].as_str().unwrap())
+        .await;
+    assert_eq!(&served[..], &broken[..]);
+}
