@@ -285,6 +285,7 @@ mod tests {
     use std::io::Cursor;
 
     use super::*;
+    use crate::media::test_support::with_exif_orientation;
 
     fn encode(image: DynamicImage, format: image::ImageFormat) -> Vec<u8> {
         let mut out = Cursor::new(Vec::new());
@@ -386,24 +387,5 @@ mod tests {
                 assert_eq!((thumb.width, thumb.height), (512, 384), "{name}");
             }
         }
-    }
-
-    /// Inserts an APP1 Exif segment holding only an orientation tag after the SOI marker.
-    fn with_exif_orientation(jpeg: &[u8], orientation: u16) -> Vec<u8> {
-        let mut tiff = b"II*\0\x08\0\0\0".to_vec();
-        tiff.extend_from_slice(&1u16.to_le_bytes());
-        tiff.extend_from_slice(&0x0112u16.to_le_bytes());
-        tiff.extend_from_slice(&3u16.to_le_bytes());
-        tiff.extend_from_slice(&1u32.to_le_bytes());
-        tiff.extend_from_slice(&orientation.to_le_bytes());
-        tiff.extend_from_slice(&[0, 0, 0, 0, 0, 0]);
-        let mut segment = b"Exif\0\0".to_vec();
-        segment.extend_from_slice(&tiff);
-        let mut out = jpeg[..2].to_vec();
-        out.extend_from_slice(&[0xFF, 0xE1]);
-        out.extend_from_slice(&((segment.len() + 2) as u16).to_be_bytes());
-        out.extend_from_slice(&segment);
-        out.extend_from_slice(&jpeg[2..]);
-        out
     }
 }

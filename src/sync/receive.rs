@@ -378,12 +378,7 @@ impl Receiver<'_> {
                 Some(media),
             )? {
                 ChangeOutcome::Changed(_) | ChangeOutcome::Unchanged => {
-                    let reply = &mut self.out.reply;
-                    reply.stored += 1;
-                    if let Some(bytes) = received {
-                        reply.received_files += 1;
-                        reply.received_bytes += bytes;
-                    }
+                    self.stored(received);
                     Ok(())
                 }
                 _ => Err("the image changed on the hub during the sync".to_string()),
@@ -458,18 +453,23 @@ impl Receiver<'_> {
         self.in_flight_bytes -= submitted.image.file_size;
         let outcome = match submitted.wait_blocking() {
             Ok(_) => {
-                let reply = &mut self.out.reply;
-                reply.stored += 1;
-                if let Some(bytes) = received {
-                    reply.received_files += 1;
-                    reply.received_bytes += bytes;
-                }
+                self.stored(received);
                 Ok(())
             }
             Err(StoreError::Conflict) => Err("the file name is used by another image".to_string()),
             Err(e) => Err(format!("hub storage error: {e}")),
         };
         self.entries[index].outcome = Some(outcome);
+    }
+
+    /// Counts one image stored, and the file that came with it (`received` bytes), if one did.
+    fn stored(&mut self, received: Option<u64>) {
+        let reply = &mut self.out.reply;
+        reply.stored += 1;
+        if let Some(bytes) = received {
+            reply.received_files += 1;
+            reply.received_bytes += bytes;
+        }
     }
 
     fn settle_all(&mut self) {
