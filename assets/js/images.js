@@ -5,6 +5,7 @@ import { text } from './dom.js';
 import { CATEGORIES } from './state.js';
 
 export function categoryOf(image) {
+  if (CATEGORIES.includes(image && image.category)) return image.category;
   const c = image && image.context_info && image.context_info.category;
   if (CATEGORIES.includes(c)) return c;
   return typeof image.filename === 'string' && image.filename.startsWith('char_') ? 'char' : 'clothes';

@@ -1,15 +1,14 @@
 // The image view (a modal dialog with the image and its metadata, previous/next, download) and
-// deleting an image from it after a confirmation. It opens on the gallery's 'open-image' event; a
-// 401 is emitted as 'session-lost' for auth.js, which sits above.
+// moving its image to the trash, with undo. It opens on the gallery's 'open-image' event. The
+// arrow keys step through the list, Delete trashes the image, Esc closes the view.
 
-import { $, el, safeHttpUrl, safePath, text, formatBytes, toast, busy, isEditable, onBackdrop } from './dom.js';
-import { state, cards } from './state.js';
+import { $, el, safeHttpUrl, safePath, text, formatBytes, busy, isShortcut, onBackdrop } from './dom.js';
+import { state } from './state.js';
 import { t, catName, formatCount } from './i18n.js';
-import { api } from './api.js';
-import { scheduleStatus } from './status.js';
-import { emit, on } from './events.js';
+import { on } from './events.js';
 import { categoryOf, titleOf, altOf } from './images.js';
-import { visibleImages, renderGallery, loadMore, sentinelInView } from './gallery.js';
+import { visibleImages, loadMore } from './gallery.js';
+import { runBatch } from './batch.js';
 
 let viewerOpener = null;
 
@@ -109,70 +108,35 @@ function stepViewer(delta) {
   }
 }
 
-/** Asks before deleting; resolves true when confirmed. */
-function confirmDelete() {
-  const dialog = $('confirm');
-  return new Promise((resolve) => {
-    const done = (answer) => {
-      $('confirm-ok').removeEventListener('click', yes);
-      $('confirm-cancel').removeEventListener('click', no);
-      dialog.removeEventListener('close', no);
-      if (dialog.open) dialog.close();
-      resolve(answer);
-    };
-    const yes = () => done(true);
-    const no = () => done(false);
-    $('confirm-ok').addEventListener('click', yes);
-    $('confirm-cancel').addEventListener('click', no);
-    dialog.addEventListener('close', no);
-    dialog.showModal();
-    $('confirm-cancel').focus();
-  });
-}
-
-async function deleteCurrent() {
+/** Moves the open image to the trash (undo is offered) and closes the view. */
+async function trashCurrent() {
   const id = state.viewerId;
-  if (!id || !(await confirmDelete())) return;
   const button = $('viewer-delete');
+  if (!id || button.disabled) return;
   busy(button, true);
-  try {
-    await api('DELETE', '/api/user/images/' + encodeURIComponent(id));
-  } catch (err) {
-    busy(button, false);
-    if (err.status === 401) { emit('session-lost'); return; }
-    if (err.status !== 404) { toast(err.display, true); return; }
-    // 404: already gone; drop it from the page all the same.
-  }
-  busy(button, false);
-  state.images = state.images.filter((i) => i.id !== id);
-  state.ids.delete(id);
-  cards.delete(id);
-  state.total = Math.max(0, state.total - 1);
   viewerOpener = null;
-  closeViewer();
-  renderGallery();
-  toast(t('toast.deleted'));
-  scheduleStatus();
-  requestAnimationFrame(() => {
-    if (sentinelInView()) loadMore();
-  });
+  const done = await runBatch('trash', [id]);
+  busy(button, false);
+  if (done) closeViewer();
 }
 
-/** The image view and the delete confirmation. */
+/** The image view: its buttons and keys. */
 export function bindViewer() {
   on('open-image', openViewer);
   const viewer = $('viewer');
   $('viewer-close').addEventListener('click', closeViewer);
   $('viewer-prev').addEventListener('click', () => stepViewer(-1));
   $('viewer-next').addEventListener('click', () => stepViewer(1));
-  $('viewer-delete').addEventListener('click', deleteCurrent);
+  $('viewer-delete').addEventListener('click', trashCurrent);
   $('viewer-image').addEventListener('load', () => { $('viewer-spinner').hidden = true; });
   $('viewer-image').addEventListener('error', () => { $('viewer-spinner').hidden = true; });
   viewer.addEventListener('click', (e) => { if (onBackdrop(viewer, e)) closeViewer(); });
-  viewer.addEventListener('keydown', (e) => {
-    if ($('confirm').open || isEditable(e.target)) return;
+  // On the document: after a click on the picture, the focus is on no element of the view.
+  document.addEventListener('keydown', (e) => {
+    if (!viewer.open || $('confirm').open || !isShortcut(e)) return;
     if (e.key === 'ArrowLeft') { stepViewer(-1); e.preventDefault(); }
     if (e.key === 'ArrowRight') { stepViewer(1); e.preventDefault(); }
+    if (e.key === 'Delete') { trashCurrent(); e.preventDefault(); }
   });
   viewer.addEventListener('close', () => {
     state.viewerId = null;
@@ -181,5 +145,4 @@ export function bindViewer() {
     viewerOpener = null;
     if (back && back.isConnected) back.focus();
   });
-  $('confirm').addEventListener('click', (e) => { if (onBackdrop($('confirm'), e)) $('confirm').close(); });
 }

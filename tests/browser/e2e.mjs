@@ -4,8 +4,8 @@
 // 1. The main flow, with no console error and no CSP violation allowed: register, log out, log in,
 //    upload two files through the file input as `char`, paste a third image (a real `paste` event
 //    carrying a File) as `clothes`, see the three thumbnails load, filter by category, screenshot the
-//    gallery at desktop and phone widths, open an image and check its size and dimensions, delete it
-//    through the confirmation dialog, reload, log out.
+//    gallery at desktop and phone widths, open an image and check its size and dimensions, move it
+//    to the trash, reload, log out.
 // 2. Error messages from the server: a wrong password, a taken name, a text file named .png; a file
 //    over 10 MB refused before it is sent; anonymous uploads by drag and drop and by the paste
 //    button (Clipboard API); the English switch (remembered).
@@ -164,21 +164,17 @@ async function mainFlow(browser) {
   }, pasted.width);
   assert.equal(await page.getByTestId("viewer-category").getAttribute("data-category"), "clothes");
 
-  // Delete it, through the confirmation dialog.
+  // Move it to the trash: no question asked (the message offers to undo it).
+  const trashed = page.waitForResponse((r) => r.url().endsWith("/api/user/images/batch") && r.request().method() === "POST");
   await page.getByTestId("viewer-delete").click();
-  await visible(page.getByTestId("confirm-dialog"), "the delete confirmation");
-  // Cancelling keeps the image.
-  await page.getByTestId("confirm-cancel").click();
-  await hidden(page.getByTestId("confirm-dialog"), "the confirmation after cancelling");
-  assert.equal(await viewer.isVisible(), true, "the image view stays open after cancelling");
-  await page.getByTestId("viewer-delete").click();
-  await visible(page.getByTestId("confirm-dialog"), "the delete confirmation");
-  const deleted = page.waitForResponse((r) => r.url().endsWith(`/api/user/images/${pastedId}`) && r.request().method() === "DELETE");
-  await page.getByTestId("confirm-ok").click();
-  assert.equal((await deleted).status(), 200, "DELETE answered 200");
-  await hidden(viewer, "the image view after deleting");
-  await hidden(page.locator(`[data-testid=thumb][data-id="${pastedId}"]`), "the deleted image's thumbnail");
+  const trashAnswer = await trashed;
+  assert.equal(trashAnswer.status(), 200, "the batch trash answered 200");
+  assert.deepEqual(JSON.parse(trashAnswer.request().postData()), { ids: [pastedId], action: "trash" });
+  assert.equal(await page.getByTestId("confirm-dialog").isVisible(), false, "no confirmation for what can be undone");
+  await hidden(viewer, "the image view after moving the image to the trash");
+  await hidden(page.locator(`[data-testid=thumb][data-id="${pastedId}"]`), "the trashed image's thumbnail");
   assert.equal(await page.locator("[data-testid=thumb]").count(), 2, "two images left");
+  await visible(page.getByTestId("toast-action"), "the undo button in the message");
 
   // Still gone after a reload (the server deleted it, not just the page).
   await page.reload();
@@ -422,7 +418,7 @@ async function cloudSync(browser) {
 const browser = await launch();
 try {
   await mainFlow(browser);
-  console.log("ok - main flow: register, log in, upload, paste, filter, view, delete, log out");
+  console.log("ok - main flow: register, log in, upload, paste, filter, view, trash, log out");
   await errorMessages(browser);
   console.log("ok - error messages (wrong password, taken name, bad format, too large); drop; paste button; English");
   await pagination(browser);
