@@ -7,9 +7,9 @@
 // only http(s) URLs become links.
 //
 // The modules import each other in one direction only, with no cycles (tests/web.rs checks it):
-// app.js -> auth -> viewer -> batch -> gallery -> query -> state -> dom, and so on down
-// (search, select and trash sit beside the viewer). A lower module tells a higher one something
-// (a 401, a click on a card, a new first page) through an event of js/events.js.
+// app.js -> auth -> viewer -> editor / batch / tags -> gallery -> query -> state -> dom, and so
+// on down (search, select and trash sit beside the viewer). A lower module tells a higher one
+// something (a 401, a click on a card, a new first page) through an event of js/events.js.
 
 import { $ } from './js/dom.js';
 import { state, cards } from './js/state.js';

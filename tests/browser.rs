@@ -103,6 +103,8 @@ async fn web_ui_organizes_images_in_chromium() {
         "batch-phone.png",
         "batch-phone-dark.png",
         "trash-desktop.png",
+        "edit-crop-desktop.png",
+        "viewer-phone-dark.png",
     ]);
 }
 

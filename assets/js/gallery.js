@@ -5,13 +5,13 @@
 // is told to them by events: a card opened or picked ('open-image', 'pick', 'trash-card'), a 401
 // ('session-lost'), a first page with its facets ('listed').
 
-import { $, el, safePath, formatBytes, shortTime } from './dom.js';
+import { $, el, formatBytes, shortTime } from './dom.js';
 import { PER_PAGE, MAX_BATCH, state, cards } from './state.js';
 import { t, catName, formatCount } from './i18n.js';
 import { api } from './api.js';
 import { emit } from './events.js';
 import { listUrl, writeLocation, isFiltered } from './query.js';
-import { categoryOf, givenName, formatOf, dimsOf, titleOf, altOf } from './images.js';
+import { categoryOf, givenName, formatOf, dimsOf, titleOf, altOf, fileUrl } from './images.js';
 
 /** An empty list, nothing selected; answers still on their way are dropped. */
 export function resetGallery() {
@@ -84,7 +84,7 @@ function cardFor(image) {
   }
   img.addEventListener('load', () => img.classList.add('is-loaded'));
   img.addEventListener('error', () => media.classList.add('is-broken'));
-  const src = safePath(image.thumbnail_url) || safePath(image.preview_url);
+  const src = fileUrl(image, 'thumbnail_url') || fileUrl(image, 'preview_url');
   if (src) img.src = src;
   media.append(img, el('span', { class: 'badge', 'data-category': cat }, catName(cat)));
   const body = el('span', { class: 'thumb-body' });
@@ -307,6 +307,15 @@ export async function refreshGallery() {
   requestAnimationFrame(() => {
     if (sentinelInView()) loadMore();
   });
+}
+
+/** One image's record changed (its tags, its pixels): swap it in and draw its card anew. */
+export function updateImage(image) {
+  const index = state.images.findIndex((i) => i.id === image.id);
+  if (index < 0) return;
+  state.images[index] = image;
+  cards.delete(image.id);
+  renderGallery();
 }
 
 /** New uploads: page 1 again, prepending whatever is new. */

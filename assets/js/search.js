@@ -29,6 +29,12 @@ function addTag(tag) {
   search({ tags: [...state.query.tags, tag] });
 }
 
+/** The images with one tag (a tag chip clicked in the image view): that tag alone, in the order
+ *  chosen before. */
+export function searchTag(tag) {
+  search({ ...emptyQuery(), tags: [tag], sort: state.query.sort });
+}
+
 function removeTag(tag) {
   search({ tags: state.query.tags.filter((have) => have !== tag) });
 }

@@ -39,3 +39,6 @@ export const state = {
   uploadCategory: CATEGORIES.includes(stored(CATEGORY_KEY)) ? stored(CATEGORY_KEY) : 'clothes',
 };
 export const cards = new Map(); // image id → <li>
+// image id → a number that changes when its pixels do (an edit): added to its file URLs, so the
+// browser fetches the new pixels instead of showing the ones it holds for the same address.
+export const versions = new Map();

@@ -17,11 +17,23 @@ export function sameTag(a, b) {
   return a.toLocaleLowerCase() === b.toLocaleLowerCase();
 }
 
-/** Draws tags as chips into container; onRemove(tag), when given, adds a remove button to each. */
-export function renderChips(container, tags, onRemove) {
+/** Draws tags as chips into container. onRemove(tag), when given, adds a remove button to each;
+ *  onOpen(tag) makes the tag's name a button (showing the images with that tag). */
+export function renderChips(container, tags, onRemove, onOpen) {
   container.replaceChildren(...tags.map((tag) => {
     const chip = el('span', { class: 'chip', 'data-testid': 'tag-chip', 'data-tag': tag });
-    chip.append(el('span', { class: 'chip-text' }, tag));
+    if (onOpen) {
+      const name = el('button', {
+        type: 'button',
+        class: 'chip-text chip-open',
+        'data-testid': 'tag-chip-open',
+        'aria-label': t('tags.open', { tag }),
+      }, tag);
+      name.addEventListener('click', () => onOpen(tag));
+      chip.append(name);
+    } else {
+      chip.append(el('span', { class: 'chip-text' }, tag));
+    }
     if (onRemove) {
       const x = el('button', {
         type: 'button',

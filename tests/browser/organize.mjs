@@ -1,18 +1,22 @@
 // Organizing images in the web UI, in Debian's Chromium, against a real imgvault started by
-// tests/browser.rs: selection and batch actions, and the trash. Every UI action is checked against
-// the server's state through the API afterwards, not only against the page.
+// tests/browser.rs: selection and batch actions, the trash, tags and editing. Every UI action is
+// checked against the server's state through the API afterwards, not only against the page.
 //
 // 1. Selection: shift-click a range of three, move them to another category, add a tag to three
 //    others, "select all", Esc; the batch bar at phone width, light and dark; a long press on a
 //    touch screen.
 // 2. The trash: `Delete` in the image view, undo from the message; `Delete` on a selection; the
 //    trash view's restore, and emptying it after a question that gives the count.
+// 3. Tags: tag an image in the image view, see completion offer that tag for the next image,
+//    click the tag's chip to list the images carrying it (the address bar holds the filter).
+// 4. Editing: rotate and crop in the image view (the preview turns first), the served file's new
+//    size, the refreshed thumbnail, revert.
 //
 // Run: node tests/browser/organize.mjs (from the repository root; exit code 0 = pass).
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { launch, BASE, ARTIFACTS, deadline } from "./chromium.mjs";
-import { makePng, watch, waitUntil, visible, hidden, thumbnailsLoaded } from "./page.mjs";
+import { makePng, pngSize, watch, waitUntil, visible, hidden, thumbnailsLoaded } from "./page.mjs";
 
 deadline(150);
 
@@ -279,6 +283,239 @@ async function trash(browser) {
 }
 
 // ------------------------------------------------------------------------------------------------
+// 3. Tags
+// ------------------------------------------------------------------------------------------------
+
+async function tags(browser) {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  const page = await context.newPage();
+  const problems = watch(page);
+  const ids = await userWithImages(context, "tg_");
+  await openGallery(page, COUNT);
+
+  // Tag the first image in the image view: typed, then Enter.
+  await card(page, ids[0]).click();
+  const viewer = page.getByTestId("viewer");
+  await visible(viewer, "the image view");
+  const saved = page.waitForResponse((r) => r.url().endsWith(`/api/user/images/${ids[0]}/tags`) && r.request().method() === "PUT");
+  await page.getByTestId("viewer-tag-input").fill("Denim");
+  await page.getByTestId("viewer-tag-input").press("Enter");
+  assert.equal((await saved).status(), 200, "the tags were saved");
+  await visible(page.locator("[data-testid=viewer-tags] [data-tag=Denim]"), "the new tag's chip");
+  assert.deepEqual((await record(context, ids[0])).tags, ["Denim"], "the server holds the tag");
+
+  // The next image (→ key, once the focus has left the field): completion offers the tag that
+  // exists, the keyboard takes it.
+  await page.getByTestId("viewer-tag-input").blur();
+  await page.keyboard.press("ArrowRight");
+  await waitUntil(page, "the view shows the second image", (id) =>
+    document.querySelector("[data-testid=viewer]").dataset.id === id, ids[1]);
+  const input = page.getByTestId("viewer-tag-input");
+  await input.pressSequentially("de", { delay: 30 });
+  const offer = page.locator("[data-testid=viewer] [data-testid=tag-suggestion]");
+  await visible(offer.first(), "the tag suggestions");
+  assert.equal(await offer.count(), 1, "one tag is offered");
+  assert.match(await offer.first().textContent(), /^Denim1$/, "the offer is the existing tag with its count");
+  assert.equal(await input.getAttribute("aria-expanded"), "true", "the combobox says it is open");
+  // Esc closes the offers, not the view; ↓ asks again, a second ↓ moves onto the offer.
+  await input.press("Escape");
+  await hidden(offer.first(), "the offers after Esc");
+  assert.equal(await viewer.isVisible(), true, "Esc in the open list keeps the view open");
+  await input.press("ArrowDown");
+  await visible(offer.first(), "the offers again after ↓");
+  await input.press("ArrowDown");
+  assert.equal(await offer.first().getAttribute("aria-selected"), "true", "the arrow key moves onto the offer");
+  const saved2 = page.waitForResponse((r) => r.url().endsWith(`/api/user/images/${ids[1]}/tags`));
+  await input.press("Enter");
+  assert.equal((await saved2).status(), 200);
+  await visible(page.locator("[data-testid=viewer-tags] [data-tag=Denim]"), "the taken tag's chip");
+  assert.equal(await input.inputValue(), "", "the field is cleared after taking a tag");
+  assert.deepEqual((await record(context, ids[1])).tags, ["Denim"], "the second image has the tag too");
+  // A second tag, and removing it again with its chip's button.
+  const tagPut = () => page.waitForResponse((r) => r.url().endsWith(`/api/user/images/${ids[1]}/tags`));
+  let put = tagPut();
+  await input.fill("summer");
+  await input.press("Enter");
+  await put;
+  await visible(page.locator("[data-testid=viewer-tags] [data-tag=summer]"), "the second tag's chip");
+  assert.deepEqual((await record(context, ids[1])).tags, ["Denim", "summer"]);
+  put = tagPut();
+  await page.locator("[data-testid=viewer-tags] [data-tag=summer] [data-testid=tag-chip-remove]").click();
+  await put;
+  await hidden(page.locator("[data-testid=viewer-tags] [data-tag=summer]"), "the removed tag's chip");
+  assert.deepEqual((await record(context, ids[1])).tags, ["Denim"], "the removed tag is gone on the server");
+
+  // Clicking the tag lists the images that carry it, and the address bar says so.
+  await page.locator("[data-testid=viewer-tags] [data-tag=Denim] [data-testid=tag-chip-open]").click();
+  await hidden(viewer, "the image view after following a tag");
+  await waitUntil(page, "the grid lists the two tagged images", (want) => {
+    const shown = [...document.querySelectorAll("[data-testid=thumb]")].map((e) => e.dataset.id).sort();
+    return JSON.stringify(shown) === JSON.stringify(want);
+  }, [ids[0], ids[1]].sort());
+  assert.equal(new URL(page.url()).searchParams.getAll("tag").join(), "Denim", "the address bar holds the tag");
+  await visible(page.locator("[data-testid=tag-filter-chips] [data-tag=Denim]"), "the active tag filter's chip");
+  assert.equal(await page.getByTestId("gallery-count").getAttribute("data-total"), "2");
+
+  // A reload keeps the filter; back goes to everything.
+  await page.reload();
+  await thumbnailsLoaded(page, 2);
+  await page.goBack();
+  await thumbnailsLoaded(page, COUNT);
+  assert.equal(new URL(page.url()).search, "", "back to the unfiltered address");
+  await page.goForward();
+  await thumbnailsLoaded(page, 2);
+  // Removing the filter's chip lists everything again.
+  await page.locator("[data-testid=tag-filter-chips] [data-tag=Denim] [data-testid=tag-chip-remove]").click();
+  await thumbnailsLoaded(page, COUNT);
+
+  // The tag filter field completes too, and takes the tag as a filter.
+  const filter = page.getByTestId("tag-filter-input");
+  await filter.pressSequentially("DEN", { delay: 30 });
+  const filterOffer = page.locator("#search [data-testid=tag-suggestion]");
+  await visible(filterOffer.first(), "the filter's tag suggestions");
+  await filterOffer.first().click();
+  await thumbnailsLoaded(page, 2);
+  assert.equal(new URL(page.url()).searchParams.get("tag"), "Denim", "the offer's spelling is used");
+
+  assert.deepEqual(problems, [], "no console errors, page errors, CSP violations or dialogs");
+  await context.close();
+}
+
+// ------------------------------------------------------------------------------------------------
+// 4. Editing
+// ------------------------------------------------------------------------------------------------
+
+async function editing(browser) {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  const page = await context.newPage();
+  const problems = watch(page);
+  const ids = await userWithImages(context, "ed_");
+  await openGallery(page, COUNT);
+  // The oldest image: 64 × 48.
+  const id = ids[COUNT - 1];
+  const [w, h] = SIZES[0];
+  await card(page, id).click();
+  await visible(page.getByTestId("viewer"), "the image view");
+  const img = page.getByTestId("viewer-image");
+  await waitUntil(page, "the image has loaded", (want) => {
+    const i = document.querySelector("[data-testid=viewer-image]");
+    return i.complete && i.naturalWidth === want;
+  }, w);
+  assert.equal(await page.getByTestId("edit-revert").isVisible(), false, "no revert before an edit");
+
+  // Turn right: the preview turns (a CSS transform), the shown box becomes portrait.
+  await page.getByTestId("edit-rotate-right").click();
+  assert.match(await img.evaluate((i) => i.style.transform), /rotate\(90deg\)/);
+  const turned = await img.boundingBox();
+  assert.ok(turned.height > turned.width, `the preview is portrait after a quarter turn: ${JSON.stringify(turned)}`);
+  // Two vertical flips cancel out; one horizontal flip shows mirrored, a second undoes it.
+  await page.getByTestId("edit-flip-v").click();
+  await page.getByTestId("edit-flip-v").click();
+  assert.equal(await img.getAttribute("data-turn"), "90");
+  assert.equal(await img.getAttribute("data-mirrored"), "false");
+  await page.screenshot({ path: join(ARTIFACTS, "edit-rotate-desktop.png"), animations: "disabled" });
+
+  // Crop: drag over the turned preview, from a quarter to three quarters across, a quarter to
+  // half down.
+  await page.getByTestId("edit-crop").click();
+  const layer = page.getByTestId("crop-layer");
+  await visible(layer, "the crop layer");
+  const box = await layer.boundingBox();
+  const shown = await img.boundingBox();
+  assert.ok(Math.abs(box.width - shown.width) < 1 && Math.abs(box.height - shown.height) < 1 &&
+    Math.abs(box.x - shown.x) < 1 && Math.abs(box.y - shown.y) < 1, "the crop layer covers the preview");
+  assert.ok(shown.width > turned.width * 2, "a small image grows to be cropped");
+  assert.ok(Math.abs(shown.width / shown.height - h / w) < 0.02, "the turned preview keeps its proportions");
+  await page.mouse.move(box.x + box.width * 0.25, box.y + box.height * 0.25);
+  await page.mouse.down();
+  await page.mouse.move(box.x + box.width * 0.6, box.y + box.height * 0.4, { steps: 4 });
+  await page.mouse.move(box.x + box.width * 0.75, box.y + box.height * 0.5, { steps: 4 });
+  await page.mouse.up();
+  const crop = {};
+  for (const [key, testid] of [["x", "crop-x"], ["y", "crop-y"], ["width", "crop-w"], ["height", "crop-h"]]) {
+    crop[key] = Number(await page.getByTestId(testid).inputValue());
+  }
+  // The turned image is h × w (48 × 64).
+  assert.ok(Math.abs(crop.x - h * 0.25) <= 1 && Math.abs(crop.y - w * 0.25) <= 1, `crop origin: ${JSON.stringify(crop)}`);
+  assert.ok(Math.abs(crop.width - h * 0.5) <= 1 && Math.abs(crop.height - w * 0.25) <= 1, `crop size: ${JSON.stringify(crop)}`);
+  // The numbers can be typed too: make the width exact.
+  await page.getByTestId("crop-w").fill("20");
+  crop.width = 20;
+  await page.screenshot({ path: join(ARTIFACTS, "edit-crop-desktop.png"), animations: "disabled" });
+  await page.emulateMedia({ colorScheme: "dark" });
+  await page.screenshot({ path: join(ARTIFACTS, "edit-crop-desktop-dark.png"), animations: "disabled" });
+  await page.emulateMedia({ colorScheme: "light" });
+
+  const edited = page.waitForResponse((r) => r.url().endsWith(`/api/user/images/${id}/edit`));
+  await page.getByTestId("edit-apply").click();
+  const editAnswer = await edited;
+  assert.equal(editAnswer.status(), 200, "the edit answered 200");
+  assert.deepEqual(JSON.parse(editAnswer.request().postData()), { rotate: 90, crop });
+  await visible(page.getByTestId("toast").filter({ hasText: "图片已编辑" }), "the edit's message");
+
+  // The server's record and the file it serves have the crop's size.
+  const after = await record(context, id);
+  assert.equal(after.edited, true);
+  assert.deepEqual([after.image_width, after.image_height], [crop.width, crop.height], "the stored size is the crop's");
+  const file = await context.request.get(BASE + after.preview_url);
+  assert.deepEqual(pngSize(await file.body()), [crop.width, crop.height], "the served file has the crop's size");
+  // The view and the card show the new pixels (new addresses, so nothing stale from the cache).
+  await waitUntil(page, "the view shows the edited image", (want) => {
+    const i = document.querySelector("[data-testid=viewer-image]");
+    return i.complete && i.naturalWidth === want[0] && i.naturalHeight === want[1] && !i.style.transform;
+  }, [crop.width, crop.height]);
+  assert.match(await page.getByTestId("viewer-dimensions").textContent(), new RegExp(`${crop.width} × ${crop.height}`));
+  const thumbSrc = await page.locator(`li.tile[data-id="${id}"] [data-testid=thumb-image]`).getAttribute("src");
+  assert.match(thumbSrc, /[?&]v=1$/, "the card's thumbnail address changed");
+  await visible(page.getByTestId("edit-revert"), "the revert button of an edited image");
+
+  // The view with its tools on a phone, in dark.
+  await page.setViewportSize({ width: 390, height: 844 });
+  await page.emulateMedia({ colorScheme: "dark" });
+  await page.getByTestId("edit-rotate-right").click();
+  await page.screenshot({ path: join(ARTIFACTS, "viewer-phone-dark.png"), animations: "disabled" });
+  const sideways = await page.evaluate(() => document.querySelector("[data-testid=viewer]").scrollWidth - innerWidth);
+  assert.ok(sideways <= 0, `the image view fits a phone (overflow ${sideways}px)`);
+  await page.getByTestId("edit-cancel").click();
+  await page.emulateMedia({ colorScheme: "light" });
+  await page.setViewportSize({ width: 1280, height: 800 });
+
+  // Esc drops an edit being prepared before it closes the view.
+  await page.getByTestId("edit-rotate-left").click();
+  await page.keyboard.press("Escape");
+  assert.equal(await page.getByTestId("viewer").isVisible(), true, "the first Esc only drops the edit");
+  assert.equal(await img.getAttribute("data-turn"), "0");
+
+  // Revert: the upload as it was.
+  const reverted = page.waitForResponse((r) => r.url().endsWith(`/api/user/images/${id}/revert`));
+  await page.getByTestId("edit-revert").click();
+  assert.equal((await reverted).status(), 200);
+  const back = await record(context, id);
+  assert.equal(back.edited, false);
+  assert.deepEqual([back.image_width, back.image_height], [w, h], "reverted to the original size");
+  await waitUntil(page, "the view shows the original again", (want) => {
+    const i = document.querySelector("[data-testid=viewer-image]");
+    return i.complete && i.naturalWidth === want;
+  }, w);
+  await hidden(page.getByTestId("edit-revert"), "the revert button after reverting");
+
+  // In English, the server's refusal is translated: an animated image cannot be edited (stubbed:
+  // the answer is the server's own words).
+  await page.getByTestId("viewer-close").click();
+  await page.getByTestId("lang-toggle").click();
+  await page.route(`**/api/user/images/${id}/edit`, (route) =>
+    route.fulfill({ status: 400, json: { success: false, error: "动图不支持编辑" } }));
+  await card(page, id).click();
+  await page.getByTestId("edit-flip-h").click();
+  await page.getByTestId("edit-apply").click();
+  await visible(page.getByTestId("toast").filter({ hasText: "Animated images cannot be edited" }), "the translated refusal");
+  assert.equal(await img.getAttribute("data-mirrored"), "true", "a refused edit stays prepared");
+
+  assert.deepEqual(problems.filter((p) => !/status of 400/.test(p)), [], "no console errors, page errors, CSP violations or dialogs");
+  await context.close();
+}
+
+// ------------------------------------------------------------------------------------------------
 
 const browser = await launch();
 try {
@@ -288,6 +525,10 @@ try {
   console.log("ok - a long press picks a card on a touch screen");
   await trash(browser);
   console.log("ok - trash: Delete and undo, Delete on a selection, restore, empty after asking");
+  await tags(browser);
+  console.log("ok - tags: tagged in the image view, completion, the tag's chip lists its images");
+  await editing(browser);
+  console.log("ok - editing: rotate and crop with a preview, the new file, revert, Esc");
 } finally {
   await browser.close();
 }

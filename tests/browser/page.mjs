@@ -51,6 +51,12 @@ export function makePng(width, height, a, b) {
   ]);
 }
 
+/** The width and height a PNG's header gives. */
+export function pngSize(bytes) {
+  if (bytes.length < 24 || bytes.readUInt32BE(12) !== 0x49484452) throw new Error("not a PNG");
+  return [bytes.readUInt32BE(16), bytes.readUInt32BE(20)];
+}
+
 // ------------------------------------------------------------------------------------------------
 // Pages
 // ------------------------------------------------------------------------------------------------
