@@ -108,6 +108,13 @@ async fn web_ui_organizes_images_in_chromium() {
     ]);
 }
 
+/// Needs the list's search parameters (`q`, `from`, `to`, `sort`) and its `facets`.
+#[tokio::test]
+async fn web_ui_searches_as_you_type_and_keeps_the_search_in_the_address_in_chromium() {
+    run_script("search.mjs", &[]).await;
+    assert_screenshots(&["search-phone.png"]);
+}
+
 #[tokio::test]
 async fn web_ui_shows_hostile_metadata_as_text() {
     run_script("xss.mjs", &[]).await;
