@@ -7,8 +7,9 @@
 // only http(s) URLs become links.
 //
 // The modules import each other in one direction only, with no cycles (tests/web.rs checks it):
-// app.js -> auth -> viewer -> gallery -> images -> state -> dom, and so on down. A lower module
-// tells a higher one something (a 401, a click on a card) through an event of js/events.js.
+// app.js -> auth -> viewer -> editor / batch / tags -> gallery -> query -> state -> dom, and so
+// on down (search, select and trash sit beside the viewer). A lower module tells a higher one
+// something (a 401, a click on a card, a new first page) through an event of js/events.js.
 
 import { $ } from './js/dom.js';
 import { state, cards } from './js/state.js';
@@ -16,7 +17,11 @@ import { lang, setLang, serverText, applyLanguage } from './js/i18n.js';
 import { api } from './js/api.js';
 import { refreshStatus } from './js/status.js';
 import { enterUser, enterAnon, bindAuth } from './js/auth.js';
+import { readLocation } from './js/query.js';
 import { renderGallery, bindGallery } from './js/gallery.js';
+import { syncSearch, bindSearch } from './js/search.js';
+import { bindSelect } from './js/select.js';
+import { bindTrash } from './js/trash.js';
 import { fillViewer, bindViewer } from './js/viewer.js';
 import { uploads, setUploadCategory, renderUpload, bindUpload } from './js/upload.js';
 import { renderSyncStatus, bindSync } from './js/sync.js';
@@ -27,6 +32,7 @@ function setLanguage(next) {
   // Everything drawn from data is drawn again in the new language.
   cards.clear();
   renderGallery();
+  syncSearch();
   for (const item of uploads) renderUpload(item);
   if (state.viewerId) fillViewer();
   refreshStatus();
@@ -44,14 +50,19 @@ function bind() {
   bindSync();
   bindUpload();
   bindGallery();
+  bindSearch();
+  bindSelect();
+  bindTrash();
   bindViewer();
 }
 
 async function start() {
   $('server-address').textContent = location.origin;
   setUploadCategory(state.uploadCategory);
+  readLocation();
   applyLanguage();
   bind();
+  syncSearch();
   refreshStatus();
   let check = null;
   try {

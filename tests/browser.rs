@@ -81,14 +81,38 @@ async fn run_script(script: &str, server_args: &[&str]) {
     assert!(app.is_alive(), "the server died during {script}");
 }
 
-#[tokio::test]
-async fn web_ui_end_to_end_in_chromium() {
-    run_script("e2e.mjs", &[]).await;
-    for shot in ["gallery-desktop.png", "gallery-phone.png"] {
+/// The script left these screenshots behind, as PNGs.
+fn assert_screenshots(shots: &[&str]) {
+    for shot in shots {
         let path = root().join("target/browser-artifacts").join(shot);
         let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         assert!(bytes.starts_with(b"\x89PNG"), "{shot} is not a PNG");
     }
+}
+
+#[tokio::test]
+async fn web_ui_end_to_end_in_chromium() {
+    run_script("e2e.mjs", &[]).await;
+    assert_screenshots(&["gallery-desktop.png", "gallery-phone.png"]);
+}
+
+#[tokio::test]
+async fn web_ui_organizes_images_in_chromium() {
+    run_script("organize.mjs", &[]).await;
+    assert_screenshots(&[
+        "batch-phone.png",
+        "batch-phone-dark.png",
+        "trash-desktop.png",
+        "edit-crop-desktop.png",
+        "viewer-phone-dark.png",
+    ]);
+}
+
+/// Needs the list's search parameters (`q`, `from`, `to`, `sort`) and its `facets`.
+#[tokio::test]
+async fn web_ui_searches_as_you_type_and_keeps_the_search_in_the_address_in_chromium() {
+    run_script("search.mjs", &[]).await;
+    assert_screenshots(&["search-phone.png"]);
 }
 
 #[tokio::test]

@@ -1,6 +1,7 @@
 // DOM and browser helpers shared by every part of the UI: element creation that never parses
 // HTML, the URL checks that decide what may become a link or an image source, formatting,
-// localStorage that tolerates private mode, and the toast. It imports nothing.
+// localStorage that tolerates private mode, the toast, the confirmation dialog and what counts as
+// a keyboard shortcut. It imports nothing.
 
 export function stored(key) {
   try { return localStorage.getItem(key); } catch { return null; }
@@ -57,13 +58,23 @@ export function shortTime(s) {
   return Number(m[1]) === new Date().getFullYear() ? `${m[2]} ${m[3]}` : `${m[1]}-${m[2]}`;
 }
 
-/** One short message at a time, at the bottom of the screen. */
+/** One short message at a time, at the bottom of the screen. An action ({ label, run }) adds a
+ *  button to it (such as "undo") and keeps it up longer. */
 let toastTimer = 0;
-export function toast(message, isError) {
-  const node = el('div', { class: 'toast' + (isError ? ' is-error' : ''), 'data-testid': 'toast' }, message);
+export function toast(message, isError, action) {
+  const node = el('div', { class: 'toast' + (isError ? ' is-error' : ''), 'data-testid': 'toast' });
+  node.append(el('span', null, message));
+  if (action) {
+    const button = el('button', { type: 'button', class: 'toast-action', 'data-testid': 'toast-action' }, action.label);
+    button.addEventListener('click', () => {
+      node.remove();
+      action.run();
+    });
+    node.append(button);
+  }
   $('toasts').replaceChildren(node);
   clearTimeout(toastTimer);
-  toastTimer = setTimeout(() => node.remove(), isError ? 6000 : 3000);
+  toastTimer = setTimeout(() => node.remove(), action ? 10000 : isError ? 6000 : 3000);
 }
 
 export function busy(button, on) {
@@ -71,9 +82,24 @@ export function busy(button, on) {
   button.setAttribute('aria-busy', String(on));
 }
 
+const TEXT_INPUTS = /^(text|search|email|password|number|url|tel|date|datetime-local|month|time|week)$/;
+
+/** A field that takes typing (where keys are text, not shortcuts, and a paste is the field's). */
 export function isEditable(target) {
-  return target instanceof HTMLElement &&
-    (target.isContentEditable || /^(INPUT|TEXTAREA|SELECT)$/.test(target.tagName));
+  if (!(target instanceof HTMLElement)) return false;
+  if (target.isContentEditable || /^(TEXTAREA|SELECT)$/.test(target.tagName)) return true;
+  return target.tagName === 'INPUT' && TEXT_INPUTS.test(target.type);
+}
+
+/** A key press meant for the page: not typed into a field, without Ctrl/Alt/⌘, not yet handled. */
+export function isShortcut(event) {
+  return !event.defaultPrevented && !event.ctrlKey && !event.metaKey && !event.altKey &&
+    !isEditable(event.target);
+}
+
+/** Whether a modal dialog (the image view, a confirmation) is open over the page. */
+export function dialogOpen() {
+  return Boolean(document.querySelector('dialog[open]'));
 }
 
 /** A click on a modal dialog's backdrop (outside its box), not on its own padding. */
@@ -81,4 +107,32 @@ export function onBackdrop(dialog, event) {
   if (event.target !== dialog) return false;
   const r = dialog.getBoundingClientRect();
   return event.clientX < r.left || event.clientX > r.right || event.clientY < r.top || event.clientY > r.bottom;
+}
+
+/** Asks in the confirmation dialog ({ title, text, ok }: the words to show); resolves true when
+ *  confirmed, false when cancelled or dismissed. */
+export function ask({ title, text: body, ok }) {
+  const dialog = $('confirm');
+  $('confirm-title').textContent = title;
+  $('confirm-text').textContent = body;
+  $('confirm-ok').textContent = ok;
+  return new Promise((resolve) => {
+    const done = (answer) => {
+      $('confirm-ok').removeEventListener('click', yes);
+      $('confirm-cancel').removeEventListener('click', no);
+      dialog.removeEventListener('close', no);
+      dialog.removeEventListener('click', outside);
+      if (dialog.open) dialog.close();
+      resolve(answer);
+    };
+    const yes = () => done(true);
+    const no = () => done(false);
+    const outside = (event) => { if (onBackdrop(dialog, event)) done(false); };
+    $('confirm-ok').addEventListener('click', yes);
+    $('confirm-cancel').addEventListener('click', no);
+    dialog.addEventListener('close', no);
+    dialog.addEventListener('click', outside);
+    dialog.showModal();
+    $('confirm-cancel').focus();
+  });
 }

@@ -1,10 +1,12 @@
-// What an image record is called and how it is described: its category, its title, its alt text.
-// Pure functions of the record, shared by the gallery's cards and the viewer.
+// What an image record is called and how it is described: its category, its title, its alt text,
+// the addresses of its pixels. Functions of the record, shared by the gallery's cards and the
+// viewer.
 
-import { text } from './dom.js';
-import { CATEGORIES } from './state.js';
+import { text, safePath } from './dom.js';
+import { CATEGORIES, versions } from './state.js';
 
 export function categoryOf(image) {
+  if (CATEGORIES.includes(image && image.category)) return image.category;
   const c = image && image.context_info && image.context_info.category;
   if (CATEGORIES.includes(c)) return c;
   return typeof image.filename === 'string' && image.filename.startsWith('char_') ? 'char' : 'clothes';
@@ -36,4 +38,14 @@ export function titleOf(image) {
 export function altOf(image) {
   const info = image.context_info || {};
   return text(info.alt) || text(image.page_title) || text(info.caption) || text(image.filename);
+}
+
+/** The address of the image ('preview_url') or its thumbnail ('thumbnail_url'), or null. After an
+ *  edit the server serves new pixels at the same address (revalidated by ETag), but a page keeps
+ *  the pixels it already showed for an address; an edited image's addresses therefore carry its
+ *  version, a parameter the server ignores. */
+export function fileUrl(image, field) {
+  const url = safePath(image[field]);
+  if (!url || !versions.has(image.id)) return url;
+  return `${url}${url.includes('?') ? '&' : '?'}v=${versions.get(image.id)}`;
 }

@@ -1,15 +1,20 @@
-// The image view (a modal dialog with the image and its metadata, previous/next, download) and
-// deleting an image from it after a confirmation. It opens on the gallery's 'open-image' event; a
-// 401 is emitted as 'session-lost' for auth.js, which sits above.
+// The image view (a modal dialog with the image and its metadata, previous/next, download): its
+// tags, edited in place; its edit tools (editor.js); moving it to the trash, with undo. It opens
+// on the gallery's 'open-image' event; a 401 is emitted as 'session-lost' for auth.js, which sits
+// above. The arrow keys step through the list, Delete trashes the image, Esc closes the view (or
+// first drops an edit being prepared).
 
-import { $, el, safeHttpUrl, safePath, text, formatBytes, toast, busy, isEditable, onBackdrop } from './dom.js';
-import { state, cards } from './state.js';
+import { $, el, safeHttpUrl, text, formatBytes, toast, busy, isShortcut, onBackdrop } from './dom.js';
+import { state } from './state.js';
 import { t, catName, formatCount } from './i18n.js';
 import { api } from './api.js';
-import { scheduleStatus } from './status.js';
 import { emit, on } from './events.js';
-import { categoryOf, titleOf, altOf } from './images.js';
-import { visibleImages, renderGallery, loadMore, sentinelInView } from './gallery.js';
+import { categoryOf, titleOf, altOf, fileUrl } from './images.js';
+import { visibleImages, loadMore, updateImage } from './gallery.js';
+import { runBatch } from './batch.js';
+import { searchTag } from './search.js';
+import { tagField, renderChips, sameTag } from './tags.js';
+import { bindEditor, resetEdit, renderEdit, editPending } from './editor.js';
 
 let viewerOpener = null;
 
@@ -49,7 +54,7 @@ export function fillViewer() {
   $('viewer-title').textContent = titleOf(image);
 
   const img = $('viewer-image');
-  const src = safePath(image.preview_url);
+  const src = fileUrl(image, 'preview_url');
   if (img.getAttribute('src') !== src) {
     img.removeAttribute('src');
     img.classList.remove('is-loaded');
@@ -65,6 +70,7 @@ export function fillViewer() {
   const badge = $('viewer-category');
   badge.textContent = catName(cat);
   badge.dataset.category = cat;
+  drawTags(image);
 
   const dims = $('viewer-dimensions');
   dims.textContent = image.image_width > 0 && image.image_height > 0
@@ -96,6 +102,45 @@ export function fillViewer() {
   $('viewer-prev').disabled = index <= 0;
   $('viewer-next').disabled = index < 0 || index >= list.length - 1;
   $('viewer').dataset.id = image.id;
+  renderEdit();
+}
+
+/** The image's tags as chips, each with its remove button. */
+function drawTags(image) {
+  const tags = Array.isArray(image.tags) ? image.tags : [];
+  renderChips($('viewer-tags'), tags, (tag) => saveTags(tags.filter((have) => have !== tag)), (tag) => {
+    viewerOpener = null;
+    closeViewer();
+    searchTag(tag);
+  });
+}
+
+/** Replaces the open image's tags (PUT …/tags) and shows what the server kept. */
+let tagsSaving = Promise.resolve();
+function saveTags(tags) {
+  const id = state.viewerId;
+  // One save at a time, in order: each sends the whole list.
+  tagsSaving = tagsSaving.then(async () => {
+    try {
+      const answer = await api('PUT', `/api/user/images/${encodeURIComponent(id)}/tags`, { tags });
+      const image = state.images.find((i) => i.id === id);
+      if (image && Array.isArray(answer.tags)) {
+        updateImage({ ...image, tags: answer.tags });
+        if (state.viewerId === id) fillViewer();
+      }
+    } catch (err) {
+      if (err.status === 401) emit('session-lost');
+      else toast(err.display, true);
+    }
+  });
+  return tagsSaving;
+}
+
+function addTag(tag) {
+  const image = state.images.find((i) => i.id === state.viewerId);
+  if (!image) return;
+  const tags = Array.isArray(image.tags) ? image.tags : [];
+  if (!tags.some((have) => sameTag(have, tag))) saveTags([...tags, tag]);
 }
 
 function stepViewer(delta) {
@@ -104,82 +149,63 @@ function stepViewer(delta) {
   const next = list[index + delta];
   if (next) {
     state.viewerId = next.id;
+    resetEdit();
     fillViewer();
     if (delta > 0 && index + delta >= list.length - 3) loadMore();
   }
 }
 
-/** Asks before deleting; resolves true when confirmed. */
-function confirmDelete() {
-  const dialog = $('confirm');
-  return new Promise((resolve) => {
-    const done = (answer) => {
-      $('confirm-ok').removeEventListener('click', yes);
-      $('confirm-cancel').removeEventListener('click', no);
-      dialog.removeEventListener('close', no);
-      if (dialog.open) dialog.close();
-      resolve(answer);
-    };
-    const yes = () => done(true);
-    const no = () => done(false);
-    $('confirm-ok').addEventListener('click', yes);
-    $('confirm-cancel').addEventListener('click', no);
-    dialog.addEventListener('close', no);
-    dialog.showModal();
-    $('confirm-cancel').focus();
-  });
-}
-
-async function deleteCurrent() {
+/** Moves the open image to the trash (undo is offered) and closes the view. */
+async function trashCurrent() {
   const id = state.viewerId;
-  if (!id || !(await confirmDelete())) return;
   const button = $('viewer-delete');
+  if (!id || button.disabled) return;
   busy(button, true);
-  try {
-    await api('DELETE', '/api/user/images/' + encodeURIComponent(id));
-  } catch (err) {
-    busy(button, false);
-    if (err.status === 401) { emit('session-lost'); return; }
-    if (err.status !== 404) { toast(err.display, true); return; }
-    // 404: already gone; drop it from the page all the same.
-  }
-  busy(button, false);
-  state.images = state.images.filter((i) => i.id !== id);
-  state.ids.delete(id);
-  cards.delete(id);
-  state.total = Math.max(0, state.total - 1);
   viewerOpener = null;
-  closeViewer();
-  renderGallery();
-  toast(t('toast.deleted'));
-  scheduleStatus();
-  requestAnimationFrame(() => {
-    if (sentinelInView()) loadMore();
-  });
+  const done = await runBatch('trash', [id]);
+  busy(button, false);
+  if (done) closeViewer();
 }
 
-/** The image view and the delete confirmation. */
+/** The image view: its buttons, tags, edit tools and keys. */
 export function bindViewer() {
   on('open-image', openViewer);
   const viewer = $('viewer');
   $('viewer-close').addEventListener('click', closeViewer);
   $('viewer-prev').addEventListener('click', () => stepViewer(-1));
   $('viewer-next').addEventListener('click', () => stepViewer(1));
-  $('viewer-delete').addEventListener('click', deleteCurrent);
+  $('viewer-delete').addEventListener('click', trashCurrent);
   $('viewer-image').addEventListener('load', () => { $('viewer-spinner').hidden = true; });
   $('viewer-image').addEventListener('error', () => { $('viewer-spinner').hidden = true; });
+  tagField($('viewer-tag-input'), {
+    onPick: addTag,
+    exclude: () => {
+      const image = state.images.find((i) => i.id === state.viewerId);
+      return image && Array.isArray(image.tags) ? image.tags : [];
+    },
+  });
+  bindEditor(fillViewer);
   viewer.addEventListener('click', (e) => { if (onBackdrop(viewer, e)) closeViewer(); });
-  viewer.addEventListener('keydown', (e) => {
-    if ($('confirm').open || isEditable(e.target)) return;
+  // On the document: after a click on the picture, the focus is on no element of the view.
+  document.addEventListener('keydown', (e) => {
+    if (!viewer.open || $('confirm').open || !isShortcut(e)) return;
     if (e.key === 'ArrowLeft') { stepViewer(-1); e.preventDefault(); }
     if (e.key === 'ArrowRight') { stepViewer(1); e.preventDefault(); }
+    if (e.key === 'Delete') { trashCurrent(); e.preventDefault(); }
+  });
+  // Esc drops an edit being prepared before it closes the view.
+  viewer.addEventListener('cancel', (e) => {
+    if (editPending()) {
+      e.preventDefault();
+      resetEdit();
+    }
   });
   viewer.addEventListener('close', () => {
     state.viewerId = null;
     delete viewer.dataset.id;
+    resetEdit();
     const back = viewerOpener;
     viewerOpener = null;
     if (back && back.isConnected) back.focus();
   });
-  $('confirm').addEventListener('click', (e) => { if (onBackdrop($('confirm'), e)) $('confirm').close(); });
 }

@@ -4,8 +4,8 @@
 // 1. The main flow, with no console error and no CSP violation allowed: register, log out, log in,
 //    upload two files through the file input as `char`, paste a third image (a real `paste` event
 //    carrying a File) as `clothes`, see the three thumbnails load, filter by category, screenshot the
-//    gallery at desktop and phone widths, open an image and check its size and dimensions, delete it
-//    through the confirmation dialog, reload, log out.
+//    gallery at desktop and phone widths, open an image and check its size and dimensions, move it
+//    to the trash, reload, log out.
 // 2. Error messages from the server: a wrong password, a taken name, a text file named .png; a file
 //    over 10 MB refused before it is sent; anonymous uploads by drag and drop and by the paste
 //    button (Clipboard API); the English switch (remembered).
@@ -15,58 +15,10 @@
 // Run: node tests/browser/e2e.mjs (from the repository root; exit code 0 = pass).
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { deflateSync } from "node:zlib";
 import { launch, BASE, ARTIFACTS, deadline } from "./chromium.mjs";
+import { WAIT, makePng, watch, waitUntil, visible, hidden, thumbnailsLoaded } from "./page.mjs";
 
 deadline(120);
-
-const WAIT = 15_000; // for one thing to appear; the whole run is bounded by deadline()
-
-// ------------------------------------------------------------------------------------------------
-// Test images: small, valid, distinct PNGs made here (no fixtures, no network).
-// ------------------------------------------------------------------------------------------------
-
-const CRC_TABLE = Array.from({ length: 256 }, (_, n) => {
-  let c = n;
-  for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-  return c >>> 0;
-});
-function crc32(buf) {
-  let c = 0xffffffff;
-  for (const b of buf) c = CRC_TABLE[(c ^ b) & 0xff] ^ (c >>> 8);
-  return (c ^ 0xffffffff) >>> 0;
-}
-function chunk(type, data) {
-  const len = Buffer.alloc(4);
-  len.writeUInt32BE(data.length);
-  const body = Buffer.concat([Buffer.from(type, "ascii"), data]);
-  const crc = Buffer.alloc(4);
-  crc.writeUInt32BE(crc32(body));
-  return Buffer.concat([len, body, crc]);
-}
-/** An RGB PNG of width×height: diagonal stripes of two colours, so every image differs. */
-function makePng(width, height, a, b) {
-  const ihdr = Buffer.alloc(13);
-  ihdr.writeUInt32BE(width, 0);
-  ihdr.writeUInt32BE(height, 4);
-  ihdr[8] = 8; // bit depth
-  ihdr[9] = 2; // RGB
-  const raw = Buffer.alloc((width * 3 + 1) * height);
-  for (let y = 0; y < height; y++) {
-    const row = y * (width * 3 + 1);
-    raw[row] = 0; // filter: none
-    for (let x = 0; x < width; x++) {
-      const [r, g, bl] = Math.floor((x + y) / 6) % 2 ? a : b;
-      raw.set([r, g, bl], row + 1 + x * 3);
-    }
-  }
-  return Buffer.concat([
-    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
-    chunk("IHDR", ihdr),
-    chunk("IDAT", deflateSync(raw)),
-    chunk("IEND", Buffer.alloc(0)),
-  ]);
-}
 
 const charA = { name: "character-a.png", width: 64, height: 48, bytes: makePng(64, 48, [230, 90, 80], [250, 210, 120]) };
 const charB = { name: "character-b.png", width: 40, height: 72, bytes: makePng(40, 72, [70, 120, 230], [160, 220, 255]) };
@@ -75,56 +27,6 @@ const pasted = { width: 90, height: 60, bytes: makePng(90, 60, [40, 160, 110], [
 // ------------------------------------------------------------------------------------------------
 // Helpers
 // ------------------------------------------------------------------------------------------------
-
-/** Records console errors, page errors, CSP violations and native dialogs of one page. */
-function watch(page, { allowFailedResources = false } = {}) {
-  const problems = [];
-  page.on("console", (msg) => {
-    if (msg.type() !== "error" && !/Content Security Policy|Refused to/i.test(msg.text())) return;
-    // A 4xx the test provokes on purpose (wrong password, bad file) is logged by Chromium as
-    // "Failed to load resource"; only the error-message part of the test allows those.
-    if (allowFailedResources && /^Failed to load resource: the server responded with a status of 4\d\d/.test(msg.text())) return;
-    problems.push(`console ${msg.type()}: ${msg.text()} (${msg.location().url || "?"})`);
-  });
-  page.on("pageerror", (err) => problems.push(`page error: ${err.message}`));
-  page.on("dialog", async (dialog) => {
-    problems.push(`unexpected native dialog (${dialog.type()}): ${dialog.message()}`);
-    await dialog.dismiss().catch(() => {});
-  });
-  return problems;
-}
-
-async function waitUntil(page, description, fn, arg) {
-  try {
-    await page.waitForFunction(fn, arg, { timeout: WAIT });
-  } catch (err) {
-    throw new Error(`timed out waiting until ${description}: ${err.message.split("\n")[0]}`);
-  }
-}
-
-async function visible(locator, description) {
-  try {
-    await locator.waitFor({ state: "visible", timeout: WAIT });
-  } catch (err) {
-    throw new Error(`${description} did not become visible: ${err.message.split("\n")[0]}`);
-  }
-}
-
-async function hidden(locator, description) {
-  try {
-    await locator.waitFor({ state: "hidden", timeout: WAIT });
-  } catch (err) {
-    throw new Error(`${description} did not go away: ${err.message.split("\n")[0]}`);
-  }
-}
-
-/** Every thumbnail on the page has loaded real pixels. */
-async function thumbnailsLoaded(page, count) {
-  await waitUntil(page, `${count} thumbnails have loaded`, (n) => {
-    const imgs = [...document.querySelectorAll("[data-testid=thumb-image]")];
-    return imgs.length === n && imgs.every((img) => img.complete && img.naturalWidth > 0);
-  }, count);
-}
 
 async function chooseUploadCategory(page, category) {
   await page.locator(`label:has([data-testid=upload-category-${category}])`).click();
@@ -262,21 +164,17 @@ async function mainFlow(browser) {
   }, pasted.width);
   assert.equal(await page.getByTestId("viewer-category").getAttribute("data-category"), "clothes");
 
-  // Delete it, through the confirmation dialog.
+  // Move it to the trash: no question asked (the message offers to undo it).
+  const trashed = page.waitForResponse((r) => r.url().endsWith("/api/user/images/batch") && r.request().method() === "POST");
   await page.getByTestId("viewer-delete").click();
-  await visible(page.getByTestId("confirm-dialog"), "the delete confirmation");
-  // Cancelling keeps the image.
-  await page.getByTestId("confirm-cancel").click();
-  await hidden(page.getByTestId("confirm-dialog"), "the confirmation after cancelling");
-  assert.equal(await viewer.isVisible(), true, "the image view stays open after cancelling");
-  await page.getByTestId("viewer-delete").click();
-  await visible(page.getByTestId("confirm-dialog"), "the delete confirmation");
-  const deleted = page.waitForResponse((r) => r.url().endsWith(`/api/user/images/${pastedId}`) && r.request().method() === "DELETE");
-  await page.getByTestId("confirm-ok").click();
-  assert.equal((await deleted).status(), 200, "DELETE answered 200");
-  await hidden(viewer, "the image view after deleting");
-  await hidden(page.locator(`[data-testid=thumb][data-id="${pastedId}"]`), "the deleted image's thumbnail");
+  const trashAnswer = await trashed;
+  assert.equal(trashAnswer.status(), 200, "the batch trash answered 200");
+  assert.deepEqual(JSON.parse(trashAnswer.request().postData()), { ids: [pastedId], action: "trash" });
+  assert.equal(await page.getByTestId("confirm-dialog").isVisible(), false, "no confirmation for what can be undone");
+  await hidden(viewer, "the image view after moving the image to the trash");
+  await hidden(page.locator(`[data-testid=thumb][data-id="${pastedId}"]`), "the trashed image's thumbnail");
   assert.equal(await page.locator("[data-testid=thumb]").count(), 2, "two images left");
+  await visible(page.getByTestId("toast-action"), "the undo button in the message");
 
   // Still gone after a reload (the server deleted it, not just the page).
   await page.reload();
@@ -520,7 +418,7 @@ async function cloudSync(browser) {
 const browser = await launch();
 try {
   await mainFlow(browser);
-  console.log("ok - main flow: register, log in, upload, paste, filter, view, delete, log out");
+  console.log("ok - main flow: register, log in, upload, paste, filter, view, trash, log out");
   await errorMessages(browser);
   console.log("ok - error messages (wrong password, taken name, bad format, too large); drop; paste button; English");
   await pagination(browser);
