@@ -8,8 +8,8 @@
 //! and bytes a minute, 429 past it), or refused when `--anonymous-uploads false`; a session's own
 //! uploads are never counted.
 //!
-//! `upload` takes images in, `list` pages through them (by category and tag) and moves them to
-//! the trash, `trash` lists and empties it, `tags` sets an image's tags and completes tag names,
+//! `upload` takes images in, `list` pages through them (searched by words, tags, category and
+//! saved date, with facets) and moves them to the trash, `trash` lists and empties it, `tags` sets an image's tags and completes tag names,
 //! `batch` acts on many images at once, `files` serves their bytes, `paths` lists the routes that
 //! serve them in the original server's file-path shape.
 
