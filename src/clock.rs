@@ -61,6 +61,22 @@ pub fn parse_display(text: &str) -> Option<Micros> {
         .map(|t| t.timestamp_micros())
 }
 
+/// When the local calendar day `date` begins. Where a clock change skips midnight, the day
+/// begins at the first local time that exists.
+pub fn local_day_start(date: chrono::NaiveDate) -> Micros {
+    let midnight = date.and_time(chrono::NaiveTime::MIN);
+    (0..=24)
+        .find_map(|hour| {
+            (midnight + chrono::Duration::hours(hour))
+                .and_local_timezone(Local)
+                .earliest()
+        })
+        .map_or_else(
+            || midnight.and_utc().timestamp_micros(),
+            |t| t.timestamp_micros(),
+        )
+}
+
 /// `2025-06-13T18:45:30.123456`: the seed's format for `/api/status`.
 pub fn iso(at: Micros) -> String {
     let f = fields(at);
@@ -123,5 +139,13 @@ mod tests {
             assert_eq!(shown, t.format("%Y-%m-%d %H:%M:%S").to_string());
             assert_eq!(parse_display(&shown), Some(at - at.rem_euclid(SECOND)));
         }
+    }
+
+    #[test]
+    fn a_day_starts_at_local_midnight() {
+        let date = chrono::NaiveDate::from_ymd_opt(2025, 6, 13).unwrap();
+        let start = local_day_start(date);
+        assert_eq!(display(start), "2025-06-13 00:00:00");
+        assert_eq!(display(start - 1), "2025-06-12 23:59:59");
     }
 }

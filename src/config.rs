@@ -85,7 +85,7 @@ pub const DEFAULT_MEMORY_MB: u64 = 200;
 /// The bounds derived from the memory budget, plus the connection timeouts.
 ///
 /// The budget is split: about 30 MiB for the program and the database cache, argon2 hashes (19 MiB
-/// each), request bodies in flight, and decoded pixels in flight. What is left over is slack for
+/// each), request bodies in flight, decoded pixels in flight, and search catalogs. What is left over is slack for
 /// allocator fragmentation and the many small things no one bounds one by one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Limits {
@@ -109,6 +109,8 @@ pub struct Limits {
     /// Bytes of one sync request a hub takes. It is read as a stream, so this bounds time and
     /// disk, not memory.
     pub sync_body_bytes: u64,
+    /// Bytes the search catalogs of all users may hold together (`store::search`).
+    pub search_budget: u64,
 }
 
 impl Limits {
@@ -126,6 +128,7 @@ impl Limits {
             header_timeout: Duration::from_secs(30),
             idle_timeout: Duration::from_secs(30),
             sync_body_bytes: DEFAULT_SYNC_BODY_MB * MIB,
+            search_budget: memory_mb * MIB / 4,
         }
     }
 }

@@ -77,6 +77,7 @@ pub async fn serve(
     .map_err(|e| ServeError::Startup(e.to_string()))?
     .map_err(store_error)?;
     store.disk().set_min_free(config.min_free_bytes);
+    store.set_search_budget(usize::try_from(config.limits.search_budget).unwrap_or(usize::MAX));
     let store = Arc::new(store);
 
     let default_user_id = tokio::task::spawn_blocking({

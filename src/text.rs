@@ -29,6 +29,19 @@ pub fn fold(text: &str) -> String {
     folded
 }
 
+/// The words of a search: `text` folded, then cut at white space. A word never holds white
+/// space, so it cannot match across the line breaks that keep indexed fields apart. Repeats are
+/// dropped; the order is kept.
+pub fn words(text: &str) -> Vec<String> {
+    let mut words: Vec<String> = Vec::new();
+    for word in fold(text).split_whitespace() {
+        if !words.iter().any(|w| w == word) {
+            words.push(word.to_string());
+        }
+    }
+    words
+}
+
 /// The combining marks that are accents on Latin, Greek and Cyrillic letters.
 fn is_diacritic(c: char) -> bool {
     matches!(c,
@@ -63,6 +76,14 @@ mod tests {
         assert_eq!(fold("夏季碎花连衣裙"), "夏季碎花连衣裙");
         assert_eq!(fold("한국어"), "한국어");
         assert_eq!(fold("  two  words "), "  two  words ");
+    }
+
+    #[test]
+    fn search_words_are_folded_pieces_between_white_space() {
+        assert_eq!(words("  ＤＥＮＩＭ\tcafé  denim "), ["denim", "cafe"]);
+        // The ideographic space is white space once folded (NFKC makes it U+0020).
+        assert_eq!(words("夏季\u{3000}连衣裙"), ["夏季", "连衣裙"]);
+        assert!(words(" \u{3000} ").is_empty());
     }
 
     #[test]

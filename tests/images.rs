@@ -171,7 +171,8 @@ async fn the_list_filters_by_category_pages_it_and_echoes_the_parameter() {
     );
     assert_eq!(list["images"].as_array().unwrap().len(), 8);
 
-    // A value that names no category matches nothing: an empty page, not an error.
+    // A value that names no category matches nothing: an empty page, not an error. The facets
+    // still count the other tabs.
     for raw in ["shoes", "CLOTHES", "%20char", "vton_results"] {
         let (status, list) = app
             .get_json(
@@ -184,7 +185,8 @@ async fn the_list_filters_by_category_pages_it_and_echoes_the_parameter() {
             (status, list),
             (
                 200,
-                json!({"images": [], "total": 0, "page": 1, "per_page": 5, "pages": 0, "category": echoed})
+                json!({"images": [], "total": 0, "page": 1, "per_page": 5, "pages": 0, "category": echoed,
+                       "facets": {"category": {"clothes": 5, "char": 3}, "tags": []}})
             ),
             "{raw}"
         );

@@ -247,7 +247,3 @@ async fn tags_come_with_uploads_on_every_route_or_refuse_them_whole() {
     );
     assert_eq!(user_total(&app, &alice).await, before);
 }
-
-fn urlencode(text: &str) -> String {
-    text.bytes().map(|b| format!("%{b:02X}")).collect()
-}

@@ -5,12 +5,12 @@
 
 use std::ops::{Bound, RangeInclusive};
 
-use redb::{ReadableTable, WriteTransaction};
+use redb::{ReadTransaction, ReadableTable, WriteTransaction};
 
 use super::records::{ImageRecord, OriginalMedia, Record, TagRecord, TaskRecord, codes};
 use super::tables::*;
 use super::{Batch, Result, Store, StoreError};
-use super::{blobs, paging, thumbs};
+use super::{blobs, paging, search, thumbs};
 use crate::clock::Micros;
 use crate::domain::{BlobHash, Category, ImageId, Tags, UserId};
 
@@ -59,7 +59,8 @@ pub struct TagCount {
     pub count: u64,
 }
 
-/// Adds (`delta` 1) or takes away (-1) `image`'s entries in the tag index and counts.
+/// Adds (`delta` 1) or takes away (-1) `image`'s entries in the tag index and counts, overall and
+/// in its category.
 fn index_tags(tx: &WriteTransaction, image: &ImageRecord, delta: i64) -> Result<()> {
     if image.tags.is_empty() {
         return Ok(());
@@ -102,6 +103,23 @@ fn index_tags(tx: &WriteTransaction, image: &ImageRecord, delta: i64) -> Result<
                 }
             }
         }
+    }
+    count_in_category(tx, image, delta)
+}
+
+/// Adds `delta` to the counts of `image`'s tags in its category (`USER_CATEGORY_TAGS`), removed
+/// at zero.
+fn count_in_category(tx: &WriteTransaction, image: &ImageRecord, delta: i64) -> Result<()> {
+    let mut counts = tx.open_table(USER_CATEGORY_TAGS)?;
+    let code = codes::category::to_code(image.category);
+    for shown in &image.tags {
+        let folded = crate::text::fold(shown);
+        let key = (image.user_id.as_str(), code, folded.as_str());
+        let have = counts.get(key)?.map_or(0, |v| v.value());
+        match have.checked_add_signed(delta).unwrap_or(0) {
+            0 => counts.remove(key)?,
+            n => counts.insert(key, n)?,
+        };
     }
     Ok(())
 }
@@ -256,9 +274,10 @@ pub(super) fn category_key(image: &ImageRecord) -> (&str, u8, Micros, &str) {
 }
 
 /// Adds (`delta` 1) or takes away (-1) a live image's entries in everything that lists, finds or
-/// counts live images: the time, category and tag indexes and the counters. The one place those
-/// are kept, for every way an image arrives, changes or leaves (trash, restore, delete). The
-/// record itself is the caller's to write.
+/// counts live images: the time, category and tag indexes, the search rows and the counters. The
+/// one place those are kept, for every way an image arrives, changes or leaves (trash, restore,
+/// delete). The record itself is the caller's to write. A change in place (tags, category) keeps
+/// them itself and rewrites the search row with `search::reindex`.
 pub(super) fn index_live(tx: &WriteTransaction, image: &ImageRecord, delta: i64) -> Result<()> {
     let (user, at, id) = (image.user_id.as_str(), image.saved_at, image.id.as_str());
     if delta > 0 {
@@ -273,6 +292,7 @@ pub(super) fn index_live(tx: &WriteTransaction, image: &ImageRecord, delta: i64)
         paging::bump_epoch(tx, user)?;
     }
     index_tags(tx, image, delta)?;
+    search::index(tx, image, delta)?;
     bump(tx, image, delta)
 }
 
@@ -559,6 +579,7 @@ impl Store {
             index_tags(&tx, &image, -1)?;
             image.tags = tags;
             index_tags(&tx, &image, 1)?;
+            search::reindex(&tx, &image)?;
             changed_for_hub(&mut image);
             put_record(&tx, &image)?;
         }
@@ -685,9 +706,12 @@ impl Store {
                     let mut index = tx.open_table(USER_CATEGORY_IMAGES)?;
                     index.remove(category_key(&image))?;
                     bump_category(&tx, &image, -1)?;
+                    count_in_category(&tx, &image, -1)?;
                     image.category = *category;
                     index.insert(category_key(&image), ())?;
                     bump_category(&tx, &image, 1)?;
+                    count_in_category(&tx, &image, 1)?;
+                    search::reindex(&tx, &image)?;
                     changed_for_hub(&mut image);
                     None
                 }
@@ -710,6 +734,7 @@ impl Store {
                         index_tags(&tx, &image, -1)?;
                         image.tags = tags.iter().map(|t| t.as_str().to_string()).collect();
                         index_tags(&tx, &image, 1)?;
+                        search::reindex(&tx, &image)?;
                         changed_for_hub(&mut image);
                         None
                     }
@@ -885,20 +910,31 @@ impl Store {
         page: u64,
         per_page: u64,
     ) -> Result<ImagePage> {
+        self.list_in(&self.read()?, user_id, category, page, per_page)
+    }
+
+    /// `list_images` in the snapshot `tx`.
+    pub(super) fn list_in(
+        &self,
+        tx: &ReadTransaction,
+        user_id: &UserId,
+        category: Option<Category>,
+        page: u64,
+        per_page: u64,
+    ) -> Result<ImagePage> {
         match category {
-            None => self.list_all_images(user_id, page, per_page),
-            Some(category) => self.list_category_images(user_id, category, page, per_page),
+            None => self.list_all_images(tx, user_id, page, per_page),
+            Some(category) => Self::list_category_images(tx, user_id, category, page, per_page),
         }
     }
 
     fn list_category_images(
-        &self,
+        tx: &ReadTransaction,
         user_id: &UserId,
         category: Category,
         page: u64,
         per_page: u64,
     ) -> Result<ImagePage> {
-        let tx = self.read()?;
         let key = (user_id.as_str(), codes::category::to_code(category));
         let total = tx
             .open_table(USER_CATEGORY_COUNTS)?
@@ -966,8 +1002,13 @@ impl Store {
         Ok(shown)
     }
 
-    fn list_all_images(&self, user_id: &UserId, page: u64, per_page: u64) -> Result<ImagePage> {
-        let tx = self.read()?;
+    fn list_all_images(
+        &self,
+        tx: &ReadTransaction,
+        user_id: &UserId,
+        page: u64,
+        per_page: u64,
+    ) -> Result<ImagePage> {
         let user_id = user_id.as_str();
         let total = tx
             .open_table(USER_IMAGE_COUNTS)?

@@ -14,14 +14,14 @@ use super::tables::*;
 use super::{Result, StoreError};
 
 /// The schema this build writes.
-pub const SCHEMA_VERSION: u64 = 9;
+pub const SCHEMA_VERSION: u64 = 10;
 
 pub(super) const VERSION_KEY: &str = "schema_version";
 
 /// `STEPS[n]` migrates a file from version `n + 1` to `n + 2`.
 type Step = fn(&WriteTransaction) -> Result<()>;
 const STEPS: &[Step] = &[
-    v1_to_v2, v2_to_v3, v3_to_v4, v4_to_v5, v5_to_v6, v6_to_v7, v7_to_v8, v8_to_v9,
+    v1_to_v2, v2_to_v3, v3_to_v4, v4_to_v5, v5_to_v6, v6_to_v7, v7_to_v8, v8_to_v9, v9_to_v10,
 ];
 
 /// Version 2 adds thumbnails: every image stored so far goes on the backlog to get one.
@@ -155,6 +155,40 @@ fn v8_to_v9(tx: &WriteTransaction) -> Result<()> {
     Ok(())
 }
 
+/// Version 10 adds search: every live image's search row (`USER_SEARCH`) and each user's tag
+/// counts per category (`USER_CATEGORY_TAGS`), built here from the image records. Reads each
+/// record once; holds one counter per user, category and tag.
+fn v9_to_v10(tx: &WriteTransaction) -> Result<()> {
+    let mut counts: HashMap<(String, u8, String), u64> = HashMap::new();
+    {
+        let images = tx.open_table(IMAGES)?;
+        let mut rows = tx.open_table(USER_SEARCH)?;
+        for entry in images.iter()? {
+            let (_, raw) = entry?;
+            let image = ImageRecord::decode(raw.value())?;
+            if image.is_trashed() {
+                continue;
+            }
+            let row = super::search::record_of(&image);
+            let code = super::records::codes::category::to_code(image.category);
+            for tag in &row.tags {
+                *counts
+                    .entry((image.user_id.to_string(), code, tag.clone()))
+                    .or_default() += 1;
+            }
+            rows.insert(
+                (image.user_id.as_str(), image.saved_at, image.id.as_str()),
+                row.encode().as_slice(),
+            )?;
+        }
+    }
+    let mut table = tx.open_table(USER_CATEGORY_TAGS)?;
+    for ((user, code, tag), n) in &counts {
+        table.insert((user.as_str(), *code, tag.as_str()), *n)?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::Store;
@@ -241,6 +275,69 @@ mod tests {
         listed.sort();
         assert_eq!(listed, ["a", "b"]);
         assert!(store.check().unwrap().is_clean());
+    }
+
+    #[test]
+    fn a_version_9_file_opens_with_its_search_rows_and_category_tag_counts_complete() {
+        use crate::store::{CategoryFilter, SearchQuery};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.redb");
+        {
+            let store = Store::open(&path, 1 << 20).unwrap();
+            add_user(&store, "u");
+            for (id, at, category, title, tags) in [
+                ("a", 1, Category::Clothes, "夏季碎花连衣裙", &["Summer"][..]),
+                ("b", 2, Category::Char, "初音ミク", &["summer", "miku"][..]),
+                ("c", 3, Category::Clothes, "连衣裙 trashed", &[][..]),
+            ] {
+                let (image, task) = new_image(id, "u", at, id.as_bytes());
+                let image = ImageRecord {
+                    category,
+                    page_title: Some(title.into()),
+                    tags: tags.iter().map(|t| t.to_string()).collect(),
+                    ..image
+                };
+                store.save_image(&image, id.as_bytes(), &task).unwrap();
+            }
+            store.trash_image(&"c".into(), &"u".into(), 5).unwrap();
+        }
+        // What version 9 wrote: the same tables, without the search rows and the counts.
+        {
+            let db = Database::create(&path).unwrap();
+            let tx = db.begin_write().unwrap();
+            assert!(tx.delete_table(USER_SEARCH).unwrap());
+            assert!(tx.delete_table(USER_CATEGORY_TAGS).unwrap());
+            tx.open_table(META).unwrap().insert(VERSION_KEY, 9).unwrap();
+            tx.commit().unwrap();
+        }
+
+        let store = Store::open(&path, 1 << 20).unwrap();
+        let report = store.check().unwrap();
+        assert_eq!(report.schema_version, SCHEMA_VERSION);
+        assert!(report.is_clean(), "{:?}", report.problems);
+        let search = |word: &str, category| {
+            let query = SearchQuery {
+                words: vec![word.into()],
+                category,
+                page: 1,
+                per_page: 10,
+                ..SearchQuery::default()
+            };
+            let page = store.search(&"u".into(), &query).unwrap();
+            let ids: Vec<String> = page.images.iter().map(|i| i.id.to_string()).collect();
+            (ids, page.facets.tags.len())
+        };
+        assert_eq!(search("连衣裙", CategoryFilter::Any), (vec!["a".into()], 1));
+        assert_eq!(search("ミク", CategoryFilter::Any), (vec!["b".into()], 2));
+        let clothes = SearchQuery {
+            category: CategoryFilter::Only(Category::Clothes),
+            page: 1,
+            per_page: 10,
+            ..SearchQuery::default()
+        };
+        let listed = store.search(&"u".into(), &clothes).unwrap();
+        assert_eq!(listed.facets.tags[0].tag, "Summer");
+        assert_eq!(listed.facets.tags[0].count, 1);
     }
 
     #[test]

@@ -16,6 +16,7 @@ mod migrate;
 mod paging;
 pub mod records;
 pub mod revisit;
+mod search;
 mod sessions;
 mod sync;
 pub mod tables;
@@ -42,11 +43,16 @@ pub use images::{
     NewMedia, Skipped, SyncUpdate, TagCount,
 };
 pub use migrate::SCHEMA_VERSION;
+pub use search::{CategoryFilter, FACET_TAGS, Facets, SearchPage, SearchQuery, Sort};
 
 /// Default page cache: small enough for a 1 GB Raspberry Pi, large enough for the index pages a
 /// gallery touches. Blob chunks pass through it too, but each is read once per request and the
 /// kernel's file cache holds them just as well, so a larger cache mostly holds image bytes.
 pub const DEFAULT_CACHE_BYTES: usize = 16 * 1024 * 1024;
+
+/// Default memory of the search catalogs of all users together: a quarter of the default
+/// `--memory-mb` (the server sets it from the flag; see `store::search`).
+pub const DEFAULT_SEARCH_BUDGET: usize = 50 * 1024 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -167,6 +173,8 @@ pub struct Store {
     last_durable: AtomicI64,
     /// Where deep pages of each user's images start (see `paging`).
     marks: paging::PageMarks,
+    /// The search catalogs of the users who searched (see `search`).
+    catalogs: search::Catalogs,
 }
 
 /// Derived data (thumbnails, task completions) may lag on disk by this much: losing it in a crash
@@ -197,6 +205,7 @@ impl Store {
             held_sessions: sessions::Held::default(),
             last_durable: AtomicI64::new(clock::now()),
             marks: paging::PageMarks::default(),
+            catalogs: search::Catalogs::new(DEFAULT_SEARCH_BUDGET),
         })
     }
 

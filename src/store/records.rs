@@ -317,6 +317,50 @@ impl Record for TagRecord {
     const VERSION: u8 = 1;
 }
 
+/// What search matches a live image by (`USER_SEARCH`, kept by `store::search`): beside the time
+/// index, so that a user's search catalog is built from one range read instead of a record
+/// lookup per image. Text and tags are folded by `text::fold`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SearchRecord {
+    #[serde(with = "codes::category")]
+    pub category: Category,
+    pub file_size: u64,
+    /// The image's tags, folded, in its order.
+    pub tags: Vec<String>,
+    /// The image's text fields, folded, one after another with a line break between them.
+    pub text: String,
+}
+
+/// A `SearchRecord` read in place: its strings borrow the stored bytes.
+#[derive(Debug, PartialEq, Eq, Deserialize)]
+pub struct SearchView<'a> {
+    #[serde(with = "codes::category")]
+    pub category: Category,
+    pub file_size: u64,
+    #[serde(borrow)]
+    pub tags: Vec<&'a str>,
+    pub text: &'a str,
+}
+
+impl Record for SearchRecord {
+    const NAME: &'static str = "search";
+    const VERSION: u8 = 1;
+}
+
+impl SearchRecord {
+    /// Reads stored bytes without copying their text (a catalog reads every row of a user).
+    pub fn view(bytes: &[u8]) -> Result<SearchView<'_>, StoreError> {
+        match bytes.split_first() {
+            Some((&v, rest)) if v == Self::VERSION => postcard::from_bytes(rest)
+                .map_err(|e| StoreError::Corrupt(format!("search record: {e}"))),
+            Some((v, _)) => Err(StoreError::Corrupt(format!(
+                "search record has unknown version {v}"
+            ))),
+            None => Err(StoreError::Corrupt("empty search record".into())),
+        }
+    }
+}
+
 /// Stored by variant index: the order of the variants is the disk format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum TaskStatus {
@@ -671,6 +715,19 @@ mod tests {
                 shown: "Denim".into(),
             },
             "01ac020544656e696d",
+        );
+        let search = SearchRecord {
+            category: Category::Char,
+            file_size: 300,
+            tags: vec!["red".into()],
+            text: "夏\nx".into(),
+        };
+        golden(search.clone(), "0101ac02010372656405e5a48f0a78");
+        let bytes = search.encode();
+        let view = SearchRecord::view(&bytes).unwrap();
+        assert_eq!(
+            (view.category, view.file_size, view.tags, view.text),
+            (Category::Char, 300, vec!["red"], "夏\nx")
         );
         golden(
             HubSessionRecord {

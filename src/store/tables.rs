@@ -44,6 +44,17 @@ pub const USER_TAG_IMAGES: TableDefinition<(&str, &str, i64, &str), ()> =
 /// `USER_TAG_IMAGES`; absent when none do. Ordered by folded tag, for autocomplete by prefix.
 pub const USER_TAGS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("user_tags");
 
+/// (user_id, category code, folded tag) → how many of the user's images in that category carry the
+/// tag, kept in step with `USER_TAGS`; absent when none do. For the tag counts of one category's
+/// listing without reading its images.
+pub const USER_CATEGORY_TAGS: TableDefinition<(&str, u8, &str), u64> =
+    TableDefinition::new("user_category_tags");
+
+/// (user_id, saved_at, image_id) → `SearchRecord`: what search matches each live image by, keyed
+/// like `USER_IMAGES`, so a user's search catalog is one range read in time order (`store::search`).
+pub const USER_SEARCH: TableDefinition<(&str, i64, &str), &[u8]> =
+    TableDefinition::new("user_search");
+
 /// (user_id, trashed_at, image_id): a user's trashed images, newest in the trash last. Trashed
 /// images are in no other index or count (see `ImageRecord::trashed_at`).
 pub const USER_TRASH: TableDefinition<(&str, i64, &str), ()> = TableDefinition::new("user_trash");
@@ -144,6 +155,14 @@ macro_rules! for_every_table {
             $body;
         }
         {
+            let $table = $crate::store::tables::USER_CATEGORY_TAGS;
+            $body;
+        }
+        {
+            let $table = $crate::store::tables::USER_SEARCH;
+            $body;
+        }
+        {
             let $table = $crate::store::tables::USER_TRASH;
             $body;
         }
@@ -238,6 +257,21 @@ mod tests {
         assert_eq!(hex(index.as_ref()), "0203753172656400401e18240a0600692d31");
         let count = <CountKey as Value>::as_bytes(&("u1", "red"));
         assert_eq!(hex(count.as_ref()), "027531726564");
+    }
+
+    /// The search tables' keys, pinned like the others.
+    #[test]
+    fn search_keys_keep_their_bytes() {
+        type SearchKey = (&'static str, i64, &'static str);
+        type CategoryTagKey = (&'static str, u8, &'static str);
+        let _: (
+            &TableDefinition<SearchKey, &[u8]>,
+            &TableDefinition<CategoryTagKey, u64>,
+        ) = (&USER_SEARCH, &USER_CATEGORY_TAGS);
+        let search = <SearchKey as Value>::as_bytes(&("u1", 1_700_000_000_000_000, "i-1"));
+        assert_eq!(hex(search.as_ref()), "02753100401e18240a0600692d31");
+        let counted = <CategoryTagKey as Value>::as_bytes(&("u1", 1, "red"));
+        assert_eq!(hex(counted.as_ref()), "02753101726564");
     }
 
     /// `for_every_table!` names every table declared in this file, so no table is left out of new

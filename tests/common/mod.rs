@@ -288,6 +288,11 @@ impl TestApp {
     }
 }
 
+/// `text` percent-encoded, every byte, for a query string.
+pub fn urlencode(text: &str) -> String {
+    text.bytes().map(|b| format!("%{b:02X}")).collect()
+}
+
 /// The answer's `Set-Cookie` header.
 pub fn set_cookie(resp: &reqwest::Response) -> String {
     resp.headers()

@@ -1,5 +1,8 @@
-//! The caller's images as the seed's paged list, all of them, one category's or those with given
-//! tags, and deleting one (to the trash).
+//! The caller's images as the seed's paged list, searched and filtered (words, tags, category,
+//! saved dates, order) with counts beside the page, and deleting one (to the trash).
+//!
+//! Parameters are checked here, once (a bad one is a 400 and nothing runs); the search itself is
+//! `Store::search`.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -7,12 +10,13 @@ use std::sync::Arc;
 use serde::Serialize;
 use warp::{Filter, Rejection, Reply};
 
+use super::tags::TagCountView;
 use crate::api::auth::{Caller, require_user};
 use crate::api::{ApiError, AppState, blocking, reject, with_state};
 use crate::clock;
 use crate::domain::{Category, ImageId, Tags, UserId};
-use crate::store::DeleteOutcome;
 use crate::store::records::ImageRecord;
+use crate::store::{CategoryFilter, DeleteOutcome, Facets, SearchQuery, Sort};
 
 pub fn routes(
     state: Arc<AppState>,
@@ -94,6 +98,7 @@ impl From<ImageRecord> for ImageView {
 /// A category's page walks its index from the newest end (`Store::list_images`), one key per
 /// image before the page; past this offset that walk costs more than the hop to the blocking pool,
 /// so it is made there. The list of all images starts deep pages from a mark and stays in place.
+/// Searches always go to the pool.
 const IN_PLACE_OFFSET: u64 = 512;
 
 #[derive(Serialize)]
@@ -105,6 +110,97 @@ pub(super) struct ImageList {
     pub pages: u64,
     /// The `category` parameter as given: `null` when absent, `""` when empty.
     pub category: Option<String>,
+    /// Counts beside a search (not in trash listings).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub facets: Option<FacetsView>,
+}
+
+#[derive(Serialize)]
+pub(super) struct FacetsView {
+    /// Matches in each category, whatever the `category` parameter.
+    category: CategoryCounts,
+    /// The most frequent tags among the matches.
+    tags: Vec<TagCountView>,
+}
+
+#[derive(Serialize)]
+struct CategoryCounts {
+    clothes: u64,
+    char: u64,
+}
+
+impl From<Facets> for FacetsView {
+    fn from(facets: Facets) -> Self {
+        let count = |wanted| {
+            facets
+                .categories
+                .iter()
+                .find(|(category, _)| *category == wanted)
+                .map_or(0, |(_, n)| *n)
+        };
+        Self {
+            category: CategoryCounts {
+                clothes: count(Category::Clothes),
+                char: count(Category::Char),
+            },
+            tags: facets.tags.into_iter().map(TagCountView::from).collect(),
+        }
+    }
+}
+
+/// The longest `q`, in characters.
+const MAX_QUERY_CHARS: usize = 256;
+
+/// The search the parameters ask for; a 400 for a `q` too long, a date that is not `YYYY-MM-DD`,
+/// `from` after `to`, or an unknown `sort`.
+fn search_query(
+    query: &HashMap<String, String>,
+    tags: Tags,
+    category: CategoryFilter,
+    (page, per_page): (u64, u64),
+) -> Result<SearchQuery, ApiError> {
+    let bad = |message: &str| ApiError::BadRequest(message.to_string());
+    let q = query.get("q").map_or("", String::as_str);
+    if q.chars().count() > MAX_QUERY_CHARS {
+        return Err(bad("搜索词不能超过256个字符"));
+    }
+    let date = |key: &str| match query.get(key).map(|v| v.trim()) {
+        None | Some("") => Ok(None),
+        Some(raw) => parse_date(raw)
+            .map(Some)
+            .ok_or_else(|| bad("日期格式应为 YYYY-MM-DD")),
+    };
+    let (from, to) = (date("from")?, date("to")?);
+    if from.zip(to).is_some_and(|(from, to)| from > to) {
+        return Err(bad("开始日期不能晚于结束日期"));
+    }
+    let sort = match query.get("sort").map(|v| v.trim()) {
+        None | Some("") => Sort::default(),
+        Some(raw) => Sort::parse(raw).ok_or_else(|| bad("不支持的排序方式"))?,
+    };
+    Ok(SearchQuery {
+        words: crate::text::words(q),
+        tags,
+        category,
+        from: from.map(clock::local_day_start),
+        // The end of `to`: the start of the next day, or no end for the last day chrono knows.
+        until: to.and_then(|to| to.succ_opt()).map(clock::local_day_start),
+        sort,
+        page,
+        per_page,
+    })
+}
+
+/// `YYYY-MM-DD`, exactly: ten characters, a real date.
+fn parse_date(raw: &str) -> Option<chrono::NaiveDate> {
+    let shaped = raw.len() == 10
+        && raw.bytes().enumerate().all(|(i, b)| match i {
+            4 | 7 => b == b'-',
+            _ => b.is_ascii_digit(),
+        });
+    shaped
+        .then(|| chrono::NaiveDate::parse_from_str(raw, "%Y-%m-%d").ok())
+        .flatten()
 }
 
 /// `page` and `per_page` as the seed reads them: unparsable numbers fall back to the defaults,
@@ -131,45 +227,28 @@ async fn list(
     let query: HashMap<String, String> = pairs.into_iter().filter(|(k, _)| k != "tag").collect();
     let (page, per_page) = paging(&query);
     let given = query.get("category").cloned();
-    let user_id = caller.user.user_id;
     // As the original: an empty `category` is no filter, and one that names no category matches
     // nothing (its query compared it with the stored column), which is an empty page, not an error.
-    let filter = match given.as_deref() {
-        None | Some("") => None,
-        Some(raw) => match Category::parse(raw) {
-            Some(category) => Some(category),
-            None => {
-                return Ok(warp::reply::json(&ImageList {
-                    images: Vec::new(),
-                    total: 0,
-                    page,
-                    per_page,
-                    pages: 0,
-                    category: given,
-                }));
-            }
-        },
+    let category = match given.as_deref() {
+        None | Some("") => CategoryFilter::Any,
+        Some(raw) => Category::parse(raw).map_or(CategoryFilter::Nothing, CategoryFilter::Only),
     };
+    let search = search_query(&query, tags, category, (page, per_page)).map_err(reject)?;
+    let user_id = caller.user.user_id;
     let offset = page.saturating_sub(1).saturating_mul(per_page);
-    let found = if !tags.is_empty() {
-        // Reads the tag index and, with more filters, the records it names: off the runtime.
-        blocking(move || {
-            Ok(state
-                .store
-                .list_tagged_images(&user_id, &tags, filter, page, per_page)?)
-        })
-        .await
-        .map_err(reject)?
-    } else if filter.is_some() && offset > IN_PLACE_OFFSET {
-        blocking(move || Ok(state.store.list_images(&user_id, filter, page, per_page)?))
-            .await
-            .map_err(reject)?
-    } else {
-        // Reads from the in-memory page marks and cached index pages, in place (see `blocking`).
+    let in_place = search.is_plain()
+        && (!matches!(category, CategoryFilter::Only(_)) || offset <= IN_PLACE_OFFSET);
+    let found = if in_place {
+        // Reads from the in-memory page marks, cached index pages and counters (see `blocking`).
         state
             .store
-            .list_images(&user_id, filter, page, per_page)
+            .search(&user_id, &search)
             .map_err(|e| reject(e.into()))?
+    } else {
+        // Searches a catalog (built first, if need be) or reads index pages: off the runtime.
+        blocking(move || Ok(state.store.search(&user_id, &search)?))
+            .await
+            .map_err(reject)?
     };
     Ok(warp::reply::json(&ImageList {
         pages: found.total.div_ceil(per_page),
@@ -178,6 +257,7 @@ async fn list(
         page,
         per_page,
         category: given,
+        facets: Some(found.facets.into()),
     }))
 }
 

@@ -8,9 +8,10 @@
 //! and bytes a minute, 429 past it), or refused when `--anonymous-uploads false`; a session's own
 //! uploads are never counted.
 //!
-//! `upload` takes images in, `list` pages through them (by category and tag) and moves them to
-//! the trash, `trash` lists and empties it, `tags` sets an image's tags and completes tag names,
-//! `batch` acts on many images at once, `edit` turns, mirrors, crops and reverts one, `files` serves their bytes, `paths` lists the routes that
+//! `upload` takes images in, `list` pages through them (searched by words, tags, category and
+//! saved date, with facets) and moves them to the trash, `trash` lists and empties it, `tags` sets
+//! an image's tags and completes tag names, `batch` acts on many images at once, `edit` turns,
+//! mirrors, crops and reverts one, `files` serves their bytes, `paths` lists the routes that
 //! serve them in the original server's file-path shape.
 
 mod batch;

@@ -82,15 +82,22 @@ async fn set_tags(
     }
 }
 
+/// A tag and how many images carry it: an autocomplete suggestion, or a search's facet.
 #[derive(Serialize)]
-struct Suggestion {
+pub(super) struct TagCountView {
     tag: String,
     count: u64,
 }
 
+impl From<TagCount> for TagCountView {
+    fn from(TagCount { tag, count }: TagCount) -> Self {
+        Self { tag, count }
+    }
+}
+
 #[derive(Serialize)]
 struct Suggestions {
-    tags: Vec<Suggestion>,
+    tags: Vec<TagCountView>,
 }
 
 async fn suggest(
@@ -114,9 +121,6 @@ async fn suggest(
         .await
         .map_err(reject)?;
     Ok(warp::reply::json(&Suggestions {
-        tags: found
-            .into_iter()
-            .map(|TagCount { tag, count }| Suggestion { tag, count })
-            .collect(),
+        tags: found.into_iter().map(TagCountView::from).collect(),
     }))
 }

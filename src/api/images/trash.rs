@@ -47,6 +47,7 @@ async fn list(
         page,
         per_page,
         category: None,
+        facets: None,
     }))
 }
 

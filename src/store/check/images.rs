@@ -1,10 +1,12 @@
 //! Images: the image total, every index entry (by name, by time, by category, by tag, in the
-//! trash) matches its record both ways, and the per-category and per-tag counts match the records
-//! (all kept by `store::images`). Trashed images are in the name and trash indexes only.
+//! trash, the search rows) matches its record both ways, and the per-category and per-tag counts
+//! match the records (all kept by `store::images`). Trashed images are in the name and trash
+//! indexes only.
 
 use super::*;
 use crate::store::images::category_key;
 use crate::store::records::{Record, TagRecord, codes};
+use crate::store::search::{bump_epoch as bump_search_epoch, record_of};
 
 /// The image records that decode, and the ids of those that do not.
 pub(super) struct Images {
@@ -374,6 +376,93 @@ pub(super) fn check_tag_index(
     Ok(())
 }
 
+/// The search rows matched with the live image records both ways (each row must be what
+/// `search::record_of` makes of its record), and each user's tag counts per category against the
+/// records.
+pub(super) fn check_search_index(
+    tx: &ReadTransaction,
+    images: &Images,
+    out: &mut Findings,
+) -> Result<()> {
+    let rows = tx.open_table(USER_SEARCH)?;
+    let mut counted: BTreeMap<(String, u8, String), u64> = BTreeMap::new();
+    for image in images.sorted_live() {
+        let row = record_of(image);
+        let code = codes::category::to_code(image.category);
+        for tag in &row.tags {
+            *counted
+                .entry((image.user_id.to_string(), code, tag.clone()))
+                .or_default() += 1;
+        }
+        let want = row.encode();
+        let key = (image.user_id.as_str(), image.saved_at, image.id.as_str());
+        let what = match rows.get(key)? {
+            Some(have) if have.value() == want.as_slice() => continue,
+            Some(_) => format!("search row of image {} does not match its record", image.id),
+            None => format!("image {} is missing from the search rows", image.id),
+        };
+        out.found(
+            what,
+            Some(Fix::PutSearchRow(
+                key.0.to_string(),
+                key.1,
+                key.2.to_string(),
+                want,
+            )),
+        );
+    }
+    for entry in rows.iter()? {
+        let (key, _) = entry?;
+        let (user, saved_at, id) = key.value();
+        let fits = images.entry_fits(id, |img| {
+            !img.is_trashed() && img.user_id.as_str() == user && img.saved_at == saved_at
+        });
+        if !fits {
+            out.found(
+                format!("search row of user {user} points at image {id}, which is not there"),
+                Some(Fix::RemoveSearchRow(
+                    user.to_string(),
+                    saved_at,
+                    id.to_string(),
+                )),
+            );
+        }
+    }
+
+    let mut stored = BTreeMap::new();
+    for entry in tx.open_table(USER_CATEGORY_TAGS)?.iter()? {
+        let (key, value) = entry?;
+        let (user, code, tag) = key.value();
+        stored.insert((user.to_string(), code, tag.to_string()), value.value());
+    }
+    let fix = images.all_known();
+    for (key, &n) in &counted {
+        let have = stored.get(key).copied().unwrap_or(0);
+        if have != n {
+            let (user, code, tag) = key;
+            out.found(
+                format!(
+                    "{} count of tag {tag:?} of user {user} is {have}, but {n} images carry it",
+                    category_name(*code)
+                ),
+                fix.then(|| Fix::SetCategoryTagCount(user.clone(), *code, tag.clone(), n)),
+            );
+        }
+    }
+    for ((user, code, tag), have) in &stored {
+        if !counted.contains_key(&(user.clone(), *code, tag.clone())) {
+            out.found(
+                format!(
+                    "{} count of tag {tag:?} of user {user} is {have}, but no such image carries it",
+                    category_name(*code)
+                ),
+                fix.then(|| Fix::SetCategoryTagCount(user.clone(), *code, tag.clone(), 0)),
+            );
+        }
+    }
+    Ok(())
+}
+
 #[derive(Debug)]
 pub(super) enum Fix {
     SetTotal(u64),
@@ -391,6 +480,11 @@ pub(super) enum Fix {
     RemoveTagIndex(String, String, i64, String),
     /// User, folded tag, count (zero removes it) and the spelling to show.
     SetTagCount(String, String, u64, String),
+    /// User, saved_at, image id and the row's bytes.
+    PutSearchRow(String, i64, String, Vec<u8>),
+    RemoveSearchRow(String, i64, String),
+    /// User, category code, folded tag, count (zero removes it).
+    SetCategoryTagCount(String, u8, String, u64),
 }
 
 impl Repair for Fix {
@@ -470,6 +564,24 @@ impl Repair for Fix {
                     .map_or_else(|| shown.clone(), |r| r.shown);
                 let record = TagRecord { count: *n, shown };
                 counts.insert((user.as_str(), folded.as_str()), record.encode().as_slice())?;
+            }
+            Self::PutSearchRow(user, at, id, row) => {
+                tx.open_table(USER_SEARCH)?
+                    .insert((user.as_str(), *at, id.as_str()), row.as_slice())?;
+                bump_search_epoch(tx, user)?;
+            }
+            Self::RemoveSearchRow(user, at, id) => {
+                tx.open_table(USER_SEARCH)?
+                    .remove((user.as_str(), *at, id.as_str()))?;
+                bump_search_epoch(tx, user)?;
+            }
+            Self::SetCategoryTagCount(user, code, tag, 0) => {
+                tx.open_table(USER_CATEGORY_TAGS)?
+                    .remove((user.as_str(), *code, tag.as_str()))?;
+            }
+            Self::SetCategoryTagCount(user, code, tag, n) => {
+                tx.open_table(USER_CATEGORY_TAGS)?
+                    .insert((user.as_str(), *code, tag.as_str()), *n)?;
             }
         }
         Ok(())

@@ -38,7 +38,10 @@ mod thumbs;
 mod users;
 
 use blobs::check_blobs;
-use images::{Images, check_category_index, check_image_indexes, check_tag_index, load_images};
+use images::{
+    Images, check_category_index, check_image_indexes, check_search_index, check_tag_index,
+    load_images,
+};
 use sessions::check_sessions;
 use tasks::check_tasks;
 use thumbs::check_thumbnails;
@@ -189,6 +192,7 @@ fn check_in(tx: &ReadTransaction) -> Result<CheckReport> {
     check_image_indexes(tx, &images, &mut out)?;
     check_category_index(tx, &images, &mut out)?;
     check_tag_index(tx, &images, &mut out)?;
+    check_search_index(tx, &images, &mut out)?;
     check_tasks(tx, &mut report, &mut out)?;
     check_sessions(tx, &users, &mut report, &mut out)?;
     check_blobs(tx, &images, &mut report, &mut out)?;
@@ -361,6 +365,68 @@ mod tests {
         // Recounted from the records: the spelling of the first image in time order (a, then c).
         assert_eq!(offered[0].tag, "RED");
         assert!(store.tags(&"u2".into(), "", 10).unwrap().is_empty());
+    }
+
+    #[test]
+    fn planted_search_row_and_category_tag_count_problems_are_found_and_repaired() {
+        use crate::domain::Tags;
+        use crate::store::SearchQuery;
+        let (_dir, store, _, _) = populated();
+        let tags = Tags::parse(["Red"]).unwrap();
+        store.set_tags(&"c".into(), &"u1".into(), &tags).unwrap();
+        let search = |user: &str, word: &str| {
+            let query = SearchQuery {
+                words: vec![word.into()],
+                page: 1,
+                per_page: 10,
+                ..SearchQuery::default()
+            };
+            let page = store.search(&user.into(), &query).unwrap();
+            let ids: Vec<String> = page.images.iter().map(|i| i.id.to_string()).collect();
+            ids
+        };
+        assert_eq!(search("u1", "red"), ["c"]);
+        let tx = store.write().unwrap();
+        {
+            let mut rows = tx.open_table(USER_SEARCH).unwrap();
+            assert!(rows.remove(("u1", 10, "c")).unwrap().is_some());
+            let stale = crate::store::search::record_of(&load(&tx, "a"));
+            let mut wrong = stale.clone();
+            wrong.text = "planted".into();
+            rows.insert(("u1", 10, "a"), wrong.encode().as_slice())
+                .unwrap();
+            rows.insert(("u2", 5, "i-ghost"), stale.encode().as_slice())
+                .unwrap();
+            let mut counts = tx.open_table(USER_CATEGORY_TAGS).unwrap();
+            assert!(counts.remove(("u1", 0, "red")).unwrap().is_some());
+            counts.insert(("u2", 1, "ghost"), 3).unwrap();
+        }
+        tx.commit().unwrap();
+
+        let report = store.check().unwrap();
+        let text = lines(&report);
+        for expected in [
+            "image c is missing from the search rows",
+            "search row of image a does not match its record",
+            "search row of user u2 points at image i-ghost, which is not there",
+            "clothes count of tag \"red\" of user u1 is 0, but 1 images carry it",
+            "char count of tag \"ghost\" of user u2 is 3, but no such image carries it",
+        ] {
+            assert!(text.contains(expected), "{expected:?} not in\n{text}");
+        }
+        assert_eq!(report.problems.len(), 5, "{text}");
+        let repaired = store.repair().unwrap();
+        assert_eq!(repaired.fixed.len(), 5);
+        assert!(repaired.after.is_clean(), "{}", lines(&repaired.after));
+        // The repair bumped the epoch, so no catalog built before it answers.
+        assert_eq!(search("u1", "red"), ["c"]);
+        assert!(search("u1", "planted").is_empty());
+        assert!(search("u2", "a").is_empty());
+    }
+
+    fn load(tx: &WriteTransaction, id: &str) -> ImageRecord {
+        let images = tx.open_table(IMAGES).unwrap();
+        ImageRecord::decode(images.get(id).unwrap().unwrap().value()).unwrap()
     }
 
     #[test]

@@ -1,0 +1,202 @@
+//! The search catalogs of the users who searched, within one memory budget: least recently used
+//! out first, one build at a time, and a catalog that cannot fit alone is not kept at all (its
+//! user is searched by `scan`).
+//!
+//! A catalog is read under its slot's read lock (many queries at once) and extended or rebuilt
+//! under its write lock; queries of a user whose catalog is being built wait for it rather than
+//! build their own.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
+
+use redb::ReadTransaction;
+
+use super::Result;
+use super::Snapshot;
+use super::catalog::{Catalog, Covers};
+
+/// What became of a query put to a catalog.
+pub(super) enum Use<T> {
+    Found(T),
+    /// The catalog is of a later epoch than the query's snapshot: a fresh snapshot can use it.
+    Newer,
+    /// The user's catalog does not fit the budget.
+    TooBig,
+}
+
+pub(in crate::store) struct Catalogs {
+    budget: AtomicUsize,
+    slots: Mutex<Slots>,
+    /// Held by the one build running.
+    building: Mutex<()>,
+}
+
+#[derive(Default)]
+struct Slots {
+    by_user: HashMap<String, Held>,
+    /// Counts uses, for least recently used.
+    clock: u64,
+}
+
+struct Held {
+    slot: Arc<Slot>,
+    used: u64,
+}
+
+#[derive(Default)]
+struct Slot {
+    catalog: RwLock<Option<Catalog>>,
+    /// `Catalog::bytes` of what `catalog` holds, readable without its lock.
+    bytes: AtomicUsize,
+    /// The epoch at which the user's catalog was found too big: not tried again within it
+    /// (uploads only make it bigger).
+    too_big: Mutex<Option<u64>>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Catalogs {
+    pub(in crate::store) fn new(budget: usize) -> Self {
+        Self {
+            budget: AtomicUsize::new(budget),
+            slots: Mutex::default(),
+            building: Mutex::default(),
+        }
+    }
+
+    pub(super) fn set_budget(&self, bytes: usize) {
+        self.budget.store(bytes, Ordering::Relaxed);
+        self.make_room("", 0);
+    }
+
+    /// Bytes held by the catalogs kept.
+    #[cfg(test)]
+    pub(super) fn held(&self) -> usize {
+        let slots = lock(&self.slots);
+        slots
+            .by_user
+            .values()
+            .map(|h| h.slot.bytes.load(Ordering::Relaxed))
+            .sum()
+    }
+
+    /// The users whose catalogs are kept, in order.
+    #[cfg(test)]
+    pub(super) fn kept(&self) -> Vec<String> {
+        let slots = lock(&self.slots);
+        let mut users: Vec<String> = slots
+            .by_user
+            .iter()
+            .filter(|(_, h)| h.slot.bytes.load(Ordering::Relaxed) > 0)
+            .map(|(user, _)| user.clone())
+            .collect();
+        users.sort();
+        users
+    }
+
+    /// `user`'s slot, made if missing, marked as just used.
+    fn slot(&self, user: &str) -> Arc<Slot> {
+        let mut slots = lock(&self.slots);
+        slots.clock += 1;
+        let now = slots.clock;
+        let held = slots
+            .by_user
+            .entry(user.to_string())
+            .or_insert_with(|| Held {
+                slot: Arc::default(),
+                used: now,
+            });
+        held.used = now;
+        held.slot.clone()
+    }
+
+    /// Whether a catalog of `bytes` for `user` fits, once the least recently used catalogs of
+    /// other users are dropped as needed.
+    fn make_room(&self, user: &str, bytes: usize) -> bool {
+        let budget = self.budget.load(Ordering::Relaxed);
+        let mut slots = lock(&self.slots);
+        loop {
+            let others: usize = slots
+                .by_user
+                .iter()
+                .filter(|(owner, _)| owner.as_str() != user)
+                .map(|(_, held)| held.slot.bytes.load(Ordering::Relaxed))
+                .sum();
+            if others.saturating_add(bytes) <= budget {
+                return true;
+            }
+            let oldest = slots
+                .by_user
+                .iter()
+                .filter(|(owner, held)| {
+                    owner.as_str() != user && held.slot.bytes.load(Ordering::Relaxed) > 0
+                })
+                .min_by_key(|(_, held)| held.used)
+                .map(|(owner, _)| owner.clone());
+            match oldest {
+                Some(owner) => {
+                    slots.by_user.remove(&owner);
+                }
+                None => return bytes <= budget,
+            }
+        }
+    }
+
+    /// Runs `query` on `user`'s catalog as of `snapshot` (read from `tx`): with the number of its
+    /// images the snapshot holds. Builds the catalog, or extends it with newer uploads, first if
+    /// needed.
+    pub(super) fn with<T>(
+        &self,
+        tx: &ReadTransaction,
+        user: &str,
+        snapshot: &Snapshot,
+        query: impl FnOnce(&Catalog, usize) -> T,
+    ) -> Result<Use<T>> {
+        let slot = self.slot(user);
+        let mut query = Some(query);
+        loop {
+            {
+                let held = slot.catalog.read().unwrap_or_else(PoisonError::into_inner);
+                if let Some(catalog) = held.as_ref() {
+                    match catalog.covers(snapshot) {
+                        Covers::Rows(rows) => {
+                            let query = query.take().expect("a query runs once");
+                            return Ok(Use::Found(query(catalog, rows)));
+                        }
+                        Covers::Newer => return Ok(Use::Newer),
+                        Covers::Behind | Covers::Stale => {}
+                    }
+                }
+            }
+            let mut held = slot.catalog.write().unwrap_or_else(PoisonError::into_inner);
+            match held.as_ref().map(|c| c.covers(snapshot)) {
+                // Another query brought it up to date meanwhile.
+                Some(Covers::Rows(_) | Covers::Newer) => continue,
+                Some(Covers::Behind) => {
+                    held.as_mut().expect("a catalog").extend(tx, user)?;
+                }
+                Some(Covers::Stale) | None => {
+                    if *lock(&slot.too_big) == Some(snapshot.epoch) {
+                        return Ok(Use::TooBig);
+                    }
+                    *held = None;
+                    slot.bytes.store(0, Ordering::Relaxed);
+                    let _one_build = lock(&self.building);
+                    let mut room = |bytes| self.make_room(user, bytes);
+                    *held = Catalog::load(tx, user, snapshot.epoch, &mut room)?;
+                }
+            }
+            let bytes = held.as_ref().map_or(0, Catalog::bytes);
+            if held.is_none() || !self.make_room(user, bytes) {
+                *held = None;
+                slot.bytes.store(0, Ordering::Relaxed);
+                *lock(&slot.too_big) = Some(snapshot.epoch);
+                return Ok(Use::TooBig);
+            }
+            slot.bytes.store(bytes, Ordering::Relaxed);
+        }
+    }
+}
