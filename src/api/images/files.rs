@@ -63,13 +63,22 @@ fn conditions() -> impl Filter<Extract = (Conditions,), Error = Rejection> + Clo
     warp::header::optional::<String>("if-none-match")
         .and(warp::header::optional::<String>("range"))
         .and(warp::header::optional::<String>("if-range"))
-        .and(warp::query::raw().or(warp::any().map(String::new)).unify())
-        .map(|if_none_match, range, if_range, query: String| Conditions {
-            if_none_match,
-            range,
-            if_range,
-            trashed: query.split('&').any(|pair| pair == TRASHED_QUERY),
-        })
+        // An absent query reads as empty here (no rejection to build and recover from, which
+        // `query::raw` costs on every request without one); other parameters are ignored.
+        .and(warp::query::<FileQuery>())
+        .map(
+            |if_none_match, range, if_range, query: FileQuery| Conditions {
+                if_none_match,
+                range,
+                if_range,
+                trashed: query.trashed.as_deref() == Some("1"),
+            },
+        )
+}
+
+#[derive(serde::Deserialize)]
+struct FileQuery {
+    trashed: Option<String>,
 }
 
 async fn serve_file(
