@@ -86,7 +86,7 @@ impl Sort {
 }
 
 /// Which categories a search keeps.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum CategoryFilter {
     #[default]
     Any,
@@ -159,13 +159,16 @@ pub struct Facets {
     pub tags: Vec<super::TagCount>,
 }
 
+/// Folded tags and how many matches carry each, most first (`top_tags`).
+type TagCounts = Vec<(String, u64)>;
+
 /// What `catalog` or `scan` found, before records are read: the page (as positions or ids), the
 /// total, and the facets with folded tags.
 pub(super) struct Found<V> {
     page: Vec<V>,
     total: u64,
     by_category: [u64; 2],
-    tags: Vec<(String, u64)>,
+    tags: TagCounts,
 }
 
 impl<V> Found<V> {
@@ -289,7 +292,7 @@ impl<V> FirstK<V> {
 }
 
 /// The `FACET_TAGS` most frequent of `counts`, most frequent first, then in folded order.
-fn top_tags<'a>(counts: impl Iterator<Item = (&'a str, u64)>) -> Vec<(String, u64)> {
+fn top_tags<'a>(counts: impl Iterator<Item = (&'a str, u64)>) -> TagCounts {
     let mut all: Vec<(Reverse<u64>, &str)> = counts
         .filter(|&(_, n)| n > 0)
         .map(|(tag, n)| (Reverse(n), tag))
@@ -583,7 +586,7 @@ fn facets(
     tx: &ReadTransaction,
     user: &str,
     by_category: [u64; 2],
-    tags: Vec<(String, u64)>,
+    tags: TagCounts,
 ) -> Result<Facets> {
     let shown = tx.open_table(USER_TAGS)?;
     let mut spelled = Vec::with_capacity(tags.len());
