@@ -18,16 +18,20 @@
 //! bytes each (nothing here reads them) and every task is completed, so the server does no
 //! background work.
 //!
-//! For each size the server is started on the file and each query is asked: first once cold (the
-//! first search builds the user's catalog: its time is reported as "first search"), then
-//! `--requests` times one after another on one keep-alive connection (p50, p99), then
-//! `--concurrent` times by 16 clients at once (req/s). The queries: a word, a tag and a category
-//! together (the 10th most used tag, and the most used as a worst case); words alone (a common
-//! English word, a rare word, a Chinese word); a tag alone; a category alone and the plain list
-//! (both answered from the indexes and counters, no catalog); everything by size; a month of
-//! saved dates; and tag autocomplete (`GET /api/user/tags?prefix=`). Every answer is checked
-//! (status 200, the same total every time). The server's peak RSS (VmHWM) is read at the end of
-//! each size, and its RSS before and after the first search shows what the catalog holds.
+//! Each query is first timed in the bench's own process through `Store::search` on the file
+//! (median and p99 of 300 calls once the catalog is built: the store's share, without HTTP).
+//! Then a server is started on each size's file and each query is asked of each: once cold (the
+//! first search builds the user's catalog: its time is "first ms"), then `--requests` times one
+//! after another on one keep-alive connection, the sizes taking turns every 50 requests so that
+//! load from elsewhere on the machine falls on all of them alike (p50, p99, and the ratio of the
+//! largest size's p99 to the smallest's), then `--concurrent` times by 16 clients at once
+//! (req/s, p99). The queries: a word, a tag and a category together (the 10th most used tag, and
+//! the most used as a worst case); words alone (a common English word, a rare word, a Chinese
+//! word); a tag alone; a category alone and the plain list (both answered from the indexes and
+//! counters, no catalog); everything by size; a month of saved dates; and tag autocomplete
+//! (`GET /api/user/tags?prefix=`). Every answer is checked (status 200, the same total every
+//! time). Each server's RSS is read before and after its first search (what the catalog holds)
+//! and its peak (VmHWM) at the end; the store logs each catalog it builds with its size.
 //!
 //! `--only ingest` measures uploads instead: a fresh server, `--ingest` small PNGs (64×64 noise,
 //! about 12 KB) posted to `/api/receive-image` by 8 clients at once, each with a page title, URL,
@@ -45,10 +49,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use imgvault::clock::{DAY, Micros};
-use imgvault::domain::{BlobHash, Category, Email, ImageId, Username};
+use imgvault::domain::{BlobHash, Category, Email, ImageId, Tags, Username};
 use imgvault::media::ImageKind;
 use imgvault::store::records::{ImageRecord, TaskRecord, TaskStatus, UserRecord};
-use imgvault::store::{Batch, NewImage, Store, TaskEnd};
+use imgvault::store::{Batch, CategoryFilter, NewImage, SearchQuery, Sort, Store, TaskEnd};
 use serde_json::{Value, json};
 
 use spawned::Spawned;
@@ -146,9 +150,7 @@ fn main() {
     let outcome = if args.only_ingest {
         ingest(&runtime, &args)
     } else {
-        args.sizes
-            .iter()
-            .try_for_each(|&size| search_size(&runtime, &args, size))
+        search_bench(&runtime, &args)
     };
     if let Err(e) = outcome {
         eprintln!("\nSEARCH BENCH FAILED: {e}");
@@ -599,54 +601,346 @@ async fn get(client: &reqwest::Client, url: &str, cookie: &str) -> Result<(Durat
     Ok((took, total))
 }
 
-struct Measured {
-    first: Duration,
-    total: u64,
-    p50: Duration,
-    p99: Duration,
-    per_second: f64,
-    concurrent_p99: Duration,
-}
-
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     let rank = ((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len());
     sorted[rank - 1]
 }
 
-/// Asks `path` once cold, then `requests` times in sequence, then `concurrent` times by
-/// `CONCURRENCY` clients; every answer must have the first one's total.
-async fn measure(
-    base: &str,
-    cookie: &str,
-    path: &str,
-    requests: usize,
-    concurrent: usize,
-) -> Result<Measured, String> {
-    let url = format!("{base}{path}");
-    let one = client();
-    let (first, total) = get(&one, &url, cookie).await?;
-    let same = |(took, got): (Duration, u64)| {
-        if got == total {
-            Ok(took)
-        } else {
-            Err(format!("{path}: total {got}, first {total}"))
-        }
-    };
-    for _ in 0..WARMUP {
-        same(get(&one, &url, cookie).await?)?;
-    }
-    let mut sequential = Vec::with_capacity(requests);
-    for _ in 0..requests {
-        sequential.push(same(get(&one, &url, cookie).await?)?);
-    }
-    sequential.sort();
+/// One query as the HTTP API takes it and as `Store::search` takes it.
+struct Query {
+    label: &'static str,
+    /// After `/api/user/`.
+    path: String,
+    /// `None` for autocomplete, which is not a search.
+    search: Option<SearchQuery>,
+}
 
-    let shared = Arc::new((url, cookie.to_string()));
+fn queries() -> Vec<Query> {
+    let tags = vocabulary();
+    let (top, tenth) = (&tags[0], &tags[9]);
+    let day = |text: &str| {
+        let date = chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d").expect("date");
+        imgvault::clock::local_day_start(date)
+    };
+    let search = |words: &str, tags: &[&String], category, sort| SearchQuery {
+        words: imgvault::text::words(words),
+        tags: Tags::parse(tags).expect("tags"),
+        category,
+        sort,
+        page: 1,
+        per_page: 20,
+        ..SearchQuery::default()
+    };
+    let clothes = CategoryFilter::Only(Category::Clothes);
+    let any = CategoryFilter::Any;
+    let (word, common) = ("连衣裙", "dress");
+    let tag = |t: &str| encode(t);
+    let mut month = search("", &[], any, Sort::Newest);
+    month.from = Some(day("2023-03-01"));
+    month.until = Some(day("2023-04-01"));
+    let prefix: String = tenth.chars().take(1).collect();
+    vec![
+        Query {
+            label: "plain list (no parameters)",
+            path: "images".into(),
+            search: Some(search("", &[], any, Sort::Newest)),
+        },
+        Query {
+            label: "category only (char)",
+            path: "images?category=char".into(),
+            search: Some(search(
+                "",
+                &[],
+                CategoryFilter::Only(Category::Char),
+                Sort::Newest,
+            )),
+        },
+        Query {
+            label: "word + tag (10th) + category",
+            path: format!(
+                "images?q={}&tag={}&category=clothes",
+                encode(word),
+                tag(tenth)
+            ),
+            search: Some(search(word, &[tenth], clothes, Sort::Newest)),
+        },
+        Query {
+            label: "word + tag (most used) + category",
+            path: format!("images?q={common}&tag={}&category=clothes", tag(top)),
+            search: Some(search(common, &[top], clothes, Sort::Newest)),
+        },
+        Query {
+            label: "tag only (10th)",
+            path: format!("images?tag={}", tag(tenth)),
+            search: Some(search("", &[tenth], any, Sort::Newest)),
+        },
+        Query {
+            label: "tag only (most used)",
+            path: format!("images?tag={}", tag(top)),
+            search: Some(search("", &[top], any, Sort::Newest)),
+        },
+        Query {
+            label: "q only: common word (dress)",
+            path: format!("images?q={common}"),
+            search: Some(search(common, &[], any, Sort::Newest)),
+        },
+        Query {
+            label: "q only: rare word (限定款)",
+            path: format!("images?q={}", encode(RARE)),
+            search: Some(search(RARE, &[], any, Sort::Newest)),
+        },
+        Query {
+            label: "q only: Chinese word (连衣裙)",
+            path: format!("images?q={}", encode(word)),
+            search: Some(search(word, &[], any, Sort::Newest)),
+        },
+        Query {
+            label: "sort=largest",
+            path: "images?sort=largest".into(),
+            search: Some(search("", &[], any, Sort::Largest)),
+        },
+        Query {
+            label: "a month of saved dates",
+            path: "images?from=2023-03-01&to=2023-03-31".into(),
+            search: Some(month),
+        },
+        Query {
+            label: "tag autocomplete (one-character prefix)",
+            path: format!("tags?prefix={}", encode(&prefix)),
+            search: None,
+        },
+    ]
+}
+
+/// `Store::search` in this process, the catalog built: median and p99 of `runs` calls, in µs.
+fn store_times(
+    file: &Path,
+    queries: &[Query],
+    runs: usize,
+) -> Result<Vec<Option<(f64, f64)>>, String> {
+    let store =
+        Store::open(file, imgvault::store::DEFAULT_CACHE_BYTES).map_err(|e| e.to_string())?;
+    let user = store
+        .user_by_username(USER)
+        .map_err(|e| e.to_string())?
+        .ok_or("no bench user")?
+        .user_id;
+    let mut times = Vec::new();
+    for query in queries {
+        let Some(search) = &query.search else {
+            times.push(None);
+            continue;
+        };
+        store.search(&user, search).map_err(|e| e.to_string())?;
+        let mut took: Vec<Duration> = (0..runs)
+            .map(|_| {
+                let started = Instant::now();
+                store.search(&user, search).map(|_| started.elapsed())
+            })
+            .collect::<Result<_, _>>()
+            .map_err(|e| e.to_string())?;
+        took.sort();
+        let us = |d: Duration| d.as_secs_f64() * 1e6;
+        times.push(Some((
+            us(percentile(&took, 0.5)),
+            us(percentile(&took, 0.99)),
+        )));
+    }
+    Ok(times)
+}
+
+/// One size's server and what was measured on it.
+struct Sized {
+    size: usize,
+    server: Spawned,
+    cookie: String,
+    store: Vec<Option<(f64, f64)>>,
+    rss_before: f64,
+    rss_after_first_search: f64,
+}
+
+/// What one query measured on one size.
+#[derive(Default)]
+struct Measured {
+    total: u64,
+    first: Duration,
+    sequential: Vec<Duration>,
+    per_second: f64,
+    concurrent_p99: Duration,
+}
+
+fn search_bench(runtime: &tokio::runtime::Runtime, args: &Args) -> Result<(), String> {
+    let queries = queries();
+    let mut dirs = Vec::new();
+    let mut sized = Vec::new();
+    for &size in &args.sizes {
+        let (dir, file) = data_file(args, &size.to_string())?;
+        let started = Instant::now();
+        build(&file, size)?;
+        println!(
+            "{size} images: collection written in {:.1} s ({:.0} MB data file)",
+            started.elapsed().as_secs_f64(),
+            std::fs::metadata(&file).map_or(0.0, |m| m.len() as f64 / 1e6)
+        );
+        let store = store_times(&file, &queries, 300)?;
+        // The store's INFO lines go to the terminal: "search catalog built" gives its size.
+        let mut launch = spawned::Launch::bench("search", &file, &[], ADMIN_PASSWORD);
+        launch.log_filter = "warn,imgvault::store=info".to_string();
+        launch.echo = spawned::Echo::Inherit;
+        let server = Spawned::launch(launch)?;
+        let cookie = runtime.block_on(login(&server.base, USER, PASSWORD))?;
+        let rss_before = server.rss_mib();
+        sized.push(Sized {
+            size,
+            server,
+            cookie,
+            store,
+            rss_before,
+            rss_after_first_search: 0.0,
+        });
+        dirs.push(dir);
+    }
+    let measured = runtime.block_on(measure_all(&mut sized, &queries, args));
+    let peaks: Vec<f64> = sized.iter().map(|s| s.server.peak_rss_mib()).collect();
+    for s in &mut sized {
+        s.server.stop()?;
+    }
+    let measured = measured?;
+    let tags = vocabulary();
+    println!(
+        "\nthe most used tag is {:?} (on about a third of the images), the 10th {:?}",
+        tags[0], tags[9]
+    );
+    println!(
+        "store µs: Store::search in the bench's process, catalog built (p50/p99 of 300);\n\
+         first ms: the first request to the server (the first search builds the catalog);\n\
+         p50/p99 ms: {} requests one at a time, sizes interleaved; c=16: {} requests by 16 clients",
+        args.requests, args.concurrent
+    );
+    println!(
+        "\n{:<40} {:>7} {:>8} {:>14} {:>9} {:>7} {:>7} {:>8} {:>9}",
+        "query",
+        "images",
+        "matches",
+        "store µs",
+        "first ms",
+        "p50 ms",
+        "p99 ms",
+        "c=16 r/s",
+        "c=16 p99"
+    );
+    for (q, query) in queries.iter().enumerate() {
+        for (s, one) in sized.iter().enumerate() {
+            let m = &measured[q][s];
+            let store =
+                one.store[q].map_or("-".to_string(), |(p50, p99)| format!("{p50:.0}/{p99:.0}"));
+            println!(
+                "{:<40} {:>7} {:>8} {:>14} {:>9.1} {:>7.2} {:>7.2} {:>8.0} {:>9.2}",
+                if s == 0 { query.label } else { "" },
+                one.size,
+                m.total,
+                store,
+                ms(m.first),
+                ms(percentile(&m.sequential, 0.5)),
+                ms(percentile(&m.sequential, 0.99)),
+                m.per_second,
+                ms(m.concurrent_p99)
+            );
+        }
+        if sized.len() > 1 {
+            let p99 = |s: usize| ms(percentile(&measured[q][s].sequential, 0.99));
+            println!(
+                "{:<40} p99 at {} / p99 at {}: {:.2}",
+                "",
+                sized[sized.len() - 1].size,
+                sized[0].size,
+                p99(sized.len() - 1) / p99(0)
+            );
+        }
+    }
+    println!();
+    for (one, peak) in sized.iter().zip(peaks) {
+        println!(
+            "{} images: server RSS {:.1} MiB before the first search, {:.1} MiB after it; \
+             peak (VmHWM) {peak:.1} MiB",
+            one.size, one.rss_before, one.rss_after_first_search
+        );
+    }
+    drop(dirs);
+    Ok(())
+}
+
+/// Every query on every size: first request, sequential requests with the sizes taking turns
+/// (so a burst of load from elsewhere on the machine falls on all of them alike), then the
+/// concurrent ones. Every answer of a query on a size must have the same total.
+async fn measure_all(
+    sized: &mut [Sized],
+    queries: &[Query],
+    args: &Args,
+) -> Result<Vec<Vec<Measured>>, String> {
+    const TURN: usize = 50;
+    let mut all = Vec::new();
+    for query in queries {
+        let mut per_size: Vec<Measured> = Vec::new();
+        let clients: Vec<reqwest::Client> = sized.iter().map(|_| client()).collect();
+        for (s, one) in sized.iter_mut().enumerate() {
+            let url = format!("{}/api/user/{}", one.server.base, query.path);
+            let (first, total) = get(&clients[s], &url, &one.cookie).await?;
+            // The first query with words or tags built the catalog.
+            let searched = query.path.contains("q=") || query.path.contains("tag=");
+            if searched && one.rss_after_first_search == 0.0 {
+                one.rss_after_first_search = one.server.rss_mib();
+            }
+            for _ in 0..WARMUP {
+                get(&clients[s], &url, &one.cookie).await?;
+            }
+            per_size.push(Measured {
+                total,
+                first,
+                ..Measured::default()
+            });
+        }
+        let mut left = args.requests;
+        while left > 0 {
+            let turn = TURN.min(left);
+            for (s, one) in sized.iter().enumerate() {
+                let url = format!("{}/api/user/{}", one.server.base, query.path);
+                for _ in 0..turn {
+                    let (took, total) = get(&clients[s], &url, &one.cookie).await?;
+                    if total != per_size[s].total {
+                        return Err(format!("{url}: total {total}, first {}", per_size[s].total));
+                    }
+                    per_size[s].sequential.push(took);
+                }
+            }
+            left -= turn;
+        }
+        for (s, one) in sized.iter().enumerate() {
+            let url = format!("{}/api/user/{}", one.server.base, query.path);
+            let (per_second, p99) =
+                concurrent(&url, &one.cookie, args.concurrent, per_size[s].total).await?;
+            per_size[s].per_second = per_second;
+            per_size[s].concurrent_p99 = p99;
+            per_size[s].sequential.sort();
+        }
+        all.push(per_size);
+    }
+    Ok(all)
+}
+
+/// `requests` of `url` by `CONCURRENCY` clients at once: req/s and p99.
+async fn concurrent(
+    url: &str,
+    cookie: &str,
+    requests: usize,
+    total: u64,
+) -> Result<(f64, Duration), String> {
+    let shared = Arc::new((url.to_string(), cookie.to_string()));
     let started = Instant::now();
     let mut workers = Vec::new();
     for worker in 0..CONCURRENCY {
         let shared = shared.clone();
-        let n = concurrent / CONCURRENCY + usize::from(worker < concurrent % CONCURRENCY);
+        let n = requests / CONCURRENCY + usize::from(worker < requests % CONCURRENCY);
         workers.push(tokio::spawn(async move {
             let client = client();
             let mut took = Vec::with_capacity(n);
@@ -656,22 +950,21 @@ async fn measure(
             Ok::<_, String>(took)
         }));
     }
-    let mut parallel = Vec::with_capacity(concurrent);
+    let mut all = Vec::with_capacity(requests);
     for worker in workers {
-        for answer in worker.await.map_err(|e| e.to_string())?? {
-            parallel.push(same(answer)?);
+        for (took, got) in worker.await.map_err(|e| e.to_string())?? {
+            if got != total {
+                return Err(format!("{url}: total {got}, first {total}"));
+            }
+            all.push(took);
         }
     }
     let elapsed = started.elapsed();
-    parallel.sort();
-    Ok(Measured {
-        first,
-        total,
-        p50: percentile(&sequential, 0.50),
-        p99: percentile(&sequential, 0.99),
-        per_second: concurrent as f64 / elapsed.as_secs_f64(),
-        concurrent_p99: percentile(&parallel, 0.99),
-    })
+    all.sort();
+    Ok((
+        requests as f64 / elapsed.as_secs_f64(),
+        percentile(&all, 0.99),
+    ))
 }
 
 fn ms(d: Duration) -> f64 {
@@ -697,100 +990,6 @@ fn data_file(args: &Args, label: &str) -> Result<(tempfile::TempDir, PathBuf), S
         .map_err(|e| e.to_string())?;
     let file = dir.path().join("imgvault.redb");
     Ok((dir, file))
-}
-
-fn search_size(runtime: &tokio::runtime::Runtime, args: &Args, size: usize) -> Result<(), String> {
-    let (_dir, file) = data_file(args, &size.to_string())?;
-    let started = Instant::now();
-    build(&file, size)?;
-    println!(
-        "\n{size} images: collection written in {:.1} s ({:.0} MB data file)",
-        started.elapsed().as_secs_f64(),
-        std::fs::metadata(&file).map_or(0.0, |m| m.len() as f64 / 1e6)
-    );
-    // The store's INFO lines go to the terminal: "search catalog built" gives its size and time.
-    let mut launch = spawned::Launch::bench("search", &file, &[], ADMIN_PASSWORD);
-    launch.log_filter = "warn,imgvault::store=info".to_string();
-    launch.echo = spawned::Echo::Inherit;
-    let mut server = Spawned::launch(launch)?;
-    let outcome = runtime.block_on(search_phase(&server, args));
-    let peak = server.peak_rss_mib();
-    let stopped = server.stop();
-    let rows = outcome?;
-    stopped?;
-    let tags = vocabulary();
-    println!(
-        "  the most used tag is {:?}, the 10th {:?}",
-        tags[0], tags[9]
-    );
-    println!(
-        "  {:<44} {:>8} {:>9} {:>8} {:>8} {:>9} {:>10}",
-        "query", "matches", "first ms", "p50 ms", "p99 ms", "c=16 r/s", "c=16 p99"
-    );
-    for (label, m) in &rows {
-        println!(
-            "  {label:<44} {:>8} {:>9.1} {:>8.2} {:>8.2} {:>9.0} {:>10.2}",
-            m.total,
-            ms(m.first),
-            ms(m.p50),
-            ms(m.p99),
-            m.per_second,
-            ms(m.concurrent_p99)
-        );
-    }
-    println!("  server peak RSS (VmHWM): {peak:.1} MiB");
-    Ok(())
-}
-
-async fn search_phase(server: &Spawned, args: &Args) -> Result<Vec<(String, Measured)>, String> {
-    let base = &server.base;
-    let cookie = login(base, USER, PASSWORD).await?;
-    let tags = vocabulary();
-    let (top, tenth) = (encode(&tags[0]), encode(&tags[9]));
-    let (word, common, rare) = (encode("连衣裙"), "dress", encode(RARE));
-    let queries: Vec<(&str, String)> = vec![
-        ("plain list (no parameters)", "".into()),
-        ("category only (char)", "category=char".into()),
-        (
-            "word + tag (10th) + category",
-            format!("q={word}&tag={tenth}&category=clothes"),
-        ),
-        (
-            "word + tag (most used) + category",
-            format!("q={common}&tag={top}&category=clothes"),
-        ),
-        ("tag only (10th)", format!("tag={tenth}")),
-        ("tag only (most used)", format!("tag={top}")),
-        ("q only: common word (dress)", format!("q={common}")),
-        ("q only: rare word (限定款)", format!("q={rare}")),
-        ("q only: Chinese word (连衣裙)", format!("q={word}")),
-        ("sort=largest", "sort=largest".into()),
-        (
-            "a month of saved dates",
-            "from=2023-03-01&to=2023-03-31".into(),
-        ),
-    ];
-    let rss_before = server.rss_mib();
-    let mut rows = Vec::new();
-    for (label, query) in &queries {
-        let path = format!("/api/user/images?{query}");
-        let measured = measure(base, &cookie, &path, args.requests, args.concurrent).await?;
-        if rows.len() == 2 {
-            println!(
-                "  RSS {rss_before:.1} MiB before the first search, {:.1} MiB after it",
-                server.rss_mib()
-            );
-        }
-        rows.push((label.to_string(), measured));
-    }
-    let prefix = encode(&tags[3].chars().next().expect("a tag").to_string());
-    let path = format!("/api/user/tags?prefix={prefix}");
-    let measured = measure(base, &cookie, &path, args.requests, args.concurrent).await?;
-    rows.push((
-        "tag autocomplete (one-character prefix)".to_string(),
-        measured,
-    ));
-    Ok(rows)
 }
 
 // ---------------------------------------------------------------------------------------------
