@@ -16,6 +16,8 @@ use super::Result;
 use super::Snapshot;
 use super::catalog::{Catalog, Covers};
 
+const MIB: f64 = 1024.0 * 1024.0;
+
 /// What became of a query put to a catalog.
 pub(super) enum Use<T> {
     Found(T),
@@ -185,12 +187,27 @@ impl Catalogs {
                     *held = None;
                     slot.bytes.store(0, Ordering::Relaxed);
                     let _one_build = lock(&self.building);
+                    let started = std::time::Instant::now();
                     let mut room = |bytes| self.make_room(user, bytes);
                     *held = Catalog::load(tx, user, snapshot.epoch, &mut room)?;
+                    if let Some(catalog) = held.as_ref() {
+                        tracing::info!(
+                            user,
+                            images = catalog.len(),
+                            mib = format!("{:.1}", catalog.bytes() as f64 / MIB),
+                            ms = started.elapsed().as_millis() as u64,
+                            "search catalog built"
+                        );
+                    }
                 }
             }
             let bytes = held.as_ref().map_or(0, Catalog::bytes);
             if held.is_none() || !self.make_room(user, bytes) {
+                tracing::info!(
+                    user,
+                    budget_mib = format!("{:.1}", self.budget.load(Ordering::Relaxed) as f64 / MIB),
+                    "the search catalog does not fit its budget: searching row by row"
+                );
                 *held = None;
                 slot.bytes.store(0, Ordering::Relaxed);
                 *lock(&slot.too_big) = Some(snapshot.epoch);

@@ -8,17 +8,22 @@
 
 use std::collections::HashMap;
 use std::ops::Bound;
+use std::sync::Mutex;
 
 use redb::ReadTransaction;
 
-use super::{CategoryFilter, FirstK, Found, Prepared, Snapshot, Sort, order_key, top_tags};
+use super::{CategoryFilter, FirstK, Found, Prepared, Snapshot, Sort, TagCounts};
 use super::{Result, StoreError, USER_SEARCH, user_range};
+use super::{order_key, top_tags};
 use crate::clock::Micros;
 use crate::domain::Category;
 use crate::store::records::{SearchRecord, SearchView, codes};
 
 /// Rows read between two checks that the catalog being built still fits the budget.
 const ROOM_EVERY: usize = 4096;
+/// One-tag queries whose facet tags a catalog keeps (each at most `FACET_TAGS` tags); past it
+/// they are all dropped and counted again as asked.
+const TAG_FACETS_KEPT: usize = 256;
 
 /// One image. Its id, text and tags are the ranges of the arenas that end at its `*_end`s and
 /// start at the previous entry's.
@@ -49,6 +54,8 @@ pub(super) struct Catalog {
     category_positions: [Vec<u32>; 2],
     /// Category code → tag id → images of the category carrying the tag.
     category_tag_counts: [Vec<u32>; 2],
+    /// Facet tags of one-tag queries already asked (see `tagged`); emptied when images are added.
+    tag_facets: Mutex<HashMap<(u32, CategoryFilter), TagCounts>>,
 }
 
 /// How a catalog stands to a read snapshot of its user.
@@ -86,6 +93,7 @@ impl Catalog {
             tag_positions: Vec::new(),
             category_positions: [Vec::new(), Vec::new()],
             category_tag_counts: [Vec::new(), Vec::new()],
+            tag_facets: Mutex::default(),
         }
     }
 
@@ -112,6 +120,10 @@ impl Catalog {
 
     /// Appends the snapshot's rows newer than the catalog's newest (uploads since it was built).
     pub(super) fn extend(&mut self, tx: &ReadTransaction, user: &str) -> Result<()> {
+        self.tag_facets
+            .get_mut()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clear();
         let rows = tx.open_table(USER_SEARCH)?;
         let newest = self.newest().map(|(at, id)| (at, id.to_string()));
         let range = match &newest {
@@ -262,11 +274,20 @@ impl Catalog {
             .category_positions
             .each_ref()
             .map(|list| within(list, rows).len() as u64);
-        if wanted.is_empty() && query.finders.is_empty() && !query.has_range() {
-            return self.listing(rows, query, categories);
+        if query.finders.is_empty() && !query.has_range() {
+            match wanted[..] {
+                [] => return self.listing(rows, query, categories),
+                [tag] if rows == self.len() => return self.tagged(tag, query),
+                _ => {}
+            }
         }
 
-        let mut first = FirstK::new(query.keep());
+        // In a time order the candidates are visited in the answer's order and the page is the
+        // matches from `skip` on; by size, the first of them are selected as they come.
+        let in_order = matches!(q.sort, Sort::Newest | Sort::Oldest);
+        let (skip, per_page) = (q.skip(), q.per_page);
+        let mut page = Vec::new();
+        let mut first = FirstK::new(if in_order { 0 } else { query.keep() });
         let mut by_category = [0u64; 2];
         let mut total = 0u64;
         let mut counts = vec![0u32; self.tag_names.len()];
@@ -290,7 +311,11 @@ impl Catalog {
                 return;
             }
             total += 1;
-            first.offer(order_key(q.sort, p, entry.file_size), || p);
+            if !in_order {
+                first.offer(order_key(q.sort, p, entry.file_size), || p);
+            } else if total > skip && (page.len() as u64) < per_page {
+                page.push(p);
+            }
             for &tag in self.tags(position) {
                 counts[tag as usize] += 1;
             }
@@ -299,17 +324,27 @@ impl Catalog {
             .iter()
             .map(|&t| within(&self.tag_positions[t as usize], rows))
             .min_by_key(|list| list.len());
+        let oldest_first = q.sort == Sort::Oldest;
         match rarest {
-            Some(list) => list.iter().for_each(|&p| visit(p)),
+            Some(list) if oldest_first => list.iter().for_each(|&p| visit(p)),
+            Some(list) => list.iter().rev().for_each(|&p| visit(p)),
             None => {
                 let entries = &self.entries[..rows];
                 let lo = entries.partition_point(|e| e.saved_at < query.from);
                 let hi = entries.partition_point(|e| e.saved_at < query.until);
-                (lo as u32..hi.max(lo) as u32).for_each(visit);
+                let range = lo as u32..hi.max(lo) as u32;
+                if oldest_first {
+                    range.for_each(visit);
+                } else {
+                    range.rev().for_each(visit);
+                }
             }
         }
+        if !in_order {
+            page = first.page(skip);
+        }
         Found {
-            page: self.ids_of(first.page(q.skip())),
+            page: self.ids_of(page),
             total,
             by_category,
             tags: top_tags(
@@ -319,6 +354,99 @@ impl Catalog {
                     .map(|(t, &n)| (&*self.tag_names[t], u64::from(n))),
             ),
         }
+    }
+
+    /// A query of one tag (and maybe a category and an order) over the whole catalog: its
+    /// counts per category are kept, its page is a walk of the tag's list to the page, and the
+    /// tags among its images are counted once per catalog (`tag_facets`), so it costs the page,
+    /// not the tag's images. Ordered by size, it selects from all of them.
+    fn tagged(&self, tag: u32, query: &Prepared<'_>) -> Found<String> {
+        let q = query.query;
+        let list = &self.tag_positions[tag as usize];
+        let by_category = [0, 1].map(|c| {
+            u64::from(
+                self.category_tag_counts[c]
+                    .get(tag as usize)
+                    .copied()
+                    .unwrap_or(0),
+            )
+        });
+        let total = match q.category {
+            CategoryFilter::Any => list.len() as u64,
+            CategoryFilter::Only(only) => by_category[code(only)],
+            CategoryFilter::Nothing => 0,
+        };
+        let matching = |p: &&u32| q.category.keeps(self.entries[**p as usize].category);
+        let skip = usize::try_from(q.skip()).unwrap_or(usize::MAX);
+        let take = usize::try_from(q.per_page).unwrap_or(usize::MAX);
+        let page: Vec<u32> = match q.sort {
+            Sort::Newest => list
+                .iter()
+                .rev()
+                .filter(matching)
+                .skip(skip)
+                .take(take)
+                .copied()
+                .collect(),
+            Sort::Oldest => list
+                .iter()
+                .filter(matching)
+                .skip(skip)
+                .take(take)
+                .copied()
+                .collect(),
+            Sort::Largest | Sort::Smallest => {
+                let mut first = FirstK::new(query.keep());
+                for &p in list.iter().filter(matching) {
+                    let size = self.entries[p as usize].file_size;
+                    first.offer(order_key(q.sort, p, size), || p);
+                }
+                first.page(q.skip())
+            }
+        };
+        let tags = if total == 0 {
+            Vec::new()
+        } else {
+            self.tag_facets(tag, q.category)
+        };
+        Found {
+            page: self.ids_of(page),
+            total,
+            by_category,
+            tags,
+        }
+    }
+
+    /// The facet tags of the images carrying `tag` (of the category, if one is kept), counted on
+    /// the first query that asks and kept until the catalog changes.
+    fn tag_facets(&self, tag: u32, category: CategoryFilter) -> TagCounts {
+        let key = (tag, category);
+        let mut cache = self
+            .tag_facets
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(found) = cache.get(&key) {
+            return found.clone();
+        }
+        let mut counts = vec![0u64; self.tag_names.len()];
+        for &p in &self.tag_positions[tag as usize] {
+            if category.keeps(self.entries[p as usize].category) {
+                for &other in self.tags(p as usize) {
+                    counts[other as usize] += 1;
+                }
+            }
+        }
+        let found = top_tags(
+            counts
+                .iter()
+                .enumerate()
+                .map(|(t, &n)| (&*self.tag_names[t], n)),
+        );
+        if cache.len() >= TAG_FACETS_KEPT {
+            cache.clear();
+        }
+        cache.insert(key, found.clone());
+        found
     }
 
     /// A query without words, tags or dates: the category's list (or every image) is the answer,

@@ -330,6 +330,30 @@ fn every_change_is_searched_at_once_and_trashed_images_never() {
     assert_eq!(find(chars), "d");
     store.delete_image(&"a".into(), &user).unwrap();
     assert_eq!(find(tagged(&["wool"])), "c");
+
+    // The tags counted beside a tag's images follow uploads too.
+    let facets = |tag: &str| {
+        let page = store.search(&user, &tagged(&[tag])).unwrap();
+        let counted: Vec<(String, u64)> = page
+            .facets
+            .tags
+            .into_iter()
+            .map(|t| (t.tag, t.count))
+            .collect();
+        counted
+    };
+    let owned = |list: &[(&str, u64)]| -> Vec<(String, u64)> {
+        list.iter().map(|(t, n)| (t.to_string(), *n)).collect()
+    };
+    assert_eq!(facets("miku"), owned(&[("miku", 1), ("wool", 1)]));
+    save_records(
+        &store,
+        &[image("h", 7, Category::Char, "", &["Miku", "new"], 1)],
+    );
+    assert_eq!(
+        facets("miku"),
+        owned(&[("miku", 2), ("new", 1), ("wool", 1)])
+    );
     assert!(store.check().unwrap().is_clean());
 }
 

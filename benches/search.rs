@@ -1,0 +1,1099 @@
+//! Search benchmark for imgvault: one user's collection of each size, written straight into a
+//! fresh data file through the library's `Store` (far faster than uploading it), then the real
+//! release binary started on it and measured over HTTP.
+//!
+//! ```text
+//! cargo bench --bench search
+//! cargo bench --bench search -- --sizes 1000,100000 --requests 1000 --concurrent 4000
+//! cargo bench --bench search -- --only ingest --ingest 2000    # ingest with tags and page text
+//! IMGVAULT_BIN=path/to/other/imgvault cargo bench --bench search -- --only ingest
+//! ```
+//!
+//! The collection is made to look like a real one: page titles in Chinese (half), Japanese and
+//! English built from a few hundred shopping and fan words with a site suffix; page URLs and
+//! image URLs of the shops and CDNs such pages come from (about 100 bytes each); an `alt` text on
+//! half the images; 0 to 5 tags each from a vocabulary of 300 with Zipf frequencies (the most used
+//! tag is on about a third of the images, the 10th on about 4%); 70% clothes, 30% char; sizes
+//! log-uniform from 20 KB to 5 MB; saved over three years. The image bytes are a few distinct
+//! bytes each (nothing here reads them) and every task is completed, so the server does no
+//! background work.
+//!
+//! Each query is first timed in the bench's own process through `Store::search` on the file
+//! (median and p99 of 300 calls once the catalog is built: the store's share, without HTTP).
+//! Then a server is started on each size's file and each query is asked of each: once cold (the
+//! first search builds the user's catalog: its time is "first ms"), then `--requests` times one
+//! after another on one keep-alive connection, the sizes taking turns every 50 requests so that
+//! load from elsewhere on the machine falls on all of them alike (p50, p99, and the ratio of the
+//! largest size's p99 to the smallest's), then `--concurrent` times by 16 clients at once
+//! (req/s, p99). The queries: a word, a tag and a category together (the 10th most used tag, and
+//! the most used as a worst case); words alone (a common English word, a rare word, a Chinese
+//! word); a tag alone; a category alone and the plain list (both answered from the indexes and
+//! counters, no catalog); everything by size; a month of saved dates; and tag autocomplete
+//! (`GET /api/user/tags?prefix=`). Every answer is checked (status 200, the same total every
+//! time). Each server's RSS is read before and after its first search (what the catalog holds)
+//! and its peak (VmHWM) at the end; the store logs each catalog it builds with its size.
+//!
+//! `--only ingest` measures uploads instead: a fresh server, `--ingest` small PNGs (64×64 noise,
+//! about 12 KB) posted to `/api/receive-image` by 8 clients at once, each with a page title, URL,
+//! `alt` text, image URL and three tags, as the extension sends them. Run it with `IMGVAULT_BIN`
+//! set to an older build to compare.
+//!
+//! Client and server share the machine, so the figures include the bench's own CPU use. Data files
+//! go under `target/` (or `--data-dir`), not `/tmp`.
+
+#[path = "../tests/common/server.rs"]
+mod spawned;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use imgvault::clock::{DAY, Micros};
+use imgvault::domain::{BlobHash, Category, Email, ImageId, Tags, Username};
+use imgvault::media::ImageKind;
+use imgvault::store::records::{ImageRecord, TaskRecord, TaskStatus, UserRecord};
+use imgvault::store::{Batch, CategoryFilter, NewImage, SearchQuery, Sort, Store, TaskEnd};
+use serde_json::{Value, json};
+
+use spawned::Spawned;
+
+const USER: &str = "searcher";
+const PASSWORD: &str = "search-bench-pw";
+const ADMIN_PASSWORD: &str = "search-bench-admin";
+const CONCURRENCY: usize = 16;
+const WARMUP: usize = 20;
+/// Images written per commit while building a collection.
+const BUILD_BATCH: usize = 2_000;
+
+const USAGE: &str = "usage: cargo bench --bench search -- [--sizes N,...] [--requests R] \
+                     [--concurrent C] [--only ingest] [--ingest N] [--data-dir DIR]
+  --sizes N,...    collection sizes, each in its own data file (default 1000,100000)
+  --requests R     sequential requests per query and size (default 1000)
+  --concurrent C   requests per query and size by 16 clients at once (default 4000)
+  --only ingest    measure uploads with tags and page text instead of searches
+  --ingest N       images of the ingest measurement (default 2000)
+  --data-dir DIR   where the temporary data directories go (default target/ of the crate)";
+
+struct Args {
+    sizes: Vec<usize>,
+    requests: usize,
+    concurrent: usize,
+    only_ingest: bool,
+    ingest: usize,
+    data_dir: PathBuf,
+}
+
+impl Args {
+    fn parse() -> Result<Self, String> {
+        let mut args = Self {
+            sizes: vec![1_000, 100_000],
+            requests: 1_000,
+            concurrent: 4_000,
+            only_ingest: false,
+            ingest: 2_000,
+            data_dir: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target"),
+        };
+        let mut words = std::env::args().skip(1);
+        while let Some(word) = words.next() {
+            if word == "--bench" {
+                continue;
+            }
+            if word == "-h" || word == "--help" {
+                println!("{USAGE}");
+                std::process::exit(0);
+            }
+            let (name, value) = match word.split_once('=') {
+                Some((name, value)) => (name.to_string(), value.to_string()),
+                None => {
+                    let value = words
+                        .next()
+                        .ok_or(format!("{word} needs a value\n{USAGE}"))?;
+                    (word, value)
+                }
+            };
+            let number = |v: &str| {
+                v.trim()
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|&n| n > 0)
+                    .ok_or(format!("{name}: expected a positive integer, got {v:?}"))
+            };
+            match name.as_str() {
+                "--sizes" => {
+                    args.sizes = value.split(',').map(number).collect::<Result<_, _>>()?;
+                }
+                "--requests" => args.requests = number(&value)?,
+                "--concurrent" => args.concurrent = number(&value)?,
+                "--ingest" => args.ingest = number(&value)?,
+                "--only" if value == "ingest" => args.only_ingest = true,
+                "--data-dir" => args.data_dir = PathBuf::from(value),
+                _ => return Err(format!("unknown argument {name}\n{USAGE}")),
+            }
+        }
+        Ok(args)
+    }
+}
+
+fn main() {
+    let args = Args::parse().unwrap_or_else(|e| {
+        eprintln!("{e}");
+        std::process::exit(2);
+    });
+    // reqwest is built without a default TLS provider; it wants one even for plain HTTP.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    println!("binary: {}", spawned::binary());
+    let outcome = if args.only_ingest {
+        ingest(&runtime, &args)
+    } else {
+        search_bench(&runtime, &args)
+    };
+    if let Err(e) = outcome {
+        eprintln!("\nSEARCH BENCH FAILED: {e}");
+        std::process::exit(1);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The collection
+
+/// Deterministic, so every run measures the same collection.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+
+    fn pick<'a>(&mut self, from: &[&'a str]) -> &'a str {
+        from[self.below(from.len())]
+    }
+
+    fn digits(&mut self, n: usize) -> String {
+        (0..n)
+            .map(|_| char::from(b'0' + self.below(10) as u8))
+            .collect()
+    }
+
+    fn hex(&mut self, n: usize) -> String {
+        (0..n)
+            .map(|_| char::from(b"0123456789abcdef"[self.below(16)]))
+            .collect()
+    }
+
+    fn alnum(&mut self, n: usize) -> String {
+        const SET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+        (0..n)
+            .map(|_| char::from(SET[self.below(SET.len())]))
+            .collect()
+    }
+}
+
+const CHINESE: &[&str] = &[
+    "夏季",
+    "碎花",
+    "连衣裙",
+    "女装",
+    "新款",
+    "韩版",
+    "宽松",
+    "显瘦",
+    "长袖",
+    "短袖",
+    "衬衫",
+    "外套",
+    "牛仔裤",
+    "半身裙",
+    "针织衫",
+    "卫衣",
+    "羽绒服",
+    "大衣",
+    "毛衣",
+    "西装",
+    "休闲",
+    "复古",
+    "法式",
+    "学院风",
+    "小清新",
+    "气质",
+    "百搭",
+    "修身",
+    "高腰",
+    "春秋",
+    "冬季",
+    "纯棉",
+    "真丝",
+    "雪纺",
+    "蕾丝",
+    "格子",
+    "条纹",
+    "纯色",
+    "印花",
+    "刺绣",
+    "小个子",
+    "大码",
+    "通勤",
+    "度假",
+    "碎花裙",
+    "吊带",
+    "背心",
+    "阔腿裤",
+    "短裤",
+    "风衣",
+    "马甲",
+    "开衫",
+    "套装",
+    "旗袍",
+    "汉服",
+    "洛丽塔",
+    "JK制服",
+    "手办",
+    "周边",
+    "动漫",
+    "同款",
+    "明星",
+    "博主",
+    "穿搭",
+];
+const CHINESE_SITES: &[&str] = &["-淘宝网", "-tmall.com天猫", " - 小红书", " - 微博", ""];
+const JAPANESE: &[&str] = &[
+    "初音ミク",
+    "フィギュア",
+    "ワンピース",
+    "コスプレ",
+    "衣装",
+    "春夏",
+    "新作",
+    "レディース",
+    "イラスト",
+    "キャラクター",
+    "公式",
+    "限定",
+    "グッズ",
+    "ねんどろいど",
+    "制服",
+    "和風",
+    "浴衣",
+    "ロリータ",
+    "ゴスロリ",
+    "メイド",
+    "アニメ",
+    "原神",
+    "ホロライブ",
+    "描いてみた",
+    "落書き",
+];
+const JAPANESE_SITES: &[&str] = &[" - pixiv", " - Amazon.co.jp", " | ZOZOTOWN", " - X", ""];
+const ENGLISH: &[&str] = &[
+    "summer",
+    "floral",
+    "dress",
+    "denim",
+    "jacket",
+    "vintage",
+    "oversized",
+    "cotton",
+    "linen",
+    "midi",
+    "maxi",
+    "wrap",
+    "knit",
+    "sweater",
+    "cardigan",
+    "blazer",
+    "trench",
+    "coat",
+    "street",
+    "style",
+    "outfit",
+    "ideas",
+    "women",
+    "fashion",
+    "aesthetic",
+    "casual",
+    "cute",
+    "korean",
+    "cosplay",
+    "character",
+    "fan",
+    "art",
+    "anime",
+    "figure",
+    "costume",
+];
+const ENGLISH_SITES: &[&str] = &[" | Pinterest", " – Etsy", " | ASOS", " - Reddit", ""];
+/// In about one title in a thousand: the rare word searched for.
+const RARE: &str = "限定款";
+
+/// A page: title, page URL, image URL, alt text.
+fn page(rng: &mut Rng) -> (String, String, String, Option<String>) {
+    let words = 3 + rng.below(3);
+    let (title, url, image) = match rng.below(4) {
+        0 | 1 => {
+            let mut title: String = (0..words).map(|_| rng.pick(CHINESE)).collect();
+            if rng.below(1000) == 0 {
+                title.push_str(RARE);
+            }
+            title.push_str(rng.pick(CHINESE_SITES));
+            let url = match rng.below(3) {
+                0 => format!("https://item.taobao.com/item.htm?id=6{}", rng.digits(11)),
+                1 => format!(
+                    "https://detail.tmall.com/item.htm?id=7{}&skuId=5{}",
+                    rng.digits(11),
+                    rng.digits(12)
+                ),
+                _ => format!("https://www.xiaohongshu.com/explore/{}", rng.hex(24)),
+            };
+            let image = format!(
+                "https://img.alicdn.com/imgextra/i{}/{}/O1CN01{}_!!{}.jpg",
+                1 + rng.below(4),
+                rng.digits(10),
+                rng.alnum(22),
+                rng.digits(10)
+            );
+            (title, url, image)
+        }
+        2 => {
+            let mut title = (0..words)
+                .map(|_| rng.pick(JAPANESE))
+                .collect::<Vec<_>>()
+                .join(" ");
+            title.push_str(rng.pick(JAPANESE_SITES));
+            let id = rng.digits(8);
+            let url = format!("https://www.pixiv.net/artworks/1{id}");
+            let image = format!(
+                "https://i.pximg.net/img-master/img/2024/0{}/1{}/12/34/56/1{id}_p0_master1200.jpg",
+                1 + rng.below(9),
+                rng.below(10)
+            );
+            (title, url, image)
+        }
+        _ => {
+            let mut title = (0..words)
+                .map(|_| rng.pick(ENGLISH))
+                .collect::<Vec<_>>()
+                .join(" ");
+            title.push_str(rng.pick(ENGLISH_SITES));
+            let url = format!("https://www.pinterest.com/pin/{}/", rng.digits(18));
+            let image = format!(
+                "https://i.pinimg.com/736x/{}/{}/{}/{}.jpg",
+                rng.hex(2),
+                rng.hex(2),
+                rng.hex(2),
+                rng.hex(32)
+            );
+            (title, url, image)
+        }
+    };
+    let alt = (rng.below(2) == 0).then(|| {
+        let n = 1 + rng.below(3);
+        (0..n).map(|_| rng.pick(CHINESE)).collect::<String>()
+    });
+    (title, url, image, alt)
+}
+
+/// 300 tags, most used first: the title words, then colours with items in each language.
+fn vocabulary() -> Vec<String> {
+    let mut tags: Vec<String> = CHINESE
+        .iter()
+        .chain(ENGLISH)
+        .chain(JAPANESE)
+        .map(|t| t.to_string())
+        .collect();
+    let colours: [(&[&str], &[&str], &str); 3] = [
+        (&["红色", "白色", "黑色", "粉色"], CHINESE, ""),
+        (&["black", "white", "blue", "grey"], ENGLISH, " "),
+        (&["ピンク", "ブルー"], JAPANESE, ""),
+    ];
+    'more: for round in 0..4 {
+        for (names, items, space) in colours {
+            let Some(colour) = names.get(round) else {
+                continue;
+            };
+            for item in items {
+                if tags.len() == 300 {
+                    break 'more;
+                }
+                tags.push(format!("{colour}{space}{item}"));
+            }
+        }
+    }
+    // Interleave the languages among the most used.
+    let mut rng = Rng(99);
+    for i in (1..tags.len()).rev() {
+        tags.swap(i, rng.below(i + 1));
+    }
+    tags
+}
+
+/// `k` distinct tags drawn with Zipf weights 1/rank.
+fn draw_tags(rng: &mut Rng, cumulative: &[f64], tags: &[String], k: usize) -> Vec<String> {
+    let total = *cumulative.last().expect("tags");
+    let mut drawn: Vec<String> = Vec::new();
+    while drawn.len() < k {
+        let x = (rng.next() % 1_000_000) as f64 / 1_000_000.0 * total;
+        let rank = cumulative.partition_point(|&c| c < x).min(tags.len() - 1);
+        if !drawn.contains(&tags[rank]) {
+            drawn.push(tags[rank].clone());
+        }
+    }
+    drawn
+}
+
+/// Writes `size` images of `USER` into a fresh data file at `path`.
+fn build(path: &Path, size: usize) -> Result<(), String> {
+    let store =
+        Store::open(path, imgvault::store::DEFAULT_CACHE_BYTES).map_err(|e| e.to_string())?;
+    let user = UserRecord::new(
+        &Username::parse(USER).map_err(|e| e.0.to_string())?,
+        &Email::parse(&format!("{USER}@example.com")).map_err(|e| e.0.to_string())?,
+        imgvault::secrets::hash_password(PASSWORD),
+    );
+    store
+        .create_user(&user, USER, &format!("{USER}@example.com"))
+        .map_err(|e| e.to_string())?;
+    let tags = vocabulary();
+    let cumulative: Vec<f64> = (1..=tags.len())
+        .scan(0.0, |sum, rank| {
+            *sum += 1.0 / rank as f64;
+            Some(*sum)
+        })
+        .collect();
+    let mut rng = Rng(0x5eed_0000 + size as u64);
+    let start: Micros = 1_640_995_200_000_000; // 2022-01-01
+    let step = 3 * 365 * DAY / size as i64;
+    let mut done = 0;
+    while done < size {
+        let n = BUILD_BATCH.min(size - done);
+        let mut made = Vec::with_capacity(n);
+        for i in done..done + n {
+            let (title, url, image_url, alt) = page(&mut rng);
+            let k = [0, 1, 1, 2, 2, 2, 3, 3, 4, 5][rng.below(10)];
+            let category = if rng.below(10) < 7 {
+                Category::Clothes
+            } else {
+                Category::Char
+            };
+            let bytes = format!("search bench image {i}").into_bytes();
+            let saved_at = start + i as i64 * step;
+            let id = ImageId::random();
+            let task_id = imgvault::domain::TaskId::random();
+            let image = ImageRecord {
+                id: id.clone(),
+                user_id: user.user_id.clone(),
+                filename: format!("{category}_{i:06}.jpg"),
+                category,
+                kind: ImageKind::Jpeg,
+                blob: BlobHash::of(&bytes),
+                original_url: Some(image_url),
+                page_url: Some(url),
+                page_title: Some(title),
+                context_json: alt.map(|alt| json!({ "alt": alt }).to_string()),
+                saved_at,
+                file_size: (20_000.0 * 250f64.powf((rng.below(10_000) as f64) / 10_000.0)) as u64,
+                width: 800,
+                height: 1200,
+                cloud_synced: false,
+                task_id: task_id.clone(),
+                tags: draw_tags(&mut rng, &cumulative, &tags, k),
+                trashed_at: None,
+                original: None,
+                hub_stale: false,
+            };
+            let task = TaskRecord {
+                task_id: task_id.clone(),
+                user_id: user.user_id.clone(),
+                image_id: id,
+                status: TaskStatus::Processing,
+                error: None,
+                created_at: saved_at,
+                updated_at: saved_at,
+            };
+            let end = TaskEnd {
+                task_id,
+                outcome: Ok(()),
+                at: saved_at,
+            };
+            made.push((image, task, bytes, end));
+        }
+        let batch = Batch {
+            uploads: made
+                .iter()
+                .map(|(image, task, bytes, _)| NewImage { image, bytes, task })
+                .collect(),
+            thumbnails: Vec::new(),
+            task_ends: made.iter().map(|(_, _, _, end)| end).collect(),
+        };
+        for outcome in store.commit(&batch).map_err(|e| e.to_string())? {
+            outcome.map_err(|e| e.to_string())?;
+        }
+        done += n;
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Measuring
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(120))
+        .build()
+        .expect("http client")
+}
+
+/// Logs in and returns the session cookie.
+async fn login(base: &str, username: &str, password: &str) -> Result<String, String> {
+    let response = client()
+        .post(format!("{base}/api/login"))
+        .json(&json!({"username": username, "password": password}))
+        .send()
+        .await
+        .map_err(|e| format!("login: {e}"))?;
+    if !response.status().is_success() {
+        return Err(format!("login: {}", response.status()));
+    }
+    let cookie = response
+        .headers()
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .ok_or("login: no cookie")?
+        .to_string();
+    Ok(cookie)
+}
+
+/// One checked `GET`: its latency and the answer's `total` (or the number of tags offered).
+async fn get(client: &reqwest::Client, url: &str, cookie: &str) -> Result<(Duration, u64), String> {
+    let started = Instant::now();
+    let response = client
+        .get(url)
+        .header(reqwest::header::COOKIE, cookie)
+        .send()
+        .await
+        .map_err(|e| format!("{url}: {e}"))?;
+    let status = response.status();
+    let body = response.bytes().await.map_err(|e| format!("{url}: {e}"))?;
+    let took = started.elapsed();
+    if status != 200 {
+        return Err(format!(
+            "{url}: {status} {}",
+            String::from_utf8_lossy(&body)
+        ));
+    }
+    let value: Value = serde_json::from_slice(&body).map_err(|e| format!("{url}: {e}"))?;
+    let total = value["total"]
+        .as_u64()
+        .or_else(|| value["tags"].as_array().map(|t| t.len() as u64))
+        .ok_or_else(|| format!("{url}: no total in {value}"))?;
+    Ok((took, total))
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let rank = ((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len());
+    sorted[rank - 1]
+}
+
+/// One query as the HTTP API takes it and as `Store::search` takes it.
+struct Query {
+    label: &'static str,
+    /// After `/api/user/`.
+    path: String,
+    /// `None` for autocomplete, which is not a search.
+    search: Option<SearchQuery>,
+}
+
+fn queries() -> Vec<Query> {
+    let tags = vocabulary();
+    let (top, tenth) = (&tags[0], &tags[9]);
+    let day = |text: &str| {
+        let date = chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d").expect("date");
+        imgvault::clock::local_day_start(date)
+    };
+    let search = |words: &str, tags: &[&String], category, sort| SearchQuery {
+        words: imgvault::text::words(words),
+        tags: Tags::parse(tags).expect("tags"),
+        category,
+        sort,
+        page: 1,
+        per_page: 20,
+        ..SearchQuery::default()
+    };
+    let clothes = CategoryFilter::Only(Category::Clothes);
+    let any = CategoryFilter::Any;
+    let (word, common) = ("连衣裙", "dress");
+    let tag = |t: &str| encode(t);
+    let mut month = search("", &[], any, Sort::Newest);
+    month.from = Some(day("2023-03-01"));
+    month.until = Some(day("2023-04-01"));
+    let prefix: String = tenth.chars().take(1).collect();
+    vec![
+        Query {
+            label: "plain list (no parameters)",
+            path: "images".into(),
+            search: Some(search("", &[], any, Sort::Newest)),
+        },
+        Query {
+            label: "category only (char)",
+            path: "images?category=char".into(),
+            search: Some(search(
+                "",
+                &[],
+                CategoryFilter::Only(Category::Char),
+                Sort::Newest,
+            )),
+        },
+        Query {
+            label: "word + tag (10th) + category",
+            path: format!(
+                "images?q={}&tag={}&category=clothes",
+                encode(word),
+                tag(tenth)
+            ),
+            search: Some(search(word, &[tenth], clothes, Sort::Newest)),
+        },
+        Query {
+            label: "word + tag (most used) + category",
+            path: format!("images?q={common}&tag={}&category=clothes", tag(top)),
+            search: Some(search(common, &[top], clothes, Sort::Newest)),
+        },
+        Query {
+            label: "tag only (10th)",
+            path: format!("images?tag={}", tag(tenth)),
+            search: Some(search("", &[tenth], any, Sort::Newest)),
+        },
+        Query {
+            label: "tag only (most used)",
+            path: format!("images?tag={}", tag(top)),
+            search: Some(search("", &[top], any, Sort::Newest)),
+        },
+        Query {
+            label: "q only: common word (dress)",
+            path: format!("images?q={common}"),
+            search: Some(search(common, &[], any, Sort::Newest)),
+        },
+        Query {
+            label: "q only: rare word (限定款)",
+            path: format!("images?q={}", encode(RARE)),
+            search: Some(search(RARE, &[], any, Sort::Newest)),
+        },
+        Query {
+            label: "q only: Chinese word (连衣裙)",
+            path: format!("images?q={}", encode(word)),
+            search: Some(search(word, &[], any, Sort::Newest)),
+        },
+        Query {
+            label: "sort=largest",
+            path: "images?sort=largest".into(),
+            search: Some(search("", &[], any, Sort::Largest)),
+        },
+        Query {
+            label: "a month of saved dates",
+            path: "images?from=2023-03-01&to=2023-03-31".into(),
+            search: Some(month),
+        },
+        Query {
+            label: "tag autocomplete (one-character prefix)",
+            path: format!("tags?prefix={}", encode(&prefix)),
+            search: None,
+        },
+    ]
+}
+
+/// `Store::search` in this process, the catalog built: median and p99 of `runs` calls, in µs.
+fn store_times(
+    file: &Path,
+    queries: &[Query],
+    runs: usize,
+) -> Result<Vec<Option<(f64, f64)>>, String> {
+    let store =
+        Store::open(file, imgvault::store::DEFAULT_CACHE_BYTES).map_err(|e| e.to_string())?;
+    let user = store
+        .user_by_username(USER)
+        .map_err(|e| e.to_string())?
+        .ok_or("no bench user")?
+        .user_id;
+    let mut times = Vec::new();
+    for query in queries {
+        let Some(search) = &query.search else {
+            times.push(None);
+            continue;
+        };
+        store.search(&user, search).map_err(|e| e.to_string())?;
+        let mut took: Vec<Duration> = (0..runs)
+            .map(|_| {
+                let started = Instant::now();
+                store.search(&user, search).map(|_| started.elapsed())
+            })
+            .collect::<Result<_, _>>()
+            .map_err(|e| e.to_string())?;
+        took.sort();
+        let us = |d: Duration| d.as_secs_f64() * 1e6;
+        times.push(Some((
+            us(percentile(&took, 0.5)),
+            us(percentile(&took, 0.99)),
+        )));
+    }
+    Ok(times)
+}
+
+/// One size's server and what was measured on it.
+struct Sized {
+    size: usize,
+    server: Spawned,
+    cookie: String,
+    store: Vec<Option<(f64, f64)>>,
+    rss_before: f64,
+    rss_after_first_search: f64,
+}
+
+/// What one query measured on one size.
+#[derive(Default)]
+struct Measured {
+    total: u64,
+    first: Duration,
+    sequential: Vec<Duration>,
+    per_second: f64,
+    concurrent_p99: Duration,
+}
+
+fn search_bench(runtime: &tokio::runtime::Runtime, args: &Args) -> Result<(), String> {
+    let queries = queries();
+    let mut dirs = Vec::new();
+    let mut sized = Vec::new();
+    for &size in &args.sizes {
+        let (dir, file) = data_file(args, &size.to_string())?;
+        let started = Instant::now();
+        build(&file, size)?;
+        println!(
+            "{size} images: collection written in {:.1} s ({:.0} MB data file)",
+            started.elapsed().as_secs_f64(),
+            std::fs::metadata(&file).map_or(0.0, |m| m.len() as f64 / 1e6)
+        );
+        let store = store_times(&file, &queries, 300)?;
+        // The store's INFO lines go to the terminal: "search catalog built" gives its size.
+        let mut launch = spawned::Launch::bench("search", &file, &[], ADMIN_PASSWORD);
+        launch.log_filter = "warn,imgvault::store=info".to_string();
+        launch.echo = spawned::Echo::Inherit;
+        let server = Spawned::launch(launch)?;
+        let cookie = runtime.block_on(login(&server.base, USER, PASSWORD))?;
+        let rss_before = server.rss_mib();
+        sized.push(Sized {
+            size,
+            server,
+            cookie,
+            store,
+            rss_before,
+            rss_after_first_search: 0.0,
+        });
+        dirs.push(dir);
+    }
+    let measured = runtime.block_on(measure_all(&mut sized, &queries, args));
+    let peaks: Vec<f64> = sized.iter().map(|s| s.server.peak_rss_mib()).collect();
+    for s in &mut sized {
+        s.server.stop()?;
+    }
+    let measured = measured?;
+    let tags = vocabulary();
+    println!(
+        "\nthe most used tag is {:?} (on about a third of the images), the 10th {:?}",
+        tags[0], tags[9]
+    );
+    println!(
+        "store µs: Store::search in the bench's process, catalog built (p50/p99 of 300);\n\
+         first ms: the first request to the server (the first search builds the catalog);\n\
+         p50/p99 ms: {} requests one at a time, sizes interleaved; c=16: {} requests by 16 clients",
+        args.requests, args.concurrent
+    );
+    println!(
+        "\n{:<40} {:>7} {:>8} {:>14} {:>9} {:>7} {:>7} {:>8} {:>9}",
+        "query",
+        "images",
+        "matches",
+        "store µs",
+        "first ms",
+        "p50 ms",
+        "p99 ms",
+        "c=16 r/s",
+        "c=16 p99"
+    );
+    for (q, query) in queries.iter().enumerate() {
+        for (s, one) in sized.iter().enumerate() {
+            let m = &measured[q][s];
+            let store =
+                one.store[q].map_or("-".to_string(), |(p50, p99)| format!("{p50:.0}/{p99:.0}"));
+            println!(
+                "{:<40} {:>7} {:>8} {:>14} {:>9.1} {:>7.2} {:>7.2} {:>8.0} {:>9.2}",
+                if s == 0 { query.label } else { "" },
+                one.size,
+                m.total,
+                store,
+                ms(m.first),
+                ms(percentile(&m.sequential, 0.5)),
+                ms(percentile(&m.sequential, 0.99)),
+                m.per_second,
+                ms(m.concurrent_p99)
+            );
+        }
+        if sized.len() > 1 {
+            let p99 = |s: usize| ms(percentile(&measured[q][s].sequential, 0.99));
+            println!(
+                "{:<40} p99 at {} / p99 at {}: {:.2}",
+                "",
+                sized[sized.len() - 1].size,
+                sized[0].size,
+                p99(sized.len() - 1) / p99(0)
+            );
+        }
+    }
+    println!();
+    for (one, peak) in sized.iter().zip(peaks) {
+        println!(
+            "{} images: server RSS {:.1} MiB before the first search, {:.1} MiB after it; \
+             peak (VmHWM) {peak:.1} MiB",
+            one.size, one.rss_before, one.rss_after_first_search
+        );
+    }
+    drop(dirs);
+    Ok(())
+}
+
+/// Every query on every size: first request, sequential requests with the sizes taking turns
+/// (so a burst of load from elsewhere on the machine falls on all of them alike), then the
+/// concurrent ones. Every answer of a query on a size must have the same total.
+async fn measure_all(
+    sized: &mut [Sized],
+    queries: &[Query],
+    args: &Args,
+) -> Result<Vec<Vec<Measured>>, String> {
+    const TURN: usize = 50;
+    let mut all = Vec::new();
+    for query in queries {
+        let mut per_size: Vec<Measured> = Vec::new();
+        let clients: Vec<reqwest::Client> = sized.iter().map(|_| client()).collect();
+        for (s, one) in sized.iter_mut().enumerate() {
+            let url = format!("{}/api/user/{}", one.server.base, query.path);
+            let (first, total) = get(&clients[s], &url, &one.cookie).await?;
+            // The first query with words or tags built the catalog.
+            let searched = query.path.contains("q=") || query.path.contains("tag=");
+            if searched && one.rss_after_first_search == 0.0 {
+                one.rss_after_first_search = one.server.rss_mib();
+            }
+            for _ in 0..WARMUP {
+                get(&clients[s], &url, &one.cookie).await?;
+            }
+            per_size.push(Measured {
+                total,
+                first,
+                ..Measured::default()
+            });
+        }
+        let mut left = args.requests;
+        while left > 0 {
+            let turn = TURN.min(left);
+            for (s, one) in sized.iter().enumerate() {
+                let url = format!("{}/api/user/{}", one.server.base, query.path);
+                for _ in 0..turn {
+                    let (took, total) = get(&clients[s], &url, &one.cookie).await?;
+                    if total != per_size[s].total {
+                        return Err(format!("{url}: total {total}, first {}", per_size[s].total));
+                    }
+                    per_size[s].sequential.push(took);
+                }
+            }
+            left -= turn;
+        }
+        for (s, one) in sized.iter().enumerate() {
+            let url = format!("{}/api/user/{}", one.server.base, query.path);
+            let (per_second, p99) =
+                concurrent(&url, &one.cookie, args.concurrent, per_size[s].total).await?;
+            per_size[s].per_second = per_second;
+            per_size[s].concurrent_p99 = p99;
+            per_size[s].sequential.sort();
+        }
+        all.push(per_size);
+    }
+    Ok(all)
+}
+
+/// `requests` of `url` by `CONCURRENCY` clients at once: req/s and p99.
+async fn concurrent(
+    url: &str,
+    cookie: &str,
+    requests: usize,
+    total: u64,
+) -> Result<(f64, Duration), String> {
+    let shared = Arc::new((url.to_string(), cookie.to_string()));
+    let started = Instant::now();
+    let mut workers = Vec::new();
+    for worker in 0..CONCURRENCY {
+        let shared = shared.clone();
+        let n = requests / CONCURRENCY + usize::from(worker < requests % CONCURRENCY);
+        workers.push(tokio::spawn(async move {
+            let client = client();
+            let mut took = Vec::with_capacity(n);
+            for _ in 0..n {
+                took.push(get(&client, &shared.0, &shared.1).await?);
+            }
+            Ok::<_, String>(took)
+        }));
+    }
+    let mut all = Vec::with_capacity(requests);
+    for worker in workers {
+        for (took, got) in worker.await.map_err(|e| e.to_string())?? {
+            if got != total {
+                return Err(format!("{url}: total {got}, first {total}"));
+            }
+            all.push(took);
+        }
+    }
+    let elapsed = started.elapsed();
+    all.sort();
+    Ok((
+        requests as f64 / elapsed.as_secs_f64(),
+        percentile(&all, 0.99),
+    ))
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+fn encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' => {
+                char::from(b).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+fn data_file(args: &Args, label: &str) -> Result<(tempfile::TempDir, PathBuf), String> {
+    std::fs::create_dir_all(&args.data_dir).map_err(|e| e.to_string())?;
+    let dir = tempfile::Builder::new()
+        .prefix(&format!("search-bench-{label}-"))
+        .tempdir_in(&args.data_dir)
+        .map_err(|e| e.to_string())?;
+    let file = dir.path().join("imgvault.redb");
+    Ok((dir, file))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Ingest
+
+/// A 64×64 noise PNG, distinct for each `seed`.
+fn noise_png(seed: u64) -> Vec<u8> {
+    let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
+    let pixels: Vec<u8> = (0..64 * 64 * 3).map(|_| rng.next() as u8).collect();
+    let mut out = Vec::new();
+    image::ImageEncoder::write_image(
+        image::codecs::png::PngEncoder::new(&mut out),
+        &pixels,
+        64,
+        64,
+        image::ExtendedColorType::Rgb8,
+    )
+    .expect("png");
+    out
+}
+
+fn ingest(runtime: &tokio::runtime::Runtime, args: &Args) -> Result<(), String> {
+    use base64::Engine;
+    let (_dir, file) = data_file(args, "ingest")?;
+    let mut server = Spawned::start("ingest", &file, &[], ADMIN_PASSWORD)?;
+    let base = server.base.clone();
+    let tags = vocabulary();
+    let mut rng = Rng(42);
+    let bodies: Vec<Vec<u8>> = (0..args.ingest)
+        .map(|i| {
+            let (title, url, image_url, alt) = page(&mut rng);
+            let data = base64::engine::general_purpose::STANDARD.encode(noise_png(i as u64));
+            serde_json::to_vec(&json!({
+                "imageData": format!("data:image/png;base64,{data}"),
+                "originalUrl": image_url,
+                "category": "clothes",
+                "tags": [&tags[rng.below(30)], &tags[30 + rng.below(100)], &tags[130 + rng.below(170)]],
+                "pageInfo": {"url": url, "title": title, "imageContext": {"alt": alt}},
+            }))
+            .expect("json")
+        })
+        .collect();
+    let outcome = runtime.block_on(async {
+        let register = client()
+            .post(format!("{base}/api/register"))
+            .json(&json!({"username": USER, "email": format!("{USER}@example.com"), "password": PASSWORD}))
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        if !register.status().is_success() {
+            return Err(format!("register: {}", register.status()));
+        }
+        let cookie = login(&base, USER, PASSWORD).await?;
+        let bodies = Arc::new(bodies);
+        let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let started = Instant::now();
+        let mut workers = Vec::new();
+        for _ in 0..8 {
+            let (bodies, next, base, cookie) = (bodies.clone(), next.clone(), base.clone(), cookie.clone());
+            workers.push(tokio::spawn(async move {
+                let client = client();
+                let mut took = Vec::new();
+                loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Some(body) = bodies.get(i) else { break };
+                    let sent = Instant::now();
+                    let response = client
+                        .post(format!("{base}/api/receive-image"))
+                        .header(reqwest::header::COOKIE, &cookie)
+                        .header(reqwest::header::CONTENT_TYPE, "application/json")
+                        .body(body.clone())
+                        .send()
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    let status = response.status();
+                    let text = response.text().await.map_err(|e| e.to_string())?;
+                    if status != 200 {
+                        return Err(format!("upload: {status} {text}"));
+                    }
+                    took.push(sent.elapsed());
+                }
+                Ok::<_, String>(took)
+            }));
+        }
+        let mut took = Vec::new();
+        for worker in workers {
+            took.extend(worker.await.map_err(|e| e.to_string())??);
+        }
+        let elapsed = started.elapsed();
+        took.sort();
+        Ok((elapsed, took))
+    });
+    let cpu = server.cpu_seconds();
+    let stopped = server.stop();
+    let (elapsed, took) = outcome?;
+    stopped?;
+    println!(
+        "ingest: {} PNGs of 64×64 with tags and page text at c=8: {:.0} images/s, p50 {:.1} ms, \
+         p99 {:.1} ms, server CPU {:.2} ms per image",
+        args.ingest,
+        args.ingest as f64 / elapsed.as_secs_f64(),
+        ms(percentile(&took, 0.5)),
+        ms(percentile(&took, 0.99)),
+        cpu * 1000.0 / args.ingest as f64
+    );
+    Ok(())
+}
