@@ -18,6 +18,11 @@ use unicode_normalization::UnicodeNormalization;
 
 /// `text` folded for matching.
 pub fn fold(text: &str) -> String {
+    // ASCII is its own NFKC, NFD and NFC and has no diacritics: only the case changes. URLs are
+    // ASCII and folded with every upload, where the general way costs ten times as much.
+    if text.is_ascii() {
+        return text.to_ascii_lowercase();
+    }
     let lowered: String = text.nfkc().flat_map(char::to_lowercase).collect();
     let mut folded = String::with_capacity(lowered.len());
     for c in lowered.nfd().filter(|&c| !is_diacritic(c)).nfc() {
@@ -76,6 +81,20 @@ mod tests {
         assert_eq!(fold("夏季碎花连衣裙"), "夏季碎花连衣裙");
         assert_eq!(fold("한국어"), "한국어");
         assert_eq!(fold("  two  words "), "  two  words ");
+    }
+
+    #[test]
+    fn ascii_folds_as_the_general_way_folds_it() {
+        let ascii: String = (0u8..128).map(char::from).collect();
+        let general: String = ascii
+            .nfkc()
+            .flat_map(char::to_lowercase)
+            .collect::<String>()
+            .nfd()
+            .filter(|&c| !is_diacritic(c))
+            .nfc()
+            .collect();
+        assert_eq!(fold(&ascii), general);
     }
 
     #[test]

@@ -281,18 +281,19 @@ pub(super) fn category_key(image: &ImageRecord) -> (&str, u8, Micros, &str) {
 pub(super) fn index_live(tx: &WriteTransaction, image: &ImageRecord, delta: i64) -> Result<()> {
     let (user, at, id) = (image.user_id.as_str(), image.saved_at, image.id.as_str());
     if delta > 0 {
-        paging::before_insert(tx, user, at, id)?;
+        let newest_end = paging::before_insert(tx, user, at, id)?;
         tx.open_table(USER_IMAGES)?.insert((user, at, id), ())?;
         tx.open_table(USER_CATEGORY_IMAGES)?
             .insert(category_key(image), ())?;
+        search::add(tx, image, newest_end)?;
     } else {
         tx.open_table(USER_IMAGES)?.remove((user, at, id))?;
         tx.open_table(USER_CATEGORY_IMAGES)?
             .remove(category_key(image))?;
         paging::bump_epoch(tx, user)?;
+        search::remove(tx, image)?;
     }
     index_tags(tx, image, delta)?;
-    search::index(tx, image, delta)?;
     bump(tx, image, delta)
 }
 

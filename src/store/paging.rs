@@ -56,13 +56,13 @@ pub(super) fn bump_epoch(tx: &WriteTransaction, user_id: &str) -> Result<()> {
 }
 
 /// Before inserting `(saved_at, id)` into the user's time index: an insert anywhere but at the
-/// newest end moves positions, so it bumps the epoch.
+/// newest end moves positions, so it bumps the epoch. Returns whether it goes at the newest end.
 pub(super) fn before_insert(
     tx: &WriteTransaction,
     user_id: &str,
     saved_at: i64,
     id: &str,
-) -> Result<()> {
+) -> Result<bool> {
     let newest = {
         let index = tx.open_table(USER_IMAGES)?;
         let mut range = index.range((user_id, i64::MIN, "")..=(user_id, i64::MAX, "\u{10FFFF}"))?;
@@ -75,10 +75,11 @@ pub(super) fn before_insert(
             None => None,
         }
     };
-    if newest.is_some_and(|(at, last_id)| (saved_at, id) <= (at, last_id.as_str())) {
+    let newest_end = newest.is_none_or(|(at, last_id)| (saved_at, id) > (at, last_id.as_str()));
+    if !newest_end {
         bump_epoch(tx, user_id)?;
     }
-    Ok(())
+    Ok(newest_end)
 }
 
 impl PageMarks {

@@ -13,10 +13,10 @@
 //! alone about 4 ms (every image's text), a tag alone its page (0.05 ms).
 //!
 //! The catalog is built from `USER_SEARCH`, which holds the folded text of every live image keyed
-//! like the time index, so a build is one range read (no record lookups). `index` keeps that table
-//! in step from `images::index_live`, `reindex` after tags or category change in place. Every
-//! change but an upload at the newest end bumps the user's search epoch in `META`, in the same
-//! transaction; a catalog is used only for a snapshot with its epoch, and then only up to that
+//! like the time index, so a build is one range read (no record lookups). `add` and `remove` keep
+//! that table in step from `images::index_live`, `reindex` after tags or category change in
+//! place. Every change but an upload at the newest end bumps the user's search epoch in `META`, in
+//! the same transaction; a catalog is used only for a snapshot with its epoch, and then only up to that
 //! snapshot's newest row. So the answer is exact for the read snapshot it is paged from. New
 //! uploads extend a catalog in place; anything else rebuilds it on the next search (0.2 to 0.3 s
 //! at 100,000 images).
@@ -411,31 +411,21 @@ pub(super) fn bump_epoch(tx: &WriteTransaction, user: &str) -> Result<()> {
     Ok(())
 }
 
-/// Adds (`delta` 1) or removes (-1) a live image's search row. Only an image added at the newest
-/// end of its user's rows leaves the epoch as it is: catalogs take those in by extending.
-pub(super) fn index(tx: &WriteTransaction, image: &ImageRecord, delta: i64) -> Result<()> {
-    let key = search_key(image);
-    let mut rows = tx.open_table(USER_SEARCH)?;
-    if delta > 0 {
-        let newest = match rows.range(user_range(key.0))?.next_back() {
-            Some(entry) => {
-                let (row, _) = entry?;
-                let (_, at, id) = row.value();
-                Some((at, id.to_string()))
-            }
-            None => None,
-        };
-        rows.insert(key, record_of(image).encode().as_slice())?;
-        drop(rows);
-        if newest.is_some_and(|(at, id)| (key.1, key.2) <= (at, id.as_str())) {
-            bump_epoch(tx, key.0)?;
-        }
-    } else {
-        rows.remove(key)?;
-        drop(rows);
-        bump_epoch(tx, key.0)?;
+/// Adds a live image's search row. Only an image added at the newest end of its user's rows (as
+/// `paging::before_insert` found) leaves the epoch as it is: catalogs take those in by extending.
+pub(super) fn add(tx: &WriteTransaction, image: &ImageRecord, newest_end: bool) -> Result<()> {
+    tx.open_table(USER_SEARCH)?
+        .insert(search_key(image), record_of(image).encode().as_slice())?;
+    if !newest_end {
+        bump_epoch(tx, image.user_id.as_str())?;
     }
     Ok(())
+}
+
+/// Removes a live image's search row (it is trashed or deleted).
+pub(super) fn remove(tx: &WriteTransaction, image: &ImageRecord) -> Result<()> {
+    tx.open_table(USER_SEARCH)?.remove(search_key(image))?;
+    bump_epoch(tx, image.user_id.as_str())
 }
 
 /// Rewrites a live image's search row after a change in place (its tags or category).
