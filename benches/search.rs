@@ -31,7 +31,9 @@
 //! counters, no catalog); everything by size; a month of saved dates; and tag autocomplete
 //! (`GET /api/user/tags?prefix=`). Every answer is checked (status 200, the same total every
 //! time). Each server's RSS is read before and after its first search (what the catalog holds)
-//! and its peak (VmHWM) at the end; the store logs each catalog it builds with its size.
+//! and its peak (VmHWM) at the end; the store logs each catalog it builds with its size. Last,
+//! every tenth image of the largest collection (at most 10,000) is trashed by one batch request
+//! and restored by another, each timed, with the list's total checked after each.
 //!
 //! `--only ingest` measures uploads instead: a fresh server, `--ingest` small PNGs (64×64 noise,
 //! about 12 KB) posted to `/api/receive-image` by 8 clients at once, each with a page title, URL,
@@ -452,7 +454,7 @@ fn draw_tags(rng: &mut Rng, cumulative: &[f64], tags: &[String], k: usize) -> Ve
 }
 
 /// Writes `size` images of `USER` into a fresh data file at `path`.
-fn build(path: &Path, size: usize) -> Result<(), String> {
+fn build(path: &Path, size: usize) -> Result<Vec<String>, String> {
     let store =
         Store::open(path, imgvault::store::DEFAULT_CACHE_BYTES).map_err(|e| e.to_string())?;
     let user = UserRecord::new(
@@ -474,6 +476,7 @@ fn build(path: &Path, size: usize) -> Result<(), String> {
     let start: Micros = 1_640_995_200_000_000; // 2022-01-01
     let step = 3 * 365 * DAY / size as i64;
     let mut done = 0;
+    let mut ids = Vec::with_capacity(size);
     while done < size {
         let n = BUILD_BATCH.min(size - done);
         let mut made = Vec::with_capacity(n);
@@ -488,6 +491,7 @@ fn build(path: &Path, size: usize) -> Result<(), String> {
             let bytes = format!("search bench image {i}").into_bytes();
             let saved_at = start + i as i64 * step;
             let id = ImageId::random();
+            ids.push(id.to_string());
             let task_id = imgvault::domain::TaskId::random();
             let image = ImageRecord {
                 id: id.clone(),
@@ -540,7 +544,7 @@ fn build(path: &Path, size: usize) -> Result<(), String> {
         }
         done += n;
     }
-    Ok(())
+    Ok(ids)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -757,6 +761,8 @@ struct Sized {
     store: Vec<Option<(f64, f64)>>,
     rss_before: f64,
     rss_after_first_search: f64,
+    /// Every image's id, in the order saved.
+    ids: Vec<String>,
 }
 
 /// What one query measured on one size.
@@ -776,7 +782,7 @@ fn search_bench(runtime: &tokio::runtime::Runtime, args: &Args) -> Result<(), St
     for &size in &args.sizes {
         let (dir, file) = data_file(args, &size.to_string())?;
         let started = Instant::now();
-        build(&file, size)?;
+        let ids = build(&file, size)?;
         println!(
             "{size} images: collection written in {:.1} s ({:.0} MB data file)",
             started.elapsed().as_secs_f64(),
@@ -797,10 +803,15 @@ fn search_bench(runtime: &tokio::runtime::Runtime, args: &Args) -> Result<(), St
             store,
             rss_before,
             rss_after_first_search: 0.0,
+            ids,
         });
         dirs.push(dir);
     }
     let measured = runtime.block_on(measure_all(&mut sized, &queries, args));
+    let batched = match (&measured, sized.last()) {
+        (Ok(_), Some(largest)) => Some(runtime.block_on(batch_round_trip(largest))),
+        _ => None,
+    };
     let peaks: Vec<f64> = sized.iter().map(|s| s.server.peak_rss_mib()).collect();
     for s in &mut sized {
         s.server.stop()?;
@@ -866,8 +877,78 @@ fn search_bench(runtime: &tokio::runtime::Runtime, args: &Args) -> Result<(), St
             one.size, one.rss_before, one.rss_after_first_search
         );
     }
+    if let Some(batched) = batched {
+        let b = batched?;
+        println!(
+            "\nbatch at {} images: trash {} images in one request {:.0} ms, restore them {:.0} ms \
+             (list total {} -> {} -> {}); server peak (VmHWM) afterwards {:.1} MiB",
+            b.size,
+            b.count,
+            ms(b.trash),
+            ms(b.restore),
+            b.totals[0],
+            b.totals[1],
+            b.totals[2],
+            b.peak_mib
+        );
+    }
     drop(dirs);
     Ok(())
+}
+
+/// What trashing and restoring a tenth of the largest collection took.
+struct Batched {
+    size: usize,
+    count: usize,
+    trash: Duration,
+    restore: Duration,
+    /// The plain list's total before, between and after.
+    totals: [u64; 3],
+    peak_mib: f64,
+}
+
+/// Trashes every tenth image of the collection (at most 10,000, the batch limit) in one request,
+/// then restores them in another, checking the answers and the list's total at each step.
+async fn batch_round_trip(one: &Sized) -> Result<Batched, String> {
+    let ids: Vec<&String> = one.ids.iter().step_by(10).take(10_000).collect();
+    let client = client();
+    let list = format!("{}/api/user/images?per_page=1", one.server.base);
+    let batch = format!("{}/api/user/images/batch", one.server.base);
+    let mut totals = [0; 3];
+    let mut took = [Duration::ZERO; 2];
+    totals[0] = get(&client, &list, &one.cookie).await?.1;
+    for (step, action) in ["trash", "restore"].into_iter().enumerate() {
+        let started = Instant::now();
+        let response = client
+            .post(&batch)
+            .header(reqwest::header::COOKIE, &one.cookie)
+            .json(&json!({ "ids": ids, "action": action }))
+            .send()
+            .await
+            .map_err(|e| format!("batch {action}: {e}"))?;
+        let status = response.status();
+        let answer: Value = response
+            .json()
+            .await
+            .map_err(|e| format!("batch {action}: {e}"))?;
+        took[step] = started.elapsed();
+        if status != 200 || answer["changed"].as_u64() != Some(ids.len() as u64) {
+            return Err(format!("batch {action}: {status} {answer}"));
+        }
+        totals[step + 1] = get(&client, &list, &one.cookie).await?.1;
+    }
+    let expected = [totals[0], totals[0] - ids.len() as u64, totals[0]];
+    if totals != expected {
+        return Err(format!("list totals {totals:?}, expected {expected:?}"));
+    }
+    Ok(Batched {
+        size: one.size,
+        count: ids.len(),
+        trash: took[0],
+        restore: took[1],
+        totals,
+        peak_mib: one.server.peak_rss_mib(),
+    })
 }
 
 /// Every query on every size: first request, sequential requests with the sizes taking turns
