@@ -256,6 +256,59 @@ id_type!(
     "t-"
 );
 
+id_type!(
+    /// One API key: how its owner lists and revokes it (never the key itself).
+    KeyId,
+    "k-"
+);
+
+/// What an API key may do. A logged-in session may do everything; a key at most what its scope
+/// allows, and never manage keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyScope {
+    /// Upload, look up what is saved, follow its own uploads' tasks: what a capture tool needs.
+    Capture,
+    /// `Capture`, and every read of its owner's data.
+    Read,
+    /// Whatever a logged-in session may do, except managing keys.
+    Full,
+}
+
+impl KeyScope {
+    pub fn parse(raw: &str) -> Result<Self, Invalid> {
+        match raw.trim() {
+            "capture" => Ok(Self::Capture),
+            "read" => Ok(Self::Read),
+            "full" => Ok(Self::Full),
+            _ => Err(Invalid("无效的权限范围，应为 capture、read 或 full")),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Capture => "capture",
+            Self::Read => "read",
+            Self::Full => "full",
+        }
+    }
+}
+
+/// A key's name as its owner gave it: trimmed, 1 to 64 characters, no control characters.
+pub fn key_name(raw: &str) -> Result<String, Invalid> {
+    let name = raw.trim();
+    let len = name.chars().count();
+    if len == 0 {
+        return Err(Invalid("密钥名称不能为空"));
+    }
+    if len > 64 {
+        return Err(Invalid("密钥名称不能超过64个字符"));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(Invalid("密钥名称不能包含控制字符"));
+    }
+    Ok(name.to_string())
+}
+
 /// Whether an id or file name that came from another server can be used here as it is, in URLs
 /// and file names: 1 to `max` bytes of ASCII letters, digits, `-`, `_` and `.`, not starting with
 /// a dot.

@@ -14,7 +14,7 @@ use super::tables::*;
 use super::{Result, StoreError};
 
 /// The schema this build writes.
-pub const SCHEMA_VERSION: u64 = 10;
+pub const SCHEMA_VERSION: u64 = 11;
 
 pub(super) const VERSION_KEY: &str = "schema_version";
 
@@ -22,6 +22,7 @@ pub(super) const VERSION_KEY: &str = "schema_version";
 type Step = fn(&WriteTransaction) -> Result<()>;
 const STEPS: &[Step] = &[
     v1_to_v2, v2_to_v3, v3_to_v4, v4_to_v5, v5_to_v6, v6_to_v7, v7_to_v8, v8_to_v9, v9_to_v10,
+    v10_to_v11,
 ];
 
 /// Version 2 adds thumbnails: every image stored so far goes on the backlog to get one.
@@ -186,6 +187,13 @@ fn v9_to_v10(tx: &WriteTransaction) -> Result<()> {
     for ((user, code, tag), n) in &counts {
         table.insert((user.as_str(), *code, tag.as_str()), *n)?;
     }
+    Ok(())
+}
+
+/// Version 11 adds API keys (`API_KEYS`, `USER_API_KEYS`); a file of an older version has none.
+fn v10_to_v11(tx: &WriteTransaction) -> Result<()> {
+    tx.open_table(API_KEYS)?;
+    tx.open_table(USER_API_KEYS)?;
     Ok(())
 }
 

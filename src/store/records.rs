@@ -14,7 +14,9 @@
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
 use crate::clock::Micros;
-use crate::domain::{BlobHash, Category, Email, ImageId, TaskId, UserId, Username};
+use crate::domain::{
+    BlobHash, Category, Email, ImageId, KeyId, KeyScope, TaskId, UserId, Username,
+};
 use crate::media::ImageKind;
 
 use super::StoreError;
@@ -516,6 +518,12 @@ pub(super) mod codes {
         crate::domain::Category::Clothes => 0,
         crate::domain::Category::Char => 1,
     });
+
+    code!(scope, crate::domain::KeyScope, {
+        crate::domain::KeyScope::Capture => 0,
+        crate::domain::KeyScope::Read => 1,
+        crate::domain::KeyScope::Full => 2,
+    });
 }
 
 #[cfg(test)]
@@ -730,6 +738,17 @@ mod tests {
             (Category::Char, 300, vec!["red"], "夏\nx")
         );
         golden(
+            ApiKeyRecord {
+                id: "k-1".into(),
+                user_id: "u1".into(),
+                name: "扩展".into(),
+                scope: KeyScope::Read,
+                created_at: 5,
+                last_used_at: Some(7),
+            },
+            "01036b2d3102753106e689a9e5b195010a010e",
+        );
+        golden(
             HubSessionRecord {
                 hub_user_id: "h".into(),
                 nonce: [1; 12],
@@ -779,6 +798,24 @@ mod tests {
         );
         assert!(UserRecord::decode(&bytes).unwrap() == user);
     }
+}
+
+/// An API key of a user, stored under the hash of the key itself (which is never stored).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ApiKeyRecord {
+    pub id: KeyId,
+    pub user_id: UserId,
+    pub name: String,
+    #[serde(with = "codes::scope")]
+    pub scope: KeyScope,
+    pub created_at: Micros,
+    /// When a request last carried it, to the minute or so (see `Store::touch_key`).
+    pub last_used_at: Option<Micros>,
+}
+
+impl Record for ApiKeyRecord {
+    const NAME: &'static str = "api key";
+    const VERSION: u8 = 1;
 }
 
 /// A local session's login on the hub. `sealed` is the hub's session token encrypted (AEAD) under

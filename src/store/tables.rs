@@ -21,6 +21,12 @@ pub const USER_IMAGE_COUNTS: TableDefinition<&str, u64> = TableDefinition::new("
 /// blake3(session token) → `SessionRecord`. The token itself is never stored.
 pub const SESSIONS: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("sessions");
 
+/// blake3(API key) → `ApiKeyRecord`. The key itself is never stored.
+pub const API_KEYS: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("api_keys");
+/// (user_id, key id) → blake3(API key): a user's keys, for listing and revoking them by id.
+pub const USER_API_KEYS: TableDefinition<(&str, &str), &[u8; 32]> =
+    TableDefinition::new("user_api_keys");
+
 /// image_id → `ImageRecord`.
 pub const IMAGES: TableDefinition<&str, &[u8]> = TableDefinition::new("images");
 /// (user_id, filename) → image_id: how the file routes find an image.
@@ -124,6 +130,14 @@ macro_rules! for_every_table {
         }
         {
             let $table = $crate::store::tables::SESSIONS;
+            $body;
+        }
+        {
+            let $table = $crate::store::tables::API_KEYS;
+            $body;
+        }
+        {
+            let $table = $crate::store::tables::USER_API_KEYS;
             $body;
         }
         {
