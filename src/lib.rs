@@ -153,6 +153,7 @@ pub async fn serve(
         throttles: throttle::Throttles::new(&config),
         cookie: api::cookie_name(config.cookie_name.as_deref(), &config.data),
         config,
+        pairings: Default::default(),
     });
 
     let background = tokio::spawn({

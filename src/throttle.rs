@@ -24,6 +24,9 @@ const ATTEMPTS_PER_MINUTE: u64 = 10;
 /// names that exist and names that do not, so the limit says nothing about which exist.
 const ACCOUNT_BURST: u64 = 20;
 const ACCOUNT_PER_MINUTE: u64 = 10;
+/// Pairing codes a user may ask for in a burst, and then per minute.
+const PAIRING_BURST: u64 = 5;
+const PAIRING_PER_MINUTE: u64 = 2;
 /// How many password checks may queue behind the running ones, per running one, and for how long.
 const HASH_QUEUE_PER_PERMIT: usize = 8;
 const HASH_MAX_WAIT: Duration = Duration::from_secs(10);
@@ -37,6 +40,8 @@ pub struct Throttles {
     /// Anonymous uploads per client address: images, and KiB of image bytes.
     pub anonymous_images: RateLimiter<IpAddr>,
     pub anonymous_kib: RateLimiter<IpAddr>,
+    /// Pairing codes asked for, per user.
+    pub pairing_codes: RateLimiter<crate::domain::UserId>,
     /// Password hashes computed at once.
     pub hashes: Gate,
     /// KiB of request bodies held at once.
@@ -57,6 +62,7 @@ impl Throttles {
                 anonymous.images_per_minute.into(),
             ),
             anonymous_kib: RateLimiter::per_minute(anonymous_kib, anonymous_kib),
+            pairing_codes: RateLimiter::per_minute(PAIRING_BURST, PAIRING_PER_MINUTE),
             hashes: Gate::new(
                 u32::try_from(hash_permits).unwrap_or(u32::MAX),
                 hash_permits * HASH_QUEUE_PER_PERMIT,

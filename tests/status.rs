@@ -109,6 +109,14 @@ async fn extensions_get_cors_answers_and_web_pages_do_not() {
                 .unwrap()
                 .contains("POST")
         );
+        // An allowed origin may send an API key and an idempotency key.
+        let headers = resp.headers()["access-control-allow-headers"]
+            .to_str()
+            .unwrap();
+        assert!(
+            headers.contains("authorization") && headers.contains("idempotency-key"),
+            "{headers}"
+        );
     }
     let resp = app
         .client

@@ -20,7 +20,7 @@ use warp::{Filter, Rejection, Reply};
 use super::AppState;
 use super::guard::client_addr;
 use super::{ApiError, blocking, body, reject, with_state};
-use crate::domain::{Email, Password, UserId, Username, portable};
+use crate::domain::{Email, KeyScope, Password, UserId, Username, portable};
 use crate::store::StoreError;
 use crate::store::records::{HubSessionRecord, SessionRecord, UserRecord};
 use crate::sync as cloud;
@@ -32,37 +32,65 @@ const SESSION_FOR: clock::Micros = clock::DAY;
 /// Account requests are small; anything larger is not a form a person filled in.
 const ACCOUNT_BODY_LIMIT: u64 = 64 * 1024;
 
-/// The caller of a request that carried a live session.
+/// The caller of a request that carried a live session or a valid API key.
 #[derive(Debug, Clone)]
 pub struct Caller {
     pub user: UserRecord,
-    pub(super) token_hash: [u8; 32],
-    /// The session token itself: the key to this session's sealed hub token.
-    pub(super) token: String,
+    /// How the caller proved who they are.
+    pub(super) via: Via,
 }
 
-/// The logged-in caller, or `None`. Unknown, expired and logged-out tokens are `None`.
+#[derive(Debug, Clone)]
+pub(super) enum Via {
+    Session {
+        token_hash: [u8; 32],
+        /// The session token itself: the key to this session's sealed hub token.
+        token: String,
+    },
+    /// An API key (`Authorization: Bearer`): what it may do was checked before routing (`keys`).
+    Key,
+}
+
+impl Caller {
+    /// The session's token hash and token; `None` for a key, which has no session.
+    pub(super) fn session(&self) -> Option<([u8; 32], &str)> {
+        match &self.via {
+            Via::Session { token_hash, token } => Some((*token_hash, token)),
+            Via::Key => None,
+        }
+    }
+}
+
+/// The logged-in caller, or `None`. Unknown, expired and logged-out tokens are `None`. A request
+/// with an API key is its key's user (the cookie, if any, is not looked at); `keys` has already
+/// refused a bad key.
 pub fn optional_user(
     state: Arc<AppState>,
 ) -> impl Filter<Extract = (Option<Caller>,), Error = Rejection> + Clone {
-    warp::cookie::optional::<String>(state.cookie)
+    warp::header::optional::<String>("authorization")
+        .and(warp::cookie::optional::<String>(state.cookie))
         .and(with_state(state))
-        .and_then(|token: Option<String>, state: Arc<AppState>| async move {
-            let Some(token) = token.filter(|t| !t.is_empty()) else {
-                return Ok::<_, Rejection>(None);
-            };
-            let token_hash = secrets::token_hash(&token);
-            // Two point reads, in place (see `blocking`).
-            let found = state
-                .store
-                .session_user(&token_hash, clock::now())
-                .map_err(|e| reject(e.into()))?;
-            Ok(found.map(|(_, user)| Caller {
-                user,
-                token_hash,
-                token,
-            }))
-        })
+        .and_then(
+            |authorization: Option<String>, token: Option<String>, state: Arc<AppState>| async move {
+                if let Some(key) = authorization.as_deref().and_then(bearer) {
+                    let (_, user) = key_user(&state, key)?.ok_or_else(|| reject(ApiError::BadKey))?;
+                    return Ok(Some(Caller { user, via: Via::Key }));
+                }
+                let Some(token) = token.filter(|t| !t.is_empty()) else {
+                    return Ok::<_, Rejection>(None);
+                };
+                let token_hash = secrets::token_hash(&token);
+                // Two point reads, in place (see `blocking`).
+                let found = state
+                    .store
+                    .session_user(&token_hash, clock::now())
+                    .map_err(|e| reject(e.into()))?;
+                Ok(found.map(|(_, user)| Caller {
+                    user,
+                    via: Via::Session { token_hash, token },
+                }))
+            },
+        )
 }
 
 /// The logged-in caller; 401 `需要登录` without one.
@@ -72,6 +100,123 @@ pub fn require_user(
     optional_user(state).and_then(|caller: Option<Caller>| async move {
         caller.ok_or_else(|| reject(ApiError::NeedLogin))
     })
+}
+
+/// The caller of a logged-in session; 401 without one, 403 for an API key (what only a person at
+/// the web UI may do: manage keys).
+pub fn require_session(
+    state: Arc<AppState>,
+) -> impl Filter<Extract = (Caller,), Error = Rejection> + Clone {
+    require_user(state).and_then(|caller: Caller| async move {
+        match caller.via {
+            Via::Session { .. } => Ok(caller),
+            Via::Key => Err(reject(ApiError::KeyScope)),
+        }
+    })
+}
+
+/// The key of an `Authorization: Bearer` header; `None` for other schemes (not ours to judge).
+/// A bearer that is not one of our keys is still returned, to be refused as unknown.
+pub(super) fn bearer(header: &str) -> Option<&str> {
+    let header = header.trim();
+    let (scheme, rest) = header.split_once(' ').unwrap_or((header, ""));
+    scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
+}
+
+/// The key's record and user; `None` for a malformed, unknown or revoked key. A point read or two,
+/// in place like the session's.
+fn key_user(
+    state: &AppState,
+    key: &str,
+) -> Result<Option<(crate::store::records::ApiKeyRecord, UserRecord)>, Rejection> {
+    let well_formed = key.len() == super::keys::KEY_PREFIX.len() + 43
+        && key.starts_with(super::keys::KEY_PREFIX)
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_'));
+    if !well_formed {
+        return Ok(None);
+    }
+    state
+        .store
+        .key_user(&secrets::token_hash(key))
+        .map_err(|e| reject(e.into()))
+}
+
+/// Lets a request with an API key through only if the key is valid (401 otherwise, on every route,
+/// even those open to anonymous callers: a bad key is never taken for no key) and its scope allows
+/// the route (403). Runs before routing; notes the key's use at most once a minute.
+pub fn keys(state: Arc<AppState>) -> impl Filter<Extract = (), Error = Rejection> + Clone {
+    warp::header::optional::<String>("authorization")
+        .and(warp::method())
+        .and(warp::path::full())
+        .and(with_state(state))
+        .and_then(
+            |authorization: Option<String>,
+             method: warp::http::Method,
+             path: warp::path::FullPath,
+             state: Arc<AppState>| async move {
+                let Some(key) = authorization.as_deref().and_then(bearer) else {
+                    return Ok(());
+                };
+                let Some((record, _)) = key_user(&state, key)? else {
+                    tracing::info!(path = path.as_str(), "unknown or revoked API key refused");
+                    return Err(reject(ApiError::BadKey));
+                };
+                if !key_allows(record.scope, &method, path.as_str()) {
+                    tracing::info!(key_id = %record.id, scope = record.scope.as_str(), %method, path = path.as_str(), "API key used beyond its scope");
+                    return Err(reject(ApiError::KeyScope));
+                }
+                let now = clock::now();
+                if record
+                    .last_used_at
+                    .is_none_or(|last| now - last >= crate::store::LAST_USED_GRAIN)
+                {
+                    let hash = secrets::token_hash(key);
+                    let store = state.store.clone();
+                    // Fire and forget: the request does not wait for a note of its own use.
+                    tokio::task::spawn_blocking(move || {
+                        if let Err(e) = store.touch_key(&hash, now) {
+                            tracing::debug!(error = %e, "API key use not noted");
+                        }
+                    });
+                }
+                Ok(())
+            },
+        )
+        .untuple_one()
+}
+
+/// What a key of `scope` may ask. A capture key: upload, look up what is saved, follow tasks, and
+/// the public routes; a read key: also every read of its owner's data; a full key: everything a
+/// session may. No key manages keys. Paths outside `/api/` are the web UI's files, public alike.
+pub fn key_allows(scope: KeyScope, method: &warp::http::Method, path: &str) -> bool {
+    use warp::http::Method;
+    if path == "/api/keys" || path.starts_with("/api/keys/") {
+        return false;
+    }
+    if !path.starts_with("/api/") {
+        return true;
+    }
+    let read = matches!(*method, Method::GET | Method::HEAD);
+    let capture = match *method {
+        Method::POST => matches!(
+            path,
+            "/api/receive-image"
+                | "/api/upload-clipboard"
+                | "/api/upload-file"
+                | "/api/images/lookup"
+        ),
+        _ => {
+            read && (matches!(path, "/api/status" | "/api/auth/check")
+                || path.starts_with("/api/task/"))
+        }
+    };
+    match scope {
+        KeyScope::Capture => capture,
+        KeyScope::Read => capture || (read && !path.starts_with("/api/admin/")),
+        KeyScope::Full => true,
+    }
 }
 
 pub fn routes(
@@ -115,7 +260,7 @@ pub fn routes(
     let logout = warp::path!("api" / "logout")
         .and(warp::post())
         .and(with_state(state.clone()))
-        .and(require_user(state.clone()))
+        .and(require_session(state.clone()))
         .and_then(logout);
     let profile = warp::path!("api" / "user" / "profile")
         .and(warp::get())
@@ -474,7 +619,8 @@ struct Done {
 
 async fn logout(state: Arc<AppState>, caller: Caller) -> Result<impl Reply, Rejection> {
     let cookie = state.cookie;
-    blocking(move || Ok(state.store.delete_session(&caller.token_hash)?))
+    let (token_hash, _) = caller.session().ok_or_else(|| reject(ApiError::KeyScope))?;
+    blocking(move || Ok(state.store.delete_session(&token_hash)?))
         .await
         .map_err(reject)?;
     let reply = warp::reply::json(&Done {

@@ -34,11 +34,11 @@ pub fn preflight(
                 let h = resp.headers_mut();
                 h.insert(
                     "access-control-allow-methods",
-                    HeaderValue::from_static("GET, POST, DELETE, OPTIONS"),
+                    HeaderValue::from_static("GET, POST, PUT, DELETE, OPTIONS"),
                 );
                 h.insert(
                     "access-control-allow-headers",
-                    HeaderValue::from_static("content-type"),
+                    HeaderValue::from_static("content-type, authorization, idempotency-key"),
                 );
                 h.insert("access-control-max-age", HeaderValue::from_static("86400"));
                 Ok(resp)

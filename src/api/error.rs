@@ -18,6 +18,17 @@ pub enum ApiError {
     NeedLogin,
     #[error("权限不足")]
     Forbidden,
+    /// An `Authorization: Bearer` key that is malformed, unknown or revoked.
+    #[error("API 密钥无效或已被撤销")]
+    BadKey,
+    /// An API key used for what its scope does not allow (or to manage keys).
+    #[error("API 密钥的权限不足以执行此操作")]
+    KeyScope,
+    #[error("API 密钥不存在")]
+    KeyNotFound,
+    /// A pairing code that is unknown, expired or used already.
+    #[error("配对码无效或已过期，请在网页上重新获取")]
+    BadPairingCode,
     #[error("用户名、邮箱和密码不能为空")]
     MissingRegistrationFields,
     #[error("用户名或邮箱已存在")]
@@ -132,12 +143,12 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         use ApiError::*;
         match self {
-            NeedLogin | BadCredentials | AnonymousUploadsOff => StatusCode::UNAUTHORIZED,
+            NeedLogin | BadCredentials | AnonymousUploadsOff | BadKey => StatusCode::UNAUTHORIZED,
             TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
             CrossSite(_) => StatusCode::FORBIDDEN,
-            Forbidden => StatusCode::FORBIDDEN,
-            TaskNotFound | ImageNotFound => StatusCode::NOT_FOUND,
+            Forbidden | KeyScope => StatusCode::FORBIDDEN,
+            TaskNotFound | ImageNotFound | KeyNotFound => StatusCode::NOT_FOUND,
             ImageChanged => StatusCode::CONFLICT,
             FileTooLarge | BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Internal(_) | SaveFailed { .. } => StatusCode::INTERNAL_SERVER_ERROR,
@@ -160,6 +171,7 @@ impl ApiError {
             | UrlRefused(_)
             | HubLoginNeeded
             | CloudSyncDisabled
+            | BadPairingCode
             | BadRequest(_) => StatusCode::BAD_REQUEST,
         }
     }

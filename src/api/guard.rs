@@ -120,6 +120,16 @@ fn check(
     if !matches!(*method, Method::POST | Method::PUT | Method::DELETE) {
         return Ok(());
     }
+    // A key is not ambient like a cookie: a page can only send one it holds, and cross-origin
+    // only after a preflight we refuse. Its requests act as the key's user, never the cookie's.
+    if headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(super::auth::bearer)
+        .is_some()
+    {
+        return Ok(());
+    }
     let account_route = matches!(path, "/api/login" | "/api/register");
     if !account_route && !has_session_cookie(headers, cookie) {
         return Ok(());

@@ -11,6 +11,7 @@ pub mod error;
 pub mod fuzzing;
 mod guard;
 mod images;
+mod keys;
 mod multipart;
 mod status;
 mod sync;
@@ -46,6 +47,8 @@ pub struct AppState {
     /// `--cookie-name`, or one derived from the data file (`cookie_name`). Static because warp's
     /// cookie filter wants it so; it is made once per server.
     pub cookie: &'static str,
+    /// Pairing codes waiting for the browser extension to trade them for a key.
+    pub pairings: keys::Pairings,
 }
 
 /// The session cookie's name, unless `--cookie-name` names it: `imgvault_` and 8 hex digits of
@@ -74,12 +77,15 @@ pub fn routes(
         .or(boxed(tasks::routes(state.clone())))
         .or(boxed(sync::routes(state.clone())))
         .or(boxed(admin::routes(state.clone())))
+        .or(boxed(keys::routes(state.clone())))
         .or(boxed(crate::web::routes()));
     let api = boxed(api);
     warp::header::headers_cloned()
         .and(
             cors::preflight(state.clone())
-                .or(guard::csrf(state.clone()).and(api))
+                .or(guard::csrf(state.clone())
+                    .and(auth::keys(state.clone()))
+                    .and(api))
                 .recover(error::recover),
         )
         .map(move |headers, reply| cors::decorate(&state, &headers, reply))

@@ -116,8 +116,13 @@ async fn start_sync(state: Arc<AppState>, caller: Caller) -> Result<impl Reply, 
         }));
     }
 
+    // A key has no session, so no hub login sealed under one.
+    let (token_hash, token) = caller
+        .session()
+        .map(|(hash, token)| (hash, token.to_string()))
+        .ok_or_else(|| reject(ApiError::HubLoginNeeded))?;
     let (hub_session, images) = {
-        let (state, user_id, hash) = (state.clone(), user_id.clone(), caller.token_hash);
+        let (state, user_id, hash) = (state.clone(), user_id.clone(), token_hash);
         blocking(move || {
             Ok((
                 state.store.hub_session(&hash)?,
@@ -129,7 +134,7 @@ async fn start_sync(state: Arc<AppState>, caller: Caller) -> Result<impl Reply, 
     };
     let login = hub_session
         .and_then(|s| {
-            let sealed = cloud::unseal(&caller.token, s.nonce, &s.sealed)?;
+            let sealed = cloud::unseal(&token, s.nonce, &s.sealed)?;
             // Sealed before cookie names varied: a bare token of the cookie `session`.
             let cookie = match sealed.contains('=') || sealed.is_empty() {
                 true => sealed,
@@ -187,7 +192,7 @@ async fn start_sync(state: Arc<AppState>, caller: Caller) -> Result<impl Reply, 
             running: state.syncs.clone(),
             user: caller.user,
             login,
-            local_token_hash: caller.token_hash,
+            local_token_hash: token_hash,
             task_id: task.task_id.clone(),
             images,
         }

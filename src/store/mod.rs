@@ -43,6 +43,7 @@ pub use images::{
     BatchAction, BatchOutcome, ChangeOutcome, DeleteOutcome, ImagePage, MAX_BATCH_IDS, NewImage,
     NewMedia, Skipped, SyncUpdate, TagCount,
 };
+pub use keys::LAST_USED_GRAIN;
 pub use migrate::SCHEMA_VERSION;
 pub use search::{CategoryFilter, FACET_TAGS, Facets, SearchPage, SearchQuery, Sort};
 
