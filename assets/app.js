@@ -22,6 +22,7 @@ import { renderGallery, bindGallery } from './js/gallery.js';
 import { syncSearch, bindSearch } from './js/search.js';
 import { bindSelect } from './js/select.js';
 import { bindTrash } from './js/trash.js';
+import { bindKeys } from './js/keys.js';
 import { fillViewer, bindViewer } from './js/viewer.js';
 import { uploads, setUploadCategory, renderUpload, bindUpload } from './js/upload.js';
 import { renderSyncStatus, bindSync } from './js/sync.js';
@@ -53,6 +54,7 @@ function bind() {
   bindSearch();
   bindSelect();
   bindTrash();
+  bindKeys();
   bindViewer();
 }
 

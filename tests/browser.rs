@@ -124,3 +124,11 @@ async fn web_ui_shows_hostile_metadata_as_text() {
 async fn extension_saves_an_image_with_its_page_info() {
     run_script("extension.mjs", &[]).await;
 }
+
+/// Needs API keys and pairing codes: the extension in a fresh profile pairs, captures into the
+/// paired user's vault, and stops at once when the key is revoked in the web UI.
+#[tokio::test]
+async fn extension_pairs_with_a_code_and_captures_with_its_key() {
+    run_script("capture.mjs", &[]).await;
+    assert_screenshots(&["keys-dialog-desktop.png", "keys-dialog-phone.png", "extension-paired.png"]);
+}

@@ -4,7 +4,7 @@
 // The save path is a handful of named functions on the global scope (saveImage and its helpers),
 // so the browser test can drive exactly what a menu click does.
 
-const DEFAULTS = { server: "http://localhost:8080", defaultCategory: "clothes" };
+const DEFAULTS = { server: "http://localhost:8080", defaultCategory: "clothes", apiKey: "" };
 const CATEGORIES = ["clothes", "char"];
 const MENU_PARENT = "imgvault";
 const MAX_IMAGE_BYTES = 10 * 1024 * 1024; // the server's limit
@@ -85,7 +85,7 @@ chrome.contextMenus.onClicked.addListener((info, tab) => {
  * and how the image was converted if it was.
  */
 async function saveImage({ srcUrl, pageUrl, tabId, frameId = 0, category }) {
-  const { server } = await getSettings();
+  const { server, apiKey } = await getSettings();
   const [image, pageInfo] = await Promise.all([
     fetchImage(srcUrl).catch((error) => {
       // CORS, network, too large…: let the server download it instead.
@@ -95,7 +95,7 @@ async function saveImage({ srcUrl, pageUrl, tabId, frameId = 0, category }) {
     collectPageInfo(tabId, frameId, srcUrl, pageUrl),
   ]);
   const send = (upload) =>
-    postImage(server, {
+    postImage(server, apiKey, {
       imageData: upload ? toDataUrl(upload.bytes, upload.type) : srcUrl,
       originalUrl: srcUrl,
       category,
@@ -266,17 +266,25 @@ function describeImage(srcUrl) {
   return { url: location.href, title: document.title, imageContext };
 }
 
+/** Request headers of a call to the server: JSON, and the paired key when there is one. */
+function serverHeaders(apiKey) {
+  const headers = { "Content-Type": "application/json" };
+  if (apiKey) headers.Authorization = `Bearer ${apiKey}`;
+  return headers;
+}
+
 /**
  * POSTs to /api/receive-image; `{ok, text, unsupported}`: text is the server's message or error,
- * unsupported whether it refused the image's format.
+ * unsupported whether it refused the image's format. With a paired key the capture is the key's
+ * user's; without one, a session the user has on the server applies (or it goes to `admin`).
  */
-async function postImage(server, body) {
+async function postImage(server, apiKey, body) {
   let response;
   try {
     response = await fetch(`${server}/api/receive-image`, {
       method: "POST",
-      credentials: "include", // a session the user has on the server applies
-      headers: { "Content-Type": "application/json" },
+      credentials: apiKey ? "omit" : "include",
+      headers: serverHeaders(apiKey),
       body: JSON.stringify(body),
     });
   } catch {
@@ -285,6 +293,7 @@ async function postImage(server, body) {
   const reply = await response.json().catch(() => null);
   if (response.ok && reply?.success) return { ok: true, text: reply.message || msg("savedFallback") };
   const error = typeof reply?.error === "string" ? reply.error : "";
+  if (apiKey && response.status === 401) return { ok: false, text: msg("errorKeyRevoked") };
   return {
     ok: false,
     text: error || msg("errorHttp", String(response.status)),
