@@ -16,6 +16,9 @@ const ICON = "icons/icon-128.png";
 
 const msg = (name, ...subs) => chrome.i18n.getMessage(name, subs) || name;
 
+// The offline queue and the badge (queue.js); Firefox loads it from the manifest's script list.
+if (typeof importScripts === "function") importScripts("queue.js");
+
 async function getSettings() {
   return { ...DEFAULTS, ...(await chrome.storage.local.get(DEFAULTS)) };
 }
@@ -61,6 +64,8 @@ function rebuildMenus() {
 
 chrome.runtime.onInstalled.addListener(rebuildMenus);
 chrome.runtime.onStartup.addListener(rebuildMenus);
+// Captures queued before the browser (or this worker) stopped go out as soon as it runs again.
+drainQueue().catch((error) => console.warn("imgvault: queue not sent:", error.message));
 chrome.storage.onChanged.addListener((changes, area) => {
   if (area === "local" && changes.defaultCategory) rebuildMenus();
 });
@@ -81,8 +86,9 @@ chrome.contextMenus.onClicked.addListener((info, tab) => {
 
 /**
  * Saves the image at `srcUrl` (seen in tab `tabId`) to the configured server and tells the user
- * how it went. Returns what the notification says, whether the bytes or only the URL were sent,
- * and how the image was converted if it was.
+ * how it went. Returns what the notification says, whether the bytes, only their hash (the vault
+ * had them already) or only the URL were sent, how the image was converted if it was, and whether
+ * it was queued because the vault could not take it now.
  */
 async function saveImage({ srcUrl, pageUrl, tabId, frameId = 0, category }) {
   const { server, apiKey } = await getSettings();
@@ -94,20 +100,29 @@ async function saveImage({ srcUrl, pageUrl, tabId, frameId = 0, category }) {
     }),
     collectPageInfo(tabId, frameId, srcUrl, pageUrl),
   ]);
-  const send = (upload) =>
-    postImage(server, apiKey, {
-      imageData: upload ? toDataUrl(upload.bytes, upload.type) : srcUrl,
+  const bodyFor = (upload, fields) =>
+    JSON.stringify({
+      ...fields,
       originalUrl: srcUrl,
       category,
       pageInfo: upload?.converted
         ? { ...pageInfo, imageContext: { ...pageInfo.imageContext, converted: upload.converted } }
         : pageInfo,
     });
+  // One Idempotency-Key per body: the same capture sent again is the same request.
+  const send = async (upload) => {
+    const body = bodyFor(upload, { imageData: upload ? toDataUrl(upload.bytes, upload.type) : srcUrl });
+    const key = crypto.randomUUID();
+    return { ...(await sendCapture(server, apiKey, key, body)), key, body };
+  };
   let upload = image;
   let result;
+  let sent = image ? "data" : "url";
   try {
     if (image && !SERVER_TYPES.includes(image.type)) upload = await convertImage(image.bytes, image.type);
-    result = await send(upload);
+    result = upload ? await sendKnown(server, apiKey, upload, bodyFor) : null;
+    if (result) sent = "hash";
+    else result = await send(upload);
     // A type the server refuses though we expected it to take it: AVIF on older servers and the
     // original project's, a JPEG with data after its end on older ones. Convert it, once.
     if (result.unsupported && image && !upload.converted) {
@@ -120,14 +135,40 @@ async function saveImage({ srcUrl, pageUrl, tabId, frameId = 0, category }) {
     console.warn(`imgvault: ${image.type} image not converted:`, error.message);
     result = { ok: false, text: msg("errorNotConvertible", formatName(image.type)) };
   }
+  let queued = false;
+  if (!result.ok && result.retry && result.body) {
+    const waiting = await enqueueCapture({ key: result.key, body: result.body });
+    queued = waiting > 0;
+    result = { ...result, text: queued ? msg("queuedNotice", result.text, String(waiting)) : msg("queueFull", result.text) };
+  }
   const { converted } = upload || {};
   if (result.ok && converted) {
     const kind = converted.lossless ? "convertedLossless" : "convertedLossy";
     const note = msg(kind, formatName(converted.from), formatName(converted.to));
     result = { ...result, text: `${result.text} ${note}` };
   }
+  if (result.ok && sent === "hash") result = { ...result, text: `${result.text} ${msg("alreadySaved")}` };
   const notificationId = await notify(result);
-  return { ok: result.ok, text: result.text, notificationId, sent: image ? "data" : "url", converted };
+  if (result.ok) {
+    if (typeof tabId === "number" && tabId >= 0) markKnownImages(tabId);
+    drainQueue().catch(() => {});
+  }
+  return { ok: result.ok, text: result.text, notificationId, sent, converted, queued };
+}
+
+/**
+ * When the vault already holds these bytes for the caller (asked by their SHA-256), saves this
+ * capture as a new record on them without sending the bytes again; null when it does not, cannot
+ * say (an older server, no account) or refuses the short form, so the caller sends the bytes.
+ */
+async function sendKnown(server, apiKey, upload, bodyFor) {
+  const sha256 = await sha256Hex(upload.bytes);
+  const known = await lookup(server, apiKey, { sha256: [sha256] });
+  if (!known?.sha256.includes(sha256)) return null;
+  const body = bodyFor(upload, { sha256 });
+  const key = crypto.randomUUID();
+  const result = await sendCapture(server, apiKey, key, body);
+  return result.ok || result.retry ? { ...result, key, body } : null;
 }
 
 /** Downloads an image: its bytes and their type; throws past the server's size limit. */
@@ -271,34 +312,6 @@ function serverHeaders(apiKey) {
   const headers = { "Content-Type": "application/json" };
   if (apiKey) headers.Authorization = `Bearer ${apiKey}`;
   return headers;
-}
-
-/**
- * POSTs to /api/receive-image; `{ok, text, unsupported}`: text is the server's message or error,
- * unsupported whether it refused the image's format. With a paired key the capture is the key's
- * user's; without one, a session the user has on the server applies (or it goes to `admin`).
- */
-async function postImage(server, apiKey, body) {
-  let response;
-  try {
-    response = await fetch(`${server}/api/receive-image`, {
-      method: "POST",
-      credentials: apiKey ? "omit" : "include",
-      headers: serverHeaders(apiKey),
-      body: JSON.stringify(body),
-    });
-  } catch {
-    return { ok: false, text: msg("errorUnreachable", server) };
-  }
-  const reply = await response.json().catch(() => null);
-  if (response.ok && reply?.success) return { ok: true, text: reply.message || msg("savedFallback") };
-  const error = typeof reply?.error === "string" ? reply.error : "";
-  if (apiKey && response.status === 401) return { ok: false, text: msg("errorKeyRevoked") };
-  return {
-    ok: false,
-    text: error || msg("errorHttp", String(response.status)),
-    unsupported: response.status === 400 && error.startsWith(UNSUPPORTED_FORMAT),
-  };
 }
 
 /** Shows the result; resolves to the notification's id (empty if notifications are unavailable). */

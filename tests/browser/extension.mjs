@@ -493,14 +493,17 @@ try {
   const tooBig = await worker.evaluate((url) => fetchImage(url).then(() => "accepted", (e) => e.message), `${ORIGIN}/big.png`);
   equal(tooBig, "too large", "an image over 10 MiB");
 
-  // ---- server unreachable: a clear message, not a stack trace ----
+  // ---- server unreachable: a clear message, not a stack trace, and the capture kept ----
   const nowhere = await closedAddress();
   await worker.evaluate((server) => chrome.storage.local.set({ server }), nowhere);
   const unreachable = await save(SRC_URL, "clothes");
   const expected = await worker.evaluate((server) => chrome.i18n.getMessage("errorUnreachable", [server]), nowhere);
-  check(!unreachable.ok && unreachable.text === expected && expected.includes(nowhere), "unreachable server message", unreachable);
+  check(!unreachable.ok && unreachable.text.startsWith(expected) && expected.includes(nowhere), "unreachable server message", unreachable);
+  check(unreachable.queued, "a capture the server could not take is queued", unreachable);
   check(unreachable.shown, "no notification for an unreachable server", unreachable);
   await worker.evaluate((server) => chrome.storage.local.set({ server }), BASE);
+  const drained = await worker.evaluate(() => drainQueue());
+  equal(drained, { saved: 1, failed: 0, left: 0 }, "the queued capture once the server answers");
 
   console.log("extension test passed");
 } catch (error) {
