@@ -132,3 +132,11 @@ async fn extension_pairs_with_a_code_and_captures_with_its_key() {
     run_script("capture.mjs", &[]).await;
     assert_screenshots(&["keys-dialog-desktop.png", "keys-dialog-phone.png", "extension-paired.png"]);
 }
+
+/// Needs `POST /api/images/lookup`, `receive-image` by `sha256` and `Idempotency-Key`: a second
+/// capture of the same image sends no bytes; captures made while the vault is away wait in the
+/// extension across a browser restart and are stored once each, a lost answer notwithstanding.
+#[tokio::test]
+async fn extension_queues_captures_offline_and_sends_no_bytes_the_vault_has() {
+    run_script("queue.mjs", &[]).await;
+}

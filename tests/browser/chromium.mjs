@@ -1,6 +1,6 @@
 // Launching Debian's Chromium for the browser tests: never a downloaded browser, always headless,
 // with the flags that keep it off the (closed) network, and a fresh profile every time.
-import { mkdtempSync, mkdirSync } from "node:fs";
+import { mkdtempSync, mkdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { chromium } from "playwright-core";
@@ -31,9 +31,16 @@ export async function launch(options = {}) {
   return chromium.launch({ executablePath, headless: true, args: ARGS, ...options });
 }
 
-/** A persistent context (needed to load an unpacked extension), in a new empty profile. */
-export async function launchWithExtension(extensionDir) {
+/** A new empty profile directory, for a browser to be started more than once on it. */
+export function newProfile() {
   const profile = mkdtempSync(join(tmpdir(), "imgvault-chromium-"));
+  // Profiles are tens of MB each; none outlives the run.
+  process.on("exit", () => rmSync(profile, { recursive: true, force: true }));
+  return profile;
+}
+
+/** A persistent context (needed to load an unpacked extension), in `profile` or a new empty one. */
+export async function launchWithExtension(extensionDir, profile = newProfile()) {
   return chromium.launchPersistentContext(profile, {
     executablePath,
     headless: true,

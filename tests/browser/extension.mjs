@@ -7,12 +7,12 @@
 // so the menu is checked by the entries the service worker created, and the click handler's
 // function, saveImage, is called in the service worker with what a click passes it.
 import { createServer } from "node:http";
-import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { isDeepStrictEqual } from "node:util";
-import { deflateSync } from "node:zlib";
 import { ADMIN_PASSWORD, ARTIFACTS, BASE, deadline, launchWithExtension } from "./chromium.mjs";
+import { randomBytes } from "node:crypto";
+import { makeNoisePng } from "./page.mjs";
 
 deadline(120);
 
@@ -39,42 +39,6 @@ async function until(what, probe, ms = 10000) {
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 100));
   }
-}
-
-const CRC_TABLE = Array.from({ length: 256 }, (_, n) => {
-  let c = n;
-  for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-  return c >>> 0;
-});
-
-function crc32(bytes) {
-  let c = 0xffffffff;
-  for (const b of bytes) c = CRC_TABLE[(c ^ b) & 0xff] ^ (c >>> 8);
-  return (c ^ 0xffffffff) >>> 0;
-}
-
-/** A valid RGB PNG of random pixels, so its bytes are this run's own. */
-function makePng(width, height) {
-  const chunk = (type, data) => {
-    const body = Buffer.concat([Buffer.from(type, "ascii"), data]);
-    const out = Buffer.alloc(body.length + 8);
-    out.writeUInt32BE(data.length, 0);
-    body.copy(out, 4);
-    out.writeUInt32BE(crc32(body), body.length + 4);
-    return out;
-  };
-  const ihdr = Buffer.alloc(13);
-  ihdr.writeUInt32BE(width, 0);
-  ihdr.writeUInt32BE(height, 4);
-  ihdr.set([8, 2, 0, 0, 0], 8); // 8-bit RGB
-  const rows = [];
-  for (let y = 0; y < height; y++) rows.push(Buffer.from([0]), randomBytes(width * 3));
-  return Buffer.concat([
-    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
-    chunk("IHDR", ihdr),
-    chunk("IDAT", deflateSync(Buffer.concat(rows))),
-    chunk("IEND", Buffer.alloc(0)),
-  ]);
 }
 
 /** A 24-bit BMP (bottom-up rows padded to 4 bytes) of `pixel(x, y)` → [r, g, b]. */
@@ -148,7 +112,7 @@ async function imageFrom(cookie, originalUrl) {
 
 const PNG_WIDTH = 9;
 const PNG_HEIGHT = 6;
-const png = makePng(PNG_WIDTH, PNG_HEIGHT);
+const png = makeNoisePng(PNG_WIDTH, PNG_HEIGHT);
 const PAGE_TITLE = "扩展测试页 · imgvault extension test";
 const ALT = "红色连衣裙 red dress";
 const IMG_TITLE = "夏季新款 summer collection";

@@ -2,6 +2,7 @@
 // page's console errors and CSP violations, and waits that fail with a description of what did
 // not happen (every wait is bounded; the whole run is bounded by chromium.mjs's deadline()).
 import { deflateSync } from "node:zlib";
+import { randomBytes } from "node:crypto";
 
 export const WAIT = 15_000; // for one thing to appear
 
@@ -47,6 +48,22 @@ export function makePng(width, height, a, b) {
     Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
     chunk("IHDR", ihdr),
     chunk("IDAT", deflateSync(raw)),
+    chunk("IEND", Buffer.alloc(0)),
+  ]);
+}
+
+/** An RGB PNG of random pixels: this run's own bytes, which do not compress. */
+export function makeNoisePng(width, height) {
+  const ihdr = Buffer.alloc(13);
+  ihdr.writeUInt32BE(width, 0);
+  ihdr.writeUInt32BE(height, 4);
+  ihdr.set([8, 2, 0, 0, 0], 8); // 8-bit RGB
+  const rows = [];
+  for (let y = 0; y < height; y++) rows.push(Buffer.from([0]), randomBytes(width * 3));
+  return Buffer.concat([
+    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
+    chunk("IHDR", ihdr),
+    chunk("IDAT", deflateSync(Buffer.concat(rows))),
     chunk("IEND", Buffer.alloc(0)),
   ]);
 }
