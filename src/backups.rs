@@ -89,15 +89,19 @@ pub fn file_name_now() -> String {
 
 /// When the first backup is due: one interval after the newest backup there, or now.
 fn first_delay(schedule: &BackupSchedule) -> Duration {
-    let newest = backups_in(&schedule.dir)
-        .ok()
-        .and_then(|names| names.last().and_then(|n| taken_at(n)));
-    let Some(newest) = newest else {
+    let Some((_, newest)) = newest(&schedule.dir).ok().flatten() else {
         return Duration::ZERO;
     };
     let due = newest + schedule.every;
     due.duration_since(SystemTime::now())
         .unwrap_or(Duration::ZERO)
+}
+
+/// The newest backup in `dir` and when it was taken (by its name); `None` when there is none.
+pub fn newest(dir: &Path) -> std::io::Result<Option<(PathBuf, SystemTime)>> {
+    Ok(backups_in(dir)?
+        .last()
+        .and_then(|name| Some((dir.join(name), taken_at(name)?))))
 }
 
 /// The names of the backups in `dir`, oldest first (their names sort by time).

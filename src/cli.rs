@@ -67,6 +67,17 @@ pub enum Command {
         what an interrupted step left. It refuses while a server holds the file. Backups (`imgvault backup`) are compacted already."
     )]
     Compact(CompactArgs),
+    /// Say whether this installation is healthy, and what to do where it is not.
+    #[command(
+        long_about = "Look over the installation and print one line per finding (ok, warn or \
+        FAIL): the data file (there, readable, held by a running server or not, its schema version), \
+        free disk under it against --min-free-mb and how long it lasts at the last 30 days' rate, \
+        the backup directory and the age of the newest backup, whether a server answers on the \
+        listen address and whether other machines on the LAN can reach it, and the clock. It takes \
+        the same flags and IMGVAULT_* variables as `serve`: run it with the service's environment. \
+        It changes nothing. Exits with 1 when something FAILs."
+    )]
+    Doctor(Box<ServeArgs>),
     /// Write every image and its metadata as plain files (the seed's `saved_images` layout).
     #[command(
         long_about = "Write every image as a plain file in the original server's layout, \

@@ -130,7 +130,11 @@ async fn extension_saves_an_image_with_its_page_info() {
 #[tokio::test]
 async fn extension_pairs_with_a_code_and_captures_with_its_key() {
     run_script("capture.mjs", &[]).await;
-    assert_screenshots(&["keys-dialog-desktop.png", "keys-dialog-phone.png", "extension-paired.png"]);
+    assert_screenshots(&[
+        "keys-dialog-desktop.png",
+        "keys-dialog-phone.png",
+        "extension-paired.png",
+    ]);
 }
 
 /// Needs `POST /api/images/lookup`, `receive-image` by `sha256` and `Idempotency-Key`: a second

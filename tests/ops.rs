@@ -1061,3 +1061,149 @@ async fn compact_shrinks_a_stopped_servers_file_and_keeps_every_image() {
     app.login(&client, "admin", ADMIN_PASSWORD).await;
     assert_originals(&app, &client, &user_id, &kept).await;
 }
+
+/// The finding lines of a doctor run for `topic`, e.g. `ok    data file: …`.
+fn finding<'a>(run: &'a Run, topic: &str) -> Vec<&'a str> {
+    run.stdout
+        .lines()
+        .filter(|line| {
+            line.get(6..)
+                .is_some_and(|rest| rest.starts_with(&format!("{topic}:")))
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn doctor_finds_a_healthy_stopped_installation_healthy_and_says_what_is_wrong_otherwise() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("vault.redb");
+    let backups = dir.path().join("backups");
+    std::fs::create_dir(&backups).unwrap();
+    // A file with an image, and a fresh backup of it.
+    let mut server = spawn_server(&data, &[]).await;
+    let (status, _) = {
+        let client = new_client();
+        let resp = client
+            .post(format!("{}/api/receive-image", server.base))
+            .json(&serde_json::json!({"imageData": data_url("image/png", &png(9, 9, 3))}))
+            .send()
+            .await
+            .unwrap();
+        status_and_json(resp).await
+    };
+    assert_eq!(status, 200);
+    let addr = server.base.trim_start_matches("http://").to_string();
+
+    // While the server runs: the file is held, the server answers; loopback only is a warning.
+    let run = imgvault(&["doctor", "--data", s(&data), "--listen", &addr], &[], "");
+    assert_eq!(run.code, 0, "{run}");
+    assert!(
+        finding(&run, "data file")[0].starts_with("ok    data file")
+            && run.stdout.contains("held by a running server"),
+        "{run}"
+    );
+    assert!(
+        finding(&run, "server")[0].contains("answers at") && run.stdout.contains("(1 images)"),
+        "{run}"
+    );
+    assert!(finding(&run, "network")[0].starts_with("warn"), "{run}");
+    server.stop().unwrap();
+
+    let backup = imgvault(&["backup", s(&backups), "--data", s(&data)], &[], "");
+    assert_eq!(backup.code, 0, "{backup}");
+    let healthy = [
+        "doctor",
+        "--data",
+        s(&data),
+        "--listen",
+        "127.0.0.1:0",
+        "--backup-dir",
+        s(&backups),
+        "--backup-every",
+        "1d",
+    ];
+    let run = imgvault(&healthy, &[], "");
+    assert_eq!(run.code, 0, "{run}");
+    for topic in ["data file", "schema", "disk", "backups", "server", "clock"] {
+        let lines = finding(&run, topic);
+        assert_eq!(lines.len(), 1, "{topic}: {run}");
+        assert!(lines[0].starts_with("ok "), "{topic}: {run}");
+    }
+    assert!(
+        run.stdout.contains("1 images")
+            && run
+                .stdout
+                .contains(&format!("version {}", imgvault::store::SCHEMA_VERSION)),
+        "{run}"
+    );
+    assert!(run.stdout.contains("0 problem(s)"), "{run}");
+
+    // A backup far older than the schedule says backups stopped.
+    std::fs::write(backups.join("imgvault-20200101-000000.redb"), b"old").unwrap();
+    for entry in std::fs::read_dir(&backups).unwrap() {
+        let path = entry.unwrap().path();
+        if !path.ends_with("imgvault-20200101-000000.redb") {
+            std::fs::remove_file(path).unwrap();
+        }
+    }
+    let run = imgvault(&healthy, &[], "");
+    assert_eq!(run.code, 1, "{run}");
+    assert!(
+        finding(&run, "backups")[0].starts_with("FAIL")
+            && run.stdout.contains("backups have stopped"),
+        "{run}"
+    );
+
+    // A port another program holds, with no server of ours on it.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().to_string();
+    let run = imgvault(&["doctor", "--data", s(&data), "--listen", &port], &[], "");
+    assert_eq!(run.code, 1, "{run}");
+    assert!(finding(&run, "server")[0].starts_with("FAIL"), "{run}");
+}
+
+#[tokio::test]
+async fn doctor_reports_an_unclean_file_and_a_newer_schema_without_touching_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("crashed.redb");
+    crash_with_one_image(&data).await;
+    let before = std::fs::read(&data).unwrap();
+    let run = imgvault(
+        &["doctor", "--data", s(&data), "--listen", "127.0.0.1:0"],
+        &[],
+        "",
+    );
+    assert_eq!(run.code, 0, "{run}");
+    assert!(
+        finding(&run, "data file")[0].starts_with("warn")
+            && run.stdout.contains("not closed cleanly"),
+        "{run}"
+    );
+    assert_eq!(
+        std::fs::read(&data).unwrap(),
+        before,
+        "doctor repairs nothing"
+    );
+
+    // Repaired by a start, then marked as written by a newer build.
+    spawn_server(&data, &[]).await.stop().unwrap();
+    {
+        let db = redb::Database::create(&data).unwrap();
+        let tx = db.begin_write().unwrap();
+        tx.open_table(imgvault::store::tables::META)
+            .unwrap()
+            .insert("schema_version", imgvault::store::SCHEMA_VERSION + 1)
+            .unwrap();
+        tx.commit().unwrap();
+    }
+    let run = imgvault(
+        &["doctor", "--data", s(&data), "--listen", "127.0.0.1:0"],
+        &[],
+        "",
+    );
+    assert_eq!(run.code, 1, "{run}");
+    assert!(
+        finding(&run, "schema")[0].starts_with("FAIL") && run.stdout.contains("newer imgvault"),
+        "{run}"
+    );
+}

@@ -1,5 +1,5 @@
-//! The commands beside `serve` that look after a data file: backup, check, compact, export, import
-//! and user administration. (The backups `serve` takes on a schedule are `crate::backups`.)
+//! The commands beside `serve` that look after a data file: backup, check, compact, export, import,
+//! user administration, and `doctor`, which looks over the whole installation. (The backups `serve` takes on a schedule are `crate::backups`.)
 //!
 //! They are for the person running the appliance, at a terminal or in a cron job: results go to
 //! standard output, progress and errors to standard error, and every failure ends in a sentence
@@ -10,6 +10,7 @@
 mod backup;
 mod check;
 mod compact;
+mod doctor;
 mod export;
 mod import;
 mod progress;
@@ -83,6 +84,7 @@ pub fn run(command: Command) -> ExitCode {
         Command::Backup(args) => backup::run(args),
         Command::Check(args) => check::run(args),
         Command::Compact(args) => compact::run(args),
+        Command::Doctor(args) => doctor::run(*args),
         Command::Export(args) => export::run(args),
         Command::Import(args) => import::run(args),
         Command::User(command) => users::run(command),

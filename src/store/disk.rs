@@ -139,7 +139,8 @@ impl DiskGuard {
     }
 }
 
-fn free_bytes(dir: &Path) -> std::io::Result<u64> {
+/// Bytes an unprivileged process may still write on the file system holding `dir`.
+pub fn free_bytes(dir: &Path) -> std::io::Result<u64> {
     use std::os::unix::ffi::OsStrExt;
     let path = std::ffi::CString::new(dir.as_os_str().as_bytes())
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;

@@ -12,6 +12,7 @@ mod blobs;
 pub mod check;
 pub mod disk;
 mod images;
+pub mod inspect;
 mod keys;
 mod migrate;
 mod paging;
