@@ -393,6 +393,12 @@ pub struct ServeArgs {
     /// go when no other image uses them. 0 keeps trashed images until the trash is emptied.
     #[arg(long, env = "IMGVAULT_TRASH_DAYS", default_value_t = crate::config::DEFAULT_TRASH_DAYS, value_parser = clap::value_parser!(u32).range(0..=36_500))]
     pub trash_days: u32,
+
+    /// Also serve the Prometheus metrics (`GET /metrics`) on this address, without a login: for a
+    /// scraper on a network you trust, e.g. 127.0.0.1:9464. Without it, `/metrics` on the main
+    /// address answers the admin only.
+    #[arg(long, env = "IMGVAULT_METRICS_LISTEN", value_name = "ADDR")]
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 impl ServeArgs {
@@ -438,6 +444,7 @@ impl ServeArgs {
             min_free_bytes: self.min_free_mb * 1024 * 1024,
             cookie_name: self.cookie_name,
             trash_days: self.trash_days,
+            metrics_listen: self.metrics_listen,
         }
     }
 }

@@ -53,6 +53,8 @@ pub struct Config {
     /// Days a trashed image is kept before it is deleted for good; 0 keeps it until the trash is
     /// emptied.
     pub trash_days: u32,
+    /// Where `/metrics` is served without a login, besides the admin-only `/metrics` of `listen`.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 /// Default days in the trash, as most photo apps keep them.
@@ -176,6 +178,7 @@ impl Default for Config {
             min_free_bytes: DEFAULT_MIN_FREE_MB * 1024 * 1024,
             cookie_name: None,
             trash_days: DEFAULT_TRASH_DAYS,
+            metrics_listen: None,
         }
     }
 }

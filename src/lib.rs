@@ -15,6 +15,7 @@ pub mod fetch;
 pub mod ingest;
 pub mod json_stream;
 pub mod media;
+pub mod metrics;
 pub mod ops;
 pub mod secrets;
 pub mod server;
@@ -169,6 +170,25 @@ pub async fn serve(
         }
     });
 
+    let metrics_server = match state.config.metrics_listen {
+        None => None,
+        Some(at) => {
+            let listener = tokio::net::TcpListener::bind(at)
+                .await
+                .map_err(|source| ServeError::Bind { addr: at, source })?;
+            let bound = listener
+                .local_addr()
+                .map_err(|source| ServeError::Bind { addr: at, source })?;
+            println!("metrics on http://{bound}/metrics");
+            tracing::info!(addr = %bound, "metrics served without a login");
+            let routes = api::admin::metrics_only(state.clone());
+            let limits = state.config.limits.clone();
+            Some(tokio::spawn(async move {
+                server::run(listener, routes, &limits, std::future::pending()).await;
+            }))
+        }
+    };
+
     println!("listening on http://{addr}");
     tracing::info!(%addr, data = %path.display(), "imgvault started");
     server::run(
@@ -180,6 +200,10 @@ pub async fn serve(
     .await;
 
     tracing::info!("shutting down");
+    if let Some(metrics) = metrics_server {
+        metrics.abort();
+        let _ = metrics.await;
+    }
     background.abort();
     let _ = background.await;
     state.jobs.shutdown().await;

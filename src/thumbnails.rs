@@ -135,6 +135,14 @@ impl Jobs {
         }
     }
 
+    /// Thumbnails waiting in the queue (not those still pending in the data file after it
+    /// overflowed).
+    pub fn queued(&self) -> usize {
+        let tx = self.tx.lock().expect("jobs lock");
+        tx.as_ref()
+            .map_or(0, |tx| tx.max_capacity() - tx.capacity())
+    }
+
     fn queue_is_empty(&self) -> bool {
         let tx = self.tx.lock().expect("jobs lock");
         tx.as_ref()
@@ -194,10 +202,15 @@ impl Jobs {
                         let Ok(_granted) = self.decode.clone().acquire_many_owned(kib).await else {
                             return Err("shutting down".to_string());
                         };
-                        self.pool
+                        let started = std::time::Instant::now();
+                        let made = self
+                            .pool
                             .run(move || render(source, &bytes, max_side, cost))
                             .await
-                            .ok_or_else(|| "thumbnail worker failed".to_string())?
+                            .ok_or_else(|| "thumbnail worker failed".to_string())?;
+                        let ready = matches!(made.0, ThumbRecord::Ready { .. });
+                        crate::metrics::get().thumbnail(ready, started.elapsed());
+                        made
                     }
                     Ok((probe, cost)) => failed(&MediaError::OverBudget {
                         width: probe.width,

@@ -1,17 +1,20 @@
 //! Administration over HTTP: `GET /api/admin/backup` sends the `admin` account a consistent
 //! snapshot of the data file, so a running server can be backed up from another machine
-//! (`imgvault backup OUT --server URL`) without stopping it.
+//! (`imgvault backup OUT --server URL`) without stopping it; `GET /metrics` gives it the
+//! Prometheus counters (`crate::metrics`), which `--metrics-listen` also serves on an address of
+//! their own without a login, for a scraper on a trusted network.
 //!
 //! The snapshot is written next to the data file on the blocking pool (uploads go on meanwhile),
 //! then streamed from an open handle; the file itself is unlinked as soon as it is open, so nothing
 //! is left behind when the download ends or breaks off.
 
+use std::convert::Infallible;
 use std::io::Read;
 use std::sync::Arc;
 
 use bytes::Bytes;
 use tokio::sync::Semaphore;
-use warp::http::{HeaderValue, header};
+use warp::http::{HeaderValue, StatusCode, header};
 use warp::{Filter, Rejection, Reply};
 
 use super::AppState;
@@ -25,11 +28,61 @@ const PIECE: usize = 256 * 1024;
 pub fn routes(
     state: Arc<AppState>,
 ) -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clone {
-    warp::path!("api" / "admin" / "backup")
+    let backup = warp::path!("api" / "admin" / "backup")
+        .and(warp::get())
+        .and(with_state(state.clone()))
+        .and(require_user(state.clone()))
+        .and_then(backup);
+    let metrics = warp::path!("metrics")
         .and(warp::get())
         .and(with_state(state.clone()))
         .and(require_user(state))
-        .and_then(backup)
+        .and_then(|state: Arc<AppState>, caller: Caller| async move {
+            if caller.user.user_id != state.default_user_id {
+                return Err(reject(ApiError::Forbidden));
+            }
+            Ok(metrics_reply(&state))
+        });
+    backup.or(metrics)
+}
+
+/// `GET /metrics` alone, without a login: what `--metrics-listen` serves.
+pub fn metrics_only(
+    state: Arc<AppState>,
+) -> impl Filter<Extract = (impl Reply,), Error = Infallible> + Clone {
+    warp::path!("metrics")
+        .and(warp::get())
+        .map(move || metrics_reply(&state))
+        .or(warp::any().map(|| {
+            warp::reply::with_status("only /metrics is served here\n", StatusCode::NOT_FOUND)
+        }))
+}
+
+/// The counters with the gauges read now: a counter read, a `stat` and a `statvfs`.
+fn metrics_reply(state: &AppState) -> impl Reply + use<> {
+    let store = &state.store;
+    let gauges = crate::metrics::Gauges {
+        images: store
+            .total_images()
+            .unwrap_or_else(|_| store.last_total_images()),
+        thumbnail_queue: state.jobs.queued(),
+        data_file_bytes: std::fs::metadata(&state.config.data).map_or(0, |m| m.len()),
+        disk_free_bytes: crate::store::disk::free_bytes(
+            state
+                .config
+                .data
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(std::path::Path::new(".")),
+        )
+        .unwrap_or(0),
+        resident_bytes: crate::metrics::resident_bytes(),
+    };
+    warp::reply::with_header(
+        crate::metrics::get().render(&gauges),
+        header::CONTENT_TYPE,
+        "text/plain; version=0.0.4; charset=utf-8",
+    )
 }
 
 async fn backup(state: Arc<AppState>, caller: Caller) -> Result<warp::reply::Response, Rejection> {

@@ -195,7 +195,8 @@ pub fn key_allows(scope: KeyScope, method: &warp::http::Method, path: &str) -> b
     if path == "/api/keys" || path.starts_with("/api/keys/") {
         return false;
     }
-    if !path.starts_with("/api/") {
+    // The web UI's files are public; `/metrics` is read like the API.
+    if !path.starts_with("/api/") && path != "/metrics" {
         return true;
     }
     let read = matches!(*method, Method::GET | Method::HEAD);

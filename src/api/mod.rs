@@ -2,7 +2,7 @@
 //! sentence (authenticate, validate, call the store, shape the answer); they never open a table and
 //! never format an error themselves (`error` does).
 
-mod admin;
+pub(crate) mod admin;
 mod auth;
 pub(crate) mod body;
 mod cors;
@@ -110,6 +110,7 @@ where
 
 fn log_request(info: warp::log::Info<'_>) {
     let status = info.status().as_u16();
+    crate::metrics::get().request(info.method().as_str(), info.path(), status, info.elapsed());
     let ms = info.elapsed().as_secs_f64() * 1000.0;
     if status >= 500 {
         tracing::warn!(method = %info.method(), path = info.path(), status, ms, "request failed");

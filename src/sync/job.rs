@@ -294,6 +294,7 @@ impl SyncJob {
         progress.batches += 1;
         progress.files_sent += files_sent;
         progress.bytes_sent += body_len;
+        crate::metrics::get().sync_batch(body_len);
         let reply = match answer {
             BatchAnswer::Ids(reply) => reply,
             BatchAnswer::Counts { failed: 0, .. } => SyncReply {
