@@ -86,6 +86,18 @@ pub enum ApiError {
     /// Sync is on, but this session holds no (working) login on the hub.
     #[error("云端账户未登录或登录已过期，请重新登录后再同步")]
     HubLoginNeeded,
+    /// A capture sent as a SHA-256 the caller has no live image of (whoever else has one).
+    #[error("服务器上没有您的这张图片，请发送图片数据")]
+    UnknownContent,
+    /// An `Idempotency-Key` header that is empty, too long or not printable ASCII.
+    #[error("Idempotency-Key 无效：应为1到128个可打印ASCII字符")]
+    BadIdempotencyKey,
+    /// An `Idempotency-Key` already used for a different upload.
+    #[error("该 Idempotency-Key 已用于另一个不同的上传请求")]
+    IdempotencyKeyReused,
+    /// An upload under an `Idempotency-Key` whose first request is still being stored.
+    #[error("相同 Idempotency-Key 的上传正在处理中，请稍后重试")]
+    IdempotencyKeyBusy,
     /// A request that could not be understood; the text says what was wrong.
     #[error("{0}")]
     BadRequest(String),
@@ -138,7 +150,8 @@ impl ApiError {
             CrossSite(_) => StatusCode::FORBIDDEN,
             Forbidden => StatusCode::FORBIDDEN,
             TaskNotFound | ImageNotFound => StatusCode::NOT_FOUND,
-            ImageChanged => StatusCode::CONFLICT,
+            ImageChanged | IdempotencyKeyReused | IdempotencyKeyBusy => StatusCode::CONFLICT,
+            UnknownContent => StatusCode::NOT_FOUND,
             FileTooLarge | BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Internal(_) | SaveFailed { .. } => StatusCode::INTERNAL_SERVER_ERROR,
             InsufficientStorage(_) | StorageFailed(_) => StatusCode::INSUFFICIENT_STORAGE,
@@ -160,6 +173,7 @@ impl ApiError {
             | UrlRefused(_)
             | HubLoginNeeded
             | CloudSyncDisabled
+            | BadIdempotencyKey
             | BadRequest(_) => StatusCode::BAD_REQUEST,
         }
     }
@@ -177,6 +191,7 @@ impl ApiError {
     fn retry_after(&self) -> Option<u64> {
         match self {
             ApiError::TooManyRequests(secs) | ApiError::Busy(secs) => Some(*secs),
+            ApiError::IdempotencyKeyBusy => Some(5),
             ApiError::InsufficientStorage(_) | ApiError::StorageFailed(_) => {
                 Some(STORAGE_RETRY_AFTER)
             }

@@ -36,7 +36,8 @@ pub struct Batch<'a> {
 impl Store {
     /// Stores `batch` in one commit: durable when it holds an upload (an upload is acknowledged
     /// only once it survives a power cut), otherwise as derived data (`write_derived`). Returns
-    /// each upload's outcome: a name conflict refuses that upload alone. Any other failure fails
+    /// each upload's outcome: a name conflict, missing bytes or a used idempotency key refuses
+    /// that upload alone. Any other failure fails
     /// the whole batch and writes nothing.
     pub fn commit(&self, batch: &Batch<'_>) -> Result<Vec<Result<()>>> {
         self.commit_batch(batch).map_err(|e| self.failed(e))
@@ -50,13 +51,13 @@ impl Store {
         };
         let mut outcomes = Vec::with_capacity(batch.uploads.len());
         for upload in &batch.uploads {
-            outcomes.push(
-                match save_in(&tx, upload.image, upload.bytes, upload.task) {
-                    Err(StoreError::Conflict) => Err(StoreError::Conflict),
-                    Err(e) => return Err(e),
-                    Ok(()) => Ok(()),
-                },
-            );
+            outcomes.push(match save_in(&tx, upload) {
+                Err(e @ (StoreError::Conflict | StoreError::Missing | StoreError::KeyUsed)) => {
+                    Err(e)
+                }
+                Err(e) => return Err(e),
+                Ok(()) => Ok(()),
+            });
         }
         for thumb in &batch.thumbnails {
             thumbs::put_in(&tx, &thumb.source, &thumb.record, &thumb.bytes)?;
@@ -93,16 +94,8 @@ mod tests {
         let outcomes = store
             .commit(&Batch {
                 uploads: vec![
-                    NewImage {
-                        image: &taken,
-                        bytes: b"taken name",
-                        task: &taken_task,
-                    },
-                    NewImage {
-                        image: &next,
-                        bytes: b"next",
-                        task: &next_task,
-                    },
+                    NewImage::plain(&taken, b"taken name", &taken_task),
+                    NewImage::plain(&next, b"next", &next_task),
                 ],
                 thumbnails: vec![&NewThumbnail {
                     source: earlier.blob,
