@@ -21,7 +21,7 @@ pub(super) fn check_blobs(
         }
     }
     let blobs = load_blobs(tx, out)?;
-    super::content::check_sha256(tx, images, &blobs, out)?;
+    super::content::check_sha256(tx, images, &blobs, report, out)?;
     check_thumbnails(tx, &used_sources, &blobs, &mut expected_refs, report, out)?;
     for (hash, image) in &used_sources {
         if !blobs.contains_key(hash) {

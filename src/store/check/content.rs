@@ -139,6 +139,7 @@ pub(super) fn check_sha256(
     tx: &ReadTransaction,
     images: &Images,
     blobs: &BTreeMap<[u8; 32], Option<BlobRecord>>,
+    report: &mut CheckReport,
     out: &mut Findings,
 ) -> Result<()> {
     let backlog: BTreeSet<[u8; 32]> = tx
@@ -146,6 +147,7 @@ pub(super) fn check_sha256(
         .iter()?
         .map(|e| e.map(|(k, _)| *k.value()))
         .collect::<std::result::Result<_, _>>()?;
+    report.sha256_backlog = backlog.len() as u64;
     let index: BTreeMap<[u8; 32], [u8; 32]> = tx
         .open_table(SHA256_BLOBS)?
         .iter()?

@@ -59,6 +59,8 @@ pub struct CheckReport {
     /// Bytes of all blobs (images and thumbnails), each counted once however many images share it.
     pub blob_bytes: u64,
     pub thumbnails: u64,
+    /// Blobs whose SHA-256 the server is still to compute (stored before schema 11).
+    pub sha256_backlog: u64,
     pub sessions: u64,
     pub tasks: u64,
     pub problems: Vec<Problem>,
