@@ -579,6 +579,15 @@ async fn save(
         Ok((image, task)) => Ok(json_response(answer(&image, &task))),
         // The capture's bytes were deleted between the lookup and the commit.
         Err(IngestError::Store(StoreError::Missing)) => Err(reject(ApiError::UnknownContent)),
+        // Stored meanwhile under the key (the turn makes this a backstop): that capture's answer.
+        Err(IngestError::Store(StoreError::KeyUsed)) => {
+            let (key, print) = keyed.as_ref().expect("only a keyed upload stores a key");
+            match state.store.idempotency_key(&owner, key) {
+                Ok(Some(stored)) => replayed(&stored, print),
+                Ok(None) => Err(reject(ApiError::IdempotencyKeyBusy)),
+                Err(e) => Err(reject(e.into())),
+            }
+        }
         Err(e) => Err(reject(route.refused(e))),
     }
 }
