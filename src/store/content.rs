@@ -77,74 +77,113 @@ fn newest_capture(
 }
 
 /// Adds (`delta` 1) or takes away (-1) a live image's entries in the content tables and the URL
-/// index. Called by `images::index_live` only.
+/// index. Called by `images::index_live` only (and by what rebuilds the tables).
 pub(super) fn index(tx: &WriteTransaction, image: &ImageRecord, delta: i64) -> Result<()> {
-    let user = image.user_id.as_str();
-    let blob = &image.captured_blob().0;
-    let me = (image.saved_at, image.id.as_str());
-    let mut captures = tx.open_table(USER_CAPTURES)?;
-    let mut contents = tx.open_table(USER_CONTENTS)?;
-    let mut distinct = tx.open_table(USER_DISTINCT)?;
-    let mut totals = tx.open_table(USER_CONTENT_COUNTS)?;
-    for scope in scopes(image) {
-        let had = contents.get((user, scope, blob))?.map_or(0, |v| v.value());
-        let key = (user, scope, blob, me.0, me.1);
-        let mut total_delta = 0i64;
-        if delta > 0 {
-            let newest_before = if had > 0 {
-                newest_capture(&captures, user, scope, blob)?
+    Tables::open(tx)?.index(image, delta)
+}
+
+/// The content tables and the URL index, open in one write transaction: what a pass over many
+/// images (a migration, a repair) opens once.
+pub(super) struct Tables<'tx> {
+    captures: redb::Table<'tx, CaptureKey<'static>, ()>,
+    contents: redb::Table<'tx, (&'static str, u8, &'static [u8; 32]), u64>,
+    distinct: redb::Table<'tx, (&'static str, u8, Micros, &'static str), ()>,
+    totals: redb::Table<'tx, (&'static str, u8), u64>,
+    urls: redb::Table<'tx, (&'static str, &'static [u8]), u64>,
+}
+
+impl<'tx> Tables<'tx> {
+    pub(super) fn open(tx: &'tx WriteTransaction) -> Result<Self> {
+        Ok(Self {
+            captures: tx.open_table(USER_CAPTURES)?,
+            contents: tx.open_table(USER_CONTENTS)?,
+            distinct: tx.open_table(USER_DISTINCT)?,
+            totals: tx.open_table(USER_CONTENT_COUNTS)?,
+            urls: tx.open_table(USER_URLS)?,
+        })
+    }
+
+    /// Empties every table (before they are built again from the records).
+    pub(super) fn clear(&mut self) -> Result<()> {
+        self.captures.retain(|_, _| false)?;
+        self.contents.retain(|_, _| false)?;
+        self.distinct.retain(|_, _| false)?;
+        self.totals.retain(|_, _| false)?;
+        self.urls.retain(|_, _| false)?;
+        Ok(())
+    }
+
+    /// See `index`.
+    pub(super) fn index(&mut self, image: &ImageRecord, delta: i64) -> Result<()> {
+        let Self {
+            captures,
+            contents,
+            distinct,
+            totals,
+            urls,
+        } = self;
+        let user = image.user_id.as_str();
+        let blob = &image.captured_blob().0;
+        let me = (image.saved_at, image.id.as_str());
+        for scope in scopes(image) {
+            let had = contents.get((user, scope, blob))?.map_or(0, |v| v.value());
+            let key = (user, scope, blob, me.0, me.1);
+            let mut total_delta = 0i64;
+            if delta > 0 {
+                let newest_before = if had > 0 {
+                    newest_capture(&*captures, user, scope, blob)?
+                } else {
+                    None
+                };
+                captures.insert(key, ())?;
+                contents.insert((user, scope, blob), had + 1)?;
+                match newest_before {
+                    None => {
+                        distinct.insert((user, scope, me.0, me.1), ())?;
+                        total_delta = 1;
+                    }
+                    Some((at, id)) if (at, id.as_str()) < me => {
+                        distinct.remove((user, scope, at, id.as_str()))?;
+                        distinct.insert((user, scope, me.0, me.1), ())?;
+                    }
+                    Some(_) => {}
+                }
             } else {
-                None
-            };
-            captures.insert(key, ())?;
-            contents.insert((user, scope, blob), had + 1)?;
-            match newest_before {
-                None => {
-                    distinct.insert((user, scope, me.0, me.1), ())?;
-                    total_delta = 1;
+                captures.remove(key)?;
+                let was_newest = distinct.remove((user, scope, me.0, me.1))?.is_some();
+                if had <= 1 {
+                    contents.remove((user, scope, blob))?;
+                    total_delta = -1;
+                } else {
+                    contents.insert((user, scope, blob), had - 1)?;
+                    if was_newest {
+                        let (at, id) = newest_capture(&*captures, user, scope, blob)?.ok_or_else(|| {
+                            StoreError::Corrupt(format!(
+                                "content count of user {user} says {had} captures, the index has none"
+                            ))
+                        })?;
+                        distinct.insert((user, scope, at, id.as_str()), ())?;
+                    }
                 }
-                Some((at, id)) if (at, id.as_str()) < me => {
-                    distinct.remove((user, scope, at, id.as_str()))?;
-                    distinct.insert((user, scope, me.0, me.1), ())?;
-                }
-                Some(_) => {}
             }
-        } else {
-            captures.remove(key)?;
-            let was_newest = distinct.remove((user, scope, me.0, me.1))?.is_some();
-            if had <= 1 {
-                contents.remove((user, scope, blob))?;
-                total_delta = -1;
-            } else {
-                contents.insert((user, scope, blob), had - 1)?;
-                if was_newest {
-                    let (at, id) = newest_capture(&captures, user, scope, blob)?.ok_or_else(|| {
-                        StoreError::Corrupt(format!(
-                            "content count of user {user} says {had} captures, the index has none"
-                        ))
-                    })?;
-                    distinct.insert((user, scope, at, id.as_str()), ())?;
-                }
+            if total_delta != 0 {
+                let have = totals.get((user, scope))?.map_or(0, |v| v.value());
+                match have.checked_add_signed(total_delta).unwrap_or(0) {
+                    0 => totals.remove((user, scope))?,
+                    n => totals.insert((user, scope), n)?,
+                };
             }
         }
-        if total_delta != 0 {
-            let have = totals.get((user, scope))?.map_or(0, |v| v.value());
-            match have.checked_add_signed(total_delta).unwrap_or(0) {
-                0 => totals.remove((user, scope))?,
-                n => totals.insert((user, scope), n)?,
+        if let Some(url) = &image.original_url {
+            let key = url_key(url);
+            let have = urls.get((user, key.as_slice()))?.map_or(0, |v| v.value());
+            match have.checked_add_signed(delta).unwrap_or(0) {
+                0 => urls.remove((user, key.as_slice()))?,
+                n => urls.insert((user, key.as_slice()), n)?,
             };
         }
+        Ok(())
     }
-    if let Some(url) = &image.original_url {
-        let key = url_key(url);
-        let mut urls = tx.open_table(USER_URLS)?;
-        let have = urls.get((user, key.as_slice()))?.map_or(0, |v| v.value());
-        match have.checked_add_signed(delta).unwrap_or(0) {
-            0 => urls.remove((user, key.as_slice()))?,
-            n => urls.insert((user, key.as_slice()), n)?,
-        };
-    }
-    Ok(())
 }
 
 /// One page of a user's contents: the newest capture of each, with how many captures it has.
@@ -164,20 +203,28 @@ pub struct Known {
     pub urls: Vec<usize>,
 }
 
-/// The blob whose SHA-256 is `sha256`, if the user has a live capture of it.
-fn owned_blob(tx: &ReadTransaction, user: &str, sha256: &[u8; 32]) -> Result<Option<[u8; 32]>> {
-    let Some(blob) = tx
-        .open_table(SHA256_BLOBS)?
-        .get(sha256)?
-        .map(|v| *v.value())
-    else {
-        return Ok(None);
-    };
-    let held = tx
-        .open_table(USER_CONTENTS)?
-        .get((user, ALL_SCOPE, &blob))?
-        .is_some();
-    Ok(held.then_some(blob))
+/// The tables a lookup by SHA-256 reads.
+struct ByHash {
+    blobs: redb::ReadOnlyTable<&'static [u8; 32], &'static [u8; 32]>,
+    contents: redb::ReadOnlyTable<(&'static str, u8, &'static [u8; 32]), u64>,
+}
+
+impl ByHash {
+    fn open(tx: &ReadTransaction) -> Result<Self> {
+        Ok(Self {
+            blobs: tx.open_table(SHA256_BLOBS)?,
+            contents: tx.open_table(USER_CONTENTS)?,
+        })
+    }
+
+    /// The blob whose SHA-256 is `sha256`, if `user` has a live capture of it.
+    fn owned_blob(&self, user: &str, sha256: &[u8; 32]) -> Result<Option<[u8; 32]>> {
+        let Some(blob) = self.blobs.get(sha256)?.map(|v| *v.value()) else {
+            return Ok(None);
+        };
+        let held = self.contents.get((user, ALL_SCOPE, &blob))?.is_some();
+        Ok(held.then_some(blob))
+    }
 }
 
 impl Store {
@@ -187,8 +234,9 @@ impl Store {
         let tx = self.read()?;
         let user = user_id.as_str();
         let mut known = Known::default();
+        let by_hash = ByHash::open(&tx)?;
         for (i, hash) in sha256.iter().enumerate() {
-            if owned_blob(&tx, user, &hash.0)?.is_some() {
+            if by_hash.owned_blob(user, &hash.0)?.is_some() {
                 known.sha256.push(i);
             }
         }
@@ -210,7 +258,7 @@ impl Store {
     ) -> Result<Option<ImageRecord>> {
         let tx = self.read()?;
         let user = user_id.as_str();
-        let Some(blob) = owned_blob(&tx, user, &sha256.0)? else {
+        let Some(blob) = ByHash::open(&tx)?.owned_blob(user, &sha256.0)? else {
             return Ok(None);
         };
         let captures = tx.open_table(USER_CAPTURES)?;

@@ -199,12 +199,9 @@ fn v9_to_v10(tx: &WriteTransaction) -> Result<()> {
 /// as version 3 without a hash, and are rewritten only when they change.
 fn v10_to_v11(tx: &WriteTransaction) -> Result<()> {
     for_every_table!(table => tx.open_table(table)?);
+    let mut content = super::content::Tables::open(tx)?;
     // Built from scratch, whatever the tables hold (a file brought back to version 10 by hand).
-    tx.open_table(USER_CAPTURES)?.retain(|_, _| false)?;
-    tx.open_table(USER_CONTENTS)?.retain(|_, _| false)?;
-    tx.open_table(USER_DISTINCT)?.retain(|_, _| false)?;
-    tx.open_table(USER_CONTENT_COUNTS)?.retain(|_, _| false)?;
-    tx.open_table(USER_URLS)?.retain(|_, _| false)?;
+    content.clear()?;
     let images = tx.open_table(IMAGES)?;
     let blobs = tx.open_table(BLOBS)?;
     let mut backlog = tx.open_table(SHA256_BACKLOG)?;
@@ -220,7 +217,7 @@ fn v10_to_v11(tx: &WriteTransaction) -> Result<()> {
             backlog.insert(blob, ())?;
         }
         if !image.is_trashed() {
-            super::content::index(tx, &image, 1)?;
+            content.index(&image, 1)?;
         }
     }
     Ok(())

@@ -234,16 +234,13 @@ impl Repair for Fix {
     fn apply(&self, tx: &WriteTransaction) -> Result<()> {
         match self {
             Self::RebuildContent => {
-                tx.open_table(USER_CAPTURES)?.retain(|_, _| false)?;
-                tx.open_table(USER_CONTENTS)?.retain(|_, _| false)?;
-                tx.open_table(USER_DISTINCT)?.retain(|_, _| false)?;
-                tx.open_table(USER_CONTENT_COUNTS)?.retain(|_, _| false)?;
-                tx.open_table(USER_URLS)?.retain(|_, _| false)?;
+                let mut content = crate::store::content::Tables::open(tx)?;
+                content.clear()?;
                 let images = tx.open_table(IMAGES)?;
                 for entry in images.iter()? {
                     let image = ImageRecord::decode(entry?.1.value())?;
                     if !image.is_trashed() {
-                        crate::store::content::index(tx, &image, 1)?;
+                        content.index(&image, 1)?;
                     }
                 }
             }
