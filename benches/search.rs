@@ -534,7 +534,7 @@ fn build(path: &Path, size: usize) -> Result<Vec<String>, String> {
         let batch = Batch {
             uploads: made
                 .iter()
-                .map(|(image, task, bytes, _)| NewImage { image, bytes, task })
+                .map(|(image, task, bytes, _)| NewImage::plain(image, bytes, task))
                 .collect(),
             thumbnails: Vec::new(),
             task_ends: made.iter().map(|(_, _, _, end)| end).collect(),

@@ -19,12 +19,12 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use crate::clock::{self, Micros};
-use crate::domain::{BlobHash, Category, ImageId, Tags, TaskId, UserId};
+use crate::domain::{BlobHash, Category, ImageId, Sha256, Tags, TaskId, UserId};
 use crate::media::{self, MediaError, Probe};
-use crate::store::records::{ImageRecord, TaskRecord, TaskStatus};
-use crate::store::{Store, StoreError};
+use crate::store::records::{IdempotencyRecord, ImageRecord, TaskRecord, TaskStatus};
+use crate::store::{NewKey, Store, StoreError};
 use crate::thumbnails::Jobs;
-use crate::writer::{Receipt, Writer};
+use crate::writer::{Receipt, Upload, Writer};
 
 /// The way uploads come in (see the module docs).
 #[derive(Clone)]
@@ -59,27 +59,83 @@ impl Ingest {
         }
     }
 
-    /// Stores `bytes` as a new image described by `new`, durably, and queues its thumbnail.
+    /// Stores `bytes` as a new image described by `new`, durably, and queues its thumbnail. With
+    /// a `key`, the key is stored in the same commit (`KeyUsed` if it is stored already).
     pub async fn save(
         &self,
         bytes: Bytes,
         new: Incoming,
+        key: Option<Keyed<'_>>,
     ) -> Result<(ImageRecord, TaskRecord), IngestError> {
         let checker = self.clone();
-        let (bytes, probe, blob) = tokio::task::spawn_blocking(move || {
+        let (bytes, probe, blob, sha256) = tokio::task::spawn_blocking(move || {
             let probe = checker.check(&bytes)?;
             let blob = BlobHash::of(&bytes);
-            Ok::<_, MediaError>((bytes, probe, blob))
+            let sha256 = Sha256::of(&bytes);
+            Ok::<_, MediaError>((bytes, probe, blob, sha256))
         })
         .await
         .map_err(|e| IngestError::CheckFailed(e.to_string()))??;
+        let shape = Shape {
+            kind: probe.kind,
+            width: probe.width,
+            height: probe.height,
+        };
+        self.store(bytes, Some(sha256), blob, shape, new, key).await
+    }
+
+    /// Stores a new image described by `new` on the bytes `capture` was captured as, which the
+    /// store holds: a capture of the same image on another page, sent as its SHA-256 instead of
+    /// its bytes. `Missing` if the bytes were deleted meanwhile.
+    pub async fn save_known(
+        &self,
+        capture: &ImageRecord,
+        new: Incoming,
+        key: Option<Keyed<'_>>,
+    ) -> Result<(ImageRecord, TaskRecord), IngestError> {
+        let shape = match &capture.original {
+            Some(original) => Shape {
+                kind: original.kind,
+                width: original.width,
+                height: original.height,
+            },
+            None => Shape {
+                kind: capture.kind,
+                width: capture.width,
+                height: capture.height,
+            },
+        };
+        let size = capture
+            .original
+            .as_ref()
+            .map_or(capture.file_size, |o| o.file_size);
+        let mut new = new;
+        new.size = Some(size);
+        let blob = *capture.captured_blob();
+        self.store(Bytes::new(), None, blob, shape, new, key).await
+    }
+
+    async fn store(
+        &self,
+        bytes: Bytes,
+        sha256: Option<Sha256>,
+        blob: BlobHash,
+        shape: Shape,
+        new: Incoming,
+        key: Option<Keyed<'_>>,
+    ) -> Result<(ImageRecord, TaskRecord), IngestError> {
+        let size = new.size.unwrap_or(bytes.len() as u64);
         for attempt in 0..NAME_TRIES {
-            let (image, task) = records(&new, &probe, blob, bytes.len() as u64, attempt);
-            match self
-                .writer
-                .save(image.clone(), bytes.clone(), task.clone())
-                .await
-            {
+            let (image, task) = records(&new, shape, blob, size, attempt);
+            let key = key.as_ref().map(|k| k.record(&image, &task));
+            let upload = Upload {
+                image: image.clone(),
+                bytes: bytes.clone(),
+                task: task.clone(),
+                sha256,
+                key,
+            };
+            match self.writer.save(upload).await {
                 Ok(()) => {
                     tracing::info!(image_id = %image.id, user_id = %image.user_id, size = image.file_size, "image saved");
                     self.jobs.enqueue(Some(task.task_id.clone()), image.blob);
@@ -90,6 +146,48 @@ impl Ingest {
             }
         }
         Err(IngestError::NoFreeName)
+    }
+}
+
+/// What a new image's record says of its bytes besides their size.
+#[derive(Debug, Clone, Copy)]
+pub struct Shape {
+    pub kind: media::ImageKind,
+    pub width: u32,
+    pub height: u32,
+}
+
+impl From<&Probe> for Shape {
+    fn from(probe: &Probe) -> Self {
+        Self {
+            kind: probe.kind,
+            width: probe.width,
+            height: probe.height,
+        }
+    }
+}
+
+/// An `Idempotency-Key` to store with an upload, and how to make the answer its replays get.
+pub struct Keyed<'a> {
+    pub key: String,
+    /// What the request asked to store (see `IdempotencyRecord::fingerprint`).
+    pub fingerprint: [u8; 32],
+    /// The answer's JSON body for the stored image and task (its status is 200).
+    pub answer: &'a (dyn Fn(&ImageRecord, &TaskRecord) -> String + Send + Sync),
+}
+
+impl Keyed<'_> {
+    fn record(&self, image: &ImageRecord, task: &TaskRecord) -> NewKey {
+        NewKey {
+            key: self.key.clone(),
+            record: IdempotencyRecord {
+                fingerprint: self.fingerprint,
+                created_at: clock::now(),
+                image_id: image.id.clone(),
+                status: 200,
+                answer: (self.answer)(image, task),
+            },
+        }
     }
 }
 
@@ -113,10 +211,15 @@ impl Ingest {
         bytes: Bytes,
     ) -> Result<Submitted, StoreError> {
         let blob = BlobHash::of(&bytes);
-        let (image, task) = records(new, probe, blob, bytes.len() as u64, 0);
-        let receipt = self
-            .writer
-            .submit_blocking(image.clone(), bytes, task.clone())?;
+        let sha256 = Some(Sha256::of(&bytes));
+        let (image, task) = records(new, probe.into(), blob, bytes.len() as u64, 0);
+        let receipt = self.writer.submit_blocking(Upload {
+            image: image.clone(),
+            bytes,
+            task: task.clone(),
+            sha256,
+            key: None,
+        })?;
         Ok(Submitted {
             image,
             task,
@@ -163,6 +266,8 @@ pub struct Incoming {
     /// An id to keep (images received by sync keep their sender's); `None` makes one.
     pub id: Option<ImageId>,
     pub tags: Tags,
+    /// The size to record when no bytes come with the image (`Ingest::save_known`).
+    pub size: Option<u64>,
 }
 
 /// Longest URL kept (`original_url`, `page_url`), in bytes.
@@ -252,7 +357,7 @@ pub const NAME_TRIES: usize = 4;
 /// file name: the first try keeps `new.filename` if there is one, every other try makes a name.
 pub fn records(
     new: &Incoming,
-    probe: &Probe,
+    shape: Shape,
     blob: BlobHash,
     size: u64,
     attempt: usize,
@@ -267,7 +372,7 @@ pub fn records(
             new.category,
             clock::filename_stamp(saved_at),
             &uuid.simple().to_string()[..8],
-            probe.kind.ext()
+            shape.kind.ext()
         ),
     };
     let mut image = ImageRecord {
@@ -276,7 +381,7 @@ pub fn records(
         user_id: new.owner.clone(),
         filename,
         category: new.category,
-        kind: probe.kind,
+        kind: shape.kind,
         blob,
         original_url: new.original_url.clone(),
         page_url: new.page_url.clone(),
@@ -284,8 +389,8 @@ pub fn records(
         context_json: new.context_json.clone(),
         saved_at,
         file_size: size,
-        width: probe.width,
-        height: probe.height,
+        width: shape.width,
+        height: shape.height,
         cloud_synced: false,
         task_id: TaskId::random(),
         tags: new.tags.iter().map(|t| t.as_str().to_string()).collect(),
@@ -317,7 +422,7 @@ pub fn save(
 ) -> Result<(ImageRecord, TaskRecord), StoreError> {
     let blob = BlobHash::of(bytes);
     for attempt in 0..NAME_TRIES {
-        let (image, task) = records(new, probe, blob, bytes.len() as u64, attempt);
+        let (image, task) = records(new, probe.into(), blob, bytes.len() as u64, attempt);
         match store.save_image(&image, bytes, &task) {
             Ok(()) => return Ok((image, task)),
             Err(StoreError::Conflict) => continue,

@@ -57,6 +57,9 @@ pub enum ServeError {
 const SESSION_SWEEP_EVERY: Duration = Duration::from_secs(3600);
 /// How often trashed images past `--trash-days` are looked for.
 const TRASH_PURGE_EVERY: Duration = Duration::from_secs(3600);
+/// How often the SHA-256 backlog logs its progress, and how long it pauses after a failure.
+const BACKLOG_PROGRESS_EVERY: Duration = Duration::from_secs(10);
+const BACKLOG_RETRY: Duration = Duration::from_secs(60);
 
 /// Runs the server until `shutdown` resolves, then finishes in-flight requests, stops the workers
 /// and closes the data file. Prints `listening on http://ADDR` once connections are accepted.
@@ -152,6 +155,7 @@ pub async fn serve(
         syncs: Default::default(),
         default_user_id,
         throttles: throttle::Throttles::new(&config),
+        in_flight: Default::default(),
         cookie: api::cookie_name(config.cookie_name.as_deref(), &config.data),
         config,
         pairings: Default::default(),
@@ -165,7 +169,8 @@ pub async fn serve(
             // Both loop until `background` is aborted at shutdown, which lets go of the store.
             tokio::join!(
                 sweep_sessions(state.store.clone()),
-                purge_trash(state.store.clone(), state.config.trash_days)
+                purge_trash(state.store.clone(), state.config.trash_days),
+                hash_backlog(state.store.clone())
             );
         }
     });
@@ -245,21 +250,65 @@ async fn close_store(mut store: Arc<Store>) {
     }
 }
 
-/// Deletes for good, every hour from start-up, the images trashed more than `days` days ago.
+/// Deletes for good, every hour from start-up, the images trashed more than `days` days ago (none
+/// when `days` is 0), and forgets the idempotency keys older than `store::KEEP_KEYS`.
 async fn purge_trash(store: Arc<Store>, days: u32) {
-    if days == 0 {
-        return;
-    }
     let keep = i64::from(days) * 24 * 3600 * 1_000_000;
     let mut every = tokio::time::interval(TRASH_PURGE_EVERY);
     loop {
         every.tick().await;
+        let now = clock::now();
+        if days > 0 {
+            let store = store.clone();
+            match tokio::task::spawn_blocking(move || store.purge_trash(None, now - keep)).await {
+                Ok(Ok(n)) if n > 0 => tracing::info!(deleted = n, days, "old trash deleted"),
+                Ok(Err(e)) => tracing::warn!(error = %e, "trash purge failed"),
+                _ => {}
+            }
+        }
         let store = store.clone();
-        let before = clock::now() - keep;
-        match tokio::task::spawn_blocking(move || store.purge_trash(None, before)).await {
-            Ok(Ok(n)) if n > 0 => tracing::info!(deleted = n, days, "old trash deleted"),
-            Ok(Err(e)) => tracing::warn!(error = %e, "trash purge failed"),
+        let before = now - store::KEEP_KEYS;
+        match tokio::task::spawn_blocking(move || store.purge_keys(before)).await {
+            Ok(Ok(n)) if n > 0 => tracing::info!(forgotten = n, "old idempotency keys forgotten"),
+            Ok(Err(e)) => tracing::warn!(error = %e, "idempotency key purge failed"),
             _ => {}
+        }
+    }
+}
+
+/// Computes the SHA-256 of the blobs stored before schema 12 (`Store::hash_backlog`), a batch at
+/// a time on the blocking pool, with progress in the log. What is left when the server stops is
+/// done after the next start; until then those images are not found by SHA-256.
+async fn hash_backlog(store: Arc<Store>) {
+    let total = {
+        let store = store.clone();
+        match tokio::task::spawn_blocking(move || store.sha256_backlog()).await {
+            Ok(Ok(0)) => return,
+            Ok(Ok(n)) => n,
+            Ok(Err(e)) => return tracing::warn!(error = %e, "could not read the SHA-256 backlog"),
+            Err(e) => return tracing::warn!(error = %e, "could not read the SHA-256 backlog"),
+        }
+    };
+    tracing::info!(blobs = total, "computing the SHA-256 of stored images");
+    let (mut done, mut logged) = (0u64, std::time::Instant::now());
+    loop {
+        let batch = store.clone();
+        match tokio::task::spawn_blocking(move || batch.hash_backlog()).await {
+            Ok(Ok(0)) => {
+                return tracing::info!(blobs = done, "SHA-256 of stored images computed");
+            }
+            Ok(Ok(n)) => {
+                done += n as u64;
+                if logged.elapsed() >= BACKLOG_PROGRESS_EVERY {
+                    tracing::info!(done, of = total, "computing the SHA-256 of stored images");
+                    logged = std::time::Instant::now();
+                }
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "SHA-256 backlog batch failed; trying again later");
+                tokio::time::sleep(BACKLOG_RETRY).await;
+            }
+            Err(e) => return tracing::warn!(error = %e, "SHA-256 backlog stopped"),
         }
     }
 }

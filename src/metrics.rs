@@ -71,22 +71,26 @@ const LATENCY_BOUNDS: [f64; 12] = [
 /// Upper bounds of the group-commit size histogram, in uploads.
 const BATCH_BOUNDS: [f64; 8] = [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0];
 
-/// Why an upload was refused, for `imgvault_upload_refusals_total{reason}`.
-#[derive(Debug, Clone, Copy)]
-pub enum Refusal {
-    /// Not an image of a format we take, damaged, or over a size limit.
-    Media,
-    /// Over the anonymous quota or another rate limit.
-    RateLimited,
-    /// The disk is full or below `--min-free-mb`.
-    NoSpace,
-    /// A limit on what is held in memory at once (bodies, decodes).
-    Busy,
-    /// Anything else a client got a 4xx for (a bad field, a bad key).
-    Invalid,
-}
+/// Why an upload was refused, for `imgvault_upload_refusals_total{reason}`, by its status:
+/// 400 a bad image or field, 401/403 no right to upload, 409 an idempotency key in conflict, 413
+/// too large, 429 over a rate limit, 503 a memory limit, 507 no disk space.
+const REFUSALS: [(&str, &[u16]); 8] = [
+    ("invalid", &[400, 404, 415]),
+    ("unauthorized", &[401, 403]),
+    ("conflict", &[409]),
+    ("too_large", &[413]),
+    ("rate_limited", &[429]),
+    ("busy", &[503]),
+    ("no_space", &[507]),
+    ("other", &[]),
+];
 
-const REFUSALS: [&str; 5] = ["media", "rate_limited", "no_space", "busy", "invalid"];
+/// The three upload routes, whose refusals are counted by reason.
+const UPLOAD_ROUTES: [&str; 3] = [
+    "/api/receive-image",
+    "/api/upload-clipboard",
+    "/api/upload-file",
+];
 
 /// A histogram of fixed bounds: a counter per bucket, the sum and the count.
 struct Histogram<const N: usize> {
@@ -220,7 +224,8 @@ fn route_name(index: usize) -> &'static str {
 impl Metrics {
     /// One answered request.
     pub fn request(&self, method: &str, path: &str, status: u16, elapsed: Duration) {
-        let route = &self.routes[route_of(path)];
+        let index = route_of(path);
+        let route = &self.routes[index];
         let method = METHODS
             .iter()
             .position(|m| *m == method)
@@ -228,9 +233,16 @@ impl Metrics {
         let class = usize::from((status / 100).clamp(1, 5)) - 1;
         route.requests[method][class].fetch_add(1, Relaxed);
         route.latency.observe(elapsed.as_secs_f64());
+        if status >= 400 && UPLOAD_ROUTES.contains(&route_name(index)) {
+            let reason = REFUSALS
+                .iter()
+                .position(|(_, statuses)| statuses.contains(&status))
+                .unwrap_or(REFUSALS.len() - 1);
+            self.refusals[reason].fetch_add(1, Relaxed);
+        }
     }
 
-    /// An upload stored: `deduplicated` when its bytes were stored already.
+    /// An upload of `bytes` stored: `deduplicated` when its bytes were stored already.
     pub fn upload(&self, bytes: u64, deduplicated: bool) {
         let counter = match deduplicated {
             true => &self.uploads_deduplicated,
@@ -238,10 +250,6 @@ impl Metrics {
         };
         counter.fetch_add(1, Relaxed);
         self.upload_bytes.fetch_add(bytes, Relaxed);
-    }
-
-    pub fn refused(&self, why: Refusal) {
-        self.refusals[why as usize].fetch_add(1, Relaxed);
     }
 
     /// A thumbnail made (or failed) in `took`.
@@ -334,7 +342,7 @@ impl Metrics {
             "counter",
             "Uploads refused, by reason.",
         );
-        for (reason, n) in REFUSALS.iter().zip(&self.refusals) {
+        for ((reason, _), n) in REFUSALS.iter().zip(&self.refusals) {
             let _ = writeln!(
                 out,
                 "imgvault_upload_refusals_total{{reason=\"{reason}\"}} {}",

@@ -14,8 +14,11 @@ use std::sync::Arc;
 use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
 
+use crate::domain::Sha256;
 use crate::store::records::{ImageRecord, TaskRecord};
-use crate::store::{Batch, NewImage, NewThumbnail, Store, StoreError, TaskEnd, WriteFailure};
+use crate::store::{
+    Batch, NewImage, NewKey, NewThumbnail, Store, StoreError, TaskEnd, WriteFailure,
+};
 
 /// Items in one commit at most.
 const MAX_BATCH: usize = 64;
@@ -32,23 +35,41 @@ pub struct Derived {
     pub task_end: Option<TaskEnd>,
 }
 
+/// An upload for the writer: what `NewImage` borrows, owned.
+pub struct Upload {
+    pub image: ImageRecord,
+    /// Empty for a capture of bytes the store holds (see `NewImage`).
+    pub bytes: Bytes,
+    pub task: TaskRecord,
+    pub sha256: Option<Sha256>,
+    pub key: Option<NewKey>,
+}
+
+impl Upload {
+    pub fn plain(image: ImageRecord, bytes: Bytes, task: TaskRecord) -> Self {
+        Self {
+            image,
+            bytes,
+            task,
+            sha256: None,
+            key: None,
+        }
+    }
+}
+
 #[expect(
     clippy::large_enum_variant,
     reason = "at most QUEUE_DEPTH items wait, and every upload carries its record anyway"
 )]
 enum Item {
-    Upload {
-        image: ImageRecord,
-        bytes: Bytes,
-        task: TaskRecord,
-    },
+    Upload(Upload),
     Derived(Derived),
 }
 
 impl Item {
     fn size(&self) -> usize {
         match self {
-            Item::Upload { bytes, .. } => bytes.len(),
+            Item::Upload(upload) => upload.bytes.len(),
             Item::Derived(d) => d.thumbnail.as_ref().map_or(0, |t| t.bytes.len()),
         }
     }
@@ -101,14 +122,9 @@ impl Writer {
     }
 
     /// Stores an upload with its `processing` task; returns once it is durable. `Conflict` if the
-    /// user already has an image of that file name.
-    pub async fn save(
-        &self,
-        image: ImageRecord,
-        bytes: Bytes,
-        task: TaskRecord,
-    ) -> Result<(), StoreError> {
-        self.send(Item::Upload { image, bytes, task }).await
+    /// user already has an image of that file name, `Missing` or `KeyUsed` as `NewImage` says.
+    pub async fn save(&self, upload: Upload) -> Result<(), StoreError> {
+        self.send(Item::Upload(upload)).await
     }
 
     /// Stores a media worker's result as derived data: it is committed (readable) when this
@@ -120,14 +136,9 @@ impl Writer {
     /// Hands an upload to the writer from a blocking thread without waiting for its commit: a hub
     /// reading a long sync stream keeps several in flight so that they share commits. Waits only
     /// for room in the queue.
-    pub fn submit_blocking(
-        &self,
-        image: ImageRecord,
-        bytes: Bytes,
-        task: TaskRecord,
-    ) -> Result<Receipt, StoreError> {
+    pub fn submit_blocking(&self, upload: Upload) -> Result<Receipt, StoreError> {
         let (reply, answer) = oneshot::channel();
-        let item = Item::Upload { image, bytes, task };
+        let item = Item::Upload(upload);
         self.tx
             .blocking_send(Pending { item, reply })
             .map_err(|_| StoreError::Closed)?;
@@ -182,7 +193,7 @@ fn run(store: &Store, mut rx: mpsc::Receiver<Pending>) {
             let why = refused.to_string();
             let (uploads, derived) = batch
                 .into_iter()
-                .partition::<Vec<_>, _>(|p| matches!(p.item, Item::Upload { .. }));
+                .partition::<Vec<_>, _>(|p| matches!(p.item, Item::Upload(_)));
             for pending in uploads {
                 let _ = pending.reply.send(Err(StoreError::NoSpace(why.clone())));
             }
@@ -193,6 +204,11 @@ fn run(store: &Store, mut rx: mpsc::Receiver<Pending>) {
         }
         let started = std::time::Instant::now();
         let outcome = store.commit(&batch_of(&batch));
+        let uploads = batch
+            .iter()
+            .filter(|p| matches!(p.item, Item::Upload(_)))
+            .count();
+        crate::metrics::get().commit(uploads, started.elapsed());
         tracing::debug!(
             items = batch.len(),
             bytes = size,
@@ -204,7 +220,7 @@ fn run(store: &Store, mut rx: mpsc::Receiver<Pending>) {
                 let mut outcomes = outcomes.into_iter();
                 for pending in batch {
                     let answer = match pending.item {
-                        Item::Upload { .. } => outcomes.next().unwrap_or(Ok(())),
+                        Item::Upload(_) => outcomes.next().unwrap_or(Ok(())),
                         Item::Derived(_) => Ok(()),
                     };
                     let _ = pending.reply.send(answer);
@@ -249,9 +265,13 @@ fn batch_of(pending: &[Pending]) -> Batch<'_> {
     let mut batch = Batch::default();
     for p in pending {
         match &p.item {
-            Item::Upload { image, bytes, task } => {
-                batch.uploads.push(NewImage { image, bytes, task })
-            }
+            Item::Upload(upload) => batch.uploads.push(NewImage {
+                image: &upload.image,
+                bytes: &upload.bytes,
+                task: &upload.task,
+                sha256: upload.sha256,
+                key: upload.key.as_ref(),
+            }),
             Item::Derived(d) => {
                 batch.thumbnails.extend(&d.thumbnail);
                 batch.task_ends.extend(&d.task_end);
@@ -273,14 +293,22 @@ mod tests {
         let writer = Writer::start(store.clone()).unwrap();
         let (first, first_task) = new_image("i-1", "u", 1, b"first");
         writer
-            .save(first, Bytes::from_static(b"first"), first_task)
+            .save(Upload::plain(
+                first,
+                Bytes::from_static(b"first"),
+                first_task,
+            ))
             .await
             .unwrap();
         // Past the quiet time, so the writer releases memory and waits afresh.
         tokio::time::sleep(IDLE_AFTER + IDLE_AFTER / 4).await;
         let (second, second_task) = new_image("i-2", "u", 2, b"second");
         writer
-            .save(second, Bytes::from_static(b"second"), second_task)
+            .save(Upload::plain(
+                second,
+                Bytes::from_static(b"second"),
+                second_task,
+            ))
             .await
             .unwrap();
         assert!(store.image(&"i-1".into()).unwrap().is_some());

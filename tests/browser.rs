@@ -115,6 +115,13 @@ async fn web_ui_searches_as_you_type_and_keeps_the_search_in_the_address_in_chro
     assert_screenshots(&["search-phone.png"]);
 }
 
+/// Needs `distinct=1` on the list and `/api/user/images/{id}/sources`.
+#[tokio::test]
+async fn web_ui_collapses_identical_captures_and_lists_where_an_image_was_seen_in_chromium() {
+    run_script("provenance.mjs", &[]).await;
+    assert_screenshots(&["capture-gallery-desktop.png", "capture-sources-desktop.png"]);
+}
+
 #[tokio::test]
 async fn web_ui_shows_hostile_metadata_as_text() {
     run_script("xss.mjs", &[]).await;

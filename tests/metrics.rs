@@ -112,7 +112,7 @@ async fn metrics_are_the_admins_on_the_main_address_and_count_requests_uploads_a
         value(
             &scrape,
             "imgvault_upload_refusals_total",
-            &[("reason", "media")]
+            &[("reason", "invalid")]
         ),
         1.0
     );

@@ -5,12 +5,12 @@
 // is told to them by events: a card opened or picked ('open-image', 'pick', 'trash-card'), a 401
 // ('session-lost'), a first page with its facets ('listed').
 
-import { $, el, formatBytes, shortTime } from './dom.js';
-import { PER_PAGE, MAX_BATCH, state, cards } from './state.js';
+import { $, el, formatBytes, shortTime, store } from './dom.js';
+import { PER_PAGE, MAX_BATCH, DISTINCT_KEY, state, cards } from './state.js';
 import { t, catName, formatCount } from './i18n.js';
 import { api } from './api.js';
 import { emit } from './events.js';
-import { listUrl, writeLocation, isFiltered } from './query.js';
+import { listUrl, writeLocation, isFiltered, isDistinct } from './query.js';
 import { categoryOf, givenName, formatOf, dimsOf, titleOf, altOf, fileUrl } from './images.js';
 
 /** An empty list, nothing selected; answers still on their way are dropped. */
@@ -87,6 +87,14 @@ function cardFor(image) {
   const src = fileUrl(image, 'thumbnail_url') || fileUrl(image, 'preview_url');
   if (src) img.src = src;
   media.append(img, el('span', { class: 'badge', 'data-category': cat }, catName(cat)));
+  const captures = Number(image.captures) || 0;
+  if (captures > 1) {
+    media.append(el('span', {
+      class: 'captures',
+      'data-testid': 'captures',
+      title: t('thumb.captures', { n: formatCount(captures) }),
+    }, '×' + formatCount(captures)));
+  }
   const body = el('span', { class: 'thumb-body' });
   // An image without a name of its own is shown by when it was saved.
   const name = givenName(image);
@@ -145,7 +153,15 @@ export function renderGallery() {
 
   const count = $('gallery-count');
   const known = state.images.length > 0 || state.done;
-  const countKey = trash ? 'trash.count' : isFiltered() ? 'gallery.found' : 'gallery.count';
+  const distinct = isDistinct();
+  const countKey = trash ? 'trash.count' : isFiltered() ? 'gallery.found'
+    : distinct ? 'gallery.countDistinct' : 'gallery.count';
+  const toggle = $('distinct-toggle');
+  toggle.hidden = trash;
+  toggle.setAttribute('aria-pressed', String(state.distinct));
+  // A search (beyond a category) lists every capture; the toggle says so rather than doing nothing.
+  toggle.disabled = isFiltered({ ...state.query, category: '' }) || Boolean(state.query.sort);
+  toggle.title = toggle.disabled ? t('gallery.distinctSearch') : '';
   count.textContent = known ? t(countKey, { n: formatCount(state.total) }) : '';
   count.dataset.total = String(state.total);
 
@@ -347,8 +363,13 @@ export function sentinelInView() {
   return rect.top < window.innerHeight + 600;
 }
 
-/** "Load more" and scrolling to the end. */
+/** "Load more" and scrolling to the end; the toggle that collapses identical captures. */
 export function bindGallery() {
+  $('distinct-toggle').addEventListener('click', () => {
+    state.distinct = !state.distinct;
+    store(DISTINCT_KEY, state.distinct ? '1' : '0');
+    reloadGallery();
+  });
   $('load-more').addEventListener('click', () => {
     state.loadError = null;
     loadMore();

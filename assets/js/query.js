@@ -58,9 +58,17 @@ export function writeLocation(push) {
   else history.replaceState(null, '', url);
 }
 
+/** Whether the list collapses identical captures: asked for, and the search is at most a category
+ *  (the server's distinct list combines with nothing else). */
+export function isDistinct(query = state.query) {
+  return state.view === 'images' && state.distinct &&
+    !isFiltered({ ...query, category: '' }) && !query.sort;
+}
+
 /** The list's address for one page of what the grid shows. */
 export function listUrl(page, perPage) {
   const p = state.view === 'trash' ? new URLSearchParams() : searchParams(state.query);
+  if (isDistinct()) p.set('distinct', '1');
   p.set('page', String(page));
   p.set('per_page', String(perPage));
   return (state.view === 'trash' ? '/api/user/trash?' : '/api/user/images?') + p;

@@ -13,6 +13,7 @@ export const MAX_BATCH = 10000;  // ids in one batch request, the server's limit
 export const GATHER_PER_PAGE = 100; // the list's largest page, for gathering every match's id
 
 export const CATEGORY_KEY = 'imgvault.uploadCategory';
+export const DISTINCT_KEY = 'imgvault.distinct';
 
 /** No search: every image, newest first. */
 export function emptyQuery() {
@@ -36,6 +37,9 @@ export const state = {
   selected: new Set(), // picked image ids, loaded or not ("select all matches")
   anchor: null,        // the last picked id, where a shift-click range starts
   viewerId: null,
+  // "Collapse identical captures": the list of the newest capture of each image (distinct=1),
+  // kept across visits; a search or filter beyond the category lists every capture.
+  distinct: stored(DISTINCT_KEY) === '1',
   uploadCategory: CATEGORIES.includes(stored(CATEGORY_KEY)) ? stored(CATEGORY_KEY) : 'clothes',
 };
 export const cards = new Map(); // image id → <li>

@@ -84,6 +84,7 @@ export function fillViewer() {
   $('viewer-saved').textContent = text(image.saved_at) || t('meta.none');
   fillLink($('viewer-page'), image.page_url, text(image.page_title));
   fillLink($('viewer-original'), image.original_url, '');
+  showSources(image);
 
   const alt = text(info.alt);
   $('viewer-alt-row').hidden = !alt;
@@ -103,6 +104,35 @@ export function fillViewer() {
   $('viewer-next').disabled = index < 0 || index >= list.length - 1;
   $('viewer').dataset.id = image.id;
   renderEdit();
+}
+
+/** Every page the image's bytes were saved from ("seen on"), when there is more than this one:
+ *  fetched once per image opened, drawn if the view still shows it. Not in the trash. */
+let sourcesFor = null;
+async function showSources(image) {
+  const row = $('viewer-sources-row');
+  if (sourcesFor === image.id) return;
+  sourcesFor = image.id;
+  row.hidden = true;
+  $('viewer-sources').replaceChildren();
+  if (state.view !== 'images') return;
+  let sources;
+  try {
+    const answer = await api('GET', `/api/user/images/${encodeURIComponent(image.id)}/sources`);
+    sources = Array.isArray(answer.sources) ? answer.sources : [];
+  } catch (err) {
+    if (err.status === 401) emit('session-lost');
+    return;
+  }
+  if (state.viewerId !== image.id || sources.length < 2) return;
+  $('viewer-sources').replaceChildren(...sources.map((source) => {
+    const link = el('span');
+    fillLink(link, source.page_url, text(source.page_title));
+    const li = el('li', { 'data-testid': 'viewer-source', 'data-id': text(source.image_id) });
+    li.append(...link.childNodes, el('span', { class: 'muted' }, text(source.saved_at)));
+    return li;
+  }));
+  row.hidden = false;
 }
 
 /** The image's tags as chips, each with its remove button. */
@@ -202,6 +232,7 @@ export function bindViewer() {
   });
   viewer.addEventListener('close', () => {
     state.viewerId = null;
+    sourcesFor = null;
     delete viewer.dataset.id;
     resetEdit();
     const back = viewerOpener;

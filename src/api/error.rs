@@ -97,6 +97,18 @@ pub enum ApiError {
     /// Sync is on, but this session holds no (working) login on the hub.
     #[error("云端账户未登录或登录已过期，请重新登录后再同步")]
     HubLoginNeeded,
+    /// A capture sent as a SHA-256 the caller has no live image of (whoever else has one).
+    #[error("服务器上没有您的这张图片，请发送图片数据")]
+    UnknownContent,
+    /// An `Idempotency-Key` header that is empty, too long or not printable ASCII.
+    #[error("Idempotency-Key 无效：应为1到128个可打印ASCII字符")]
+    BadIdempotencyKey,
+    /// An `Idempotency-Key` already used for a different upload.
+    #[error("该 Idempotency-Key 已用于另一个不同的上传请求")]
+    IdempotencyKeyReused,
+    /// An upload under an `Idempotency-Key` whose first request is still being stored.
+    #[error("相同 Idempotency-Key 的上传正在处理中，请稍后重试")]
+    IdempotencyKeyBusy,
     /// A request that could not be understood; the text says what was wrong.
     #[error("{0}")]
     BadRequest(String),
@@ -148,8 +160,8 @@ impl ApiError {
             Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
             CrossSite(_) => StatusCode::FORBIDDEN,
             Forbidden | KeyScope => StatusCode::FORBIDDEN,
-            TaskNotFound | ImageNotFound | KeyNotFound => StatusCode::NOT_FOUND,
-            ImageChanged => StatusCode::CONFLICT,
+            TaskNotFound | ImageNotFound | KeyNotFound | UnknownContent => StatusCode::NOT_FOUND,
+            ImageChanged | IdempotencyKeyReused | IdempotencyKeyBusy => StatusCode::CONFLICT,
             FileTooLarge | BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Internal(_) | SaveFailed { .. } => StatusCode::INTERNAL_SERVER_ERROR,
             InsufficientStorage(_) | StorageFailed(_) => StatusCode::INSUFFICIENT_STORAGE,
@@ -172,6 +184,7 @@ impl ApiError {
             | HubLoginNeeded
             | CloudSyncDisabled
             | BadPairingCode
+            | BadIdempotencyKey
             | BadRequest(_) => StatusCode::BAD_REQUEST,
         }
     }
@@ -189,6 +202,7 @@ impl ApiError {
     fn retry_after(&self) -> Option<u64> {
         match self {
             ApiError::TooManyRequests(secs) | ApiError::Busy(secs) => Some(*secs),
+            ApiError::IdempotencyKeyBusy => Some(5),
             ApiError::InsufficientStorage(_) | ApiError::StorageFailed(_) => {
                 Some(STORAGE_RETRY_AFTER)
             }

@@ -10,6 +10,7 @@ pub mod error;
 #[doc(hidden)]
 pub mod fuzzing;
 mod guard;
+mod idempotency;
 mod images;
 mod keys;
 mod multipart;
@@ -25,6 +26,7 @@ use warp::filters::BoxedFilter;
 use warp::{Filter, Rejection, Reply};
 
 pub use error::ApiError;
+pub use idempotency::InFlight;
 
 /// What every request handler shares.
 pub struct AppState {
@@ -43,6 +45,8 @@ pub struct AppState {
     pub default_user_id: UserId,
     /// Rate limits and the gates on memory-hungry work.
     pub throttles: crate::throttle::Throttles,
+    /// The uploads in progress under an `Idempotency-Key`, one at a time per key.
+    pub in_flight: InFlight,
     /// The session cookie's name (read by `auth`, which sets it, and by `guard`'s CSRF check):
     /// `--cookie-name`, or one derived from the data file (`cookie_name`). Static because warp's
     /// cookie filter wants it so; it is made once per server.

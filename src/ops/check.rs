@@ -60,4 +60,10 @@ fn print_summary(r: &CheckReport) {
         human_bytes(r.blob_bytes),
         r.thumbnails
     );
+    if r.sha256_backlog > 0 {
+        println!(
+            "  {} blobs stored before schema 12 wait for their SHA-256 (the server computes them)",
+            r.sha256_backlog
+        );
+    }
 }

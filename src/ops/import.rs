@@ -409,6 +409,7 @@ impl Importer<'_> {
                 }
                 tags
             }),
+            size: None,
         };
         let (image, _task) = ingest::save(self.store, &new, &probe, &bytes)?;
         if let Some(edited) = &edited {

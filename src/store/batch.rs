@@ -5,6 +5,9 @@
 
 use super::images::{NewImage, save_in};
 use super::records::ThumbRecord;
+use redb::ReadableTable;
+
+use super::tables::BLOBS;
 use super::{Result, Store, StoreError, tasks, thumbs};
 use crate::clock::Micros;
 use crate::domain::{BlobHash, TaskId};
@@ -36,7 +39,8 @@ pub struct Batch<'a> {
 impl Store {
     /// Stores `batch` in one commit: durable when it holds an upload (an upload is acknowledged
     /// only once it survives a power cut), otherwise as derived data (`write_derived`). Returns
-    /// each upload's outcome: a name conflict refuses that upload alone. Any other failure fails
+    /// each upload's outcome: a name conflict, missing bytes or a used idempotency key refuses
+    /// that upload alone. Any other failure fails
     /// the whole batch and writes nothing.
     pub fn commit(&self, batch: &Batch<'_>) -> Result<Vec<Result<()>>> {
         self.commit_batch(batch).map_err(|e| self.failed(e))
@@ -49,14 +53,21 @@ impl Store {
             self.write()?
         };
         let mut outcomes = Vec::with_capacity(batch.uploads.len());
+        // (bytes, whether they were stored already) of each upload stored, for the metrics.
+        let mut stored = Vec::with_capacity(batch.uploads.len());
         for upload in &batch.uploads {
-            outcomes.push(
-                match save_in(&tx, upload.image, upload.bytes, upload.task) {
-                    Err(StoreError::Conflict) => Err(StoreError::Conflict),
-                    Err(e) => return Err(e),
-                    Ok(()) => Ok(()),
-                },
-            );
+            let blob = &upload.image.blob.0;
+            let existed = tx.open_table(BLOBS)?.get(blob)?.is_some();
+            outcomes.push(match save_in(&tx, upload) {
+                Err(e @ (StoreError::Conflict | StoreError::Missing | StoreError::KeyUsed)) => {
+                    Err(e)
+                }
+                Err(e) => return Err(e),
+                Ok(()) => {
+                    stored.push((upload.image.file_size, existed));
+                    Ok(())
+                }
+            });
         }
         for thumb in &batch.thumbnails {
             thumbs::put_in(&tx, &thumb.source, &thumb.record, &thumb.bytes)?;
@@ -66,6 +77,9 @@ impl Store {
             tasks::finish_in(&tx, end.task_id.as_str(), outcome, end.at)?;
         }
         self.finish(tx)?;
+        for (bytes, existed) in stored {
+            crate::metrics::get().upload(bytes, existed);
+        }
         Ok(outcomes)
     }
 }
@@ -93,16 +107,8 @@ mod tests {
         let outcomes = store
             .commit(&Batch {
                 uploads: vec![
-                    NewImage {
-                        image: &taken,
-                        bytes: b"taken name",
-                        task: &taken_task,
-                    },
-                    NewImage {
-                        image: &next,
-                        bytes: b"next",
-                        task: &next_task,
-                    },
+                    NewImage::plain(&taken, b"taken name", &taken_task),
+                    NewImage::plain(&next, b"next", &next_task),
                 ],
                 thumbnails: vec![&NewThumbnail {
                     source: earlier.blob,

@@ -7,16 +7,41 @@ use redb::{ReadOnlyTable, ReadableTable, WriteTransaction};
 use super::records::{BlobRecord, Record};
 use super::tables::*;
 use super::{Result, Store, StoreError};
-use crate::domain::BlobHash;
+use crate::domain::{BlobHash, Sha256};
 
 /// Adds one reference to the blob of `bytes`, writing its chunks if the store does not hold it yet.
 pub(super) fn add_ref(tx: &WriteTransaction, hash: &BlobHash, bytes: &[u8]) -> Result<()> {
+    add_ref_hashed(tx, hash, bytes, None)
+}
+
+/// `add_ref` for a blob an image is captured as: its SHA-256 is recorded too, if it is not yet
+/// (`sha256` when the caller computed it, else computed here from `bytes`). Empty `bytes` name a
+/// blob that must be stored already (a capture by SHA-256): `Missing` if it is not.
+pub(super) fn add_capture_ref(
+    tx: &WriteTransaction,
+    hash: &BlobHash,
+    bytes: &[u8],
+    sha256: Option<Sha256>,
+) -> Result<()> {
+    if bytes.is_empty() && tx.open_table(BLOBS)?.get(&hash.0)?.is_none() {
+        return Err(StoreError::Missing);
+    }
+    add_ref_hashed(tx, hash, bytes, Some(sha256))
+}
+
+/// `add_ref`, recording the blob's SHA-256 when `sha256` is `Some` (its inner `None`: compute it).
+fn add_ref_hashed(
+    tx: &WriteTransaction,
+    hash: &BlobHash,
+    bytes: &[u8],
+    sha256: Option<Option<Sha256>>,
+) -> Result<()> {
     let mut blobs = tx.open_table(BLOBS)?;
     let existing = blobs
         .get(&hash.0)?
         .map(|v| BlobRecord::decode(v.value()))
         .transpose()?;
-    let record = match existing {
+    let mut record = match existing {
         Some(mut record) => {
             record.refs += 1;
             record
@@ -33,10 +58,41 @@ pub(super) fn add_ref(tx: &WriteTransaction, hash: &BlobHash, bytes: &[u8]) -> R
                 chunks: count,
                 refs: 1,
                 chunk_size: CHUNK_SIZE as u32,
+                sha256: None,
             }
         }
     };
+    if let Some(known) = sha256
+        && record.sha256.is_none()
+        && !bytes.is_empty()
+    {
+        let sha = known.unwrap_or_else(|| Sha256::of(bytes));
+        record.sha256 = Some(sha.0);
+        tx.open_table(SHA256_BLOBS)?.insert(&sha.0, &hash.0)?;
+        tx.open_table(SHA256_BACKLOG)?.remove(&hash.0)?;
+    }
     blobs.insert(&hash.0, record.encode().as_slice())?;
+    Ok(())
+}
+
+/// Records the SHA-256 computed for a blob of the backlog (`Store::hash_backlog`), unless it was
+/// deleted or hashed meanwhile.
+fn set_sha256(tx: &WriteTransaction, hash: &BlobHash, sha: &Sha256) -> Result<()> {
+    tx.open_table(SHA256_BACKLOG)?.remove(&hash.0)?;
+    let mut blobs = tx.open_table(BLOBS)?;
+    let Some(mut record) = blobs
+        .get(&hash.0)?
+        .map(|v| BlobRecord::decode(v.value()))
+        .transpose()?
+    else {
+        return Ok(());
+    };
+    if record.sha256.is_some() {
+        return Ok(());
+    }
+    record.sha256 = Some(sha.0);
+    blobs.insert(&hash.0, record.encode().as_slice())?;
+    tx.open_table(SHA256_BLOBS)?.insert(&sha.0, &hash.0)?;
     Ok(())
 }
 
@@ -61,6 +117,14 @@ pub(super) fn release(tx: &WriteTransaction, hash: &BlobHash) -> Result<bool> {
     } else {
         blobs.remove(&hash.0)?;
         drop(blobs);
+        if let Some(sha) = &record.sha256 {
+            let mut index = tx.open_table(SHA256_BLOBS)?;
+            // Another blob never has the same SHA-256; a check would have found it.
+            if index.get(sha)?.is_some_and(|v| *v.value() == hash.0) {
+                index.remove(sha)?;
+            }
+        }
+        tx.open_table(SHA256_BACKLOG)?.remove(&hash.0)?;
         {
             let mut chunks = tx.open_table(BLOB_CHUNKS)?;
             for i in 0..record.chunks {
@@ -130,7 +194,63 @@ impl BlobChunks {
     }
 }
 
+/// Blobs hashed per commit of the backlog pass, and bytes read per commit at most (beyond one
+/// blob): what the pass holds in memory is one chunk, and a commit's worth of keys.
+const BACKLOG_BATCH: usize = 64;
+const BACKLOG_BATCH_BYTES: u64 = 64 * 1024 * 1024;
+
 impl Store {
+    /// Blobs whose SHA-256 is still to be computed (`SHA256_BACKLOG`).
+    pub fn sha256_backlog(&self) -> Result<u64> {
+        let tx = self.read()?;
+        Ok(redb::ReadableTableMetadata::len(
+            &tx.open_table(SHA256_BACKLOG)?,
+        )?)
+    }
+
+    /// Computes the SHA-256 of a batch of the backlog's blobs, reading each chunk by chunk, and
+    /// records them in one commit (as derived data: lost in a crash, the blobs are still on the
+    /// backlog and hashed again). How many were taken off the backlog; 0 when it is empty.
+    pub fn hash_backlog(&self) -> Result<usize> {
+        let mut done = Vec::new();
+        let mut gone = Vec::new();
+        {
+            let tx = self.read()?;
+            let backlog = tx.open_table(SHA256_BACKLOG)?;
+            let mut bytes = 0u64;
+            for entry in backlog.iter()?.take(BACKLOG_BATCH) {
+                let hash = BlobHash(*entry?.0.value());
+                let Some(mut blob) = self.blob(&hash)? else {
+                    gone.push(hash);
+                    continue;
+                };
+                bytes += blob.record.size;
+                let mut sha = ring::digest::Context::new(&ring::digest::SHA256);
+                while let Some(piece) = blob.next_bytes(1)? {
+                    sha.update(&piece);
+                }
+                let mut out = [0; 32];
+                out.copy_from_slice(sha.finish().as_ref());
+                done.push((hash, Sha256(out)));
+                if bytes >= BACKLOG_BATCH_BYTES {
+                    break;
+                }
+            }
+        }
+        if done.is_empty() && gone.is_empty() {
+            return Ok(0);
+        }
+        let tx = self.write_derived()?;
+        for hash in &gone {
+            tx.open_table(SHA256_BACKLOG)?.remove(&hash.0)?;
+        }
+        for (hash, sha) in &done {
+            set_sha256(&tx, hash, sha)?;
+        }
+        self.finish(tx)?;
+        Ok(done.len() + gone.len())
+    }
+
     /// Opens the blob `hash` for reading; `None` if the store does not hold it.
     pub fn blob(&self, hash: &BlobHash) -> Result<Option<BlobChunks>> {
         let tx = self.read()?;

@@ -7,12 +7,13 @@ use std::ops::{Bound, RangeInclusive};
 
 use redb::{ReadTransaction, ReadableTable, WriteTransaction};
 
+use super::idempotency::NewKey;
 use super::records::{ImageRecord, OriginalMedia, Record, TagRecord, TaskRecord, codes};
 use super::tables::*;
 use super::{Batch, Result, Store, StoreError};
-use super::{blobs, paging, search, thumbs};
+use super::{blobs, content, idempotency, paging, search, thumbs};
 use crate::clock::Micros;
-use crate::domain::{BlobHash, Category, ImageId, Tags, UserId};
+use crate::domain::{BlobHash, Category, ImageId, Sha256, Tags, UserId};
 
 pub(super) const TOTAL_IMAGES_KEY: &str = "total_images";
 
@@ -234,25 +235,49 @@ pub struct SyncUpdate {
 #[derive(Clone, Copy)]
 pub struct NewImage<'a> {
     pub image: &'a ImageRecord,
+    /// Empty for a new capture of bytes the store holds (`Missing` if it does not).
     pub bytes: &'a [u8],
     pub task: &'a TaskRecord,
+    /// The SHA-256 of `bytes`, when the caller computed it (off the writer); else it is computed
+    /// in the commit if the blob is new.
+    pub sha256: Option<Sha256>,
+    /// The `Idempotency-Key` the capture came with, stored in the same commit.
+    pub key: Option<&'a NewKey>,
 }
 
-/// Writes one upload inside `tx`. Checks the name first, so a `Conflict` writes nothing.
-pub(super) fn save_in(
-    tx: &WriteTransaction,
-    image: &ImageRecord,
-    bytes: &[u8],
-    task: &TaskRecord,
-) -> Result<()> {
+impl<'a> NewImage<'a> {
+    /// An upload with nothing but its record, bytes and task.
+    pub fn plain(image: &'a ImageRecord, bytes: &'a [u8], task: &'a TaskRecord) -> Self {
+        Self {
+            image,
+            bytes,
+            task,
+            sha256: None,
+            key: None,
+        }
+    }
+}
+
+/// Writes one upload inside `tx`. Checks the name, the bytes of a capture without bytes, and the
+/// idempotency key first, so a `Conflict`, `Missing` or `KeyUsed` writes nothing.
+pub(super) fn save_in(tx: &WriteTransaction, upload: &NewImage<'_>) -> Result<()> {
+    let NewImage {
+        image, bytes, task, ..
+    } = *upload;
     let mut names = tx.open_table(IMAGE_NAMES)?;
     let name_key = (image.user_id.as_str(), image.filename.as_str());
     if names.get(name_key)?.is_some() {
         return Err(StoreError::Conflict);
     }
+    if bytes.is_empty() && tx.open_table(BLOBS)?.get(&image.blob.0)?.is_none() {
+        return Err(StoreError::Missing);
+    }
+    if let Some(key) = upload.key {
+        idempotency::put_in(tx, image.user_id.as_str(), key)?;
+    }
     names.insert(name_key, image.id.as_str())?;
     drop(names);
-    blobs::add_ref(tx, &image.blob, bytes)?;
+    blobs::add_capture_ref(tx, &image.blob, bytes, upload.sha256)?;
     tx.open_table(IMAGES)?
         .insert(image.id.as_str(), image.encode().as_slice())?;
     index_live(tx, image, 1)?;
@@ -274,10 +299,10 @@ pub(super) fn category_key(image: &ImageRecord) -> (&str, u8, Micros, &str) {
 }
 
 /// Adds (`delta` 1) or takes away (-1) a live image's entries in everything that lists, finds or
-/// counts live images: the time, category and tag indexes, the search rows and the counters. The
-/// one place those are kept, for every way an image arrives, changes or leaves (trash, restore,
-/// delete). The record itself is the caller's to write. A change in place (tags, category) keeps
-/// them itself and rewrites the search row with `search::reindex`.
+/// counts live images: the time, category, tag, content and URL indexes, the search rows and the
+/// counters. The one place those are kept, for every way an image arrives, changes or leaves
+/// (trash, restore, delete). The record itself is the caller's to write. A change in place (tags,
+/// category) keeps them itself and rewrites the search row with `search::reindex`.
 pub(super) fn index_live(tx: &WriteTransaction, image: &ImageRecord, delta: i64) -> Result<()> {
     let (user, at, id) = (image.user_id.as_str(), image.saved_at, image.id.as_str());
     if delta > 0 {
@@ -294,6 +319,7 @@ pub(super) fn index_live(tx: &WriteTransaction, image: &ImageRecord, delta: i64)
         search::remove(tx, image)?;
     }
     index_tags(tx, image, delta)?;
+    content::index(tx, image, delta)?;
     bump(tx, image, delta)
 }
 
@@ -392,7 +418,7 @@ pub(super) fn every_image_of(tx: &WriteTransaction, user_id: &UserId) -> Result<
 
 /// The records of `ids`, in that order. `index` names the index the ids came from, for the error
 /// when one points at no record.
-fn records(
+pub(super) fn records(
     images: &impl ReadableTable<&'static str, &'static [u8]>,
     ids: &[String],
     index: &str,
@@ -427,7 +453,7 @@ impl Store {
     /// `Conflict` if the user already has an image of that file name; nothing is written then.
     pub fn save_image(&self, image: &ImageRecord, bytes: &[u8], task: &TaskRecord) -> Result<()> {
         let tx = self.write()?;
-        save_in(&tx, image, bytes, task)?;
+        save_in(&tx, &NewImage::plain(image, bytes, task))?;
         self.finish(tx)?;
         Ok(())
     }
@@ -708,10 +734,12 @@ impl Store {
                     index.remove(category_key(&image))?;
                     bump_category(&tx, &image, -1)?;
                     count_in_category(&tx, &image, -1)?;
+                    content::index(&tx, &image, -1)?;
                     image.category = *category;
                     index.insert(category_key(&image), ())?;
                     bump_category(&tx, &image, 1)?;
                     count_in_category(&tx, &image, 1)?;
+                    content::index(&tx, &image, 1)?;
                     search::reindex(&tx, &image)?;
                     changed_for_hub(&mut image);
                     None
@@ -1165,21 +1193,9 @@ mod tests {
         let (third, t4) = image("i-4", "v", 4, b"new");
         let outcomes = store
             .save_images(&[
-                NewImage {
-                    image: &dup_name,
-                    bytes: b"other",
-                    task: &t2,
-                },
-                NewImage {
-                    image: &second,
-                    bytes: b"same",
-                    task: &t3,
-                },
-                NewImage {
-                    image: &third,
-                    bytes: b"new",
-                    task: &t4,
-                },
+                NewImage::plain(&dup_name, b"other", &t2),
+                NewImage::plain(&second, b"same", &t3),
+                NewImage::plain(&third, b"new", &t4),
             ])
             .unwrap();
         assert!(matches!(outcomes[0], Err(StoreError::Conflict)));

@@ -9,12 +9,12 @@ use std::collections::HashMap;
 
 use redb::{Database, ReadableTable, WriteTransaction};
 
-use super::records::{ImageRecord, Record};
+use super::records::{BlobRecord, ImageRecord, Record};
 use super::tables::*;
 use super::{Result, StoreError};
 
 /// The schema this build writes.
-pub const SCHEMA_VERSION: u64 = 11;
+pub const SCHEMA_VERSION: u64 = 12;
 
 pub(super) const VERSION_KEY: &str = "schema_version";
 
@@ -22,7 +22,7 @@ pub(super) const VERSION_KEY: &str = "schema_version";
 type Step = fn(&WriteTransaction) -> Result<()>;
 const STEPS: &[Step] = &[
     v1_to_v2, v2_to_v3, v3_to_v4, v4_to_v5, v5_to_v6, v6_to_v7, v7_to_v8, v8_to_v9, v9_to_v10,
-    v10_to_v11,
+    v10_to_v11, v11_to_v12,
 ];
 
 /// Version 2 adds thumbnails: every image stored so far goes on the backlog to get one.
@@ -197,6 +197,39 @@ fn v10_to_v11(tx: &WriteTransaction) -> Result<()> {
     Ok(())
 }
 
+/// Version 12 adds what the capture workflow needs: each user's contents and original URLs
+/// (`store::content`), built here from the live image records as `index_live` would have kept
+/// them, and a SHA-256 per blob an image was captured as. Hashing every blob's bytes here would
+/// hold start-up for minutes on a large vault on a small machine (SHA-256 runs at about 150 MB/s
+/// on a Raspberry Pi 4), so those blobs go on a backlog that the server works through in the
+/// background (`Store::hash_backlog`); keys only, no byte read. Blob records of version 2 read
+/// as version 3 without a hash, and are rewritten only when they change.
+fn v11_to_v12(tx: &WriteTransaction) -> Result<()> {
+    for_every_table!(table => tx.open_table(table)?);
+    let mut content = super::content::Tables::open(tx)?;
+    // Built from scratch, whatever the tables hold (a file brought back to version 11 by hand).
+    content.clear()?;
+    let images = tx.open_table(IMAGES)?;
+    let blobs = tx.open_table(BLOBS)?;
+    let mut backlog = tx.open_table(SHA256_BACKLOG)?;
+    // One record at a time: what the step holds is the transaction's dirty pages.
+    for entry in images.iter()? {
+        let image = ImageRecord::decode(entry?.1.value())?;
+        let blob = &image.captured_blob().0;
+        let hashed = match blobs.get(blob)? {
+            Some(raw) => BlobRecord::decode(raw.value())?.sha256.is_some(),
+            None => false,
+        };
+        if !hashed {
+            backlog.insert(blob, ())?;
+        }
+        if !image.is_trashed() {
+            content.index(&image, 1)?;
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::Store;
@@ -346,6 +379,100 @@ mod tests {
         let listed = store.search(&"u".into(), &clothes).unwrap();
         assert_eq!(listed.facets.tags[0].tag, "Summer");
         assert_eq!(listed.facets.tags[0].count, 1);
+    }
+
+    #[test]
+    fn a_version_10_file_opens_with_its_contents_indexed_and_its_blobs_hashed_in_the_background() {
+        use crate::domain::Sha256;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.redb");
+        {
+            let store = Store::open(&path, 1 << 20).unwrap();
+            add_user(&store, "u");
+            for (id, at, bytes, url) in [
+                ("a", 1, b"same".as_slice(), Some("https://img/a")),
+                ("b", 2, b"same".as_slice(), None),
+                ("c", 3, b"other".as_slice(), None),
+            ] {
+                let (image, task) = new_image(id, "u", at, bytes);
+                let image = ImageRecord {
+                    original_url: url.map(str::to_string),
+                    ..image
+                };
+                store.save_image(&image, bytes, &task).unwrap();
+            }
+            store.trash_image(&"c".into(), &"u".into(), 5).unwrap();
+        }
+        // What version 10 wrote: blob records of version 2 (no SHA-256), none of the new tables.
+        {
+            let db = Database::create(&path).unwrap();
+            let tx = db.begin_write().unwrap();
+            {
+                let mut blobs = tx.open_table(BLOBS).unwrap();
+                let mut old = Vec::new();
+                for entry in blobs.iter().unwrap() {
+                    let (hash, raw) = entry.unwrap();
+                    let record = BlobRecord::decode(raw.value()).unwrap();
+                    let mut v2 = vec![2u8];
+                    v2.extend(
+                        postcard::to_stdvec(&(
+                            record.size,
+                            record.chunks,
+                            record.refs,
+                            record.chunk_size,
+                        ))
+                        .unwrap(),
+                    );
+                    old.push((*hash.value(), v2));
+                }
+                for (hash, v2) in &old {
+                    blobs.insert(hash, v2.as_slice()).unwrap();
+                }
+            }
+            assert!(tx.delete_table(SHA256_BLOBS).unwrap());
+            assert!(tx.delete_table(SHA256_BACKLOG).unwrap());
+            assert!(tx.delete_table(USER_CAPTURES).unwrap());
+            assert!(tx.delete_table(USER_CONTENTS).unwrap());
+            assert!(tx.delete_table(USER_DISTINCT).unwrap());
+            assert!(tx.delete_table(USER_CONTENT_COUNTS).unwrap());
+            assert!(tx.delete_table(USER_URLS).unwrap());
+            assert!(tx.delete_table(IDEMPOTENCY).unwrap());
+            assert!(tx.delete_table(IDEMPOTENCY_TIMES).unwrap());
+            assert!(tx.delete_table(API_KEYS).unwrap());
+            assert!(tx.delete_table(USER_API_KEYS).unwrap());
+            tx.open_table(META)
+                .unwrap()
+                .insert(VERSION_KEY, 10)
+                .unwrap();
+            tx.commit().unwrap();
+        }
+
+        let store = Store::open(&path, 1 << 20).unwrap();
+        let report = store.check().unwrap();
+        assert_eq!(report.schema_version, SCHEMA_VERSION);
+        assert!(report.is_clean(), "{:?}", report.problems);
+        let user = "u".into();
+        let page = store.list_contents(&user, None, 1, 10).unwrap();
+        let shown: Vec<(String, u64)> = page
+            .images
+            .iter()
+            .map(|(i, n)| (i.id.to_string(), *n))
+            .collect();
+        assert_eq!((page.total, shown), (1, vec![("b".into(), 2)]));
+        let hashes = [Sha256::of(b"same"), Sha256::of(b"other")];
+        let urls = ["https://img/a".to_string()];
+        // The URL is known at once; the hashes once the background pass has been.
+        let known = store.lookup(&user, &hashes, &urls).unwrap();
+        assert_eq!((known.sha256.len(), known.urls), (0, vec![0]));
+        assert_eq!(store.sha256_backlog().unwrap(), 2);
+        assert_eq!(store.hash_backlog().unwrap(), 2);
+        assert_eq!(store.hash_backlog().unwrap(), 0);
+        assert_eq!(store.sha256_backlog().unwrap(), 0);
+        // The trashed image's bytes are hashed too, but only live images are known.
+        assert_eq!(store.lookup(&user, &hashes, &[]).unwrap().sha256, [0]);
+        assert!(store.check().unwrap().is_clean());
+        store.delete_image(&"c".into(), &user).unwrap();
+        assert!(store.check().unwrap().is_clean());
     }
 
     #[test]

@@ -10,7 +10,9 @@ pub mod backup;
 mod batch;
 mod blobs;
 pub mod check;
+mod content;
 pub mod disk;
+mod idempotency;
 mod images;
 pub mod inspect;
 mod keys;
@@ -40,6 +42,8 @@ use crate::clock;
 
 pub use batch::{Batch, NewThumbnail, TaskEnd};
 pub use blobs::BlobChunks;
+pub use content::{ContentPage, Known, MAX_SOURCES};
+pub use idempotency::{KEEP_KEYS, NewKey};
 pub use images::{
     BatchAction, BatchOutcome, ChangeOutcome, DeleteOutcome, ImagePage, MAX_BATCH_IDS, NewImage,
     NewMedia, Skipped, SyncUpdate, TagCount,
@@ -72,6 +76,12 @@ pub enum StoreError {
     InUse,
     #[error("already exists")]
     Conflict,
+    /// A capture of bytes that are not stored (any more): nothing was written.
+    #[error("the image's bytes are not stored")]
+    Missing,
+    /// The upload's `Idempotency-Key` names a capture stored already: nothing was written.
+    #[error("the idempotency key was used already")]
+    KeyUsed,
     /// The commit shared with other uploads failed; nothing of it was written.
     #[error("the commit failed: {0}")]
     Batch(String),
@@ -442,11 +452,7 @@ pub(crate) mod test_support {
     pub fn save_records(store: &Store, made: &[(records::ImageRecord, records::TaskRecord)]) {
         let uploads: Vec<NewImage<'_>> = made
             .iter()
-            .map(|(image, task)| NewImage {
-                image,
-                bytes: image.id.as_str().as_bytes(),
-                task,
-            })
+            .map(|(image, task)| NewImage::plain(image, image.id.as_str().as_bytes(), task))
             .collect();
         for outcome in store.save_images(&uploads).unwrap() {
             outcome.unwrap();

@@ -166,6 +166,12 @@ impl ImageRecord {
     pub fn blobs(&self) -> impl Iterator<Item = &BlobHash> {
         std::iter::once(&self.blob).chain(self.original.as_ref().map(|o| &o.blob))
     }
+
+    /// The bytes as captured: the upload's, whatever edits made of it since. Captures of the same
+    /// bytes are one content (`store::content`), and an edit leaves the image in its content.
+    pub fn captured_blob(&self) -> &BlobHash {
+        self.original.as_ref().map_or(&self.blob, |o| &o.blob)
+    }
 }
 
 /// Version 2 had no trash, edits or `hub_stale`.
@@ -406,6 +412,21 @@ pub struct BlobRecord {
     pub refs: u64,
     /// Bytes in each chunk but the last.
     pub chunk_size: u32,
+    /// The SHA-256 of the bytes, beside the blake3 key: what browsers can compute (WebCrypto) to
+    /// ask whether the vault holds an image. Known for every blob an image was captured as
+    /// (`ImageRecord::captured_blob`), except those stored before schema 12 that the background
+    /// pass has not reached yet (`SHA256_BACKLOG`); a blob that is only a thumbnail has none.
+    /// Version 3.
+    pub sha256: Option<[u8; 32]>,
+}
+
+/// Version 2 had no `sha256`.
+#[derive(Deserialize)]
+struct BlobRecordV2 {
+    size: u64,
+    chunks: u32,
+    refs: u64,
+    chunk_size: u32,
 }
 
 /// Version 1 had no `chunk_size`: its blobs were cut in 32 KiB chunks.
@@ -421,7 +442,7 @@ pub const V1_CHUNK_SIZE: u32 = 32 * 1024;
 
 impl Record for BlobRecord {
     const NAME: &'static str = "blob";
-    const VERSION: u8 = 2;
+    const VERSION: u8 = 3;
 
     fn decode(bytes: &[u8]) -> Result<Self, StoreError> {
         match bytes.split_first() {
@@ -433,9 +454,21 @@ impl Record for BlobRecord {
                     chunks: v1.chunks,
                     refs: v1.refs,
                     chunk_size: V1_CHUNK_SIZE,
+                    sha256: None,
                 })
             }
-            Some((2, rest)) => postcard::from_bytes(rest)
+            Some((2, rest)) => {
+                let v2: BlobRecordV2 = postcard::from_bytes(rest)
+                    .map_err(|e| StoreError::Corrupt(format!("blob record: {e}")))?;
+                Ok(Self {
+                    size: v2.size,
+                    chunks: v2.chunks,
+                    refs: v2.refs,
+                    chunk_size: v2.chunk_size,
+                    sha256: None,
+                })
+            }
+            Some((3, rest)) => postcard::from_bytes(rest)
                 .map_err(|e| StoreError::Corrupt(format!("blob record: {e}"))),
             Some((v, _)) => Err(StoreError::Corrupt(format!(
                 "blob record has unknown version {v}"
@@ -443,6 +476,26 @@ impl Record for BlobRecord {
             None => Err(StoreError::Corrupt("empty blob record".into())),
         }
     }
+}
+
+/// A capture stored under an `Idempotency-Key` (`IDEMPOTENCY`, kept by `store::idempotency`): what
+/// the request carried and what it was answered, so that a replay gets the same answer instead of
+/// a second image. Written in the commit that stores the image.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdempotencyRecord {
+    /// A hash of what the request asked to store (its bytes or their source, and its metadata): a
+    /// replay must match it, another request under the same key is refused.
+    pub fingerprint: [u8; 32],
+    pub created_at: Micros,
+    pub image_id: ImageId,
+    /// The answer's HTTP status and JSON body, as first sent.
+    pub status: u16,
+    pub answer: String,
+}
+
+impl Record for IdempotencyRecord {
+    const NAME: &'static str = "idempotency";
+    const VERSION: u8 = 1;
 }
 
 /// The thumbnail of one source blob, or why it could not be made. Stored by variant index: the
@@ -537,6 +590,7 @@ mod tests {
             chunks: 1,
             refs: 2,
             chunk_size: 100,
+            sha256: None,
         };
         let bytes = blob.encode();
         assert_eq!(bytes[0], BlobRecord::VERSION);
@@ -697,14 +751,35 @@ mod tests {
                 expected,
             );
         }
+        // Version 2 had no SHA-256: still read, as a blob whose hash is not known yet.
+        let v2 = BlobRecord {
+            size: 70_000,
+            chunks: 2,
+            refs: 3,
+            chunk_size: 65_536,
+            sha256: None,
+        };
+        assert_eq!(
+            BlobRecord::decode(&hex_bytes("02f0a2040203808004")).unwrap(),
+            v2
+        );
+        golden(v2, "03f0a204020380800400");
         golden(
             BlobRecord {
-                size: 70_000,
-                chunks: 2,
-                refs: 3,
-                chunk_size: 65_536,
+                sha256: Some([5; 32]),
+                ..v2
             },
-            "02f0a2040203808004",
+            &format!("03f0a204020380800401{}", "05".repeat(32)),
+        );
+        golden(
+            IdempotencyRecord {
+                fingerprint: [4; 32],
+                created_at: 3,
+                image_id: "i".into(),
+                status: 200,
+                answer: "{}".into(),
+            },
+            &format!("01{}060169c801027b7d", "04".repeat(32)),
         );
         golden(
             ThumbRecord::Ready {

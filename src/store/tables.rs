@@ -6,6 +6,8 @@
 
 use redb::TableDefinition;
 
+use crate::clock::Micros;
+
 /// `schema_version`, `total_images`: small facts about the whole file.
 pub const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 
@@ -95,6 +97,45 @@ pub const REVISIT: TableDefinition<&str, ()> = TableDefinition::new("revisit");
 /// leaf up to a power of two, so exactly 32 KiB of value (plus key and header) took a 64 KiB page
 /// and data files grew to about 3.2× their payload; 256 bytes less gives about 1.1×.
 pub const CHUNK_SIZE: usize = 32 * 1024 - 256;
+
+/// SHA-256 → blake3 key of every blob whose SHA-256 is known (`BlobRecord::sha256`): how a hash a
+/// browser computed finds the blob. Kept by `store::blobs`.
+pub const SHA256_BLOBS: TableDefinition<&[u8; 32], &[u8; 32]> =
+    TableDefinition::new("sha256_blobs");
+/// Blobs images were captured as whose SHA-256 is still to be computed (stored before schema 12):
+/// drained in the background at start-up (`Store::hash_backlog`).
+pub const SHA256_BACKLOG: TableDefinition<&[u8; 32], ()> = TableDefinition::new("sha256_backlog");
+
+/// The scope byte of the content tables for all of a user's live images; the other scopes are the
+/// category codes (`records::codes::category`), for the same indexes within one category.
+pub const ALL_SCOPE: u8 = u8::MAX;
+/// (user_id, scope, captured blob, saved_at, image_id): a user's live captures of each content
+/// (`ImageRecord::captured_blob`), in time order, in the scope of all their images and in that of
+/// the image's category. Kept by `store::content`, like the three tables below.
+pub const USER_CAPTURES: TableDefinition<(&str, u8, &[u8; 32], Micros, &str), ()> =
+    TableDefinition::new("user_captures");
+/// (user_id, scope, captured blob) → how many live captures of it the user has in that scope;
+/// absent when none.
+pub const USER_CONTENTS: TableDefinition<(&str, u8, &[u8; 32]), u64> =
+    TableDefinition::new("user_contents");
+/// (user_id, scope, saved_at, image_id): the newest live capture of each content in the scope, in
+/// time order: the gallery's `distinct=1` pages.
+pub const USER_DISTINCT: TableDefinition<(&str, u8, Micros, &str), ()> =
+    TableDefinition::new("user_distinct");
+/// (user_id, scope) → how many contents the user's live images in the scope hold; absent at zero.
+pub const USER_CONTENT_COUNTS: TableDefinition<(&str, u8), u64> =
+    TableDefinition::new("user_content_counts");
+/// (user_id, URL key) → how many of the user's live images have that original image URL. The key
+/// is the URL's bytes up to `store::content::MAX_URL_KEY`, a longer URL's is 0xFF (never in UTF-8)
+/// then its blake3 hash, so a key never passes 33 bytes beyond that bound.
+pub const USER_URLS: TableDefinition<(&str, &[u8]), u64> = TableDefinition::new("user_urls");
+
+/// (user_id, Idempotency-Key) → `IdempotencyRecord`: the captures stored under a key, for their
+/// replays (`store::idempotency`).
+pub const IDEMPOTENCY: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("idempotency");
+/// (created_at, user_id, Idempotency-Key): the keys by age, for purging old ones.
+pub const IDEMPOTENCY_TIMES: TableDefinition<(Micros, &str, &str), ()> =
+    TableDefinition::new("idempotency_times");
 
 /// The hub session a local login opened, keyed like `SESSIONS` by the local token's hash; the hub's
 /// token inside is sealed with a key derived from the local token, which the file never holds.
@@ -224,6 +265,42 @@ macro_rules! for_every_table {
             let $table = $crate::store::tables::SYNC_TASKS;
             $body;
         }
+        {
+            let $table = $crate::store::tables::SHA256_BLOBS;
+            $body;
+        }
+        {
+            let $table = $crate::store::tables::SHA256_BACKLOG;
+            $body;
+        }
+        {
+            let $table = $crate::store::tables::USER_CAPTURES;
+            $body;
+        }
+        {
+            let $table = $crate::store::tables::USER_CONTENTS;
+            $body;
+        }
+        {
+            let $table = $crate::store::tables::USER_DISTINCT;
+            $body;
+        }
+        {
+            let $table = $crate::store::tables::USER_CONTENT_COUNTS;
+            $body;
+        }
+        {
+            let $table = $crate::store::tables::USER_URLS;
+            $body;
+        }
+        {
+            let $table = $crate::store::tables::IDEMPOTENCY;
+            $body;
+        }
+        {
+            let $table = $crate::store::tables::IDEMPOTENCY_TIMES;
+            $body;
+        }
     }};
 }
 pub(crate) use for_every_table;
@@ -286,6 +363,41 @@ mod tests {
         assert_eq!(hex(search.as_ref()), "02753100401e18240a0600692d31");
         let counted = <CategoryTagKey as Value>::as_bytes(&("u1", 1, "red"));
         assert_eq!(hex(counted.as_ref()), "02753101726564");
+    }
+
+    /// The content and idempotency tables' keys, pinned like the others (a fixed-width field is
+    /// its bytes, with no length).
+    #[test]
+    fn content_keys_keep_their_bytes() {
+        type CaptureKey = (&'static str, u8, &'static [u8; 32], i64, &'static str);
+        type ContentKey = (&'static str, u8, &'static [u8; 32]);
+        type UrlKey = (&'static str, &'static [u8]);
+        type KeyKey = (&'static str, &'static str);
+        type KeyTime = (i64, &'static str, &'static str);
+        let _: &TableDefinition<CaptureKey, ()> = &USER_CAPTURES;
+        let _: &TableDefinition<ContentKey, u64> = &USER_CONTENTS;
+        let _: &TableDefinition<UrlKey, u64> = &USER_URLS;
+        let _: &TableDefinition<KeyKey, &[u8]> = &IDEMPOTENCY;
+        let _: &TableDefinition<KeyTime, ()> = &IDEMPOTENCY_TIMES;
+        let blob = [7u8; 32];
+        let capture =
+            <CaptureKey as Value>::as_bytes(&("u1", 255, &blob, 1_700_000_000_000_000, "i-1"));
+        assert_eq!(
+            hex(capture.as_ref()),
+            format!("027531ff{}00401e18240a0600692d31", "07".repeat(32))
+        );
+        let content = <ContentKey as Value>::as_bytes(&("u1", 1, &blob));
+        assert_eq!(
+            hex(content.as_ref()),
+            format!("02753101{}", "07".repeat(32))
+        );
+        let url = <UrlKey as Value>::as_bytes(&("u1", b"h:/x".as_slice()));
+        assert_eq!(hex(url.as_ref()), "027531683a2f78");
+        let key = <KeyKey as Value>::as_bytes(&("u1", "k"));
+        assert_eq!(hex(key.as_ref()), "0275316b");
+        let time = <KeyTime as Value>::as_bytes(&(5, "u1", "k"));
+        // The length of "u1" first (the only variable-width field before the last), then the fields.
+        assert_eq!(hex(time.as_ref()), "02050000000000000075316b");
     }
 
     /// `for_every_table!` names every table declared in this file, so no table is left out of new

@@ -114,6 +114,7 @@ impl Store {
                 |_, _| false,
             )?;
             drop(deletions);
+            super::idempotency::remove_user(&tx, user_id.as_str())?;
             let task_ids: Vec<String> = {
                 let mut tasks = tx.open_table(TASKS)?;
                 let mut ids = Vec::new();

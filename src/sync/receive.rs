@@ -441,6 +441,7 @@ impl Receiver<'_> {
             filename: Some(meta.filename.clone()),
             id: Some(meta.id.clone()),
             tags: tags_of(meta)?,
+            size: None,
         };
         Ok((new, probe))
     }

@@ -106,7 +106,7 @@ const code = (await api("/api/keys/pairing-code", { method: "POST", body: {}, co
 const paired = await api("/api/keys/pair", { method: "POST", body: { code } });
 assert.equal(paired.status, 200, JSON.stringify(paired.body));
 const key = paired.body.key;
-const mine = async () => (await api("/api/user/images?per_page=100", { key })).body.images;
+const mine = async () => (await api("/api/user/images?per_page=100", { cookie })).body.images;
 
 async function startBrowser(profile) {
   const context = await launchWithExtension(EXTENSION_DIR, profile);
@@ -188,7 +188,7 @@ try {
   for (const name of ["b", "c", "d"]) {
     const records = stored.filter((i) => i.original_url === `${ORIGIN}/${name}.png`);
     assert.equal(records.length, 1, `${name} stored exactly once`);
-    const bytes = Buffer.from(await (await fetch(BASE + records[0].preview_url, { headers: { authorization: `Bearer ${key}` } })).arrayBuffer());
+    const bytes = Buffer.from(await (await fetch(BASE + records[0].preview_url, { headers: { cookie } })).arrayBuffer());
     assert.ok(bytes.equals(images[name]), `${name} stored byte for byte`);
   }
   // Captured in the order they were taken.

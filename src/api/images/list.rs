@@ -62,6 +62,10 @@ pub(super) struct ImageView {
     /// When it was moved to the trash, in trash listings only.
     #[serde(skip_serializing_if = "Option::is_none")]
     trashed_at: Option<String>,
+    /// How many live captures of the same bytes the caller has (this one included), in
+    /// `distinct=1` listings only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    captures: Option<u64>,
 }
 
 impl From<ImageRecord> for ImageView {
@@ -91,6 +95,7 @@ impl From<ImageRecord> for ImageView {
             cloud_synced: r.cloud_synced,
             edited: r.original.is_some(),
             trashed_at: r.trashed_at.map(clock::display),
+            captures: None,
         }
     }
 }
@@ -216,11 +221,88 @@ pub(super) fn paging(query: &HashMap<String, String>) -> (u64, u64) {
     (number("page", 1), number("per_page", 20).min(100))
 }
 
+/// Whether the list is asked for with `distinct` (`1` or `true`): the newest capture of each
+/// content, which combines with `category`, paging and `sort=newest` only (400 with a search,
+/// tags, dates or another order).
+fn distinct(pairs: &[(String, String)]) -> Result<bool, ApiError> {
+    let asked = pairs
+        .iter()
+        .any(|(k, v)| k == "distinct" && matches!(v.trim(), "1" | "true"));
+    // What it cannot combine with, given a value: words, tags, dates, an order but the newest.
+    let refused = |(key, value): &(String, String)| {
+        let value = value.trim();
+        !value.is_empty()
+            && match key.as_str() {
+                "q" | "tag" | "from" | "to" => true,
+                "sort" => value != "newest",
+                _ => false,
+            }
+    };
+    if asked && pairs.iter().any(refused) {
+        return Err(ApiError::BadRequest(
+            "distinct=1 只能与 category、page、per_page 一起使用".into(),
+        ));
+    }
+    Ok(asked)
+}
+
+/// The newest capture of each of the caller's contents (`distinct=1`), with its capture count.
+/// A page costs its offset in index keys, then its records (`Store::list_contents`).
+async fn list_distinct(
+    state: Arc<AppState>,
+    caller: Caller,
+    query: HashMap<String, String>,
+) -> Result<warp::reply::Response, Rejection> {
+    let (page, per_page) = paging(&query);
+    let given = query.get("category").cloned();
+    let category = match given.as_deref() {
+        None | Some("") => Ok(None),
+        Some(raw) => Category::parse(raw).map(Some).ok_or(()),
+    };
+    let user_id = caller.user.user_id;
+    let found = match category {
+        Ok(category) => blocking(move || {
+            Ok(state
+                .store
+                .list_contents(&user_id, category, page, per_page)?)
+        })
+        .await
+        .map_err(reject)?,
+        // As the plain list: a category that names none matches nothing.
+        Err(()) => crate::store::ContentPage {
+            images: Vec::new(),
+            total: 0,
+        },
+    };
+    let images = found
+        .images
+        .into_iter()
+        .map(|(image, captures)| ImageView {
+            captures: Some(captures),
+            ..ImageView::from(image)
+        })
+        .collect();
+    Ok(warp::reply::json(&ImageList {
+        pages: found.total.div_ceil(per_page),
+        images,
+        total: found.total,
+        page,
+        per_page,
+        category: given,
+        facets: None,
+    })
+    .into_response())
+}
+
 async fn list(
     state: Arc<AppState>,
     caller: Caller,
     pairs: Vec<(String, String)>,
-) -> Result<impl Reply, Rejection> {
+) -> Result<warp::reply::Response, Rejection> {
+    if distinct(&pairs).map_err(reject)? {
+        let query = pairs.into_iter().collect();
+        return list_distinct(state, caller, query).await;
+    }
     // `tag` may be given more than once (all must match); every other parameter once.
     let tags = Tags::parse(pairs.iter().filter(|(k, _)| k == "tag").map(|(_, v)| v))
         .map_err(|e| reject(ApiError::BadRequest(e.0.to_string())))?;
@@ -258,7 +340,8 @@ async fn list(
         per_page,
         category: given,
         facets: Some(found.facets.into()),
-    }))
+    })
+    .into_response())
 }
 
 #[derive(Serialize)]

@@ -8,13 +8,16 @@
 //! and bytes a minute, 429 past it), or refused when `--anonymous-uploads false`; a session's own
 //! uploads are never counted.
 //!
-//! `upload` takes images in, `list` pages through them (searched by words, tags, category and
+//! `upload` takes images in (by bytes, URL or the SHA-256 of bytes the caller has, once per
+//! `Idempotency-Key`), `capture` says which images a page shows are stored already and where an
+//! image was seen, `list` pages through them (searched by words, tags, category and
 //! saved date, with facets) and moves them to the trash, `trash` lists and empties it, `tags` sets
 //! an image's tags and completes tag names, `batch` acts on many images at once, `edit` turns,
 //! mirrors, crops and reverts one, `files` serves their bytes, `paths` lists the routes that
 //! serve them in the original server's file-path shape.
 
 mod batch;
+mod capture;
 mod edit;
 mod files;
 mod list;
@@ -33,6 +36,7 @@ pub fn routes(
     state: Arc<AppState>,
 ) -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clone {
     upload::routes(state.clone())
+        .or(capture::routes(state.clone()))
         .or(batch::routes(state.clone()))
         .or(edit::routes(state.clone()))
         .or(list::routes(state.clone()))

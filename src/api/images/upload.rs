@@ -13,10 +13,12 @@ use warp::{Filter, Rejection, Reply};
 use crate::api::auth::{Caller, optional_user};
 use crate::api::guard::client_addr;
 use crate::api::multipart::{self, Multipart};
-use crate::api::{ApiError, AppState, body, reject, with_state};
-use crate::domain::{Category, ImageId, Tags, TaskId};
-use crate::ingest::{Incoming, IngestError};
+use crate::api::{ApiError, AppState, body, idempotency, reject, with_state};
+use crate::domain::{Category, ImageId, Sha256, Tags, TaskId};
+use crate::ingest::{Incoming, IngestError, Keyed};
 use crate::media::{self, MAX_IMAGE_BYTES};
+use crate::store::StoreError;
+use crate::store::records::{IdempotencyRecord, ImageRecord, TaskRecord};
 use crate::throttle::{self, Reservation};
 
 pub fn routes(
@@ -24,14 +26,17 @@ pub fn routes(
 ) -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clone {
     let receive = warp::path!("api" / "receive-image")
         .and(warp::post())
+        .and(idempotency_key())
         .and(json_upload(state.clone()))
-        .and_then(|state, who, body| upload_json(state, who, body, Route::Receive));
+        .and_then(|key, state, who, body| upload_json(state, who, body, Route::Receive, key));
     let clipboard = warp::path!("api" / "upload-clipboard")
         .and(warp::post())
+        .and(idempotency_key())
         .and(json_upload(state.clone()))
-        .and_then(|state, who, body| upload_json(state, who, body, Route::Clipboard));
+        .and_then(|key, state, who, body| upload_json(state, who, body, Route::Clipboard, key));
     let file = warp::path!("api" / "upload-file")
         .and(warp::post())
+        .and(idempotency_key())
         .and(admitted(state))
         .and(warp::header::optional::<String>("content-type"))
         .and(warp::header::optional::<u64>("content-length"))
@@ -46,6 +51,13 @@ const MAX_FORM_FIELD: usize = 4 * 1024;
 /// The most a whole upload form may hold: the file, the other fields and their heads.
 const MAX_FORM: u64 =
     MAX_IMAGE_BYTES + (multipart::MAX_PARTS * (MAX_FORM_FIELD + multipart::MAX_HEAD)) as u64;
+/// The upload's `Idempotency-Key`, checked before anything else of the request (400 if bad).
+fn idempotency_key() -> impl Filter<Extract = (Option<String>,), Error = Rejection> + Clone {
+    warp::header::headers_cloned().and_then(|headers: warp::http::HeaderMap| async move {
+        idempotency::key_of(&headers).map_err(reject)
+    })
+}
+
 /// An upload let in before its body is read: the disk has room, and the uploader may upload.
 fn admitted(
     state: Arc<AppState>,
@@ -123,6 +135,14 @@ enum Route {
 }
 
 impl Route {
+    fn name(self) -> &'static str {
+        match self {
+            Route::Receive => "receive-image",
+            Route::Clipboard => "upload-clipboard",
+            Route::File => "upload-file",
+        }
+    }
+
     /// The seed's answer to an upload that was not stored.
     fn refused(self, error: IngestError) -> ApiError {
         match error {
@@ -172,6 +192,17 @@ struct JsonUpload<'a> {
     page_info: Option<PageInfo>,
     /// Tags to give the image: an array of strings; one invalid tag refuses the upload.
     tags: Option<serde_json::Value>,
+    /// `receive-image` without `imageData`: the SHA-256 (hex) of bytes the caller has stored.
+    sha256: Option<String>,
+}
+
+/// What an upload's image comes as.
+enum Payload {
+    Bytes(Bytes),
+    /// An image URL for the server to download (`receive-image`).
+    Url(String),
+    /// The SHA-256 of bytes the caller has stored (`receive-image`, logged in).
+    Known(Sha256),
 }
 
 /// An upload's `tags`: absent, null or an array of valid tags.
@@ -241,39 +272,36 @@ async fn upload_json(
     who: Uploader,
     body: Bytes,
     route: Route,
+    key: Option<String>,
 ) -> Result<warp::reply::Response, Rejection> {
     let req: JsonUpload = body::parse_json(&body)?;
     let tags = json_tags(req.tags).map_err(reject)?;
-    let missing = match route {
-        Route::Clipboard => ApiError::EmptyClipboard,
-        _ => ApiError::MissingImageData,
-    };
-    let data = req
-        .image_data
-        .filter(|d| !d.trim().is_empty())
-        .ok_or_else(|| reject(missing))?;
     let page = req.page_info.unwrap_or_default();
     let mut original_url = req.original_url;
-    let bytes = match image_url(&data) {
-        Some(url) if matches!(route, Route::Receive) => {
-            tracing::debug!(%url, "fetching image by URL");
-            let bytes = state
-                .fetcher
-                .fetch(url, page.url.as_deref(), &state.throttles.bodies)
-                .await
-                .map_err(|e| {
-                    tracing::info!(%url, error = %e, "image URL not fetched");
-                    reject(e.into())
-                })?;
-            original_url.get_or_insert_with(|| url.to_string());
-            bytes
+    let data = req.image_data.filter(|d| !d.trim().is_empty());
+    let payload = match (data, route) {
+        (Some(data), _) => match image_url(&data) {
+            Some(url) if matches!(route, Route::Receive) => {
+                original_url.get_or_insert_with(|| url.to_string());
+                Payload::Url(url.to_string())
+            }
+            Some(_) => {
+                return Err(reject(ApiError::BadRequest(
+                    "剪切板上传需要base64图片数据；图片URL请发送到 /api/receive-image".into(),
+                )));
+            }
+            None => Payload::Bytes(Bytes::from(
+                media::data_url::decode(&data).map_err(|e| reject(e.into()))?,
+            )),
+        },
+        (None, Route::Receive) if req.sha256.is_some() => {
+            let hex = req.sha256.as_deref().unwrap_or_default();
+            Payload::Known(Sha256::from_hex(hex.trim()).ok_or_else(|| {
+                reject(ApiError::BadRequest("sha256 应为64位十六进制字符".into()))
+            })?)
         }
-        Some(_) => {
-            return Err(reject(ApiError::BadRequest(
-                "剪切板上传需要base64图片数据；图片URL请发送到 /api/receive-image".into(),
-            )));
-        }
-        None => Bytes::from(media::data_url::decode(&data).map_err(|e| reject(e.into()))?),
+        (None, Route::Clipboard) => return Err(reject(ApiError::EmptyClipboard)),
+        (None, _) => return Err(reject(ApiError::MissingImageData)),
     };
     let meta = UploadMeta {
         category: req.category.and_then(|c| c.as_str().map(str::to_string)),
@@ -284,7 +312,7 @@ async fn upload_json(
     };
     // The request body is the largest thing this upload holds; it is not needed past this point.
     drop(body);
-    save(state, who, bytes, meta, route).await
+    save(state, who, payload, meta, route, key).await
 }
 
 /// What `context_info` will show: the client's `imageContext`, plus the name of an uploaded file
@@ -313,6 +341,7 @@ fn image_url(data: &str) -> Option<&str> {
 }
 
 async fn upload_file(
+    key: Option<String>,
     state: Arc<AppState>,
     who: Uploader,
     content_type: Option<String>,
@@ -340,7 +369,7 @@ async fn upload_file(
             return Err(reject(refused));
         }
     };
-    save(state, who, bytes, meta, Route::File).await
+    save(state, who, Payload::Bytes(bytes), meta, Route::File, key).await
 }
 
 /// Reads the `file` and `category` parts, refusing a file over the limit as soon as it passes it.
@@ -397,17 +426,103 @@ where
     Ok((budget.hold(bytes), meta))
 }
 
-/// Probes, stores and queues an upload, then shapes the seed's answer.
+/// What an upload under `Idempotency-Key` asks to store, for telling its replays from other
+/// requests (see `idempotency::Fingerprint`).
+fn fingerprint(route: Route, payload: &Payload, meta: &UploadMeta) -> [u8; 32] {
+    let mut print = idempotency::Fingerprint::default();
+    print.field(route.name().as_bytes());
+    match payload {
+        Payload::Bytes(bytes) => print.field(b"bytes").field(blake3::hash(bytes).as_bytes()),
+        Payload::Url(url) => print.field(b"url").field(url.as_bytes()),
+        Payload::Known(sha) => print.field(b"sha256").field(&sha.0),
+    };
+    let context = meta.page.image_context.as_ref().map(|v| v.to_string());
+    print
+        .optional(meta.category.as_deref())
+        .optional(meta.original_url.as_deref())
+        .optional(meta.page.url.as_deref())
+        .optional(meta.page.title.as_deref())
+        .optional(context.as_deref())
+        .optional(meta.original_filename.as_deref())
+        .field(&(meta.tags.len() as u64).to_le_bytes());
+    for tag in meta.tags.iter() {
+        print.field(tag.as_str().as_bytes());
+    }
+    print.finish()
+}
+
+/// A JSON answer from its text.
+fn json_response(body: String) -> warp::reply::Response {
+    let mut response = warp::http::Response::new(body.into());
+    response.headers_mut().insert(
+        warp::http::header::CONTENT_TYPE,
+        warp::http::HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+/// Stores an upload (under its idempotency key, if it has one: a replay gets the stored answer)
+/// and shapes the seed's answer.
 async fn save(
     state: Arc<AppState>,
     who: Uploader,
-    bytes: Bytes,
+    payload: Payload,
     meta: UploadMeta,
     route: Route,
+    key: Option<String>,
 ) -> Result<warp::reply::Response, Rejection> {
     let category = Category::for_upload(meta.category.as_deref());
     let logged_in = who.caller.is_some();
-    if !logged_in {
+    if matches!(payload, Payload::Known(_)) && !logged_in {
+        return Err(reject(ApiError::NeedLogin));
+    }
+    // Anonymous uploads are the admin's: so are their keys.
+    let owner = who
+        .caller
+        .map_or_else(|| state.default_user_id.clone(), |c| c.user.user_id);
+    let keyed = key.map(|key| {
+        let print = fingerprint(route, &payload, &meta);
+        (key, print)
+    });
+    let _turn = match &keyed {
+        Some((key, print)) => {
+            let turn = state.in_flight.turn(&owner, key).await.map_err(reject)?;
+            let stored = state
+                .store
+                .idempotency_key(&owner, key)
+                .map_err(|e| reject(e.into()))?;
+            if let Some(stored) = stored {
+                return replayed(&stored, print);
+            }
+            Some(turn)
+        }
+        None => None,
+    };
+    let content = match payload {
+        Payload::Bytes(bytes) => Content::Bytes(bytes),
+        Payload::Url(url) => {
+            tracing::debug!(%url, "fetching image by URL");
+            let bytes = state
+                .fetcher
+                .fetch(&url, meta.page.url.as_deref(), &state.throttles.bodies)
+                .await
+                .map_err(|e| {
+                    tracing::info!(%url, error = %e, "image URL not fetched");
+                    reject(e.into())
+                })?;
+            Content::Bytes(bytes)
+        }
+        Payload::Known(sha) => {
+            let found = state
+                .store
+                .capture_by_sha256(&owner, &sha)
+                .map_err(|e| reject(e.into()))?;
+            Content::Known(Box::new(
+                found.ok_or_else(|| reject(ApiError::UnknownContent))?,
+            ))
+        }
+    };
+    if let (Content::Bytes(bytes), false) = (&content, logged_in) {
         let kib = (bytes.len() as u64).div_ceil(1024);
         state
             .throttles
@@ -415,16 +530,16 @@ async fn save(
             .take(&throttle::address_key(who.address), kib)
             .map_err(|wait| reject(anonymous_limited(who.address, wait)))?;
     }
-    let owner = who
-        .caller
-        .map_or_else(|| state.default_user_id.clone(), |c| c.user.user_id);
-    let original_filename = meta.original_filename.clone();
+    let original_filename = match route {
+        Route::File => meta.original_filename.clone(),
+        _ => None,
+    };
     let context_json = context_json(
         meta.page.image_context.as_ref(),
         meta.original_filename.as_deref(),
     );
     let incoming = Incoming {
-        owner,
+        owner: owner.clone(),
         category,
         original_url: meta.original_url,
         page_url: meta.page.url,
@@ -434,27 +549,67 @@ async fn save(
         filename: None,
         id: None,
         tags: meta.tags,
+        size: None,
     };
-    let (image, task) = state
-        .ingest
-        .save(bytes, incoming)
-        .await
-        .map_err(|e| reject(route.refused(e)))?;
-    let reply = UploadReply {
-        success: true,
-        task_id: task.task_id,
-        image_id: image.id,
-        filename: image.filename,
-        file_size: image.file_size,
-        category: category.as_str(),
-        original_filename: match route {
-            Route::File => original_filename,
-            _ => None,
-        },
-        is_logged_in: logged_in,
-        message: route.message(category, logged_in),
+    let answer = |image: &ImageRecord, task: &TaskRecord| {
+        let reply = UploadReply {
+            success: true,
+            task_id: task.task_id.clone(),
+            image_id: image.id.clone(),
+            filename: image.filename.clone(),
+            file_size: image.file_size,
+            category: category.as_str(),
+            original_filename: original_filename.clone(),
+            is_logged_in: logged_in,
+            message: route.message(category, logged_in),
+        };
+        serde_json::to_string(&reply).expect("plain structs serialize")
     };
-    Ok(warp::reply::json(&reply).into_response())
+    let with_key = keyed.as_ref().map(|(key, print)| Keyed {
+        key: key.clone(),
+        fingerprint: *print,
+        answer: &answer,
+    });
+    let saved = match &content {
+        Content::Bytes(bytes) => state.ingest.save(bytes.clone(), incoming, with_key).await,
+        Content::Known(capture) => state.ingest.save_known(capture, incoming, with_key).await,
+    };
+    drop(content);
+    match saved {
+        Ok((image, task)) => Ok(json_response(answer(&image, &task))),
+        // The capture's bytes were deleted between the lookup and the commit.
+        Err(IngestError::Store(StoreError::Missing)) => Err(reject(ApiError::UnknownContent)),
+        // Stored meanwhile under the key (the turn makes this a backstop): that capture's answer.
+        Err(IngestError::Store(StoreError::KeyUsed)) => {
+            let (key, print) = keyed.as_ref().expect("only a keyed upload stores a key");
+            match state.store.idempotency_key(&owner, key) {
+                Ok(Some(stored)) => replayed(&stored, print),
+                Ok(None) => Err(reject(ApiError::IdempotencyKeyBusy)),
+                Err(e) => Err(reject(e.into())),
+            }
+        }
+        Err(e) => Err(reject(route.refused(e))),
+    }
+}
+
+/// What an upload whose key names a stored capture is answered: that capture's answer, if it is a
+/// replay of the same request; 409 if it is another one.
+fn replayed(
+    stored: &IdempotencyRecord,
+    print: &[u8; 32],
+) -> Result<warp::reply::Response, Rejection> {
+    if stored.fingerprint != *print {
+        return Err(reject(ApiError::IdempotencyKeyReused));
+    }
+    tracing::debug!(image_id = %stored.image_id, "upload replayed");
+    Ok(idempotency::replay(stored))
+}
+
+/// An upload's image, ready to store.
+enum Content {
+    Bytes(Bytes),
+    /// The caller's newest capture of the bytes, to capture again.
+    Known(Box<ImageRecord>),
 }
 
 #[cfg(test)]

@@ -1,5 +1,5 @@
 //! Blobs: reference counts recounted from the images and thumbnails, and every chunk hashed
-//! against its blob's key (kept by `store::blobs`).
+//! against its blob's key and, where recorded, its SHA-256 (kept by `store::blobs`).
 
 use super::*;
 
@@ -21,6 +21,7 @@ pub(super) fn check_blobs(
         }
     }
     let blobs = load_blobs(tx, out)?;
+    super::content::check_sha256(tx, images, &blobs, report, out)?;
     check_thumbnails(tx, &used_sources, &blobs, &mut expected_refs, report, out)?;
     for (hash, image) in &used_sources {
         if !blobs.contains_key(hash) {
@@ -98,6 +99,8 @@ pub(super) fn check_chunks(
     struct Walk {
         hash: [u8; 32],
         hasher: blake3::Hasher,
+        /// For a blob with a recorded SHA-256.
+        sha256: Option<ring::digest::Context>,
         next: u32,
         present: u32,
         size: u64,
@@ -144,6 +147,16 @@ pub(super) fn check_chunks(
                 "blob {}: its bytes do not hash to its key",
                 short(&walk.hash)
             ));
+        } else if let (Some(sha), Some(recorded)) = (walk.sha256, record.sha256)
+            && sha.finish().as_ref() != recorded.as_slice()
+        {
+            out.found(
+                format!(
+                    "blob {}: its bytes do not hash to its recorded SHA-256",
+                    short(&walk.hash)
+                ),
+                Some(super::content::Fix::Rehash(walk.hash)),
+            );
         }
     };
     let chunks = tx.open_table(BLOB_CHUNKS)?;
@@ -159,6 +172,12 @@ pub(super) fn check_chunks(
             walk = Some(Walk {
                 hash: *hash,
                 hasher: blake3::Hasher::new(),
+                sha256: blobs
+                    .get(hash)
+                    .copied()
+                    .flatten()
+                    .and_then(|r| r.sha256)
+                    .map(|_| ring::digest::Context::new(&ring::digest::SHA256)),
                 next: 0,
                 present: 0,
                 size: 0,
@@ -183,6 +202,9 @@ pub(super) fn check_chunks(
         w.present += 1;
         w.size += bytes.value().len() as u64;
         w.hasher.update(bytes.value());
+        if let Some(sha) = &mut w.sha256 {
+            sha.update(bytes.value());
+        }
     }
     if let Some(done) = walk.take() {
         finish(done, out);
@@ -231,6 +253,10 @@ impl Repair for Fix {
                 for i in 0..record.map_or(0, |r| r.chunks) {
                     chunks.remove((hash, i))?;
                 }
+                if let Some(sha) = record.and_then(|r| r.sha256) {
+                    tx.open_table(SHA256_BLOBS)?.remove(&sha)?;
+                }
+                tx.open_table(SHA256_BACKLOG)?.remove(hash)?;
             }
             Self::RemoveChunks(hash, indexes) => {
                 let mut chunks = tx.open_table(BLOB_CHUNKS)?;
