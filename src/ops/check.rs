@@ -55,9 +55,16 @@ fn print_summary(r: &CheckReport) {
     println!("  {} users, {} sessions", r.users, r.sessions);
     println!("  {} images, {} tasks", r.images, r.tasks);
     println!(
-        "  {} blobs ({}), {} thumbnails",
+        "  {} blobs ({}), {} thumbnails, {} perceptual hashes",
         r.blobs,
         human_bytes(r.blob_bytes),
-        r.thumbnails
+        r.thumbnails,
+        r.phashes
     );
+    if r.unhashed > 0 {
+        println!(
+            "  {} thumbnailed images not hashed yet (the server hashes them in the background)",
+            r.unhashed
+        );
+    }
 }

@@ -15,6 +15,8 @@ pub struct NewThumbnail {
     pub source: BlobHash,
     pub record: ThumbRecord,
     pub bytes: Vec<u8>,
+    /// The source's perceptual hash, made from the same decode (none when it does not decode).
+    pub phash: Option<u64>,
 }
 
 /// The end of an upload's `processing` task: completed, or failed with the reason.
@@ -59,13 +61,16 @@ impl Store {
             );
         }
         for thumb in &batch.thumbnails {
-            thumbs::put_in(&tx, &thumb.source, &thumb.record, &thumb.bytes)?;
+            thumbs::put_in(&tx, &thumb.source, &thumb.record, &thumb.bytes, thumb.phash)?;
         }
         for end in &batch.task_ends {
             let outcome = end.outcome.as_ref().map_err(String::as_str).copied();
             tasks::finish_in(&tx, end.task_id.as_str(), outcome, end.at)?;
         }
         self.finish(tx)?;
+        if batch.thumbnails.iter().any(|t| t.phash.is_some()) {
+            self.hashes_added();
+        }
         Ok(outcomes)
     }
 }
@@ -108,6 +113,7 @@ mod tests {
                     source: earlier.blob,
                     record: thumb.clone(),
                     bytes: b"thumb".to_vec(),
+                    phash: Some(3),
                 }],
                 task_ends: vec![&TaskEnd {
                     task_id: earlier_task.task_id.clone(),
@@ -120,6 +126,10 @@ mod tests {
         assert!(store.image(&"i-2".into()).unwrap().is_none());
         assert!(store.image(&"i-3".into()).unwrap().is_some());
         assert_eq!(store.thumbnail(&earlier.blob).unwrap(), Some(thumb));
+        assert_eq!(
+            store.phash(&earlier.blob).unwrap().map(|p| p.hash()),
+            Some(3)
+        );
         assert_eq!(
             store
                 .blob(&BlobHash::of(b"thumb"))
@@ -154,11 +164,13 @@ mod tests {
                     source: gone,
                     record: thumb,
                     bytes: Vec::new(),
+                    phash: Some(3),
                 }],
                 ..Batch::default()
             })
             .unwrap();
         assert!(outcomes.is_empty());
         assert!(store.thumbnail(&gone).unwrap().is_none());
+        assert!(store.phash(&gone).unwrap().is_none());
     }
 }

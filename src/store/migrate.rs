@@ -14,7 +14,7 @@ use super::tables::*;
 use super::{Result, StoreError};
 
 /// The schema this build writes.
-pub const SCHEMA_VERSION: u64 = 10;
+pub const SCHEMA_VERSION: u64 = 11;
 
 pub(super) const VERSION_KEY: &str = "schema_version";
 
@@ -22,6 +22,7 @@ pub(super) const VERSION_KEY: &str = "schema_version";
 type Step = fn(&WriteTransaction) -> Result<()>;
 const STEPS: &[Step] = &[
     v1_to_v2, v2_to_v3, v3_to_v4, v4_to_v5, v5_to_v6, v6_to_v7, v7_to_v8, v8_to_v9, v9_to_v10,
+    v10_to_v11,
 ];
 
 /// Version 2 adds thumbnails: every image stored so far goes on the backlog to get one.
@@ -189,6 +190,14 @@ fn v9_to_v10(tx: &WriteTransaction) -> Result<()> {
     Ok(())
 }
 
+/// Version 11 adds perceptual hashes (`PHASHES`), one per source blob. The table starts empty:
+/// the server hashes the blobs stored so far in the background (`thumbnails::Jobs::hash_backlog`),
+/// which needs their pixels, too slow for a migration.
+fn v10_to_v11(tx: &WriteTransaction) -> Result<()> {
+    tx.open_table(PHASHES)?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::Store;
@@ -338,6 +347,40 @@ mod tests {
         let listed = store.search(&"u".into(), &clothes).unwrap();
         assert_eq!(listed.facets.tags[0].tag, "Summer");
         assert_eq!(listed.facets.tags[0].count, 1);
+    }
+
+    #[test]
+    fn a_version_10_file_opens_with_an_empty_hash_table_and_its_thumbnails_on_the_backlog() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.redb");
+        let blob = {
+            let store = Store::open(&path, 1 << 20).unwrap();
+            add_user(&store, "u");
+            let (image, task) = new_image("a", "u", 1, b"a");
+            store.save_image(&image, b"a", &task).unwrap();
+            let thumb = super::super::test_support::jpeg_thumb(b"t");
+            store
+                .put_thumbnail(&image.blob, &thumb, b"t", None)
+                .unwrap();
+            image.blob
+        };
+        // What version 10 wrote: no hash table.
+        {
+            let db = Database::create(&path).unwrap();
+            let tx = db.begin_write().unwrap();
+            assert!(tx.delete_table(PHASHES).unwrap());
+            tx.open_table(META)
+                .unwrap()
+                .insert(VERSION_KEY, 10)
+                .unwrap();
+            tx.commit().unwrap();
+        }
+        let store = Store::open(&path, 1 << 20).unwrap();
+        let report = store.check().unwrap();
+        assert_eq!(report.schema_version, SCHEMA_VERSION);
+        assert!(report.is_clean(), "{:?}", report.problems);
+        assert_eq!((report.phashes, report.unhashed), (0, 1));
+        assert_eq!(store.phash_backlog(None, 10).unwrap().0, vec![blob]);
     }
 
     #[test]
