@@ -113,6 +113,8 @@ pub struct Limits {
     pub sync_body_bytes: u64,
     /// Bytes the search catalogs of all users may hold together (`store::search`).
     pub search_budget: u64,
+    /// Bytes the similar-image indexes of all users may hold together (`store::search::similar`).
+    pub similar_budget: u64,
 }
 
 impl Limits {
@@ -131,6 +133,7 @@ impl Limits {
             idle_timeout: Duration::from_secs(30),
             sync_body_bytes: DEFAULT_SYNC_BODY_MB * MIB,
             search_budget: memory_mb * MIB / 4,
+            similar_budget: memory_mb * MIB / 10,
         }
     }
 }

@@ -82,6 +82,7 @@ pub async fn serve(
     .map_err(store_error)?;
     store.disk().set_min_free(config.min_free_bytes);
     store.set_search_budget(usize::try_from(config.limits.search_budget).unwrap_or(usize::MAX));
+    store.set_similar_budget(usize::try_from(config.limits.similar_budget).unwrap_or(usize::MAX));
     let store = Arc::new(store);
 
     let default_user_id = tokio::task::spawn_blocking({
@@ -166,6 +167,7 @@ pub async fn serve(
         async move {
             state.jobs.resume().await;
             tokio::spawn(state.jobs.clone().revisit());
+            tokio::spawn(state.jobs.clone().hash_backlog());
             // Both loop until `background` is aborted at shutdown, which lets go of the store.
             tokio::join!(
                 sweep_sessions(state.store.clone()),

@@ -196,7 +196,7 @@ impl Jobs {
         let (record, thumbnail) = match loaded {
             Loaded::Current(record) => (record, None),
             Loaded::Source(bytes, cost) => {
-                let (record, bytes) = match cost {
+                let (record, bytes, phash) = match cost {
                     Ok((_, cost)) if cost.div_ceil(1024) <= self.decode_kib => {
                         let kib = cost.div_ceil(1024) as u32;
                         let Ok(_granted) = self.decode.clone().acquire_many_owned(kib).await else {
@@ -224,6 +224,7 @@ impl Jobs {
                     source,
                     record: record.clone(),
                     bytes,
+                    phash,
                 };
                 (record, Some(made))
             }
@@ -340,6 +341,116 @@ impl Jobs {
                 "images stored by an older version: sizes corrected, thumbnails queued again"
             );
         }
+    }
+
+    /// Makes the perceptual hashes of images stored before hashes existed (or hashed by an older
+    /// algorithm): a batch of blobs at a time from `Store::phash_backlog`, each decoded like its
+    /// thumbnail (on the media threads, under a worker permit and the decode budget, one blob's
+    /// bytes in memory at a time) and the batch's hashes stored in one commit. What is stored is
+    /// the progress: after a restart the pass goes on with the blobs still without a hash. Logs
+    /// its progress every `PROGRESS_EVERY`; stops at shutdown.
+    pub async fn hash_backlog(self: Arc<Self>) {
+        let started = std::time::Instant::now();
+        let mut logged = started;
+        let (mut after, mut hashed, mut failed, mut looked) = (None, 0u64, 0u64, 0u64);
+        loop {
+            if self.stopping.load(Ordering::SeqCst) {
+                return;
+            }
+            let store = self.store.clone();
+            let listed = tokio::task::spawn_blocking(move || {
+                store.phash_backlog(after.as_ref(), HASH_BATCH)
+            })
+            .await;
+            let (blobs, seen, last) = match listed {
+                Ok(Ok(listed)) => listed,
+                Ok(Err(e)) => return tracing::error!(error = %e, "could not list images to hash"),
+                Err(e) => return tracing::error!(error = %e, "could not list images to hash"),
+            };
+            looked += seen;
+            if blobs.is_empty() {
+                break;
+            }
+            after = last;
+            let mut made = Vec::with_capacity(blobs.len());
+            for source in blobs {
+                match self.hash_of(source).await {
+                    Some(Ok(hash)) => made.push((source, hash)),
+                    Some(Err(reason)) => {
+                        failed += 1;
+                        tracing::debug!(%reason, "no perceptual hash for a stored image");
+                    }
+                    None => return,
+                }
+            }
+            if !made.is_empty() {
+                let store = self.store.clone();
+                let count = made.len() as u64;
+                let saved = tokio::task::spawn_blocking(move || store.put_phashes(&made)).await;
+                if !matches!(saved, Ok(Ok(()))) {
+                    return tracing::error!("could not store perceptual hashes");
+                }
+                hashed += count;
+            }
+            if logged.elapsed() >= PROGRESS_EVERY {
+                logged = std::time::Instant::now();
+                tracing::info!(
+                    hashed,
+                    failed,
+                    looked,
+                    "hashing stored images for similar search"
+                );
+            }
+        }
+        if hashed + failed > 0 {
+            tracing::info!(
+                hashed,
+                failed,
+                seconds = started.elapsed().as_secs(),
+                "stored images hashed for similar search"
+            );
+        }
+    }
+
+    /// The perceptual hash of `source`, decoded as its thumbnail is; `None` when shutting down.
+    async fn hash_of(&self, source: BlobHash) -> Option<Result<u64, String>> {
+        let _permit = self.permits.acquire().await.ok()?;
+        let (store, max_side) = (self.store.clone(), self.max_side);
+        let loaded = tokio::task::spawn_blocking(move || {
+            let bytes = match store.blob(&source) {
+                Ok(Some(mut blob)) => blob.read_all().map_err(|e| e.to_string())?,
+                Ok(None) => return Err("图片已删除".to_string()),
+                Err(e) => return Err(e.to_string()),
+            };
+            let probe = media::probe(&bytes).map_err(|e| e.to_string())?;
+            let cost = media::cost::plan(&bytes, &probe, max_side).bytes;
+            Ok((bytes, probe.kind, cost))
+        })
+        .await;
+        let (bytes, kind, cost) = match loaded {
+            Ok(Ok(loaded)) => loaded,
+            Ok(Err(reason)) => return Some(Err(reason)),
+            Err(e) => return Some(Err(e.to_string())),
+        };
+        let kib = cost.div_ceil(1024);
+        if kib > self.decode_kib {
+            return Some(Err("over the decode budget".to_string()));
+        }
+        let _granted = self
+            .decode
+            .clone()
+            .acquire_many_owned(kib as u32)
+            .await
+            .ok()?;
+        let hashed = self
+            .pool
+            .run(move || {
+                thumbnail::shown(&bytes, kind, max_side, cost)
+                    .map(|image| media::phash::hash(&image))
+                    .map_err(|e| e.to_string())
+            })
+            .await;
+        Some(hashed.unwrap_or_else(|| Err("hashing worker failed".to_string())))
     }
 
     /// Stops taking jobs and waits until no image is being processed.
@@ -462,6 +573,10 @@ fn task_result(outcome: &Outcome) -> Result<(), String> {
 
 /// Images looked at again per batch (`Jobs::revisit`).
 const REVISIT_BATCH: usize = 32;
+/// Blobs hashed per commit by the background pass (`Jobs::hash_backlog`).
+const HASH_BATCH: usize = 32;
+/// How often the background hashing pass logs its progress.
+const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// What looking at `image` again finds (nothing, if its bytes cannot be read or probed).
 fn look_again(store: &Store, image: &ImageRecord, max_side: u32) -> Revisited {
@@ -521,8 +636,14 @@ fn load(store: &Store, source: BlobHash, max_side: u32) -> Result<Loaded, String
 }
 
 /// The thumbnail record of the image `bytes` (whose hash is `source`), with the thumbnail's own
-/// bytes when it needs a blob of its own. CPU work only, for the media threads.
-fn render(source: BlobHash, bytes: &[u8], max_side: u32, allowance: u64) -> (ThumbRecord, Vec<u8>) {
+/// bytes when it needs a blob of its own, and the image's perceptual hash. CPU work only, for the
+/// media threads.
+fn render(
+    source: BlobHash,
+    bytes: &[u8],
+    max_side: u32,
+    allowance: u64,
+) -> (ThumbRecord, Vec<u8>, Option<u64>) {
     let made = media::probe(bytes).and_then(|probe| {
         thumbnail::make_within(bytes, probe.kind, max_side, allowance).map(|t| (probe, t))
     });
@@ -539,6 +660,7 @@ fn render(source: BlobHash, bytes: &[u8], max_side: u32, allowance: u64) -> (Thu
                 max_side,
             },
             Vec::new(),
+            Some(t.phash),
         ),
         Ok((_, t)) => (
             ThumbRecord::Ready {
@@ -549,6 +671,7 @@ fn render(source: BlobHash, bytes: &[u8], max_side: u32, allowance: u64) -> (Thu
                 max_side,
             },
             t.bytes,
+            Some(t.phash),
         ),
         Err(e) => failed(&e),
     }
@@ -570,12 +693,13 @@ fn reusable(probe: &media::Probe, bytes: &[u8], max_side: u32) -> bool {
         && shown_everywhere
 }
 
-fn failed(e: &MediaError) -> (ThumbRecord, Vec<u8>) {
+fn failed(e: &MediaError) -> (ThumbRecord, Vec<u8>, Option<u64>) {
     (
         ThumbRecord::Failed {
             reason: format!("图片解码失败: {e}"),
         },
         Vec::new(),
+        None,
     )
 }
 
@@ -616,7 +740,9 @@ mod tests {
             height: 48,
             max_side: 512,
         };
-        store.put_thumbnail(&image.blob, &reused, &bytes).unwrap();
+        store
+            .put_thumbnail(&image.blob, &reused, &bytes, None)
+            .unwrap();
 
         let seen = look_again(&store, &image, 512);
         assert_eq!(seen.size, Some((48, 64)));

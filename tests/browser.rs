@@ -108,6 +108,17 @@ async fn web_ui_organizes_images_in_chromium() {
     ]);
 }
 
+#[tokio::test]
+async fn web_ui_shows_similar_images_and_trashes_duplicates_in_chromium() {
+    run_script("duplicates.mjs", &[]).await;
+    assert_screenshots(&[
+        "similar-desktop.png",
+        "duplicates-desktop.png",
+        "duplicates-phone.png",
+        "duplicates-phone-dark.png",
+    ]);
+}
+
 /// Needs the list's search parameters (`q`, `from`, `to`, `sort`) and its `facets`.
 #[tokio::test]
 async fn web_ui_searches_as_you_type_and_keeps_the_search_in_the_address_in_chromium() {

@@ -150,7 +150,8 @@ async function sendCapture(server, apiKey, key, body) {
   if (apiKey && response.status === 401) return { ok: false, retry: true, status: 401, text: msg("errorKeyRevoked") };
   return {
     ok: false,
-    retry: retryable(response.status),
+    // A 409 with Retry-After: the same capture is being stored right now; without: a key reused.
+    retry: retryable(response.status) || (response.status === 409 && response.headers.has("retry-after")),
     status: response.status,
     text: error || msg("errorHttp", String(response.status)),
     unsupported: response.status === 400 && error.startsWith(UNSUPPORTED_FORMAT),

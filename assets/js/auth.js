@@ -9,6 +9,7 @@ import { ApiError, api } from './api.js';
 import { on } from './events.js';
 import { resetGallery, loadMore } from './gallery.js';
 import { closeViewer } from './viewer.js';
+import { closeDuplicates } from './duplicates.js';
 import { clearSync } from './sync.js';
 
 function showView(view) {
@@ -42,6 +43,7 @@ export function enterAnon() {
   state.user = null;
   resetGallery();
   closeViewer();
+  closeDuplicates();
   showView('anon');
 }
 

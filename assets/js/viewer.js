@@ -1,8 +1,8 @@
 // The image view (a modal dialog with the image and its metadata, previous/next, download): its
-// tags, edited in place; its edit tools (editor.js); moving it to the trash, with undo. It opens
-// on the gallery's 'open-image' event; a 401 is emitted as 'session-lost' for auth.js, which sits
-// above. The arrow keys step through the list, Delete trashes the image, Esc closes the view (or
-// first drops an edit being prepared).
+// tags, edited in place; its edit tools (editor.js); its near-duplicates (similar.js); moving it
+// to the trash, with undo. It opens on the gallery's 'open-image' event; a 401 is emitted as
+// 'session-lost' for auth.js, which sits above. The arrow keys step through the list, Delete
+// trashes the image, Esc closes the view (or first drops an edit being prepared).
 
 import { $, el, safeHttpUrl, text, formatBytes, toast, busy, isShortcut, onBackdrop } from './dom.js';
 import { state } from './state.js';
@@ -15,6 +15,7 @@ import { runBatch } from './batch.js';
 import { searchTag } from './search.js';
 import { tagField, renderChips, sameTag } from './tags.js';
 import { bindEditor, resetEdit, renderEdit, editPending } from './editor.js';
+import { showSimilar, forgetSimilar } from './similar.js';
 
 let viewerOpener = null;
 
@@ -104,6 +105,7 @@ export function fillViewer() {
   $('viewer-next').disabled = index < 0 || index >= list.length - 1;
   $('viewer').dataset.id = image.id;
   renderEdit();
+  showSimilar(image.id);
 }
 
 /** Every page the image's bytes were saved from ("seen on"), when there is more than this one:
@@ -235,6 +237,7 @@ export function bindViewer() {
     sourcesFor = null;
     delete viewer.dataset.id;
     resetEdit();
+    forgetSimilar();
     const back = viewerOpener;
     viewerOpener = null;
     if (back && back.isConnected) back.focus();

@@ -92,6 +92,12 @@ pub enum ApiError {
     /// An edit or revert of an image whose bytes changed after it was read (another edit).
     #[error("图片已被修改，请刷新后重试")]
     ImageChanged,
+    /// A similar-image search from an image that does not decode, so has no perceptual hash.
+    #[error("图片无法解码，无法查找相似图片")]
+    NotHashable,
+    /// The caller's similar-image index does not fit its memory budget (`--memory-mb`).
+    #[error("图片过多，无法在内存预算内查找重复图片，请调高 --memory-mb")]
+    IndexTooLarge,
     #[error("云端同步功能已禁用")]
     CloudSyncDisabled,
     /// Sync is on, but this session holds no (working) login on the hub.
@@ -162,6 +168,8 @@ impl ApiError {
             Forbidden | KeyScope => StatusCode::FORBIDDEN,
             TaskNotFound | ImageNotFound | KeyNotFound | UnknownContent => StatusCode::NOT_FOUND,
             ImageChanged | IdempotencyKeyReused | IdempotencyKeyBusy => StatusCode::CONFLICT,
+            NotHashable => StatusCode::UNPROCESSABLE_ENTITY,
+            IndexTooLarge => StatusCode::SERVICE_UNAVAILABLE,
             FileTooLarge | BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Internal(_) | SaveFailed { .. } => StatusCode::INTERNAL_SERVER_ERROR,
             InsufficientStorage(_) | StorageFailed(_) => StatusCode::INSUFFICIENT_STORAGE,

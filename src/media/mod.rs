@@ -13,6 +13,7 @@ pub mod cost;
 pub mod data_url;
 pub mod edit;
 pub mod jpeg;
+pub mod phash;
 pub mod thumbnail;
 
 use std::io::Cursor;

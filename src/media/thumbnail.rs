@@ -36,6 +36,8 @@ pub struct Thumbnail {
     pub kind: ImageKind,
     pub width: u32,
     pub height: u32,
+    /// The perceptual hash of the image as shown (`phash::hash`), from the same decode.
+    pub phash: u64,
 }
 
 /// Makes the thumbnail of an image whose format was sniffed as `kind`, whatever it costs.
@@ -51,6 +53,40 @@ pub fn make_within(
     max_side: u32,
     allowance: u64,
 ) -> Result<Thumbnail, MediaError> {
+    let image = shown(bytes, kind, max_side, allowance)?;
+    let phash = super::phash::hash(&image);
+    let (width, height) = (image.width(), image.height());
+    if has_transparency(&image) {
+        let rgba = image.into_rgba8();
+        let encoded = webp::Encoder::from_rgba(rgba.as_raw(), width, height)
+            .encode_simple(false, WEBP_QUALITY)
+            .map_err(|e| MediaError::Encode(format!("{e:?}")))?;
+        Ok(Thumbnail {
+            bytes: encoded.to_vec(),
+            kind: ImageKind::Webp,
+            width,
+            height,
+            phash,
+        })
+    } else {
+        Ok(Thumbnail {
+            bytes: jpeg::encode_rgb(&image.into_rgb8(), JPEG_QUALITY)?,
+            kind: ImageKind::Jpeg,
+            width,
+            height,
+            phash,
+        })
+    }
+}
+
+/// The image as the thumbnail shows it, before encoding: decoded along the cheapest path within
+/// `allowance`, fitted into `max_side`, turned upright and converted to sRGB.
+pub fn shown(
+    bytes: &[u8],
+    kind: ImageKind,
+    max_side: u32,
+    allowance: u64,
+) -> Result<DynamicImage, MediaError> {
     let probe = super::probe(bytes)?;
     if probe.kind != kind {
         return Err(MediaError::Malformed(kind));
@@ -77,27 +113,7 @@ pub fn make_within(
             }
         }
     };
-    let image = colour::to_srgb(pixels, &profile);
-    let (width, height) = (image.width(), image.height());
-    if has_transparency(&image) {
-        let rgba = image.into_rgba8();
-        let encoded = webp::Encoder::from_rgba(rgba.as_raw(), width, height)
-            .encode_simple(false, WEBP_QUALITY)
-            .map_err(|e| MediaError::Encode(format!("{e:?}")))?;
-        Ok(Thumbnail {
-            bytes: encoded.to_vec(),
-            kind: ImageKind::Webp,
-            width,
-            height,
-        })
-    } else {
-        Ok(Thumbnail {
-            bytes: jpeg::encode_rgb(&image.into_rgb8(), JPEG_QUALITY)?,
-            kind: ImageKind::Jpeg,
-            width,
-            height,
-        })
-    }
+    Ok(colour::to_srgb(pixels, &profile))
 }
 
 fn oriented(mut image: DynamicImage, orientation: Orientation) -> DynamicImage {
@@ -356,6 +372,62 @@ mod tests {
         let rotated = with_exif_orientation(&src, 6);
         let thumb = make(&rotated, ImageKind::Jpeg, 512).unwrap();
         assert_eq!((thumb.width, thumb.height), (200, 400));
+    }
+
+    /// A smooth picture with structure, so its perceptual hash means something.
+    fn shapes(w: u32, h: u32) -> RgbImage {
+        RgbImage::from_fn(w, h, |x, y| {
+            let (fx, fy) = (x as f32 / w as f32, y as f32 / h as f32);
+            let disc = ((fx - 0.3).powi(2) + (fy - 0.4).powi(2)).sqrt() < 0.2;
+            let band = fx > 0.6 && fy < 0.7;
+            let v = if disc {
+                230.0
+            } else if band {
+                40.0
+            } else {
+                90.0 + 100.0 * fy
+            };
+            image::Rgb([v as u8, (v * 0.8) as u8, 255 - v as u8])
+        })
+    }
+
+    #[test]
+    fn the_hash_is_of_the_image_as_shown_turned_upright() {
+        let stored = shapes(400, 200);
+        let rotated =
+            with_exif_orientation(&encode(stored.clone().into(), image::ImageFormat::Jpeg), 6);
+        let upright = encode(
+            image::imageops::rotate90(&stored).into(),
+            image::ImageFormat::Jpeg,
+        );
+        let shown = make(&rotated, ImageKind::Jpeg, 512).unwrap().phash;
+        let plain = make(&upright, ImageKind::Jpeg, 512).unwrap().phash;
+        let unturned = make(
+            &encode(stored.into(), image::ImageFormat::Jpeg),
+            ImageKind::Jpeg,
+            512,
+        )
+        .unwrap()
+        .phash;
+        assert!(super::super::phash::distance(shown, plain) <= 2);
+        assert!(super::super::phash::distance(shown, unturned) > 10);
+    }
+
+    #[test]
+    fn an_animation_is_hashed_by_its_first_frame() {
+        use image::codecs::gif::GifEncoder;
+        let first = DynamicImage::from(shapes(120, 90)).into_rgba8();
+        let second = DynamicImage::from(image::imageops::rotate180(&shapes(120, 90))).into_rgba8();
+        let mut gif = Vec::new();
+        {
+            let mut encoder = GifEncoder::new(&mut gif);
+            encoder
+                .encode_frames([first.clone(), second].map(image::Frame::new))
+                .unwrap();
+        }
+        let still = encode(first.into(), image::ImageFormat::Gif);
+        let animated = make(&gif, ImageKind::Gif, 512).unwrap().phash;
+        assert_eq!(animated, make(&still, ImageKind::Gif, 512).unwrap().phash);
     }
 
     #[test]

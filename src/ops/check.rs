@@ -55,15 +55,22 @@ fn print_summary(r: &CheckReport) {
     println!("  {} users, {} sessions", r.users, r.sessions);
     println!("  {} images, {} tasks", r.images, r.tasks);
     println!(
-        "  {} blobs ({}), {} thumbnails",
+        "  {} blobs ({}), {} thumbnails, {} perceptual hashes",
         r.blobs,
         human_bytes(r.blob_bytes),
-        r.thumbnails
+        r.thumbnails,
+        r.phashes
     );
     if r.sha256_backlog > 0 {
         println!(
             "  {} blobs stored before schema 12 wait for their SHA-256 (the server computes them)",
             r.sha256_backlog
+        );
+    }
+    if r.unhashed > 0 {
+        println!(
+            "  {} thumbnailed images not hashed yet (the server hashes them in the background)",
+            r.unhashed
         );
     }
 }

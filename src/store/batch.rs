@@ -18,6 +18,8 @@ pub struct NewThumbnail {
     pub source: BlobHash,
     pub record: ThumbRecord,
     pub bytes: Vec<u8>,
+    /// The source's perceptual hash, made from the same decode (none when it does not decode).
+    pub phash: Option<u64>,
 }
 
 /// The end of an upload's `processing` task: completed, or failed with the reason.
@@ -70,7 +72,7 @@ impl Store {
             });
         }
         for thumb in &batch.thumbnails {
-            thumbs::put_in(&tx, &thumb.source, &thumb.record, &thumb.bytes)?;
+            thumbs::put_in(&tx, &thumb.source, &thumb.record, &thumb.bytes, thumb.phash)?;
         }
         for end in &batch.task_ends {
             let outcome = end.outcome.as_ref().map_err(String::as_str).copied();
@@ -79,6 +81,9 @@ impl Store {
         self.finish(tx)?;
         for (bytes, existed) in stored {
             crate::metrics::get().upload(bytes, existed);
+        }
+        if batch.thumbnails.iter().any(|t| t.phash.is_some()) {
+            self.hashes_added();
         }
         Ok(outcomes)
     }
@@ -114,6 +119,7 @@ mod tests {
                     source: earlier.blob,
                     record: thumb.clone(),
                     bytes: b"thumb".to_vec(),
+                    phash: Some(3),
                 }],
                 task_ends: vec![&TaskEnd {
                     task_id: earlier_task.task_id.clone(),
@@ -126,6 +132,10 @@ mod tests {
         assert!(store.image(&"i-2".into()).unwrap().is_none());
         assert!(store.image(&"i-3".into()).unwrap().is_some());
         assert_eq!(store.thumbnail(&earlier.blob).unwrap(), Some(thumb));
+        assert_eq!(
+            store.phash(&earlier.blob).unwrap().map(|p| p.hash()),
+            Some(3)
+        );
         assert_eq!(
             store
                 .blob(&BlobHash::of(b"thumb"))
@@ -160,11 +170,13 @@ mod tests {
                     source: gone,
                     record: thumb,
                     bytes: Vec::new(),
+                    phash: Some(3),
                 }],
                 ..Batch::default()
             })
             .unwrap();
         assert!(outcomes.is_empty());
         assert!(store.thumbnail(&gone).unwrap().is_none());
+        assert!(store.phash(&gone).unwrap().is_none());
     }
 }

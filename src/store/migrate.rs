@@ -14,7 +14,7 @@ use super::tables::*;
 use super::{Result, StoreError};
 
 /// The schema this build writes.
-pub const SCHEMA_VERSION: u64 = 12;
+pub const SCHEMA_VERSION: u64 = 13;
 
 pub(super) const VERSION_KEY: &str = "schema_version";
 
@@ -22,7 +22,7 @@ pub(super) const VERSION_KEY: &str = "schema_version";
 type Step = fn(&WriteTransaction) -> Result<()>;
 const STEPS: &[Step] = &[
     v1_to_v2, v2_to_v3, v3_to_v4, v4_to_v5, v5_to_v6, v6_to_v7, v7_to_v8, v8_to_v9, v9_to_v10,
-    v10_to_v11, v11_to_v12,
+    v10_to_v11, v11_to_v12, v12_to_v13,
 ];
 
 /// Version 2 adds thumbnails: every image stored so far goes on the backlog to get one.
@@ -227,6 +227,14 @@ fn v11_to_v12(tx: &WriteTransaction) -> Result<()> {
             content.index(&image, 1)?;
         }
     }
+    Ok(())
+}
+
+/// Version 13 adds perceptual hashes (`PHASHES`), one per source blob. The table starts empty:
+/// the server hashes the blobs stored so far in the background (`thumbnails::Jobs::hash_backlog`),
+/// which needs their pixels, too slow for a migration.
+fn v12_to_v13(tx: &WriteTransaction) -> Result<()> {
+    tx.open_table(PHASHES)?;
     Ok(())
 }
 
@@ -440,6 +448,7 @@ mod tests {
             assert!(tx.delete_table(IDEMPOTENCY_TIMES).unwrap());
             assert!(tx.delete_table(API_KEYS).unwrap());
             assert!(tx.delete_table(USER_API_KEYS).unwrap());
+            assert!(tx.delete_table(PHASHES).unwrap());
             tx.open_table(META)
                 .unwrap()
                 .insert(VERSION_KEY, 10)
@@ -473,6 +482,40 @@ mod tests {
         assert!(store.check().unwrap().is_clean());
         store.delete_image(&"c".into(), &user).unwrap();
         assert!(store.check().unwrap().is_clean());
+    }
+
+    #[test]
+    fn a_version_12_file_opens_with_an_empty_hash_table_and_its_thumbnails_on_the_backlog() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.redb");
+        let blob = {
+            let store = Store::open(&path, 1 << 20).unwrap();
+            add_user(&store, "u");
+            let (image, task) = new_image("a", "u", 1, b"a");
+            store.save_image(&image, b"a", &task).unwrap();
+            let thumb = super::super::test_support::jpeg_thumb(b"t");
+            store
+                .put_thumbnail(&image.blob, &thumb, b"t", None)
+                .unwrap();
+            image.blob
+        };
+        // What version 12 wrote: no hash table.
+        {
+            let db = Database::create(&path).unwrap();
+            let tx = db.begin_write().unwrap();
+            assert!(tx.delete_table(PHASHES).unwrap());
+            tx.open_table(META)
+                .unwrap()
+                .insert(VERSION_KEY, 12)
+                .unwrap();
+            tx.commit().unwrap();
+        }
+        let store = Store::open(&path, 1 << 20).unwrap();
+        let report = store.check().unwrap();
+        assert_eq!(report.schema_version, SCHEMA_VERSION);
+        assert!(report.is_clean(), "{:?}", report.problems);
+        assert_eq!((report.phashes, report.unhashed), (0, 1));
+        assert_eq!(store.phash_backlog(None, 10).unwrap().0, vec![blob]);
     }
 
     #[test]

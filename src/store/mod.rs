@@ -50,7 +50,10 @@ pub use images::{
 };
 pub use keys::LAST_USED_GRAIN;
 pub use migrate::SCHEMA_VERSION;
-pub use search::{CategoryFilter, FACET_TAGS, Facets, SearchPage, SearchQuery, Sort};
+pub use search::{
+    CategoryFilter, DuplicatePage, FACET_TAGS, Facets, MAX_CLUSTER_DISTANCE, MAX_DISTANCE,
+    SearchPage, SearchQuery, Similar, Sort,
+};
 
 /// Default page cache: small enough for a 1 GB Raspberry Pi, large enough for the index pages a
 /// gallery touches. Blob chunks pass through it too, but each is read once per request and the
@@ -60,6 +63,10 @@ pub const DEFAULT_CACHE_BYTES: usize = 16 * 1024 * 1024;
 /// Default memory of the search catalogs of all users together: a quarter of the default
 /// `--memory-mb` (the server sets it from the flag; see `store::search`).
 pub const DEFAULT_SEARCH_BUDGET: usize = 50 * 1024 * 1024;
+
+/// Default memory of the similar-image indexes of all users together: a tenth of the default
+/// `--memory-mb`, about 300,000 images (see `store::search::similar`).
+pub const DEFAULT_SIMILAR_BUDGET: usize = 20 * 1024 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -188,6 +195,10 @@ pub struct Store {
     marks: paging::PageMarks,
     /// The search catalogs of the users who searched (see `search`).
     catalogs: search::Catalogs,
+    /// The similar-image indexes of the users who asked (see `search::similar`).
+    hash_indexes: search::Catalogs<search::HashIndex>,
+    /// Counts commits that added perceptual hashes, so hash indexes look again for those missing.
+    hash_generation: AtomicU64,
 }
 
 /// Derived data (thumbnails, task completions) may lag on disk by this much: losing it in a crash
@@ -219,7 +230,19 @@ impl Store {
             last_durable: AtomicI64::new(clock::now()),
             marks: paging::PageMarks::default(),
             catalogs: search::Catalogs::new(DEFAULT_SEARCH_BUDGET),
+            hash_indexes: search::Catalogs::new(DEFAULT_SIMILAR_BUDGET),
+            hash_generation: AtomicU64::new(0),
         })
+    }
+
+    /// How many commits so far added perceptual hashes (read before a snapshot begins).
+    fn hash_generation(&self) -> u64 {
+        self.hash_generation.load(Ordering::Acquire)
+    }
+
+    /// Notes a commit that added perceptual hashes (called after it).
+    fn hashes_added(&self) {
+        self.hash_generation.fetch_add(1, Ordering::AcqRel);
     }
 
     /// Free space under the data file.

@@ -520,6 +520,38 @@ impl Record for ThumbRecord {
     const VERSION: u8 = 1;
 }
 
+/// The perceptual hash of one source blob (`media::phash`), and the algorithm that made it: hashes
+/// of different algorithms are never compared, and those of an older one are made again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PhashRecord {
+    pub algorithm: u8,
+    /// Eight bytes, big-endian: the hash's first bit is the first byte's highest.
+    pub hash: [u8; 8],
+}
+
+impl PhashRecord {
+    pub fn new(algorithm: u8, hash: u64) -> Self {
+        Self {
+            algorithm,
+            hash: hash.to_be_bytes(),
+        }
+    }
+
+    pub fn hash(&self) -> u64 {
+        u64::from_be_bytes(self.hash)
+    }
+
+    /// Whether it was made by the algorithm of this build.
+    pub fn is_current(&self) -> bool {
+        self.algorithm == crate::media::phash::ALGORITHM
+    }
+}
+
+impl Record for PhashRecord {
+    const NAME: &'static str = "perceptual hash";
+    const VERSION: u8 = 1;
+}
+
 /// The stored codes of enums that other layers own. Each is one byte, the same byte postcard
 /// wrote for the enum's variant index before these existed, so files written then read the same.
 /// Table keys that hold one of these enums (the category index) use the same codes, through
@@ -792,6 +824,9 @@ mod tests {
             "0100090909090909090909090909090909090909090909090909090909090909090903800480038004",
         );
         golden(ThumbRecord::Failed { reason: "x".into() }, "01010178");
+        let phash = PhashRecord::new(1, 0x8001_0203_0405_06ff);
+        golden(phash, "010180010203040506ff");
+        assert_eq!(phash.hash(), 0x8001_0203_0405_06ff);
         golden(
             TagRecord {
                 count: 300,

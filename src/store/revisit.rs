@@ -103,7 +103,9 @@ mod tests {
             height: 4,
             max_side: 512,
         };
-        store.put_thumbnail(&image.blob, &thumb, b"thumb").unwrap();
+        store
+            .put_thumbnail(&image.blob, &thumb, b"thumb", None)
+            .unwrap();
         {
             let tx = store.write().unwrap();
             tx.open_table(REVISIT)

@@ -88,6 +88,10 @@ pub const THUMBS: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("thum
 /// Source blobs that still need a thumbnail without an upload task waiting for it (images stored
 /// before thumbnails existed): drained in the background at start-up.
 pub const THUMB_BACKLOG: TableDefinition<&[u8; 32], ()> = TableDefinition::new("thumb_backlog");
+/// source blob hash → `PhashRecord`: the perceptual hash of the image the blob holds, made with its
+/// thumbnail (from the same decode) and released with it. Blobs with a thumbnail but no hash here
+/// (stored before hashes existed, or hashed by an older algorithm) are hashed in the background.
+pub const PHASHES: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("phashes");
 /// Images stored before imgvault read EXIF orientation and colour profiles (schema 7): their
 /// recorded sizes may be the stored rather than the shown ones, and their thumbnails were made
 /// without colour management. Drained in the background at start-up.
@@ -251,6 +255,10 @@ macro_rules! for_every_table {
         }
         {
             let $table = $crate::store::tables::REVISIT;
+            $body;
+        }
+        {
+            let $table = $crate::store::tables::PHASHES;
             $body;
         }
         {

@@ -5,7 +5,7 @@
 use redb::{ReadableTable, WriteTransaction};
 
 use super::blobs;
-use super::records::{Record, ThumbRecord};
+use super::records::{PhashRecord, Record, ThumbRecord};
 use super::tables::*;
 use super::{Result, Store};
 use crate::domain::BlobHash;
@@ -25,6 +25,7 @@ pub(super) fn release_for(tx: &WriteTransaction, source: &BlobHash) -> Result<()
         .remove(&source.0)?
         .map(|v| v.value().to_vec());
     tx.open_table(THUMB_BACKLOG)?.remove(&source.0)?;
+    tx.open_table(PHASHES)?.remove(&source.0)?;
     if let Some(ThumbRecord::Ready { blob, .. }) =
         old.map(|raw| ThumbRecord::decode(&raw)).transpose()?
     {
@@ -36,17 +37,30 @@ pub(super) fn release_for(tx: &WriteTransaction, source: &BlobHash) -> Result<()
     Ok(())
 }
 
-/// Writes a thumbnail outcome inside `tx` (see `Store::put_thumbnail`).
+/// Writes a thumbnail outcome inside `tx`, with the source's perceptual hash when the thumbnail's
+/// decode made one (see `Store::put_thumbnail`).
 pub(super) fn put_in(
     tx: &WriteTransaction,
     source: &BlobHash,
     record: &ThumbRecord,
     bytes: &[u8],
+    phash: Option<u64>,
 ) -> Result<()> {
     if tx.open_table(BLOBS)?.get(&source.0)?.is_none() {
         return Ok(());
     }
+    let kept = match phash {
+        Some(_) => None,
+        None => tx
+            .open_table(PHASHES)?
+            .get(&source.0)?
+            .map(|v| v.value().to_vec()),
+    };
     release_for(tx, source)?;
+    let hash = phash.map(|h| PhashRecord::new(crate::media::phash::ALGORITHM, h).encode());
+    if let Some(hash) = hash.or(kept) {
+        tx.open_table(PHASHES)?.insert(&source.0, hash.as_slice())?;
+    }
     if let ThumbRecord::Ready { blob, .. } = record {
         if blob != source {
             blobs::add_ref(tx, blob, bytes)?;
@@ -73,11 +87,87 @@ impl Store {
         source: &BlobHash,
         record: &ThumbRecord,
         bytes: &[u8],
+        phash: Option<u64>,
     ) -> Result<()> {
         let tx = self.write_derived()?;
-        put_in(&tx, source, record, bytes)?;
+        put_in(&tx, source, record, bytes, phash)?;
         self.finish(tx)?;
+        if phash.is_some() {
+            self.hashes_added();
+        }
         Ok(())
+    }
+
+    /// The perceptual hash of `source`, if it has one.
+    pub fn phash(&self, source: &BlobHash) -> Result<Option<PhashRecord>> {
+        let tx = self.read()?;
+        let table = tx.open_table(PHASHES)?;
+        let found = table.get(&source.0)?;
+        found.map(|v| PhashRecord::decode(v.value())).transpose()
+    }
+
+    /// Stores perceptual hashes made apart from a thumbnail (the background pass over blobs
+    /// stored before hashes existed), in one commit; those of blobs deleted meanwhile are dropped.
+    pub fn put_phashes(&self, hashes: &[(BlobHash, u64)]) -> Result<()> {
+        let tx = self.write_derived()?;
+        {
+            let blobs = tx.open_table(BLOBS)?;
+            let mut table = tx.open_table(PHASHES)?;
+            for (source, hash) in hashes {
+                if blobs.get(&source.0)?.is_some() {
+                    let record = PhashRecord::new(crate::media::phash::ALGORITHM, *hash);
+                    table.insert(&source.0, record.encode().as_slice())?;
+                }
+            }
+        }
+        self.finish(tx)?;
+        self.hashes_added();
+        Ok(())
+    }
+
+    /// Up to `limit` source blobs after `after` (in hash order) whose thumbnail is made but whose
+    /// perceptual hash is missing or of an older algorithm, with how many thumbnails were looked
+    /// at and the last one's hash (where the next call goes on). Blobs whose image does not decode
+    /// have no hash and are not listed.
+    pub fn phash_backlog(
+        &self,
+        after: Option<&BlobHash>,
+        limit: usize,
+    ) -> Result<(Vec<BlobHash>, u64, Option<BlobHash>)> {
+        let tx = self.read()?;
+        let thumbs = tx.open_table(THUMBS)?;
+        let hashes = tx.open_table(PHASHES)?;
+        let range = match after {
+            Some(after) => thumbs.range::<&[u8; 32]>((
+                std::ops::Bound::Excluded(&after.0),
+                std::ops::Bound::Unbounded,
+            ))?,
+            None => thumbs.range::<&[u8; 32]>(..)?,
+        };
+        let (mut out, mut seen, mut last) = (Vec::new(), 0u64, None);
+        for entry in range {
+            let (key, value) = entry?;
+            let source = BlobHash(*key.value());
+            seen += 1;
+            last = Some(source);
+            if matches!(
+                ThumbRecord::decode(value.value())?,
+                ThumbRecord::Failed { .. }
+            ) {
+                continue;
+            }
+            let current = match hashes.get(&source.0)? {
+                Some(v) => PhashRecord::decode(v.value())?.is_current(),
+                None => false,
+            };
+            if !current {
+                out.push(source);
+                if out.len() >= limit {
+                    break;
+                }
+            }
+        }
+        Ok((out, seen, last))
     }
 
     /// Source blobs waiting for a thumbnail with no upload task behind them.
@@ -111,7 +201,9 @@ mod tests {
             height: 1,
             max_side: 512,
         };
-        store.put_thumbnail(&image.blob, &itself, &[]).unwrap();
+        store
+            .put_thumbnail(&image.blob, &itself, &[], Some(7))
+            .unwrap();
         assert_eq!(store.blob(&image.blob).unwrap().unwrap().record.refs, 1);
         assert_eq!(store.thumbnail(&image.blob).unwrap(), Some(itself));
         // Remade (here: the same again), the record is replaced without touching the count.
@@ -120,8 +212,14 @@ mod tests {
                 &image.blob,
                 &store.thumbnail(&image.blob).unwrap().unwrap(),
                 &[],
+                None,
             )
             .unwrap();
+        assert_eq!(
+            store.phash(&image.blob).unwrap().map(|p| p.hash()),
+            Some(7),
+            "a thumbnail remade without a hash keeps the one it had"
+        );
         assert_eq!(store.blob(&image.blob).unwrap().unwrap().record.refs, 1);
         assert_eq!(
             store.delete_image(&"i-1".into(), &"u".into()).unwrap(),
@@ -129,6 +227,7 @@ mod tests {
         );
         assert!(store.blob(&image.blob).unwrap().is_none());
         assert!(store.thumbnail(&image.blob).unwrap().is_none());
+        assert!(store.phash(&image.blob).unwrap().is_none());
         assert!(store.check().unwrap().is_clean());
     }
 }

@@ -14,7 +14,7 @@
 //! saved date, with facets) and moves them to the trash, `trash` lists and empties it, `tags` sets
 //! an image's tags and completes tag names, `batch` acts on many images at once, `edit` turns,
 //! mirrors, crops and reverts one, `files` serves their bytes, `paths` lists the routes that
-//! serve them in the original server's file-path shape.
+//! serve them in the original server's file-path shape, `similar` finds near-duplicates.
 
 mod batch;
 mod capture;
@@ -22,6 +22,7 @@ mod edit;
 mod files;
 mod list;
 mod paths;
+mod similar;
 mod tags;
 mod trash;
 mod upload;
@@ -43,5 +44,6 @@ pub fn routes(
         .or(paths::routes(state.clone()))
         .or(tags::routes(state.clone()))
         .or(trash::routes(state.clone()))
+        .or(similar::routes(state.clone()))
         .or(files::routes(state))
 }

@@ -24,7 +24,7 @@ use crate::domain::BlobHash;
 use crate::store::images::TOTAL_IMAGES_KEY;
 use crate::store::migrate::{SCHEMA_VERSION, VERSION_KEY};
 use crate::store::records::{
-    BlobRecord, HubSessionRecord, HubSyncRecord, ImageRecord, Record, SessionRecord,
+    BlobRecord, HubSessionRecord, HubSyncRecord, ImageRecord, PhashRecord, Record, SessionRecord,
     SyncProgressRecord, TaskRecord, TaskStatus, ThumbRecord, UserRecord,
 };
 use crate::store::tables::*;
@@ -61,6 +61,11 @@ pub struct CheckReport {
     pub thumbnails: u64,
     /// Blobs whose SHA-256 the server is still to compute (stored before schema 12).
     pub sha256_backlog: u64,
+    /// Perceptual hashes (`PHASHES`).
+    pub phashes: u64,
+    /// Sources with a thumbnail but no current perceptual hash: work left for the server's
+    /// background pass, not a problem.
+    pub unhashed: u64,
     pub sessions: u64,
     pub tasks: u64,
     pub problems: Vec<Problem>,
@@ -224,7 +229,9 @@ mod tests {
         save(&store, "b", "u2", b"shared bytes");
         let big = save(&store, "c", "u1", &vec![9u8; 100_000]);
         let thumb = jpeg_thumb(b"thumb");
-        store.put_thumbnail(&shared.blob, &thumb, b"thumb").unwrap();
+        store
+            .put_thumbnail(&shared.blob, &thumb, b"thumb", Some(42))
+            .unwrap();
         (dir, store, shared, big)
     }
 
@@ -617,7 +624,33 @@ mod tests {
         assert!(store.blob(&shared.blob).unwrap().is_none());
         assert!(store.blob(&BlobHash::of(b"thumb")).unwrap().is_none());
         assert!(store.thumbnail(&shared.blob).unwrap().is_none());
+        assert!(store.phash(&shared.blob).unwrap().is_none());
         assert_eq!(store.total_images().unwrap(), 1);
+    }
+
+    #[test]
+    fn damaged_or_orphan_perceptual_hashes_are_found_and_removed() {
+        let (_dir, store, shared, _) = populated();
+        assert_eq!(store.check().unwrap().phashes, 1);
+        let orphan = [3u8; 32];
+        let tx = store.write().unwrap();
+        {
+            let mut hashes = tx.open_table(PHASHES).unwrap();
+            hashes.insert(&shared.blob.0, [9u8, 1].as_slice()).unwrap();
+            hashes
+                .insert(&orphan, PhashRecord::new(1, 5).encode().as_slice())
+                .unwrap();
+        }
+        tx.commit().unwrap();
+        let report = store.check().unwrap();
+        let text = lines(&report);
+        assert!(text.contains("perceptual hash of blob"), "{text}");
+        assert!(text.contains("which no image uses"), "{text}");
+        assert_eq!(report.repairable(), 2, "{text}");
+        let repaired = store.repair().unwrap();
+        assert!(repaired.after.is_clean(), "{}", lines(&repaired.after));
+        assert_eq!(repaired.after.phashes, 0);
+        assert_eq!(repaired.after.unhashed, 1, "left for the background pass");
     }
 
     #[test]

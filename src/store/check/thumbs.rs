@@ -1,5 +1,5 @@
 //! Thumbnails: each belongs to a source blob that an image uses, and points at a blob that exists
-//! (kept by `store::thumbs`).
+//! (kept by `store::thumbs`). Perceptual hashes likewise belong to a used source and decode.
 
 use super::*;
 
@@ -45,6 +45,41 @@ pub(super) fn check_thumbnails(
             ),
         }
     }
+    let hashes = tx.open_table(PHASHES)?;
+    for entry in hashes.iter()? {
+        let (source, raw) = entry?;
+        let source = *source.value();
+        report.phashes += 1;
+        if !used_sources.contains_key(&source) {
+            out.found(
+                format!(
+                    "perceptual hash of blob {}, which no image uses",
+                    short(&source)
+                ),
+                Some(Fix::ForgetPhash(source)),
+            );
+        } else if let Err(e) = PhashRecord::decode(raw.value()) {
+            // Removed, the server's background pass makes it again.
+            out.found(
+                format!("perceptual hash of blob {}: {e}", short(&source)),
+                Some(Fix::ForgetPhash(source)),
+            );
+        }
+    }
+    for entry in tx.open_table(THUMBS)?.iter()? {
+        let (source, raw) = entry?;
+        let ready = matches!(
+            ThumbRecord::decode(raw.value()),
+            Ok(ThumbRecord::Ready { .. })
+        );
+        let current = match hashes.get(source.value())? {
+            Some(v) => PhashRecord::decode(v.value()).is_ok_and(|r| r.is_current()),
+            None => false,
+        };
+        if ready && !current {
+            report.unhashed += 1;
+        }
+    }
     for entry in tx.open_table(THUMB_BACKLOG)?.iter()? {
         let (source, _) = entry?;
         let source = *source.value();
@@ -66,6 +101,7 @@ pub(super) enum Fix {
     /// Drops a thumbnail record; when its source is still used it goes on the backlog to be remade.
     RemoveThumb([u8; 32], bool),
     RemoveBacklog([u8; 32]),
+    ForgetPhash([u8; 32]),
 }
 
 impl Repair for Fix {
@@ -79,6 +115,9 @@ impl Repair for Fix {
             }
             Self::RemoveBacklog(source) => {
                 tx.open_table(THUMB_BACKLOG)?.remove(source)?;
+            }
+            Self::ForgetPhash(source) => {
+                tx.open_table(PHASHES)?.remove(source)?;
             }
         }
         Ok(())

@@ -1,6 +1,7 @@
 //! The search catalogs of the users who searched, within one memory budget: least recently used
 //! out first, one build at a time, and a catalog that cannot fit alone is not kept at all (its
-//! user is searched by `scan`).
+//! user is searched by `scan`). The similar-image indexes (`similar::HashIndex`) are kept the same
+//! way, in a budget of their own: anything `Cached`.
 //!
 //! A catalog is read under its slot's read lock (many queries at once) and extended or rebuilt
 //! under its write lock; queries of a user whose catalog is being built wait for it rather than
@@ -16,6 +17,61 @@ use super::Result;
 use super::Snapshot;
 use super::catalog::{Catalog, Covers};
 
+/// A per-user structure built from a read snapshot and kept in memory while it is used.
+pub(in crate::store) trait Cached: Sized {
+    /// What the log calls it.
+    const NAME: &'static str;
+
+    /// Builds `user`'s from the snapshot `tx`. `room` is told its size as it grows; when it
+    /// answers `false`, the build stops and gives `None`.
+    fn load(
+        tx: &ReadTransaction,
+        user: &str,
+        snapshot: &Snapshot,
+        room: &mut dyn FnMut(usize) -> bool,
+    ) -> Result<Option<Self>>;
+
+    fn covers(&self, snapshot: &Snapshot) -> Covers;
+
+    /// Brings it up to `snapshot` when it `covers` it as `Behind`.
+    fn extend(&mut self, tx: &ReadTransaction, user: &str, snapshot: &Snapshot) -> Result<()>;
+
+    /// Bytes of memory it holds.
+    fn bytes(&self) -> usize;
+
+    /// Images in it.
+    fn len(&self) -> usize;
+}
+
+impl Cached for Catalog {
+    const NAME: &'static str = "search catalog";
+
+    fn load(
+        tx: &ReadTransaction,
+        user: &str,
+        snapshot: &Snapshot,
+        room: &mut dyn FnMut(usize) -> bool,
+    ) -> Result<Option<Self>> {
+        Catalog::load(tx, user, snapshot.epoch, room)
+    }
+
+    fn covers(&self, snapshot: &Snapshot) -> Covers {
+        Catalog::covers(self, snapshot)
+    }
+
+    fn extend(&mut self, tx: &ReadTransaction, user: &str, _: &Snapshot) -> Result<()> {
+        Catalog::extend(self, tx, user)
+    }
+
+    fn bytes(&self) -> usize {
+        Catalog::bytes(self)
+    }
+
+    fn len(&self) -> usize {
+        Catalog::len(self)
+    }
+}
+
 const MIB: f64 = 1024.0 * 1024.0;
 
 /// What became of a query put to a catalog.
@@ -27,28 +83,35 @@ pub(super) enum Use<T> {
     TooBig,
 }
 
-pub(in crate::store) struct Catalogs {
+pub(in crate::store) struct Catalogs<C = Catalog> {
     budget: AtomicUsize,
-    slots: Mutex<Slots>,
+    slots: Mutex<Slots<C>>,
     /// Held by the one build running.
     building: Mutex<()>,
 }
 
-#[derive(Default)]
-struct Slots {
-    by_user: HashMap<String, Held>,
+struct Slots<C> {
+    by_user: HashMap<String, Held<C>>,
     /// Counts uses, for least recently used.
     clock: u64,
 }
 
-struct Held {
-    slot: Arc<Slot>,
+impl<C> Default for Slots<C> {
+    fn default() -> Self {
+        Self {
+            by_user: HashMap::new(),
+            clock: 0,
+        }
+    }
+}
+
+struct Held<C> {
+    slot: Arc<Slot<C>>,
     used: u64,
 }
 
-#[derive(Default)]
-struct Slot {
-    catalog: RwLock<Option<Catalog>>,
+struct Slot<C> {
+    catalog: RwLock<Option<C>>,
     /// `Catalog::bytes` of what `catalog` holds, readable without its lock.
     bytes: AtomicUsize,
     /// The epoch at which the user's catalog was found too big: not tried again within it
@@ -56,11 +119,21 @@ struct Slot {
     too_big: Mutex<Option<u64>>,
 }
 
+impl<C> Default for Slot<C> {
+    fn default() -> Self {
+        Self {
+            catalog: RwLock::new(None),
+            bytes: AtomicUsize::new(0),
+            too_big: Mutex::new(None),
+        }
+    }
+}
+
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-impl Catalogs {
+impl<C: Cached> Catalogs<C> {
     pub(in crate::store) fn new(budget: usize) -> Self {
         Self {
             budget: AtomicUsize::new(budget),
@@ -100,7 +173,7 @@ impl Catalogs {
     }
 
     /// `user`'s slot, made if missing, marked as just used.
-    fn slot(&self, user: &str) -> Arc<Slot> {
+    fn slot(&self, user: &str) -> Arc<Slot<C>> {
         let mut slots = lock(&self.slots);
         slots.clock += 1;
         let now = slots.clock;
@@ -155,7 +228,7 @@ impl Catalogs {
         tx: &ReadTransaction,
         user: &str,
         snapshot: &Snapshot,
-        query: impl FnOnce(&Catalog, usize) -> T,
+        query: impl FnOnce(&C, usize) -> T,
     ) -> Result<Use<T>> {
         let slot = self.slot(user);
         let mut query = Some(query);
@@ -178,7 +251,9 @@ impl Catalogs {
                 // Another query brought it up to date meanwhile.
                 Some(Covers::Rows(_) | Covers::Newer) => continue,
                 Some(Covers::Behind) => {
-                    held.as_mut().expect("a catalog").extend(tx, user)?;
+                    held.as_mut()
+                        .expect("a catalog")
+                        .extend(tx, user, snapshot)?;
                 }
                 Some(Covers::Stale) | None => {
                     if *lock(&slot.too_big) == Some(snapshot.epoch) {
@@ -189,24 +264,26 @@ impl Catalogs {
                     let _one_build = lock(&self.building);
                     let started = std::time::Instant::now();
                     let mut room = |bytes| self.make_room(user, bytes);
-                    *held = Catalog::load(tx, user, snapshot.epoch, &mut room)?;
+                    *held = C::load(tx, user, snapshot, &mut room)?;
                     if let Some(catalog) = held.as_ref() {
                         tracing::info!(
                             user,
                             images = catalog.len(),
                             mib = format!("{:.1}", catalog.bytes() as f64 / MIB),
                             ms = started.elapsed().as_millis() as u64,
-                            "search catalog built"
+                            "{} built",
+                            C::NAME
                         );
                     }
                 }
             }
-            let bytes = held.as_ref().map_or(0, Catalog::bytes);
+            let bytes = held.as_ref().map_or(0, C::bytes);
             if held.is_none() || !self.make_room(user, bytes) {
                 tracing::info!(
                     user,
                     budget_mib = format!("{:.1}", self.budget.load(Ordering::Relaxed) as f64 / MIB),
-                    "the search catalog does not fit its budget: searching row by row"
+                    "the {} does not fit its budget: searching row by row",
+                    C::NAME
                 );
                 *held = None;
                 slot.bytes.store(0, Ordering::Relaxed);

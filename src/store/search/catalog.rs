@@ -37,7 +37,7 @@ struct Entry {
     category: Category,
 }
 
-pub(super) struct Catalog {
+pub(in crate::store) struct Catalog {
     epoch: u64,
     entries: Vec<Entry>,
     ids: String,
@@ -60,7 +60,7 @@ pub(super) struct Catalog {
 
 /// How a catalog stands to a read snapshot of its user.
 #[derive(Debug, PartialEq, Eq)]
-pub(super) enum Covers {
+pub(in crate::store) enum Covers {
     /// Its first `n` images are the snapshot's.
     Rows(usize),
     /// The snapshot has newer uploads that the catalog lacks.

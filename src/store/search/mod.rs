@@ -35,6 +35,7 @@
 mod cache;
 mod catalog;
 mod scan;
+mod similar;
 #[cfg(test)]
 mod tests;
 
@@ -52,6 +53,8 @@ use crate::clock::Micros;
 use crate::domain::{Category, Tags, UserId};
 
 pub(super) use cache::Catalogs;
+pub(super) use similar::HashIndex;
+pub use similar::{DuplicatePage, MAX_CLUSTER_DISTANCE, MAX_DISTANCE, Similar};
 
 /// Tags counted in an answer's facets.
 pub const FACET_TAGS: usize = 20;
@@ -440,6 +443,9 @@ pub(super) fn reindex(tx: &WriteTransaction, image: &ImageRecord) -> Result<()> 
 pub(super) struct Snapshot {
     epoch: u64,
     newest: Option<(Micros, String)>,
+    /// `Store::hash_generation` read before the snapshot began (0 where no one needs it): every
+    /// perceptual hash added before that is in the snapshot.
+    hashes: u64,
 }
 
 impl Snapshot {
@@ -454,7 +460,11 @@ impl Snapshot {
             }
             None => None,
         };
-        Ok(Self { epoch, newest })
+        Ok(Self {
+            epoch,
+            newest,
+            hashes: 0,
+        })
     }
 }
 
