@@ -350,3 +350,53 @@ async fn an_image_without_a_hash_gets_a_clear_answer() {
         (json!(0), json!(1))
     );
 }
+
+#[tokio::test]
+async fn images_stored_before_hashes_are_hashed_in_the_background_after_a_restart() {
+    let app = spawn_app().await;
+    let (alice, _) = app.user_client("alice").await;
+    let photo = scene(640, 480, 5);
+    let original = upload(&app, &alice, "image/jpeg", &jpeg_of(&photo, 90)).await;
+    let small = image::imageops::resize(&photo, 320, 240, image::imageops::Triangle);
+    let copy = upload(&app, &alice, "image/jpeg", &jpeg_of(&small, 70)).await;
+    let (_, before) = similar(&app, &alice, &original, "").await;
+    let dir = app.stop();
+    // What an older data file holds: thumbnails, no hashes.
+    {
+        let db = redb::Database::create(data_path(dir.path())).unwrap();
+        let tx = db.begin_write().unwrap();
+        {
+            let mut hashes = tx.open_table(imgvault::store::tables::PHASHES).unwrap();
+            hashes.retain(|_, _| false).unwrap();
+        }
+        tx.commit().unwrap();
+    }
+    let report = Store::open(&data_path(dir.path()), DEFAULT_CACHE_BYTES)
+        .unwrap()
+        .check()
+        .unwrap();
+    assert_eq!((report.phashes, report.unhashed), (0, 2));
+    let app = spawn_app_in(dir, &[]).await;
+    let alice = new_client();
+    app.login(&alice, "alice", "password123").await;
+    // The background pass gets to them: the answer leaves `pending` and finds the copy again.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    let after = loop {
+        let (status, body) = similar(&app, &alice, &original, "").await;
+        assert_eq!(status, 200, "{body}");
+        if body["pending"] == false {
+            break body;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never hashed: {body}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert_eq!(
+        matches(&after),
+        matches(&before),
+        "the same hashes as made at upload"
+    );
+    assert!(matches(&after).iter().any(|(id, _)| *id == copy));
+}

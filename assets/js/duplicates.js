@@ -31,7 +31,8 @@ function groupKey(group) {
   return group.images.map((i) => i.id).join(' ');
 }
 
-/** The image a group keeps unless told otherwise: the most pixels, then bytes, then the oldest. */
+/** The image a group keeps unless told otherwise: the most pixels, then bytes, then the oldest
+ *  (the group lists them newest first, so on a tie of saved times the later one is older). */
 function best(images) {
   const pixels = (i) => (Number(i.image_width) || 0) * (Number(i.image_height) || 0);
   return images.reduce((a, b) => {
@@ -39,8 +40,6 @@ function best(images) {
     if ((Number(b.file_size) || 0) !== (Number(a.file_size) || 0)) {
       return (Number(b.file_size) || 0) > (Number(a.file_size) || 0) ? b : a;
     }
-    // Groups list newest first and saved times are shown to the second: of equal times, the
-    // later in the list is the older.
     return String(b.saved_at) <= String(a.saved_at) ? b : a;
   });
 }

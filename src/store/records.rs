@@ -272,7 +272,32 @@ impl From<ImageRecordV1> for ImageRecordV2 {
     }
 }
 
+/// The fields every version of an image record starts with, up to the blob, read in place.
+#[derive(Deserialize)]
+struct ImageBlobView<'a> {
+    _id: &'a str,
+    _user_id: &'a str,
+    _filename: &'a str,
+    _category: u8,
+    _kind: u8,
+    blob: BlobHash,
+}
+
 impl ImageRecord {
+    /// The blob of stored image record bytes, without decoding the rest (a similar-image index
+    /// reads every image of a user). Every version so far starts with the same fields up to it.
+    pub fn blob_of(bytes: &[u8]) -> Result<BlobHash, StoreError> {
+        match bytes.split_first() {
+            Some((1..=3, rest)) => postcard::from_bytes::<ImageBlobView<'_>>(rest)
+                .map(|view| view.blob)
+                .map_err(|e| StoreError::Corrupt(format!("image record: {e}"))),
+            Some((v, _)) => Err(StoreError::Corrupt(format!(
+                "image record has unknown version {v}"
+            ))),
+            None => Err(StoreError::Corrupt("empty image record".into())),
+        }
+    }
+
     /// The seed's `context_info`: what the client sent as `imageContext`, plus the category.
     pub fn context_info(&self) -> serde_json::Map<String, serde_json::Value> {
         let mut info = match self
@@ -746,7 +771,10 @@ mod tests {
             let v2 = hex_bytes(&format!("02{body}020161026263"));
             assert_eq!(ImageRecord::decode(&v2).unwrap(), tagged);
             // Version 3 is version 2's fields, then the trash time, the original and `hub_stale`.
-            golden(image, &format!("03{body}00000000"));
+            golden(image.clone(), &format!("03{body}00000000"));
+            for bytes in [v1.clone(), v2.clone(), image.encode()] {
+                assert_eq!(ImageRecord::blob_of(&bytes).unwrap(), image.blob);
+            }
             golden(tagged.clone(), &format!("03{body}020161026263000000"));
             let mut changed = tagged;
             changed.trashed_at = Some(1);

@@ -16,7 +16,7 @@
 //! within the distance. All pairs would be 5·10⁹ comparisons at 100,000 images; instead the hashes
 //! are cut into four 16-bit blocks: two hashes within `d` bits agree within `d / 4` bits on at
 //! least one block (pigeonhole), so each hash is compared only with those whose block is that close
-//! to one of its own, found in a table sorted per block. Identical hashes are joined first and
+//! to one of its own, found in a table of buckets per block. Identical hashes are joined first and
 //! searched once. The work is bounded (`MAX_COMPARISONS`); a collection that needs more (hashes
 //! packed in one place) gets the groups found within it, marked incomplete. The groups are kept
 //! in the index until it changes, so paging through them costs nothing more.
@@ -170,7 +170,7 @@ impl HashIndex {
             let record = images.get(id)?.ok_or_else(|| {
                 StoreError::Corrupt(format!("the time index points at missing image {id}"))
             })?;
-            let blob = ImageRecord::decode(record.value())?.blob;
+            let blob = ImageRecord::blob_of(record.value())?;
             let position = u32::try_from(self.saved_at.len())
                 .map_err(|_| StoreError::Corrupt("too many images for a hash index".into()))?;
             self.ids.push_str(id);
@@ -324,6 +324,12 @@ impl Cached for HashIndex {
         if !index.read_rows(tx, user, None, room)? {
             return Ok(None);
         }
+        index.saved_at.shrink_to_fit();
+        index.id_ends.shrink_to_fit();
+        index.ids.shrink_to_fit();
+        index.hashes.shrink_to_fit();
+        index.known.shrink_to_fit();
+        index.pending.shrink_to_fit();
         Ok(room(index.bytes()).then_some(index))
     }
 
@@ -440,28 +446,35 @@ fn group(hashes: &[u64], known: &[bool], max_distance: u32) -> Groups {
     let radius = max_distance / 4;
     let mut comparisons = 0u64;
     let mut complete = true;
-    // Per block: (block value, index in `distinct`) sorted, searched by binary search.
-    let blocks: Vec<Vec<(u16, u32)>> = (0..4)
+    // Per block: the indexes in `distinct` of the hashes with each 16-bit value, as one list
+    // cut by `starts` (a bucket is found in O(1)).
+    let blocks: Vec<(Vec<u32>, Vec<u32>)> = (0..4)
         .map(|b| {
-            let mut table: Vec<(u16, u32)> = distinct
-                .iter()
-                .enumerate()
-                .map(|(i, &(h, _))| ((h >> (16 * b)) as u16, i as u32))
-                .collect();
-            table.sort_unstable();
-            table
+            let value = |h: u64| usize::from((h >> (16 * b)) as u16);
+            let mut starts = vec![0u32; (1 << 16) + 1];
+            for &(h, _) in &distinct {
+                starts[value(h) + 1] += 1;
+            }
+            for v in 0..1 << 16 {
+                starts[v + 1] += starts[v];
+            }
+            let mut next = starts.clone();
+            let mut members = vec![0u32; distinct.len()];
+            for (i, &(h, _)) in distinct.iter().enumerate() {
+                members[next[value(h)] as usize] = i as u32;
+                next[value(h)] += 1;
+            }
+            (starts, members)
         })
         .collect();
     let mut probes = Vec::new();
     'all: for (i, &(h, p)) in distinct.iter().enumerate() {
-        for (b, table) in blocks.iter().enumerate() {
+        for (b, (starts, members)) in blocks.iter().enumerate() {
             within_bits((h >> (16 * b)) as u16, radius, &mut probes);
             for &probe in &probes {
-                let start = table.partition_point(|&(v, _)| v < probe);
-                for &(v, j) in &table[start..] {
-                    if v != probe {
-                        break;
-                    }
+                let bucket = &members
+                    [starts[usize::from(probe)] as usize..starts[usize::from(probe) + 1] as usize];
+                for &j in bucket {
                     // Each pair once, from its lower index.
                     if (j as usize) <= i {
                         continue;
@@ -472,10 +485,10 @@ fn group(hashes: &[u64], known: &[bool], max_distance: u32) -> Groups {
                         sets.join(p, q);
                     }
                 }
-                if comparisons > MAX_COMPARISONS {
-                    complete = false;
-                    break 'all;
-                }
+            }
+            if comparisons > MAX_COMPARISONS {
+                complete = false;
+                break 'all;
             }
         }
     }
@@ -666,7 +679,7 @@ fn scan_nearest(
         let Some(record) = images.get(id)? else {
             continue;
         };
-        let blob = ImageRecord::decode(record.value())?.blob;
+        let blob = ImageRecord::blob_of(record.value())?;
         let Some(hash) = hash_of(&hashes, &blob)? else {
             continue;
         };
