@@ -59,6 +59,27 @@ pub fn token_hash(token: &str) -> [u8; 32] {
     *blake3::hash(token.as_bytes()).as_bytes()
 }
 
+/// What every API key starts with, so a key pasted somewhere is recognisable (and secret scanners
+/// can find it).
+pub const API_KEY_PREFIX: &str = "ivk_";
+
+/// A new API key (32 random bytes, URL-safe, after `API_KEY_PREFIX`) and the hash the store keeps.
+pub fn new_api_key() -> (String, [u8; 32]) {
+    let (token, _) = new_session_token();
+    let key = format!("{API_KEY_PREFIX}{token}");
+    let hash = token_hash(&key);
+    (key, hash)
+}
+
+/// Whether `key` has the shape of a key `new_api_key` makes (not whether it exists).
+pub fn is_api_key(key: &str) -> bool {
+    key.len() == API_KEY_PREFIX.len() + 43
+        && key.starts_with(API_KEY_PREFIX)
+        && key[API_KEY_PREFIX.len()..]
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_'))
+}
+
 /// A random password for the first admin when none is configured: 20 URL-safe characters.
 pub fn random_password() -> String {
     let mut raw = [0u8; 15];
@@ -69,6 +90,17 @@ pub fn random_password() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn api_keys_carry_their_prefix_and_enough_randomness() {
+        let (a, hash) = new_api_key();
+        let (b, _) = new_api_key();
+        assert!(a.starts_with(API_KEY_PREFIX) && a != b);
+        assert_eq!(a.len(), API_KEY_PREFIX.len() + 43, "32 random bytes");
+        assert_eq!(hash, token_hash(&a));
+        assert!(is_api_key(&a) && !is_api_key(&a[1..]) && !is_api_key(&format!("{a}x")));
+        assert!(!is_api_key(&format!("ivk_{}", "é".repeat(21))));
+    }
 
     #[test]
     fn hashes_verify_only_their_password() {

@@ -18,7 +18,7 @@ use warp::http::header::SET_COOKIE;
 use warp::{Filter, Rejection, Reply};
 
 use super::AppState;
-use super::guard::client_addr;
+use super::guard::{bearer, client_addr};
 use super::{ApiError, blocking, body, reject, with_state};
 use crate::domain::{Email, KeyScope, Password, UserId, Username, portable};
 use crate::store::StoreError;
@@ -115,26 +115,13 @@ pub fn require_session(
     })
 }
 
-/// The key of an `Authorization: Bearer` header; `None` for other schemes (not ours to judge).
-/// A bearer that is not one of our keys is still returned, to be refused as unknown.
-pub(super) fn bearer(header: &str) -> Option<&str> {
-    let header = header.trim();
-    let (scheme, rest) = header.split_once(' ').unwrap_or((header, ""));
-    scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
-}
-
 /// The key's record and user; `None` for a malformed, unknown or revoked key. A point read or two,
 /// in place like the session's.
 fn key_user(
     state: &AppState,
     key: &str,
 ) -> Result<Option<(crate::store::records::ApiKeyRecord, UserRecord)>, Rejection> {
-    let well_formed = key.len() == super::keys::KEY_PREFIX.len() + 43
-        && key.starts_with(super::keys::KEY_PREFIX)
-        && key
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_'));
-    if !well_formed {
+    if !secrets::is_api_key(key) {
         return Ok(None);
     }
     state

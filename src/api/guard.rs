@@ -125,7 +125,7 @@ fn check(
     if headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())
-        .and_then(super::auth::bearer)
+        .and_then(bearer)
         .is_some()
     {
         return Ok(());
@@ -150,6 +150,14 @@ fn check(
         return Err("请求体必须是 application/json");
     }
     Ok(())
+}
+
+/// The key of an `Authorization: Bearer` header; `None` for other schemes (not ours to judge).
+/// A bearer that is not one of our keys is still returned, to be refused as unknown.
+pub(super) fn bearer(header: &str) -> Option<&str> {
+    let header = header.trim();
+    let (scheme, rest) = header.split_once(' ').unwrap_or((header, ""));
+    scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
 }
 
 fn has_session_cookie(headers: &HeaderMap, cookie: &str) -> bool {

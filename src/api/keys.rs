@@ -30,9 +30,6 @@ use crate::throttle;
 /// runaway script cannot fill the data file with them.
 pub const MAX_KEYS_PER_USER: usize = 100;
 const KEY_BODY_LIMIT: u64 = 4 * 1024;
-/// What every key starts with, so a key pasted somewhere is recognisable (and secret scanners can
-/// find it).
-pub const KEY_PREFIX: &str = "ivk_";
 
 pub fn routes(
     state: Arc<AppState>,
@@ -73,14 +70,6 @@ pub fn routes(
         ))
         .and_then(pair);
     pairing_code.or(pair).or(create).or(list).or(revoke)
-}
-
-/// A new key and its secret: 32 random bytes after `KEY_PREFIX`, and the hash the store keeps.
-pub fn new_key() -> (String, [u8; 32]) {
-    let (token, _) = crate::secrets::new_session_token();
-    let key = format!("{KEY_PREFIX}{token}");
-    let hash = crate::secrets::token_hash(&key);
-    (key, hash)
 }
 
 #[derive(Deserialize)]
@@ -133,7 +122,7 @@ async fn make_key(
     name: String,
     scope: KeyScope,
 ) -> Result<Created, Rejection> {
-    let (key, hash) = new_key();
+    let (key, hash) = crate::secrets::new_api_key();
     let record = ApiKeyRecord {
         id: KeyId::random(),
         user_id: user,
@@ -399,14 +388,5 @@ mod tests {
         let live = codes.iter().filter(|c| pairings.is_pending(c)).count();
         assert_eq!(live, MAX_PENDING_PER_USER);
         assert!(pairings.redeem(&codes[4]).is_some(), "the newest is kept");
-    }
-
-    #[test]
-    fn keys_carry_their_prefix_and_enough_randomness() {
-        let (a, hash) = new_key();
-        let (b, _) = new_key();
-        assert!(a.starts_with(KEY_PREFIX) && a != b);
-        assert_eq!(a.len(), KEY_PREFIX.len() + 43, "32 random bytes");
-        assert_eq!(hash, crate::secrets::token_hash(&a));
     }
 }

@@ -155,6 +155,18 @@ try {
   assert.equal(afterA.length, 2, "two captures of the same image");
   assert.deepEqual(new Set(afterA.map((i) => i.page_url)), new Set([`${ORIGIN}/page-one.html`, `${ORIGIN}/page-two.html`]));
 
+  // The toolbar badge marks a page showing images already in the vault (a of a, b, c, d).
+  const marked = await browser.context.newPage();
+  await marked.goto(`${ORIGIN}/page-three.html`);
+  const markedTab = await browser.worker.evaluate(async (url) => (await chrome.tabs.query({})).find((t) => t.url === url)?.id, `${ORIGIN}/page-three.html`);
+  let badge = "";
+  for (const end = Date.now() + 15_000; Date.now() < end && badge !== "✓1"; ) {
+    badge = await browser.worker.evaluate((tabId) => chrome.action.getBadgeText({ tabId }), markedTab);
+    if (badge !== "✓1") await new Promise((r) => setTimeout(r, 100));
+  }
+  assert.equal(badge, "✓1", "one image of the page is in the vault");
+  await marked.close();
+
   // ---- 2. the vault goes away: captures are queued and counted on the badge ----
   await proxyDown();
   for (const name of ["b", "c", "d"]) {
