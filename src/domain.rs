@@ -178,7 +178,17 @@ macro_rules! id_type {
         /// disk format or the JSON.
         /// `Default` is the empty id, which names nothing: for wire fields a client may leave out.
         #[derive(
-            Debug, Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+            Debug,
+            Clone,
+            Default,
+            PartialEq,
+            Eq,
+            Hash,
+            PartialOrd,
+            Ord,
+            Serialize,
+            Deserialize,
+            utoipa::ToSchema,
         )]
         #[serde(transparent)]
         pub struct $name(String);

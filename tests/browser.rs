@@ -134,6 +134,12 @@ async fn web_ui_collapses_identical_captures_and_lists_where_an_image_was_seen_i
 }
 
 #[tokio::test]
+async fn api_page_lists_every_operation_of_the_openapi_document_in_chromium() {
+    run_script("apidoc.mjs", &[]).await;
+    assert_screenshots(&["apidoc-desktop.png", "apidoc-phone-dark.png"]);
+}
+
+#[tokio::test]
 async fn web_ui_shows_hostile_metadata_as_text() {
     run_script("xss.mjs", &[]).await;
 }

@@ -19,6 +19,7 @@ use warp::{Filter, Rejection, Reply};
 
 use super::AppState;
 use super::auth::{Caller, require_user};
+use super::error::ErrorReply;
 use super::{ApiError, blocking, blocking_stream, reject, with_state};
 
 /// One snapshot at a time: each needs as much free disk as the data file.
@@ -37,13 +38,32 @@ pub fn routes(
         .and(warp::get())
         .and(with_state(state.clone()))
         .and(require_user(state))
-        .and_then(|state: Arc<AppState>, caller: Caller| async move {
-            if caller.user.user_id != state.default_user_id {
-                return Err(reject(ApiError::Forbidden));
-            }
-            Ok(metrics_reply(&state))
-        });
+        .and_then(metrics);
     backup.or(metrics)
+}
+
+/// The operations of this module in the OpenAPI document (`openapi`).
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(backup, metrics))]
+pub(super) struct Doc;
+
+/// The Prometheus counters (the `admin` account only; `--metrics-listen` serves them on an
+/// address of their own without a login).
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    operation_id = "metrics",
+    tag = "admin",
+    responses(
+        (status = 200, description = "Prometheus text format 0.0.4.", content_type = "text/plain"),
+        (status = 403, description = "Not the `admin` account.", body = ErrorReply),
+    )
+)]
+async fn metrics(state: Arc<AppState>, caller: Caller) -> Result<impl Reply, Rejection> {
+    if caller.user.user_id != state.default_user_id {
+        return Err(reject(ApiError::Forbidden));
+    }
+    Ok(metrics_reply(&state))
 }
 
 /// `GET /metrics` alone, without a login: what `--metrics-listen` serves.
@@ -85,6 +105,17 @@ fn metrics_reply(state: &AppState) -> impl Reply + use<> {
     )
 }
 
+/// A consistent copy of the data file, taken while the server runs (the `admin` account only).
+#[utoipa::path(
+    get,
+    path = "/api/admin/backup",
+    operation_id = "admin_backup",
+    tag = "admin",
+    responses(
+        (status = 200, description = "The snapshot, a redb file.", content_type = "application/octet-stream"),
+        (status = 403, description = "Not the `admin` account.", body = ErrorReply),
+    )
+)]
 async fn backup(state: Arc<AppState>, caller: Caller) -> Result<warp::reply::Response, Rejection> {
     if caller.user.user_id != state.default_user_id {
         return Err(reject(ApiError::Forbidden));

@@ -18,6 +18,7 @@ use warp::http::header::SET_COOKIE;
 use warp::{Filter, Rejection, Reply};
 
 use super::AppState;
+use super::error::ErrorReply;
 use super::guard::{bearer, client_addr};
 use super::{ApiError, blocking, body, reject, with_state};
 use crate::domain::{Email, KeyScope, Password, UserId, Username, portable};
@@ -207,6 +208,11 @@ pub fn key_allows(scope: KeyScope, method: &warp::http::Method, path: &str) -> b
     }
 }
 
+/// The operations of this module in the OpenAPI document (`openapi`).
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(register, login, check, logout, profile))]
+pub(super) struct Doc;
+
 pub fn routes(
     state: Arc<AppState>,
 ) -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clone {
@@ -233,18 +239,7 @@ pub fn routes(
     let check = warp::path!("api" / "auth" / "check")
         .and(warp::get())
         .and(optional_user(state.clone()))
-        .map(|caller: Option<Caller>| {
-            warp::reply::json(&match caller {
-                Some(c) => AuthCheck {
-                    authenticated: true,
-                    user: Some(UserView::of(&c.user, None)),
-                },
-                None => AuthCheck {
-                    authenticated: false,
-                    user: None,
-                },
-            })
-        });
+        .map(check);
     let logout = warp::path!("api" / "logout")
         .and(warp::post())
         .and(with_state(state.clone()))
@@ -258,7 +253,7 @@ pub fn routes(
     register.or(login).or(check).or(logout).or(profile)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 struct RegisterRequest {
     username: Option<String>,
     email: Option<String>,
@@ -267,7 +262,7 @@ struct RegisterRequest {
     local_user_id: Option<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct Registered {
     success: bool,
     user_id: UserId,
@@ -328,6 +323,19 @@ async fn hash_turn(state: &AppState) -> Result<tokio::sync::OwnedSemaphorePermit
     })
 }
 
+/// Creates an account.
+#[utoipa::path(
+    post,
+    path = "/api/register",
+    tag = "account",
+    security(()),
+    request_body = RegisterRequest,
+    responses(
+        (status = 200, description = "Registered.", body = Registered),
+        (status = 400, description = "A field missing or invalid, or the name or email taken.", body = ErrorReply),
+        (status = 429, description = "Too many attempts from this address.", body = ErrorReply),
+    )
+)]
 async fn register(
     state: Arc<AppState>,
     address: IpAddr,
@@ -406,7 +414,7 @@ async fn register(
     }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 struct LoginRequest {
     username: Option<String>,
     password: Option<String>,
@@ -425,7 +433,7 @@ fn truthy(v: Option<&serde_json::Value>) -> bool {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct LoggedIn {
     success: bool,
     user: LoginUser,
@@ -434,7 +442,7 @@ struct LoggedIn {
     message: &'static str,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct CloudUser {
     user_id: UserId,
     username: String,
@@ -443,13 +451,26 @@ struct CloudUser {
     local_user_id: UserId,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct LoginUser {
     user_id: UserId,
     username: String,
     email: String,
 }
 
+/// Logs in: sets the session cookie.
+#[utoipa::path(
+    post,
+    path = "/api/login",
+    tag = "account",
+    security(()),
+    request_body = LoginRequest,
+    responses(
+        (status = 200, description = "Logged in; `Set-Cookie` carries the session.", body = LoggedIn),
+        (status = 401, description = "Wrong name or password.", body = ErrorReply),
+        (status = 429, description = "Too many attempts for this address or name.", body = ErrorReply),
+    )
+)]
 async fn login(
     state: Arc<AppState>,
     address: IpAddr,
@@ -565,7 +586,29 @@ async fn hub_login(
     }
 }
 
-#[derive(Serialize)]
+/// Whether the caller is logged in (a session or an API key), and as whom.
+#[utoipa::path(
+    get,
+    path = "/api/auth/check",
+    operation_id = "auth_check",
+    tag = "account",
+    security((), ("session" = []), ("key" = [])),
+    responses((status = 200, description = "The answer, logged in or not.", body = AuthCheck))
+)]
+fn check(caller: Option<Caller>) -> warp::reply::Json {
+    warp::reply::json(&match caller {
+        Some(c) => AuthCheck {
+            authenticated: true,
+            user: Some(UserView::of(&c.user, None)),
+        },
+        None => AuthCheck {
+            authenticated: false,
+            user: None,
+        },
+    })
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
 struct AuthCheck {
     authenticated: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -573,7 +616,7 @@ struct AuthCheck {
 }
 
 /// The seed's user object. `image_count` appears only in the profile.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct UserView {
     user_id: UserId,
     username: String,
@@ -599,12 +642,20 @@ impl UserView {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct Done {
     success: bool,
     message: &'static str,
 }
 
+/// Ends the session (its cookie); API keys are revoked in `/api/keys`.
+#[utoipa::path(
+    post,
+    path = "/api/logout",
+    tag = "account",
+    security(("session" = [])),
+    responses((status = 200, description = "Logged out.", body = Done))
+)]
 async fn logout(state: Arc<AppState>, caller: Caller) -> Result<impl Reply, Rejection> {
     let cookie = state.cookie;
     let (token_hash, _) = caller.session().ok_or_else(|| reject(ApiError::KeyScope))?;
@@ -622,12 +673,19 @@ async fn logout(state: Arc<AppState>, caller: Caller) -> Result<impl Reply, Reje
     ))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct Profile {
     success: bool,
     user: UserView,
 }
 
+/// The caller's account, with how many images it holds.
+#[utoipa::path(
+    get,
+    path = "/api/user/profile",
+    tag = "account",
+    responses((status = 200, description = "The caller's account.", body = Profile))
+)]
 async fn profile(state: Arc<AppState>, caller: Caller) -> Result<impl Reply, Rejection> {
     let user_id = caller.user.user_id.clone();
     let count = blocking(move || Ok(state.store.user_image_count(&user_id)?))

@@ -226,13 +226,7 @@ impl ApiError {
             ApiError::StorageFailed(cause) => tracing::error!(%cause, "not stored: I/O error"),
             _ => {}
         }
-        #[derive(Serialize)]
-        struct Body {
-            #[serde(skip_serializing_if = "Option::is_none")]
-            success: Option<bool>,
-            error: String,
-        }
-        let body = Body {
+        let body = ErrorReply {
             success: self.has_success_field().then_some(false),
             error: self.to_string(),
         };
@@ -245,6 +239,16 @@ impl ApiError {
         }
         response
     }
+}
+
+/// Every error answer. `success` is `false`, and absent from the seed's file and task lookups
+/// (`{"error": ...}` alone there).
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ErrorReply {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub success: Option<bool>,
+    /// What went wrong, in Chinese as the seed words it.
+    pub error: String,
 }
 
 /// The limit an image is over, as its refusal names it.
@@ -411,15 +415,10 @@ pub async fn recover(rejection: Rejection) -> Result<warp::reply::Response, Infa
 }
 
 fn json_status(message: &str, status: StatusCode) -> warp::reply::Response {
-    #[derive(Serialize)]
-    struct Body<'a> {
-        success: bool,
-        error: &'a str,
-    }
     warp::reply::with_status(
-        warp::reply::json(&Body {
-            success: false,
-            error: message,
+        warp::reply::json(&ErrorReply {
+            success: Some(false),
+            error: message.to_string(),
         }),
         status,
     )

@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 use warp::{Filter, Rejection, Reply};
 
 use super::auth::{Caller, require_session};
+use super::error::ErrorReply;
 use super::guard::client_addr;
 use super::{ApiError, AppState, blocking, body, reject, with_state};
 use crate::clock::{self, Micros};
@@ -30,6 +31,11 @@ use crate::throttle;
 /// runaway script cannot fill the data file with them.
 pub const MAX_KEYS_PER_USER: usize = 100;
 const KEY_BODY_LIMIT: u64 = 4 * 1024;
+
+/// The operations of this module in the OpenAPI document (`openapi`).
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(create, list, revoke, pairing_code, pair))]
+pub(super) struct Doc;
 
 pub fn routes(
     state: Arc<AppState>,
@@ -72,13 +78,13 @@ pub fn routes(
     pairing_code.or(pair).or(create).or(list).or(revoke)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 struct CreateRequest {
     name: Option<String>,
     scope: Option<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct Created {
     success: bool,
     id: KeyId,
@@ -89,7 +95,7 @@ struct Created {
     created_at: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct KeyView {
     id: KeyId,
     name: String,
@@ -98,11 +104,24 @@ struct KeyView {
     last_used_at: Option<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct KeyList {
     keys: Vec<KeyView>,
 }
 
+/// Creates an API key; the answer holds the key itself, shown this once.
+#[utoipa::path(
+    post,
+    path = "/api/keys",
+    operation_id = "create_key",
+    tag = "keys",
+    security(("session" = [])),
+    request_body = CreateRequest,
+    responses(
+        (status = 200, description = "The new key.", body = Created),
+        (status = 400, description = "A bad name or scope, or 100 keys already.", body = ErrorReply),
+    )
+)]
 async fn create(
     state: Arc<AppState>,
     caller: Caller,
@@ -153,6 +172,15 @@ async fn make_key(
     })
 }
 
+/// The caller's keys (never the keys themselves).
+#[utoipa::path(
+    get,
+    path = "/api/keys",
+    operation_id = "list_keys",
+    tag = "keys",
+    security(("session" = [])),
+    responses((status = 200, description = "The keys, newest first.", body = KeyList))
+)]
 async fn list(state: Arc<AppState>, caller: Caller) -> Result<impl Reply, Rejection> {
     let user = caller.user.user_id;
     let keys = blocking(move || Ok(state.store.user_keys(&user)?))
@@ -172,12 +200,25 @@ async fn list(state: Arc<AppState>, caller: Caller) -> Result<impl Reply, Reject
     }))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct Revoked {
     success: bool,
     message: &'static str,
 }
 
+/// Revokes a key: it is refused from the next request on.
+#[utoipa::path(
+    delete,
+    path = "/api/keys/{key_id}",
+    operation_id = "revoke_key",
+    tag = "keys",
+    security(("session" = [])),
+    params(("key_id" = KeyId, Path, description = "The key's `id`.")),
+    responses(
+        (status = 200, description = "Revoked.", body = Revoked),
+        (status = 404, description = "The caller has no such key.", body = ErrorReply),
+    )
+)]
 async fn revoke(id: KeyId, state: Arc<AppState>, caller: Caller) -> Result<impl Reply, Rejection> {
     let user = caller.user.user_id;
     let found = {
@@ -196,7 +237,7 @@ async fn revoke(id: KeyId, state: Arc<AppState>, caller: Caller) -> Result<impl 
     }))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct PairingCode {
     success: bool,
     /// `XXXX-XXXX`, to be typed into the extension's options page.
@@ -204,6 +245,18 @@ struct PairingCode {
     expires_at: String,
 }
 
+/// A short code to type into the extension, which trades it for a capture key (`/api/keys/pair`).
+#[utoipa::path(
+    post,
+    path = "/api/keys/pairing-code",
+    operation_id = "create_pairing_code",
+    tag = "keys",
+    security(("session" = [])),
+    responses(
+        (status = 200, description = "The code, valid for 5 minutes, once.", body = PairingCode),
+        (status = 429, description = "Too many codes asked for.", body = ErrorReply),
+    )
+)]
 async fn pairing_code(state: Arc<AppState>, caller: Caller) -> Result<impl Reply, Rejection> {
     let user = caller.user.user_id;
     state
@@ -219,13 +272,27 @@ async fn pairing_code(state: Arc<AppState>, caller: Caller) -> Result<impl Reply
     }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 struct PairRequest {
     code: Option<String>,
     /// What to call the key; "浏览器扩展" when not given.
     name: Option<String>,
 }
 
+/// Trades a pairing code for a capture-scope key (what the extension does).
+#[utoipa::path(
+    post,
+    path = "/api/keys/pair",
+    operation_id = "pair_extension",
+    tag = "keys",
+    security(()),
+    request_body = PairRequest,
+    responses(
+        (status = 200, description = "The new key.", body = Created),
+        (status = 400, description = "The code is unknown, expired or used.", body = ErrorReply),
+        (status = 429, description = "Too many attempts from this address.", body = ErrorReply),
+    )
+)]
 async fn pair(
     state: Arc<AppState>,
     address: IpAddr,

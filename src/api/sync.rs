@@ -13,6 +13,7 @@ use warp::{Filter, Rejection, Reply};
 
 use super::AppState;
 use super::auth::{Caller, require_user};
+use super::error::ErrorReply;
 use super::{ApiError, blocking, body, reject, with_state};
 use crate::clock;
 use crate::domain::{BlobHash, ImageId, TaskId, UserId};
@@ -29,6 +30,11 @@ const RECEIVE_WORKING_SET: u64 =
 const MANIFEST_BODY_LIMIT: u64 = 16 * 1024 * 1024;
 /// Assumed throughput for the seed's `estimated_time`.
 const ESTIMATE_BYTES_PER_SECOND: f64 = 5.0 * 1024.0 * 1024.0;
+
+/// The operations of this module in the OpenAPI document (`openapi`).
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(start_sync, manifest, receive, sync_status))]
+pub(super) struct Doc;
 
 pub fn routes(
     state: Arc<AppState>,
@@ -74,7 +80,7 @@ pub fn routes(
     start.or(manifest).or(receive).or(status)
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct SyncStarted {
     success: bool,
     message: &'static str,
@@ -83,13 +89,25 @@ struct SyncStarted {
     task_id: TaskId,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct SyncInfo {
     user_id: UserId,
     image_count: u64,
     estimated_time: String,
 }
 
+/// Starts sending the caller's unsynced images to the hub (`--cloud-url`), in the background.
+#[utoipa::path(
+    post,
+    path = "/api/cloud/sync",
+    operation_id = "start_cloud_sync",
+    tag = "sync",
+    security(("session" = [])),
+    responses(
+        (status = 200, description = "Started, or already running: follow `taskId` on `/api/task/{task_id}`.", body = SyncStarted),
+        (status = 400, description = "Cloud sync is off on this server, or the hub login is missing.", body = ErrorReply),
+    )
+)]
 async fn start_sync(state: Arc<AppState>, caller: Caller) -> Result<impl Reply, Rejection> {
     let Some(hub) = &state.hub else {
         return Err(reject(ApiError::CloudSyncDisabled));
@@ -224,13 +242,26 @@ async fn own_account(
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct Manifest {
     success: bool,
     #[serde(flatten)]
     reply: ManifestReply,
 }
 
+/// On a hub: which of the sender's images and blobs it still needs, and deletions to mirror.
+#[utoipa::path(
+    post,
+    path = "/api/sync/user/{user_id}/manifest",
+    operation_id = "sync_manifest",
+    tag = "sync",
+    params(("user_id" = UserId, Path, description = "The caller's own account.")),
+    request_body = ManifestRequest,
+    responses(
+        (status = 200, description = "What the hub needs.", body = Manifest),
+        (status = 403, description = "Another account's id.", body = ErrorReply),
+    )
+)]
 async fn manifest(
     state: Arc<AppState>,
     caller: Caller,
@@ -283,7 +314,7 @@ async fn manifest(
     }))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct Received {
     success: bool,
     message: String,
@@ -294,7 +325,7 @@ struct Received {
 }
 
 /// The original cloud server's account of one sync (`server_sample/server.py`).
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct SyncResult {
     sync_id: String,
     cloud_user_id: UserId,
@@ -307,11 +338,26 @@ struct SyncResult {
     vton_failed: u64,
     favorites_synced: u64,
     favorites_failed: u64,
+    #[schema(value_type = Option<Object>)]
     sync_timestamp: Option<serde_json::Value>,
     server_timestamp: String,
     status: &'static str,
 }
 
+/// On a hub: one batch of images (the seed's SyncData, files as base64), streamed.
+#[utoipa::path(
+    post,
+    path = "/api/sync/user/{user_id}",
+    operation_id = "sync_receive",
+    tag = "sync",
+    params(("user_id" = UserId, Path, description = "The caller's own account.")),
+    request_body = crate::sync::SyncData,
+    responses(
+        (status = 200, description = "What the hub stored and refused.", body = Received),
+        (status = 403, description = "Another account's id.", body = ErrorReply),
+        (status = 413, description = "Over `--sync-body-mb`.", body = ErrorReply),
+    )
+)]
 async fn receive(
     state: Arc<AppState>,
     caller: Caller,
@@ -405,7 +451,7 @@ async fn receive(
     }))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct SyncStatus {
     success: bool,
     user_id: UserId,
@@ -415,14 +461,16 @@ struct SyncStatus {
     last_sync: Option<LastSync>,
 }
 
-#[derive(Serialize)]
+/// What a hub account holds (the original cloud server's figures).
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = HubStatistics)]
 struct SyncStatistics {
     total_images: u64,
     total_vton_history: u64,
     total_favorites: u64,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct LastSync {
     sync_id: String,
     sync_type: &'static str,
@@ -435,6 +483,17 @@ struct LastSync {
 
 /// On a hub: the original cloud server's `GET /api/user/{id}/sync/status`, for the account's
 /// owner only: what the account holds and the last sync it sent.
+#[utoipa::path(
+    get,
+    path = "/api/user/{user_id}/sync/status",
+    operation_id = "hub_sync_status",
+    tag = "sync",
+    params(("user_id" = UserId, Path, description = "The caller's own account.")),
+    responses(
+        (status = 200, description = "The account's images and its last sync.", body = SyncStatus),
+        (status = 403, description = "Another account's id.", body = ErrorReply),
+    )
+)]
 async fn sync_status(state: Arc<AppState>, caller: Caller) -> Result<impl Reply, Rejection> {
     let user_id = caller.user.user_id;
     let (images, last) = {

@@ -8,17 +8,18 @@ use serde::Serialize;
 use warp::{Filter, Rejection, Reply};
 
 use super::AppState;
+use super::error::ErrorReply;
 use super::{ApiError, blocking, reject, with_state};
 use crate::clock;
 use crate::domain::{ImageId, TaskId, UserId};
 use crate::store::records::{SyncProgressRecord, TaskRecord};
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct TaskReply {
     status: TaskView,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct TaskView {
     task_id: TaskId,
     user_id: UserId,
@@ -34,7 +35,7 @@ struct TaskView {
     progress: Option<SyncProgressView>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct SyncProgressView {
     total_images: u64,
     synced_images: u64,
@@ -46,7 +47,7 @@ struct SyncProgressView {
     refused: Vec<RefusedView>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct RefusedView {
     id: ImageId,
     reason: String,
@@ -95,15 +96,35 @@ pub fn routes(
     warp::path!("api" / "task" / TaskId)
         .and(warp::get())
         .and(with_state(state))
-        .and_then(|task_id: TaskId, state: Arc<AppState>| async move {
-            let (task, progress) = blocking(move || {
-                let task = state.store.task(&task_id)?.ok_or(ApiError::TaskNotFound)?;
-                Ok((task, state.store.sync_progress(&task_id)?))
-            })
-            .await
-            .map_err(reject)?;
-            let mut view = TaskView::from(task);
-            view.progress = progress.map(Into::into);
-            Ok::<_, Rejection>(warp::reply::json(&TaskReply { status: view }))
-        })
+        .and_then(task)
+}
+
+/// The operations of this module in the OpenAPI document (`openapi`).
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(task))]
+pub(super) struct Doc;
+
+/// An upload's processing (its thumbnail), or a cloud sync's progress and outcome.
+#[utoipa::path(
+    get,
+    path = "/api/task/{task_id}",
+    operation_id = "task_status",
+    tag = "status",
+    security(()),
+    params(("task_id" = TaskId, Path, description = "As the upload or `/api/cloud/sync` answered.")),
+    responses(
+        (status = 200, description = "The task.", body = TaskReply),
+        (status = 404, description = "No such task: `{\"error\": \"任务不存在\"}`.", body = ErrorReply),
+    )
+)]
+async fn task(task_id: TaskId, state: Arc<AppState>) -> Result<impl Reply, Rejection> {
+    let (task, progress) = blocking(move || {
+        let task = state.store.task(&task_id)?.ok_or(ApiError::TaskNotFound)?;
+        Ok((task, state.store.sync_progress(&task_id)?))
+    })
+    .await
+    .map_err(reject)?;
+    let mut view = TaskView::from(task);
+    view.progress = progress.map(Into::into);
+    Ok(warp::reply::json(&TaskReply { status: view }))
 }

@@ -9,13 +9,13 @@ use crate::clock;
 use crate::domain::{ImageId, UserId};
 use crate::store::records::ImageRecord;
 
-#[derive(Serialize, Deserialize)]
+#[derive(Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ManifestEntry {
     pub id: ImageId,
     pub blake3: String,
 }
 
-#[derive(Serialize, Deserialize)]
+#[derive(Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ManifestRequest {
     pub images: Vec<ManifestEntry>,
     /// Images deleted for good on the sender, for the hub to delete too. Hubs from before the
@@ -24,7 +24,7 @@ pub struct ManifestRequest {
     pub deleted: Vec<ImageId>,
 }
 
-#[derive(Serialize, Deserialize, Default)]
+#[derive(Serialize, Deserialize, Default, utoipa::ToSchema)]
 pub struct ManifestReply {
     /// Ids the hub does not hold yet.
     pub needed: Vec<ImageId>,
@@ -40,7 +40,7 @@ pub struct ManifestReply {
 /// hub ignores) so the hub can verify each file and reuse bytes it holds, and `tags` and
 /// `trashed_at_us` so an imgvault hub keeps its copy in step. None of imgvault's own state goes
 /// into the seed's fields (`context_info` holds what the page sent, and the category).
-#[derive(Serialize, Deserialize)]
+#[derive(Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SyncData {
     #[serde(default)]
     pub user_info: SyncUser,
@@ -54,7 +54,7 @@ pub struct SyncData {
 }
 
 /// Informational: the hub files images under the account that is logged in, not this one.
-#[derive(Serialize, Deserialize, Default)]
+#[derive(Serialize, Deserialize, Default, utoipa::ToSchema)]
 #[serde(default)]
 pub struct SyncUser {
     pub user_id: UserId,
@@ -65,7 +65,7 @@ pub struct SyncUser {
     pub cloud_sync_enabled: bool,
 }
 
-#[derive(Serialize, Deserialize, Clone)]
+#[derive(Serialize, Deserialize, Clone, utoipa::ToSchema)]
 pub struct SyncImage {
     pub id: ImageId,
     #[serde(default)]
@@ -79,6 +79,7 @@ pub struct SyncImage {
     pub image_width: u32,
     pub image_height: u32,
     #[serde(default)]
+    #[schema(value_type = Object)]
     pub context_info: serde_json::Map<String, serde_json::Value>,
     #[serde(default)]
     pub status: String,
@@ -120,7 +121,7 @@ impl SyncImage {
     }
 }
 
-#[derive(Serialize, Deserialize, Default)]
+#[derive(Serialize, Deserialize, Default, utoipa::ToSchema)]
 #[serde(default)]
 pub struct SyncStatistics {
     pub total_metadata_records: u64,
@@ -131,7 +132,7 @@ pub struct SyncStatistics {
 }
 
 /// The hub's answer to one batch.
-#[derive(Serialize, Deserialize, Default)]
+#[derive(Serialize, Deserialize, Default, utoipa::ToSchema)]
 pub struct SyncReply {
     #[serde(default)]
     pub accepted: Vec<ImageId>,
@@ -145,7 +146,7 @@ pub struct SyncReply {
     pub received_bytes: u64,
 }
 
-#[derive(Serialize, Deserialize, Clone)]
+#[derive(Serialize, Deserialize, Clone, utoipa::ToSchema)]
 pub struct Refusal {
     pub id: ImageId,
     pub reason: String,

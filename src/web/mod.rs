@@ -41,6 +41,8 @@ pub const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; 
                        base-uri 'none'; frame-ancestors 'none'; form-action 'self'";
 
 const EXTENSION_DIR: &str = "extension/";
+/// The pages, served at `/` and `/docs`; the others of `assets/` are the files they link.
+const PAGES: [&str; 2] = ["index.html", "api.html"];
 const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 
 /// One file, ready to send.
@@ -70,6 +72,21 @@ impl Asset {
     }
 }
 
+/// A file the server makes at start (not one of `assets/`), served like one: gzipped when the
+/// client takes it, revalidated with an `ETag`.
+pub struct Generated(Asset);
+
+impl Generated {
+    /// `name`'s extension gives the content type.
+    pub fn new(name: &str, bytes: Vec<u8>) -> Self {
+        Self(Asset::new(name, bytes))
+    }
+
+    pub fn send(&self, request: &HeaderMap) -> warp::reply::Response {
+        send(&self.0, request, "no-cache", false)
+    }
+}
+
 /// The UI's files and the extension archive.
 struct Site {
     files: HashMap<String, Asset>,
@@ -94,17 +111,20 @@ impl Site {
                 (name, asset)
             })
             .collect();
-        // Point the page at content-versioned URLs of the files it links.
-        if let Some(index) = site.get("index.html") {
-            let mut html = String::from_utf8_lossy(&index.bytes).into_owned();
+        // Point the pages at content-versioned URLs of the files they link.
+        for page in PAGES {
+            let Some(asset) = site.get(page) else {
+                continue;
+            };
+            let mut html = String::from_utf8_lossy(&asset.bytes).into_owned();
             for (name, asset) in &site {
                 let link = format!("\"/assets/{name}\"");
-                if name != "index.html" && html.contains(&link) {
+                if name != page && html.contains(&link) {
                     let version = asset.version();
                     html = html.replace(&link, &format!("\"/assets/{name}?v={version}\""));
                 }
             }
-            site.insert("index.html".into(), Asset::new("index.html", html.into()));
+            site.insert(page.to_string(), Asset::new(page, html.into()));
         }
         Self {
             files: site,
@@ -167,46 +187,116 @@ fn read_dir(root: &Path, dir: &Path, out: &mut Vec<(String, Vec<u8>)>) {
     }
 }
 
+/// The operations of this module in the OpenAPI document (`api::openapi`).
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(index, docs, asset, extension))]
+pub struct Doc;
+
 pub fn routes() -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clone {
     let index = warp::path::end()
         .and(warp::get())
         .and(warp::header::headers_cloned())
-        .and_then(|headers: HeaderMap| async move {
-            // Without a page (an assets directory lacking one) this is a plain 404, which the
-            // API's error mapping answers.
-            let site = Site::current();
-            match site.files.get("index.html") {
-                Some(page) => Ok(send(page, &headers, "no-cache", true)),
-                None => Err(warp::reject::not_found()),
-            }
-        });
+        .and_then(index);
+    let docs = warp::path!("docs")
+        .and(warp::get())
+        .and(warp::header::headers_cloned())
+        .and_then(docs);
     let files = warp::path("assets")
         .and(warp::path::tail())
         .and(warp::get())
         .and(warp::query::raw().or(warp::any().map(String::new)).unify())
         .and(warp::header::headers_cloned())
-        .and_then(
-            |tail: warp::path::Tail, query: String, headers: HeaderMap| async move {
-                let site = Site::current();
-                let name = percent_decode(tail.as_str());
-                let asset = site.files.get(&name).ok_or_else(warp::reject::not_found)?;
-                let cache = cache_control(asset, &query, dev_dir().is_some());
-                Ok::<_, Rejection>(send(asset, &headers, cache, name.ends_with(".html")))
-            },
-        );
+        .and_then(asset);
     let extension = warp::path!("extension.zip")
         .and(warp::get())
         .and(warp::header::headers_cloned())
-        .map(|headers: HeaderMap| {
-            let site = Site::current();
-            let mut resp = send(&site.extension_zip, &headers, "no-cache", false);
-            resp.headers_mut().insert(
-                header::CONTENT_DISPOSITION,
-                HeaderValue::from_static("attachment; filename=\"imgvault-extension.zip\""),
-            );
-            resp
-        });
-    index.or(files).or(extension)
+        .map(extension);
+    index.or(docs).or(files).or(extension)
+}
+
+/// The web UI.
+#[utoipa::path(
+    get,
+    path = "/",
+    operation_id = "web_ui",
+    tag = "web",
+    security(()),
+    responses((status = 200, description = "The web UI's page.", content_type = "text/html"))
+)]
+async fn index(headers: HeaderMap) -> Result<warp::reply::Response, Rejection> {
+    page("index.html", &headers)
+}
+
+/// This API's reference, a page that reads `/api/openapi.json`.
+#[utoipa::path(
+    get,
+    path = "/docs",
+    operation_id = "api_docs",
+    tag = "web",
+    security(()),
+    responses((status = 200, description = "The API reference page.", content_type = "text/html"))
+)]
+async fn docs(headers: HeaderMap) -> Result<warp::reply::Response, Rejection> {
+    page("api.html", &headers)
+}
+
+/// Without the page (an assets directory lacking one) this is a plain 404, which the API's error
+/// mapping answers.
+fn page(name: &str, headers: &HeaderMap) -> Result<warp::reply::Response, Rejection> {
+    let site = Site::current();
+    match site.files.get(name) {
+        Some(page) => Ok(send(page, headers, "no-cache", true)),
+        None => Err(warp::reject::not_found()),
+    }
+}
+
+/// A file of the web UI: scripts, styles, icons.
+#[utoipa::path(
+    get,
+    path = "/assets/{path}",
+    operation_id = "web_asset",
+    tag = "web",
+    security(()),
+    params(
+        ("path" = String, Path, description = "The file's path under `assets/` (may hold `/`)."),
+        ("v" = Option<String>, Query, description = "The file's content hash, as the pages link \
+                                                    it: answered as cacheable for a year."),
+    ),
+    responses(
+        (status = 200, description = "The file."),
+        (status = 304, description = "The client's copy (`If-None-Match`) is current."),
+        (status = 404, description = "No such file.", body = crate::api::error::ErrorReply),
+    )
+)]
+async fn asset(
+    tail: warp::path::Tail,
+    query: String,
+    headers: HeaderMap,
+) -> Result<warp::reply::Response, Rejection> {
+    let site = Site::current();
+    let name = percent_decode(tail.as_str());
+    let asset = site.files.get(&name).ok_or_else(warp::reject::not_found)?;
+    let cache = cache_control(asset, &query, dev_dir().is_some());
+    Ok(send(asset, &headers, cache, name.ends_with(".html")))
+}
+
+/// The browser extension, packed for "Load unpacked" after unzipping.
+#[utoipa::path(
+    get,
+    path = "/extension.zip",
+    operation_id = "extension_zip",
+    tag = "web",
+    security(()),
+    responses((status = 200, description = "The extension as a zip archive.", content_type = "application/zip"))
+)]
+fn extension(headers: HeaderMap) -> warp::reply::Response {
+    let site = Site::current();
+    let mut resp = send(&site.extension_zip, &headers, "no-cache", false);
+    resp.headers_mut().insert(
+        header::CONTENT_DISPOSITION,
+        HeaderValue::from_static("attachment; filename=\"imgvault-extension.zip\""),
+    );
+    resp
 }
 
 /// Immutable for a year only when the query names this very content (the page's versioned links)

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use warp::{Filter, Rejection, Reply};
 
 use crate::api::auth::{Caller, require_user};
+use crate::api::error::ErrorReply;
 use crate::api::{ApiError, AppState, blocking, body, reject, with_state};
 use crate::domain::{Category, ImageId, Tags};
 use crate::store::{BatchAction, MAX_BATCH_IDS};
@@ -30,21 +31,28 @@ pub fn routes(
         .and_then(batch)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 struct BatchBody {
+    #[schema(required = true)]
     ids: Option<Vec<ImageId>>,
+    /// `trash`, `restore`, `delete_forever`, `set_category`, `add_tags` or `remove_tags`.
+    #[schema(required = true)]
     action: Option<String>,
+    /// For `set_category`: `clothes` or `char`.
     category: Option<String>,
+    /// For `add_tags` and `remove_tags`.
     tags: Option<Vec<String>>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct SkippedView {
     id: ImageId,
+    /// `not_found` (also another user's image), `repeated`, `unchanged`, `too_many_tags`,
+    /// `in_trash` or `not_in_trash`.
     reason: &'static str,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct BatchDone {
     success: bool,
     changed: u64,
@@ -55,6 +63,19 @@ fn bad(message: impl Into<String>) -> Rejection {
     reject(ApiError::BadRequest(message.into()))
 }
 
+/// One action on up to 10,000 of the caller's images, in one commit: `trash`, `restore`,
+/// `delete_forever`, `set_category` (with `category`), `add_tags` or `remove_tags` (with `tags`).
+#[utoipa::path(
+    post,
+    path = "/api/user/images/batch",
+    operation_id = "batch_images",
+    tag = "images",
+    request_body = BatchBody,
+    responses(
+        (status = 200, description = "How many changed; ids skipped, with why.", body = BatchDone),
+        (status = 400, description = "A field missing or bad, or over 10,000 ids.", body = ErrorReply),
+    )
+)]
 async fn batch(
     state: Arc<AppState>,
     caller: Caller,

@@ -13,7 +13,9 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use warp::{Filter, Rejection, Reply};
 
+use super::ImagePath;
 use crate::api::auth::{Caller, require_user};
+use crate::api::error::ErrorReply;
 use crate::api::{ApiError, AppState, blocking, body, reject, with_state};
 use crate::clock;
 use crate::domain::{ImageId, Sha256};
@@ -45,20 +47,22 @@ pub fn routes(
     lookup.or(sources)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 struct LookupRequest {
+    /// SHA-256 hashes (64 hex digits) of image bytes; at most 500.
     #[serde(default)]
     sha256: Vec<String>,
+    /// Image URLs (`originalUrl` as captured); at most 500.
     #[serde(default)]
     urls: Vec<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct LookupReply {
     known: KnownView,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct KnownView {
     /// Lower-case hex, in the order asked, each once.
     sha256: Vec<String>,
@@ -85,6 +89,19 @@ fn parse_lookup(req: &LookupRequest) -> Result<Vec<Sha256>, ApiError> {
         .collect()
 }
 
+/// Which of these hashes and URLs the caller has saved already (live images only): the
+/// extension's "already saved".
+#[utoipa::path(
+    post,
+    path = "/api/images/lookup",
+    operation_id = "lookup_images",
+    tag = "capture",
+    request_body = LookupRequest,
+    responses(
+        (status = 200, description = "The known ones, in the order asked.", body = LookupReply),
+        (status = 400, description = "Over 500 of either, or a hash that is not 64 hex digits.", body = ErrorReply),
+    )
+)]
 async fn lookup(
     state: Arc<AppState>,
     caller: Caller,
@@ -113,7 +130,7 @@ async fn lookup(
 }
 
 /// One capture of an image's bytes: where it was seen.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct SourceView {
     image_id: ImageId,
     page_url: Option<String>,
@@ -134,7 +151,7 @@ impl From<ImageRecord> for SourceView {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct Sources {
     /// Newest first, at most `store::MAX_SOURCES`.
     sources: Vec<SourceView>,
@@ -142,6 +159,17 @@ struct Sources {
 
 /// The caller's live captures of the same bytes as their live image `image_id`, the image itself
 /// included; 404 for an image that is not the caller's or is in the trash.
+#[utoipa::path(
+    get,
+    path = "/api/user/images/{image_id}/sources",
+    operation_id = "image_sources",
+    tag = "capture",
+    params(ImagePath),
+    responses(
+        (status = 200, description = "Every page the image's bytes were captured on.", body = Sources),
+        (status = 404, description = "Not the caller's image, or in the trash.", body = ErrorReply),
+    )
+)]
 async fn sources(
     image_id: ImageId,
     state: Arc<AppState>,

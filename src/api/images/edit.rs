@@ -12,8 +12,10 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use warp::{Filter, Rejection, Reply};
 
+use super::ImagePath;
 use super::list::ImageView;
 use crate::api::auth::{Caller, require_user};
+use crate::api::error::ErrorReply;
 use crate::api::{ApiError, AppState, blocking, body, reject, with_state};
 use crate::domain::ImageId;
 use crate::media::edit::{self, Crop, Edit, EditError, Flip, Rotation};
@@ -43,14 +45,20 @@ pub fn routes(
     edit.or(revert)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 struct EditBody {
+    /// Clockwise, in degrees: 90, 180 or 270.
+    #[schema(value_type = Option<u32>)]
     rotate: Option<serde_json::Value>,
+    /// `h` (left to right) or `v` (top to bottom), after turning.
+    #[schema(value_type = Option<String>)]
     flip: Option<serde_json::Value>,
+    /// The part to keep, in pixels of the image as turned and flipped.
+    #[schema(value_type = Option<CropBody>)]
     crop: Option<serde_json::Value>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 struct CropBody {
     x: u32,
     y: u32,
@@ -58,7 +66,7 @@ struct CropBody {
     height: u32,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct Edited {
     success: bool,
     message: &'static str,
@@ -113,6 +121,21 @@ fn edit_error(e: EditError) -> Rejection {
     }
 }
 
+/// Turns, mirrors and crops an image in place (its URLs stay; what they serve changes).
+#[utoipa::path(
+    post,
+    path = "/api/user/images/{image_id}/edit",
+    operation_id = "edit_image",
+    tag = "images",
+    params(ImagePath),
+    request_body = EditBody,
+    responses(
+        (status = 200, description = "Edited; the image as it is now.", body = Edited),
+        (status = 400, description = "A bad edit, or one that changes nothing.", body = ErrorReply),
+        (status = 403, description = "Another user's image.", body = ErrorReply),
+        (status = 404, description = "No such image (or in the trash).", body = ErrorReply),
+    )
+)]
 async fn edit(
     image_id: ImageId,
     state: Arc<AppState>,
@@ -166,6 +189,20 @@ async fn edit(
     answer(&state, outcome, "图片已编辑").await
 }
 
+/// Brings back an edited image as it was first uploaded.
+#[utoipa::path(
+    post,
+    path = "/api/user/images/{image_id}/revert",
+    operation_id = "revert_image",
+    tag = "images",
+    params(ImagePath),
+    responses(
+        (status = 200, description = "Reverted; the image as it is now.", body = Edited),
+        (status = 400, description = "The image was never edited.", body = ErrorReply),
+        (status = 403, description = "Another user's image.", body = ErrorReply),
+        (status = 404, description = "No such image (or in the trash).", body = ErrorReply),
+    )
+)]
 async fn revert(
     image_id: ImageId,
     state: Arc<AppState>,

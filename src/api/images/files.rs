@@ -8,6 +8,7 @@ use warp::http::{HeaderValue, StatusCode, header};
 use warp::{Filter, Rejection, Reply};
 
 use crate::api::auth::{Caller, require_user};
+use crate::api::error::ErrorReply;
 use crate::api::{ApiError, AppState, blocking, blocking_stream, reject, with_state};
 use crate::domain::{BlobHash, Category, UserId};
 use crate::media::ImageKind;
@@ -18,27 +19,140 @@ use crate::web::etag_matches;
 pub fn routes(
     state: Arc<AppState>,
 ) -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clone {
-    let original = warp::path!("api" / "user" / UserId / "images" / String)
-        .and(warp::get())
-        .map(|user_id, filename| (user_id, None, filename));
-    let by_category = warp::path!("api" / "user" / UserId / "images" / String / String)
-        .and(warp::get())
-        .map(|user_id, category, filename| (user_id, Some(category), filename));
     let thumbnail = warp::path!("api" / "user" / UserId / "thumbnails" / String)
         .and(warp::get())
-        .map(|user_id, filename| (user_id, None, filename))
         .and(with_state(state.clone()))
         .and(require_user(state.clone()))
         .and(conditions())
-        .and_then(|target, state, caller, cond| serve_file(state, caller, target, cond, true));
-    let originals = original
-        .or(by_category)
-        .unify()
+        .and_then(thumbnail);
+    let original = warp::path!("api" / "user" / UserId / "images" / String)
+        .and(warp::get())
+        .and(with_state(state.clone()))
+        .and(require_user(state.clone()))
+        .and(conditions())
+        .and_then(original);
+    let by_category = warp::path!("api" / "user" / UserId / "images" / String / String)
+        .and(warp::get())
         .and(with_state(state.clone()))
         .and(require_user(state))
         .and(conditions())
-        .and_then(|target, state, caller, cond| serve_file(state, caller, target, cond, false));
-    thumbnail.or(originals)
+        .and_then(by_category);
+    thumbnail.or(original).or(by_category)
+}
+
+/// What the file routes answer, for the OpenAPI document.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)]
+enum FileAnswers {
+    /// The bytes, with the blob's hash as `ETag`; large files stream.
+    #[response(status = 200, content_type = "image/*")]
+    Whole(Vec<u8>),
+    /// The `Range` asked for.
+    #[response(status = 206, content_type = "image/*")]
+    Part(Vec<u8>),
+    /// The client's copy (`If-None-Match`) is current.
+    #[response(status = 304)]
+    NotModified,
+    /// A `Range` outside the file.
+    #[response(status = 416)]
+    BadRange,
+    /// Another user's files: `{"error": "权限不足"}`.
+    #[response(status = 403)]
+    Forbidden(ErrorReply),
+    /// No such image, or in the trash without `trashed=1`: `{"error": "图片不存在"}`.
+    #[response(status = 404)]
+    NotFound(ErrorReply),
+}
+
+/// An image's bytes as saved (or as edited).
+#[utoipa::path(
+    get,
+    path = "/api/user/{user_id}/images/{filename}",
+    operation_id = "image_file",
+    tag = "images",
+    params(FilePath, FileQuery, RangeHeader),
+    responses(FileAnswers)
+)]
+async fn original(
+    user_id: UserId,
+    filename: String,
+    state: Arc<AppState>,
+    caller: Caller,
+    cond: Conditions,
+) -> Result<warp::reply::Response, Rejection> {
+    serve_file(state, caller, (user_id, None, filename), cond, false).await
+}
+
+/// The seed's path with the category: answered only when the image is in it.
+#[utoipa::path(
+    get,
+    path = "/api/user/{user_id}/images/{category}/{filename}",
+    operation_id = "image_file_in_category",
+    tag = "images",
+    params(
+        ("user_id" = UserId, Path, description = "The caller's own id."),
+        ("category" = String, Path, description = "`clothes` or `char`."),
+        ("filename" = String, Path, description = "The image's `filename`."),
+        FileQuery, RangeHeader,
+    ),
+    responses(FileAnswers)
+)]
+async fn by_category(
+    user_id: UserId,
+    category: String,
+    filename: String,
+    state: Arc<AppState>,
+    caller: Caller,
+    cond: Conditions,
+) -> Result<warp::reply::Response, Rejection> {
+    serve_file(
+        state,
+        caller,
+        (user_id, Some(category), filename),
+        cond,
+        false,
+    )
+    .await
+}
+
+/// An image's thumbnail; the original until the thumbnail is made.
+#[utoipa::path(
+    get,
+    path = "/api/user/{user_id}/thumbnails/{filename}",
+    operation_id = "thumbnail_file",
+    tag = "images",
+    params(FilePath, FileQuery, RangeHeader),
+    responses(FileAnswers)
+)]
+async fn thumbnail(
+    user_id: UserId,
+    filename: String,
+    state: Arc<AppState>,
+    caller: Caller,
+    cond: Conditions,
+) -> Result<warp::reply::Response, Rejection> {
+    serve_file(state, caller, (user_id, None, filename), cond, true).await
+}
+
+/// The path of a file route, for the OpenAPI document.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)]
+struct FilePath {
+    /// The caller's own id.
+    user_id: UserId,
+    /// The image's `filename`.
+    filename: String,
+}
+
+/// The byte range a file route serves, for the OpenAPI document (`conditions` reads it).
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Header)]
+#[allow(dead_code)]
+struct RangeHeader {
+    /// One byte range, `bytes=START-END` (with `If-Range` to make it conditional).
+    #[param(rename = "Range")]
+    range: Option<String>,
 }
 
 /// The query that lets a file route serve an image in the trash (the trash listing's URLs carry
@@ -76,8 +190,10 @@ fn conditions() -> impl Filter<Extract = (Conditions,), Error = Rejection> + Clo
         )
 }
 
-#[derive(serde::Deserialize)]
+#[derive(serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct FileQuery {
+    /// `1` to serve an image in the trash (the trash listing's URLs carry it).
     trashed: Option<String>,
 }
 

@@ -12,6 +12,7 @@ use warp::{Filter, Rejection, Reply};
 
 use super::tags::TagCountView;
 use crate::api::auth::{Caller, require_user};
+use crate::api::error::ErrorReply;
 use crate::api::{ApiError, AppState, blocking, reject, with_state};
 use crate::clock;
 use crate::domain::{Category, ImageId, Tags, UserId};
@@ -36,7 +37,7 @@ pub fn routes(
 }
 
 /// The seed's image object, with imgvault's additions.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub(super) struct ImageView {
     id: ImageId,
     user_id: UserId,
@@ -48,6 +49,8 @@ pub(super) struct ImageView {
     file_size: u64,
     image_width: u32,
     image_height: u32,
+    /// What the page told about the image (alt text, size shown, ...), as the extension sent it.
+    #[schema(value_type = Object)]
     context_info: serde_json::Map<String, serde_json::Value>,
     /// `clothes` or `char`, as the original's list items carry it.
     category: &'static str,
@@ -106,7 +109,7 @@ impl From<ImageRecord> for ImageView {
 /// Searches always go to the pool.
 const IN_PLACE_OFFSET: u64 = 512;
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub(super) struct ImageList {
     pub images: Vec<ImageView>,
     pub total: u64,
@@ -120,7 +123,7 @@ pub(super) struct ImageList {
     pub facets: Option<FacetsView>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub(super) struct FacetsView {
     /// Matches in each category, whatever the `category` parameter.
     category: CategoryCounts,
@@ -128,7 +131,7 @@ pub(super) struct FacetsView {
     tags: Vec<TagCountView>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct CategoryCounts {
     clothes: u64,
     char: u64,
@@ -151,6 +154,35 @@ impl From<Facets> for FacetsView {
             tags: facets.tags.into_iter().map(TagCountView::from).collect(),
         }
     }
+}
+
+/// The parameters `list` reads, for the OpenAPI document. `list` takes them as raw pairs: `tag`
+/// repeats, and the seed's `page` and `per_page` fall back to their defaults when unparsable
+/// rather than failing.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+struct ListQuery {
+    /// Words to find in the title, URLs, file name, alt text and tags (all must match; ≤ 256
+    /// characters).
+    q: Option<String>,
+    /// A tag the images must carry; repeat for several (all must match).
+    tag: Option<Vec<String>>,
+    /// `clothes` or `char`; empty for all. Another value matches nothing.
+    category: Option<String>,
+    /// Saved on or after this day (`YYYY-MM-DD`, the server's local time).
+    from: Option<String>,
+    /// Saved on or before this day (`YYYY-MM-DD`).
+    to: Option<String>,
+    /// `newest` (the default), `oldest`, `largest` or `smallest`.
+    sort: Option<String>,
+    /// From 1 (the default).
+    page: Option<u64>,
+    /// 1 to 100, 20 by default.
+    per_page: Option<u64>,
+    /// `1`: the newest capture of each content only, with `captures` counted; combines with
+    /// `category` and paging only.
+    distinct: Option<String>,
 }
 
 /// The longest `q`, in characters.
@@ -294,6 +326,19 @@ async fn list_distinct(
     .into_response())
 }
 
+/// The caller's images, newest first: the seed's paged list, searched and filtered, with counts
+/// by category and tag beside the page.
+#[utoipa::path(
+    get,
+    path = "/api/user/images",
+    operation_id = "list_images",
+    tag = "images",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "A page of images.", body = ImageList),
+        (status = 400, description = "A bad parameter (date, sort, tag, `q` too long).", body = ErrorReply),
+    )
+)]
 async fn list(
     state: Arc<AppState>,
     caller: Caller,
@@ -344,7 +389,7 @@ async fn list(
     .into_response())
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct Deleted {
     success: bool,
     message: &'static str,
@@ -352,6 +397,19 @@ struct Deleted {
     image_id: ImageId,
 }
 
+/// Moves an image to the trash (restore it with `/api/user/images/batch`).
+#[utoipa::path(
+    delete,
+    path = "/api/user/images/{image_id}",
+    operation_id = "delete_image",
+    tag = "images",
+    params(("image_id" = ImageId, Path, description = "The image's `id`.")),
+    responses(
+        (status = 200, description = "In the trash.", body = Deleted),
+        (status = 403, description = "Another user's image: `{\"error\": \"权限不足\"}`.", body = ErrorReply),
+        (status = 404, description = "No such image: `{\"error\": \"图片不存在\"}`.", body = ErrorReply),
+    )
+)]
 async fn delete(
     image_id: ImageId,
     state: Arc<AppState>,

@@ -32,6 +32,47 @@ use std::sync::Arc;
 use warp::{Filter, Rejection, Reply};
 
 use super::AppState;
+use crate::domain::ImageId;
+
+/// The path parameter of the routes about one image, for the OpenAPI document.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)]
+struct ImagePath {
+    /// The image's `id`.
+    image_id: ImageId,
+}
+
+/// The operations of this module in the OpenAPI document (`openapi`), a part per submodule.
+pub fn doc() -> utoipa::openapi::OpenApi {
+    use utoipa::OpenApi;
+    #[derive(OpenApi)]
+    #[openapi(paths(
+        upload::receive_image,
+        upload::upload_clipboard,
+        upload::upload_file,
+        capture::lookup,
+        capture::sources,
+        similar::similar,
+        similar::duplicates,
+        list::list,
+        list::delete,
+        batch::batch,
+        edit::edit,
+        edit::revert,
+        tags::set_tags,
+        tags::suggest,
+        trash::list,
+        trash::empty,
+        paths::own,
+        paths::by_id,
+        files::original,
+        files::by_category,
+        files::thumbnail,
+    ))]
+    struct Doc;
+    Doc::openapi()
+}
 
 pub fn routes(
     state: Arc<AppState>,

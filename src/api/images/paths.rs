@@ -26,6 +26,7 @@ use warp::http::{HeaderValue, header};
 use warp::{Filter, Rejection, Reply};
 
 use crate::api::auth::{Caller, require_user};
+use crate::api::error::ErrorReply;
 use crate::api::{ApiError, AppState, blocking, blocking_stream, reject, with_state};
 use crate::clock::{self, Micros};
 use crate::domain::{Category, ImageId, UserId};
@@ -51,6 +52,17 @@ pub fn routes(
 }
 
 /// The caller's own listing. The original reads no `include_files` here: files are always listed.
+#[utoipa::path(
+    get,
+    path = "/api/user/file-paths",
+    operation_id = "file_paths",
+    tag = "images",
+    params(("category" = Option<String>, Query, description = "`all` (the default), `clothes` or `char`.")),
+    responses(
+        (status = 200, description = "The caller's files, by category, as the URL paths that serve them.", body = WholeListing),
+        (status = 400, description = "An unknown `category`.", body = ErrorReply),
+    )
+)]
 async fn own(
     state: Arc<AppState>,
     caller: Caller,
@@ -60,6 +72,23 @@ async fn own(
     listing(state, caller.user.user_id, categories, true).await
 }
 
+/// The original server's listing of a user's files (the caller's own only).
+#[utoipa::path(
+    get,
+    path = "/api/user/{user_id}/file-paths",
+    operation_id = "user_file_paths",
+    tag = "images",
+    params(
+        ("user_id" = UserId, Path, description = "The caller's own id."),
+        ("category" = Option<String>, Query, description = "`all` (the default), `clothes` or `char`."),
+        ("include_files" = Option<String>, Query, description = "`false` for the categories alone; files are listed unless it is given and is not `true`."),
+    ),
+    responses(
+        (status = 200, description = "The user's files, by category.", body = WholeListing),
+        (status = 400, description = "An unknown `category`.", body = ErrorReply),
+        (status = 403, description = "Another user's id.", body = ErrorReply),
+    )
+)]
 async fn by_id(
     user_id: UserId,
     state: Arc<AppState>,
@@ -142,7 +171,7 @@ enum Stage {
 }
 
 /// The fields before `paths`.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct Head<'a> {
     success: bool,
     user_id: &'a UserId,
@@ -151,13 +180,13 @@ struct Head<'a> {
 }
 
 /// The fields of a category before its `files`.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct CategoryHead {
     directory: String,
     exists: bool,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct FileEntry<'a> {
     filename: &'a str,
     full_path: String,
@@ -166,11 +195,33 @@ struct FileEntry<'a> {
     modified: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct Statistics {
     total_files: u64,
     total_size: u64,
     total_size_mb: f64,
+}
+
+/// The whole answer, as `Listing` writes it piece by piece, for the OpenAPI document.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = FilePaths)]
+#[allow(dead_code)]
+struct WholeListing {
+    #[serde(flatten)]
+    head: Head<'static>,
+    /// By category: `clothes`, then `char` (one of them with `category`).
+    paths: HashMap<String, CategoryListing>,
+    /// With the files only.
+    statistics: Option<Statistics>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+#[allow(dead_code)]
+struct CategoryListing {
+    #[serde(flatten)]
+    head: CategoryHead,
+    /// Newest first; empty with `include_files=false`.
+    files: Vec<FileEntry<'static>>,
 }
 
 /// Writes `value`, a struct, as JSON without its closing brace, so that fields streamed after it

@@ -8,8 +8,10 @@ use std::sync::Arc;
 use serde::Serialize;
 use warp::{Filter, Rejection, Reply};
 
+use super::ImagePath;
 use super::list::ImageView;
 use crate::api::auth::{Caller, require_user};
+use crate::api::error::ErrorReply;
 use crate::api::{ApiError, AppState, blocking, reject, with_state};
 use crate::store::{MAX_CLUSTER_DISTANCE, MAX_DISTANCE, Similar};
 
@@ -61,14 +63,14 @@ fn number(
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct Match {
     #[serde(flatten)]
     image: ImageView,
     distance: u32,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct SimilarAnswer {
     images: Vec<Match>,
     max_distance: u32,
@@ -78,6 +80,25 @@ struct SimilarAnswer {
     message: Option<&'static str>,
 }
 
+/// The caller's images that look like this one (resized, recompressed, lightly cropped or
+/// marked), nearest first, the image itself left out.
+#[utoipa::path(
+    get,
+    path = "/api/user/images/{image_id}/similar",
+    operation_id = "similar_images",
+    tag = "capture",
+    params(
+        ImagePath,
+        ("max_distance" = Option<u32>, Query, description = "The most bits of the 64-bit perceptual hash that may differ: 0 to 32, 10 by default."),
+        ("limit" = Option<u32>, Query, description = "1 to 200, 50 by default."),
+    ),
+    responses(
+        (status = 200, description = "The near-duplicates; `pending` while the image has no hash yet.", body = SimilarAnswer),
+        (status = 403, description = "Another user's image.", body = ErrorReply),
+        (status = 404, description = "No such image.", body = ErrorReply),
+        (status = 422, description = "The image cannot be decoded to hash it.", body = ErrorReply),
+    )
+)]
 async fn similar(
     id: String,
     state: Arc<AppState>,
@@ -131,14 +152,14 @@ async fn similar(
     }))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct GroupView {
     /// Images in the group; `images` holds at most `per_group` of them, newest first.
     size: u64,
     images: Vec<ImageView>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct DuplicatesAnswer {
     groups: Vec<GroupView>,
     total_groups: u64,
@@ -153,6 +174,23 @@ struct DuplicatesAnswer {
     complete: bool,
 }
 
+/// The caller's images grouped by near-duplicates, largest groups first.
+#[utoipa::path(
+    get,
+    path = "/api/user/duplicates",
+    operation_id = "list_duplicates",
+    tag = "capture",
+    params(
+        ("max_distance" = Option<u32>, Query, description = "As for `/similar`: 0 to 32, 10 by default."),
+        ("page" = Option<u64>, Query, description = "From 1 (the default)."),
+        ("per_page" = Option<u64>, Query, description = "Groups a page: 1 to 100, 20 by default."),
+        ("per_group" = Option<u64>, Query, description = "Images shown a group: 1 to 50, 12 by default."),
+    ),
+    responses(
+        (status = 200, description = "A page of groups.", body = DuplicatesAnswer),
+        (status = 400, description = "A parameter out of its range.", body = ErrorReply),
+    )
+)]
 async fn duplicates(
     state: Arc<AppState>,
     caller: Caller,

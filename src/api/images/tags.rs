@@ -8,7 +8,9 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use warp::{Filter, Rejection, Reply};
 
+use super::ImagePath;
 use crate::api::auth::{Caller, require_user};
+use crate::api::error::ErrorReply;
 use crate::api::{ApiError, AppState, blocking, body, reject, with_state};
 use crate::domain::{ImageId, Tags};
 use crate::store::{ChangeOutcome, TagCount};
@@ -41,12 +43,14 @@ pub fn routes(
     set.or(suggest)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 struct TagsBody {
+    /// At most 64 tags of at most 64 characters.
+    #[schema(required = true)]
     tags: Option<Vec<String>>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct TagsSet {
     success: bool,
     #[serde(rename = "imageId")]
@@ -54,6 +58,21 @@ struct TagsSet {
     tags: Vec<String>,
 }
 
+/// Replaces an image's tags (an empty list clears them).
+#[utoipa::path(
+    put,
+    path = "/api/user/images/{image_id}/tags",
+    operation_id = "set_tags",
+    tag = "images",
+    params(ImagePath),
+    request_body = TagsBody,
+    responses(
+        (status = 200, description = "The tags as stored.", body = TagsSet),
+        (status = 400, description = "`tags` missing, or a tag too long, or too many.", body = ErrorReply),
+        (status = 403, description = "Another user's image.", body = ErrorReply),
+        (status = 404, description = "No such image.", body = ErrorReply),
+    )
+)]
 async fn set_tags(
     image_id: ImageId,
     state: Arc<AppState>,
@@ -83,7 +102,7 @@ async fn set_tags(
 }
 
 /// A tag and how many images carry it: an autocomplete suggestion, or a search's facet.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub(super) struct TagCountView {
     tag: String,
     count: u64,
@@ -95,11 +114,23 @@ impl From<TagCount> for TagCountView {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct Suggestions {
     tags: Vec<TagCountView>,
 }
 
+/// The caller's tags starting with `prefix`, most used first: autocomplete.
+#[utoipa::path(
+    get,
+    path = "/api/user/tags",
+    operation_id = "suggest_tags",
+    tag = "images",
+    params(
+        ("prefix" = Option<String>, Query, description = "What the tag starts with (≤ 64 characters; compared case- and width-insensitively)."),
+        ("limit" = Option<u64>, Query, description = "How many, 20 by default, at most 100."),
+    ),
+    responses((status = 200, description = "The matching tags with their image counts.", body = Suggestions))
+)]
 async fn suggest(
     state: Arc<AppState>,
     caller: Caller,

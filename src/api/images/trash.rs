@@ -30,6 +30,17 @@ pub fn routes(
 }
 
 /// The trash in the shape of the image list, most recently trashed first.
+#[utoipa::path(
+    get,
+    path = "/api/user/trash",
+    operation_id = "list_trash",
+    tag = "images",
+    params(
+        ("page" = Option<u64>, Query, description = "From 1 (the default)."),
+        ("per_page" = Option<u64>, Query, description = "1 to 100, 20 by default."),
+    ),
+    responses((status = 200, description = "A page of the trash; each image has `trashed_at`.", body = ImageList))
+)]
 async fn list(
     state: Arc<AppState>,
     caller: Caller,
@@ -51,13 +62,21 @@ async fn list(
     }))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct Emptied {
     success: bool,
     message: &'static str,
     deleted: u64,
 }
 
+/// Deletes everything in the caller's trash for good.
+#[utoipa::path(
+    post,
+    path = "/api/user/trash/empty",
+    operation_id = "empty_trash",
+    tag = "images",
+    responses((status = 200, description = "Emptied.", body = Emptied))
+)]
 async fn empty(state: Arc<AppState>, caller: Caller) -> Result<impl Reply, Rejection> {
     let user_id = caller.user.user_id;
     let deleted = blocking(move || Ok(state.store.empty_trash(&user_id)?))

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use warp::{Filter, Rejection, Reply};
 
 use crate::api::auth::{Caller, optional_user};
+use crate::api::error::ErrorReply;
 use crate::api::guard::client_addr;
 use crate::api::multipart::{self, Multipart};
 use crate::api::{ApiError, AppState, body, idempotency, reject, with_state};
@@ -28,12 +29,12 @@ pub fn routes(
         .and(warp::post())
         .and(idempotency_key())
         .and(json_upload(state.clone()))
-        .and_then(|key, state, who, body| upload_json(state, who, body, Route::Receive, key));
+        .and_then(receive_image);
     let clipboard = warp::path!("api" / "upload-clipboard")
         .and(warp::post())
         .and(idempotency_key())
         .and(json_upload(state.clone()))
-        .and_then(|key, state, who, body| upload_json(state, who, body, Route::Clipboard, key));
+        .and_then(upload_clipboard);
     let file = warp::path!("api" / "upload-file")
         .and(warp::post())
         .and(idempotency_key())
@@ -43,6 +44,98 @@ pub fn routes(
         .and(warp::body::stream())
         .and_then(upload_file);
     receive.or(clipboard).or(file)
+}
+
+/// The headers an upload reads, for the OpenAPI document (`idempotency_key` reads them).
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Header)]
+#[allow(dead_code)]
+struct UploadHeaders {
+    /// Names the upload so that a retry stores it once: a replay gets the first answer, the same
+    /// key with another body a 409. At most 128 printable ASCII characters; kept 7 days, per user.
+    #[param(rename = "Idempotency-Key")]
+    idempotency_key: Option<String>,
+}
+
+/// The form `upload-file` reads, for the OpenAPI document (`read_form` reads it).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+struct UploadForm {
+    /// The image: PNG, JPEG, GIF, WebP or AVIF, at most 10 MB.
+    #[schema(value_type = String, content_media_type = "application/octet-stream")]
+    file: Vec<u8>,
+    /// `clothes` (the default) or `char`.
+    category: Option<String>,
+    /// Tags, comma-separated or the field repeated.
+    tags: Option<String>,
+}
+
+/// Saves an image the browser extension captured: its bytes as a data URL, an image URL for the
+/// server to fetch, or (logged in) the SHA-256 of bytes the caller has stored already.
+#[utoipa::path(
+    post,
+    path = "/api/receive-image",
+    operation_id = "receive_image",
+    tag = "upload",
+    security((), ("session" = []), ("key" = [])),
+    params(UploadHeaders),
+    request_body = JsonUpload,
+    responses(UploadAnswers)
+)]
+async fn receive_image(
+    key: Option<String>,
+    state: Arc<AppState>,
+    who: Uploader,
+    body: Bytes,
+) -> Result<warp::reply::Response, Rejection> {
+    upload_json(state, who, body, Route::Receive, key).await
+}
+
+/// Saves an image pasted from the clipboard, as a data URL.
+#[utoipa::path(
+    post,
+    path = "/api/upload-clipboard",
+    tag = "upload",
+    security((), ("session" = []), ("key" = [])),
+    params(UploadHeaders),
+    request_body = JsonUpload,
+    responses(UploadAnswers)
+)]
+async fn upload_clipboard(
+    key: Option<String>,
+    state: Arc<AppState>,
+    who: Uploader,
+    body: Bytes,
+) -> Result<warp::reply::Response, Rejection> {
+    upload_json(state, who, body, Route::Clipboard, key).await
+}
+
+/// What the upload routes answer, for the OpenAPI document.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)]
+enum UploadAnswers {
+    /// Saved (or, for a replayed `Idempotency-Key`, saved before); the thumbnail follows in the
+    /// background (`/api/task/{task_id}`).
+    #[response(status = 200)]
+    Saved(#[to_schema] UploadReply),
+    /// No image, a format or image that is not taken, or a bad field.
+    #[response(status = 400)]
+    Bad(ErrorReply),
+    /// Anonymous uploads are off, or an API key is bad.
+    #[response(status = 401)]
+    NoLogin(ErrorReply),
+    /// The `Idempotency-Key` was used with another body.
+    #[response(status = 409)]
+    KeyReused(ErrorReply),
+    /// Over 10 MB.
+    #[response(status = 413)]
+    TooLarge(ErrorReply),
+    /// Over the anonymous quota of the address; `Retry-After` says when to try again.
+    #[response(status = 429)]
+    TooMany(ErrorReply),
+    /// The disk is full (or below `--min-free-mb`); nothing was stored.
+    #[response(status = 507)]
+    NoSpace(ErrorReply),
 }
 
 const MAX_JSON_UPLOAD: u64 = MAX_IMAGE_BYTES / 3 * 4 + 8 + 256 * 1024;
@@ -175,7 +268,7 @@ impl Route {
 
 /// Borrows the image data from the request body: at a few hundred KB it is the one field worth
 /// not copying.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 struct JsonUpload<'a> {
     #[serde(
         rename = "imageData",
@@ -183,14 +276,20 @@ struct JsonUpload<'a> {
         default,
         deserialize_with = "optional_borrowed"
     )]
+    /// The image as a `data:image/...;base64,` URL, or an `http(s)` URL for the server to fetch
+    /// (`receive-image` only). At most 10 MB decoded.
+    #[schema(value_type = Option<String>)]
     image_data: Option<Cow<'a, str>>,
     #[serde(rename = "originalUrl")]
     original_url: Option<String>,
-    /// Kept loose: a category of the wrong type falls back to `clothes` like an unknown one.
+    /// `clothes` (the default) or `char`. Kept loose: a category of the wrong type falls back to
+    /// `clothes` like an unknown one.
+    #[schema(value_type = Option<String>)]
     category: Option<serde_json::Value>,
     #[serde(rename = "pageInfo")]
     page_info: Option<PageInfo>,
     /// Tags to give the image: an array of strings; one invalid tag refuses the upload.
+    #[schema(value_type = Option<Vec<String>>)]
     tags: Option<serde_json::Value>,
     /// `receive-image` without `imageData`: the SHA-256 (hex) of bytes the caller has stored.
     sha256: Option<String>,
@@ -231,11 +330,13 @@ where
     Ok(Option::<Text<'de>>::deserialize(deserializer)?.map(|text| text.0))
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 struct PageInfo {
     url: Option<String>,
     title: Option<String>,
+    /// What the page shows about the image (alt text, size shown, ...), kept as sent.
     #[serde(rename = "imageContext")]
+    #[schema(value_type = Option<Object>)]
     image_context: Option<serde_json::Value>,
 }
 
@@ -249,7 +350,7 @@ struct UploadMeta {
     tags: Tags,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct UploadReply {
     success: bool,
     #[serde(rename = "taskId")]
@@ -340,6 +441,16 @@ fn image_url(data: &str) -> Option<&str> {
     (scheme.starts_with("http://") || scheme == "https://").then_some(data)
 }
 
+/// Saves an uploaded file (a multipart form).
+#[utoipa::path(
+    post,
+    path = "/api/upload-file",
+    tag = "upload",
+    security((), ("session" = []), ("key" = [])),
+    params(UploadHeaders),
+    request_body(content = UploadForm, content_type = "multipart/form-data"),
+    responses(UploadAnswers)
+)]
 async fn upload_file(
     key: Option<String>,
     state: Arc<AppState>,
