@@ -5,24 +5,28 @@
 //! pixels).
 //!
 //! ```text
-//! apt-get install plasma-workspace-wallpapers mate-backgrounds ukui-wallpapers
+//! apt-get install --no-install-recommends gcompris-qt-data palapeli-data
 //! cargo bench --bench phash
-//! cargo bench --bench phash -- --photos 105 --threads 2   # every other tile, for a quick look
+//! cargo bench --bench phash -- --photos 100 --threads 2   # evenly spread subset, for a quick look
 //! ```
 //!
-//! **Corpus.** Real photographs, found on the machine rather than kept in the repository: the
-//! photographic wallpapers of Debian's `plasma-workspace-wallpapers`, `mate-backgrounds` and
-//! `ukui-wallpapers` (`SOURCES`; their artwork is left out) and `lake.jpg` of the `webp` crate's
-//! sources in the cargo registry when present. They are 26 large photos (1280×1024 to 5120×2880),
-//! too few, so each is cut into a 3×3 grid of tiles that share no pixel, each tile a "distinct
-//! photo" (about 850×530 pixels, a typical web image; 211 of them). Tiles of one photo often
-//! share colours and texture, which makes telling them apart harder than telling unrelated photos
-//! apart: the figures are, if anything, pessimistic. A tile with almost no detail (luma standard deviation below
-//! `FLAT`, a patch of fog or sky that is no one's photo) is left out and counted (23). Nothing is
-//! synthetic. Fewer than 200 tiles found (a package missing) stops the bench with the command
-//! that installs them.
+//! **Corpus.** Real camera photographs, each a whole photo, found on the machine rather than kept
+//! in the repository. Most are the photos of GCompris's activities (`gcompris-qt-data`, GPL-3+,
+//! the photos themselves public domain or CC-BY/CC-BY-SA from Wikimedia Commons): every raster
+//! image of the activities in `GCOMPRIS_ACTIVITIES` (monuments, animals, musicians, and the
+//! fishes, buildings, tools, windmills, dams and everyday objects to sort), which are all photos
+//! (their drawings are SVG), read out of the Qt resource bundles the package installs them in
+//! (`rcc_files`). Three of the sorting game's monuments are smaller copies of the monuments
+//! activity's photos and are left out (`GCOMPRIS_DUPLICATES`); other photos of the same monument
+//! or the same kind of tool stay, as the hard cases they are. Then the five photos of Palapeli's
+//! puzzle collection (`palapeli-data`, public domain and GFDL) and `lake.jpg` of the `webp`
+//! crate's sources in the cargo registry: 260 photos. The sorting game's 139 are 320 pixels on
+//! the long side (small web pictures), the others 1024 to 1920 pixels, brought down to
+//! `MAX_SIDE` (a typical web image) when larger. A photo with almost no detail (luma standard
+//! deviation below `FLAT`) would be left out and counted; none is. Nothing is synthetic and
+//! nothing is tiled. Fewer than `MIN_PHOTOS` found stops the bench with `INSTALL`.
 //!
-//! **Variants.** Each tile is stored as a JPEG at quality 92 (the "original") and made into
+//! **Variants.** Each photo is stored as a JPEG at quality 92 (the "original") and made into
 //! `VARIANTS` near-duplicates from its pixels: resized to 50% and to 30%, recompressed at quality
 //! 50, 70 and 95, cropped by 5% (one corner kept, and the centre kept), marked with a small
 //! watermark (a translucent band with dark strokes across a fifth of the width, bottom right),
@@ -31,123 +35,49 @@
 //! thumbnail workers decode it: JPEG scaled decoding, EXIF, colour management) before it is
 //! hashed.
 //!
-//! **Measure.** Every pair of images is compared. A pair from the same tile is a near-duplicate;
-//! a pair from two tiles is not. At threshold `t`, a pair at distance ≤ `t` is called a duplicate:
-//! precision is the share of those calls that are right, recall the share of near-duplicate pairs
-//! called. Printed for `t` = 0..24 for each algorithm, then, at the default (10 bits), the recall
-//! of each variant against its original and the closest pairs of different tiles.
+//! **Measure.** Every pair of images is compared. A pair from the same photo is a near-duplicate;
+//! a pair from two photos is not. At threshold `t`, a pair at distance ≤ `t` is called a
+//! duplicate: precision is the share of those calls that are right, recall the share of
+//! near-duplicate pairs called. Printed for `t` = 0..24 for each algorithm, then, at the default
+//! (10 bits), the recall of each variant against its original and the closest pairs of different
+//! photos.
 
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use image::{DynamicImage, Rgb, RgbImage};
 use imgvault::media::{ImageKind, jpeg, phash, thumbnail};
 
-/// The photographic wallpapers used, each with the package that installs it.
-const SOURCES: &[(&str, &str)] = &[
-    (
-        "plasma-workspace-wallpapers",
-        "/usr/share/wallpapers/BytheWater/contents/images/2560x1600.jpg",
-    ),
-    (
-        "plasma-workspace-wallpapers",
-        "/usr/share/wallpapers/ColdRipple/contents/images/2560x1600.jpg",
-    ),
-    (
-        "plasma-workspace-wallpapers",
-        "/usr/share/wallpapers/ColorfulCups/contents/images/2560x1600.jpg",
-    ),
-    (
-        "plasma-workspace-wallpapers",
-        "/usr/share/wallpapers/DarkestHour/contents/images/2560x1600.jpg",
-    ),
-    (
-        "plasma-workspace-wallpapers",
-        "/usr/share/wallpapers/EveningGlow/contents/images/2560x1600.jpg",
-    ),
-    (
-        "plasma-workspace-wallpapers",
-        "/usr/share/wallpapers/FallenLeaf/contents/images/2560x1600.jpg",
-    ),
-    (
-        "plasma-workspace-wallpapers",
-        "/usr/share/wallpapers/Grey/contents/images/2560x1600.jpg",
-    ),
-    (
-        "plasma-workspace-wallpapers",
-        "/usr/share/wallpapers/Kite/contents/images/2560x1600.jpg",
-    ),
-    (
-        "plasma-workspace-wallpapers",
-        "/usr/share/wallpapers/OneStandsOut/contents/images/2560x1600.jpg",
-    ),
-    (
-        "plasma-workspace-wallpapers",
-        "/usr/share/wallpapers/Path/contents/images/2560x1600.jpg",
-    ),
-    (
-        "plasma-workspace-wallpapers",
-        "/usr/share/wallpapers/SafeLanding/contents/images/5120x2880.jpg",
-    ),
-    (
-        "plasma-workspace-wallpapers",
-        "/usr/share/wallpapers/summer_1am/contents/images/2560x1600.jpg",
-    ),
-    (
-        "mate-backgrounds",
-        "/usr/share/backgrounds/mate/nature/Aqua.jpg",
-    ),
-    (
-        "mate-backgrounds",
-        "/usr/share/backgrounds/mate/nature/Blinds.jpg",
-    ),
-    (
-        "mate-backgrounds",
-        "/usr/share/backgrounds/mate/nature/Dune.jpg",
-    ),
-    (
-        "mate-backgrounds",
-        "/usr/share/backgrounds/mate/nature/FreshFlower.jpg",
-    ),
-    (
-        "mate-backgrounds",
-        "/usr/share/backgrounds/mate/nature/Garden.jpg",
-    ),
-    (
-        "mate-backgrounds",
-        "/usr/share/backgrounds/mate/nature/GreenMeadow.jpg",
-    ),
-    (
-        "mate-backgrounds",
-        "/usr/share/backgrounds/mate/nature/LadyBird.jpg",
-    ),
-    (
-        "mate-backgrounds",
-        "/usr/share/backgrounds/mate/nature/RainDrops.jpg",
-    ),
-    (
-        "mate-backgrounds",
-        "/usr/share/backgrounds/mate/nature/Storm.jpg",
-    ),
-    (
-        "mate-backgrounds",
-        "/usr/share/backgrounds/mate/nature/TwoWings.jpg",
-    ),
-    (
-        "mate-backgrounds",
-        "/usr/share/backgrounds/mate/nature/Wood.jpg",
-    ),
-    (
-        "mate-backgrounds",
-        "/usr/share/backgrounds/mate/nature/YellowFlower.jpg",
-    ),
-    ("ukui-wallpapers", "/usr/share/backgrounds/2004default.jpg"),
-];
+/// The one line that installs the corpus.
+const INSTALL: &str = "apt-get install --no-install-recommends gcompris-qt-data palapeli-data";
 
-/// Tiles per side of each photo.
-const GRID: u32 = 3;
-/// Tiles whose luma varies less than this (standard deviation, 0–255) are left out.
+/// Where `gcompris-qt-data` installs its activities' resource bundles.
+const GCOMPRIS_RCC: &str = "/usr/share/gcompris-qt/rcc";
+/// The activities whose raster images are all photographs.
+const GCOMPRIS_ACTIVITIES: &[&str] = &[
+    "explore_monuments",
+    "erase",
+    "explore_world_animals",
+    "explore_farm_animals",
+    "explore_world_music",
+    "categorization",
+];
+/// Copies, at 320 pixels, of photos of `explore_monuments`.
+const GCOMPRIS_DUPLICATES: &[&str] = &[
+    "/gcompris/src/activities/categorization/resource/images/monuments/brandenburgGate.webp",
+    "/gcompris/src/activities/categorization/resource/images/monuments/colosseum.webp",
+    "/gcompris/src/activities/categorization/resource/images/monuments/greatPyramid.webp",
+];
+/// Palapeli's puzzle photos (`palapeli-data`).
+const PALAPELI: &str = "/usr/share/palapeli/collection";
+
+/// Photos larger than this on their long side are brought down to it.
+const MAX_SIDE: u32 = 1280;
+/// Photos whose luma varies less than this (standard deviation, 0–255) are left out.
 const FLAT: f64 = 12.0;
+/// Fewer photos than this is not a benchmark.
+const MIN_PHOTOS: usize = 200;
 /// The server's default `max_distance`.
 const DEFAULT_DISTANCE: u32 = 10;
 const MAX_THRESHOLD: u32 = 24;
@@ -188,32 +118,58 @@ fn main() {
         }
     }
     let started = Instant::now();
-    let (tiles, flat, sources) = corpus();
-    if tiles.len() < 200 && args.photos == usize::MAX {
-        let packages: std::collections::BTreeSet<&str> = SOURCES.iter().map(|(p, _)| *p).collect();
+    let corpus = corpus();
+    if corpus.photos.len() < MIN_PHOTOS && args.photos == usize::MAX {
         eprintln!(
-            "only {} photos found (200 needed); install the wallpapers: apt-get install {}",
-            tiles.len(),
-            packages.into_iter().collect::<Vec<_>>().join(" ")
+            "only {} photos found ({MIN_PHOTOS} needed); install them: {INSTALL}",
+            corpus.photos.len()
         );
         std::process::exit(2);
     }
-    let step = (tiles.len() / args.photos.min(tiles.len()).max(1)).max(1);
-    let tiles: Vec<RgbImage> = tiles.into_iter().step_by(step).take(args.photos).collect();
+    let step = (corpus.photos.len() / args.photos.min(corpus.photos.len()).max(1)).max(1);
+    let photos: Vec<&Photo> = corpus
+        .photos
+        .iter()
+        .step_by(step)
+        .take(args.photos)
+        .collect();
+    let mut sources: Vec<(&str, usize)> = Vec::new();
+    for photo in &photos {
+        match sources.iter_mut().find(|(s, _)| *s == photo.source) {
+            Some((_, n)) => *n += 1,
+            None => sources.push((photo.source, 1)),
+        }
+    }
+    let small = photos.iter().filter(|p| p.long_side <= 400).count();
     println!(
-        "corpus: {} photos (3×3 tiles of {sources} real photographs; {flat} flat tiles left out), \
-         {} images each (original + {} variants)",
-        tiles.len(),
+        "corpus: {} distinct whole photos ({}; {} near-blank left out), {small} of them at most \
+         400 px on the long side, the others up to {MAX_SIDE} px; {} images each (original + {} \
+         variants)",
+        photos.len(),
+        sources
+            .iter()
+            .map(|(s, n)| format!("{n} of {s}"))
+            .collect::<Vec<_>>()
+            .join(", "),
+        corpus.flat,
         VARIANTS.len() + 1,
         VARIANTS.len()
     );
 
-    // Each tile's images, hashed by both algorithms, on `threads` threads.
-    let chunk = tiles.len().div_ceil(args.threads.max(1));
+    let names: Vec<&str> = photos.iter().map(|p| p.name.as_str()).collect();
+
+    // Each photo's images, hashed by every candidate, on `threads` threads.
+    let chunk = photos.len().div_ceil(args.threads.max(1));
     let groups: Vec<Vec<Vec<u64>>> = std::thread::scope(|s| {
-        let handles: Vec<_> = tiles
+        let handles: Vec<_> = photos
             .chunks(chunk.max(1))
-            .map(|part| s.spawn(move || part.iter().map(hashes_of).collect::<Vec<_>>()))
+            .map(|part| {
+                s.spawn(move || {
+                    part.iter()
+                        .map(|p| hashes_of(&p.pixels))
+                        .collect::<Vec<_>>()
+                })
+            })
             .collect();
         handles
             .into_iter()
@@ -227,41 +183,160 @@ fn main() {
             .iter()
             .map(|g| g.iter().map(|h| h[pick]).collect())
             .collect();
-        report(name, &hashes);
+        report(name, &hashes, &names);
     }
 }
 
-/// The tiles of every source found, the number of flat tiles left out, and the sources found.
-fn corpus() -> (Vec<RgbImage>, usize, usize) {
-    let mut paths: Vec<PathBuf> = SOURCES.iter().map(|(_, p)| PathBuf::from(p)).collect();
-    paths.extend(cargo_lake());
-    let (mut tiles, mut flat, mut found) = (Vec::new(), 0, 0);
-    for path in paths.iter().filter(|p| p.exists()) {
-        let Ok(photo) = image::open(path) else {
-            eprintln!("cannot read {}", path.display());
+struct Photo {
+    /// The package (or crate) it comes from.
+    source: &'static str,
+    /// Its file, short.
+    name: String,
+    /// Its long side as found, before `MAX_SIDE`.
+    long_side: u32,
+    pixels: RgbImage,
+}
+
+struct Corpus {
+    photos: Vec<Photo>,
+    /// Near-blank photos left out.
+    flat: usize,
+}
+
+/// Every photo found, in a fixed order.
+fn corpus() -> Corpus {
+    let mut found: Vec<(&'static str, String, Vec<u8>)> = Vec::new();
+    for activity in GCOMPRIS_ACTIVITIES {
+        let path = Path::new(GCOMPRIS_RCC).join(format!("{activity}.rcc"));
+        let Ok(bundle) = std::fs::read(&path) else {
             continue;
         };
-        found += 1;
-        let photo = photo.into_rgb8();
-        let (tw, th) = (photo.width() / GRID, photo.height() / GRID);
-        for ty in 0..GRID {
-            for tx in 0..GRID {
-                let tile = image::imageops::crop_imm(&photo, tx * tw, ty * th, tw, th).to_image();
-                // Tiles of the 5120-px sources are brought to the others' size.
-                let tile = if tw > 1000 {
-                    image::imageops::resize(&tile, tw / 2, th / 2, image::imageops::Lanczos3)
-                } else {
-                    tile
-                };
-                if luma_deviation(&tile) < FLAT {
-                    flat += 1;
-                } else {
-                    tiles.push(tile);
-                }
-            }
+        let Some(files) = rcc_files(&bundle) else {
+            eprintln!("cannot read the resource bundle {}", path.display());
+            continue;
+        };
+        found.extend(
+            files
+                .into_iter()
+                .filter(|(name, _)| {
+                    [".webp", ".jpg", ".png"].iter().any(|e| name.ends_with(e))
+                        && !GCOMPRIS_DUPLICATES.contains(&name.as_str())
+                })
+                .map(|(name, bytes)| ("gcompris-qt-data", name, bytes)),
+        );
+    }
+    let mut palapeli: Vec<PathBuf> = std::fs::read_dir(PALAPELI)
+        .map(|dir| dir.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    palapeli.retain(|p| p.extension().is_some_and(|e| e == "jpg"));
+    palapeli.sort();
+    let files = palapeli
+        .into_iter()
+        .map(|p| ("palapeli-data", p))
+        .chain(cargo_lake().map(|p| ("the webp crate", p)));
+    for (source, path) in files {
+        match std::fs::read(&path) {
+            Ok(bytes) => found.push((source, path.display().to_string(), bytes)),
+            Err(e) => eprintln!("cannot read {}: {e}", path.display()),
         }
     }
-    (tiles, flat, found)
+
+    let (mut photos, mut flat) = (Vec::new(), 0);
+    for (source, name, bytes) in found {
+        let Ok(image) = image::load_from_memory(&bytes) else {
+            eprintln!("cannot decode {name}");
+            continue;
+        };
+        let pixels = image.into_rgb8();
+        let (w, h) = pixels.dimensions();
+        let long_side = w.max(h);
+        let pixels = if long_side > MAX_SIDE {
+            let (nw, nh) = (
+                (u64::from(w) * u64::from(MAX_SIDE) / u64::from(long_side)) as u32,
+                (u64::from(h) * u64::from(MAX_SIDE) / u64::from(long_side)) as u32,
+            );
+            image::imageops::resize(&pixels, nw, nh, image::imageops::Lanczos3)
+        } else {
+            pixels
+        };
+        if luma_deviation(&pixels) < FLAT {
+            flat += 1;
+        } else {
+            photos.push(Photo {
+                source,
+                name: short(&name),
+                long_side,
+                pixels,
+            });
+        }
+    }
+    Corpus { photos, flat }
+}
+
+/// `name` without the directories common to its source.
+fn short(name: &str) -> String {
+    match name.strip_prefix("/gcompris/src/activities/") {
+        Some(rest) => rest.replace("/resource/", "/").replace("/images/", "/"),
+        None => name.rsplit('/').next().unwrap_or(name).to_string(),
+    }
+}
+
+/// The files of a Qt resource bundle (`.rcc`, format 1 to 3), path and bytes, in path order:
+/// a header, a tree of nodes (directories list a run of children, files point into the data),
+/// UTF-16 names. zlib-compressed files are inflated; zstd-compressed ones (which Debian's Qt 5
+/// never writes) are left out.
+fn rcc_files(bundle: &[u8]) -> Option<Vec<(String, Vec<u8>)>> {
+    let be16 = |at: usize| Some(u16::from_be_bytes(bundle.get(at..at + 2)?.try_into().ok()?));
+    let be32 =
+        |at: usize| Some(u32::from_be_bytes(bundle.get(at..at + 4)?.try_into().ok()?) as usize);
+    if bundle.get(..4)? != b"qres" {
+        return None;
+    }
+    let (version, tree, data, names) = (be32(4)?, be32(8)?, be32(12)?, be32(16)?);
+    // Format 2 added a modification time to each node.
+    let node = if version >= 2 { 22 } else { 14 };
+    let name = |offset: usize| {
+        let at = names + offset;
+        let units: Vec<u16> = (0..be16(at)? as usize)
+            .map(|i| be16(at + 6 + 2 * i))
+            .collect::<Option<_>>()?;
+        String::from_utf16(&units).ok()
+    };
+    let (mut files, mut pending) = (Vec::new(), vec![(0usize, String::new())]);
+    while let Some((index, parent)) = pending.pop() {
+        let at = tree + index * node;
+        let flags = be16(at + 4)?;
+        let path = if index == 0 {
+            String::new()
+        } else {
+            format!("{parent}/{}", name(be32(at)?)?)
+        };
+        if flags & 2 != 0 {
+            let (count, first) = (be32(at + 6)?, be32(at + 10)?);
+            // Children come after their parent, so a damaged bundle cannot loop.
+            if first <= index {
+                return None;
+            }
+            pending.extend((first..first + count).map(|child| (child, path.clone())));
+        } else {
+            let offset = data + be32(at + 10)?;
+            let stored = bundle.get(offset + 4..offset + 4 + be32(offset)?)?;
+            let bytes = match flags {
+                0 => stored.to_vec(),
+                1 => {
+                    let mut out = Vec::new();
+                    flate2::read::ZlibDecoder::new(stored.get(4..)?)
+                        .read_to_end(&mut out)
+                        .ok()?;
+                    out
+                }
+                _ => continue,
+            };
+            files.push((path, bytes));
+        }
+    }
+    files.sort();
+    Some(files)
 }
 
 /// `lake.jpg` of the `webp` crate's sources, when cargo has them.
@@ -356,9 +431,9 @@ fn candidates(shown: &DynamicImage) -> Vec<u64> {
     vec![phash::hash(shown), classic(shown), gradient(shown)]
 }
 
-/// The original and every variant of one tile as stored bytes, each hashed by every candidate.
-fn hashes_of(tile: &RgbImage) -> Vec<Vec<u64>> {
-    let original = jpeg::encode_rgb(tile, 92).expect("JPEG encodes");
+/// The original and every variant of one photo as stored bytes, each hashed by every candidate.
+fn hashes_of(photo: &RgbImage) -> Vec<Vec<u64>> {
+    let original = jpeg::encode_rgb(photo, 92).expect("JPEG encodes");
     let decoded = image::load_from_memory(&original)
         .expect("the original decodes")
         .into_rgb8();
@@ -448,9 +523,10 @@ fn watermarked(original: &RgbImage) -> RgbImage {
     out
 }
 
-/// Prints the precision/recall curve of `groups` (each tile's hashes, original first), the recall
-/// of each variant at the default, and the closest pairs of different tiles.
-fn report(name: &str, groups: &[Vec<u64>]) {
+/// Prints the precision/recall curve of `groups` (each photo's hashes, original first, the photo
+/// called by `names`), the recall
+/// of each variant at the default, and the closest pairs of different photos.
+fn report(name: &str, groups: &[Vec<u64>], names: &[&str]) {
     let bins = 65usize;
     let mut same = vec![0u64; bins];
     let mut different = vec![0u64; bins];
@@ -515,17 +591,18 @@ fn report(name: &str, groups: &[Vec<u64>]) {
             distances[distances.len() - 1]
         );
     }
-    let originals: Vec<u64> = groups.iter().map(|g| g[0]).collect();
-    let mut closest: Vec<u32> = Vec::new();
-    for (i, a) in originals.iter().enumerate() {
-        for b in &originals[i + 1..] {
-            closest.push(phash::distance(*a, *b));
+    let mut closest: Vec<(u32, usize, usize)> = Vec::new();
+    for (i, a) in groups.iter().enumerate() {
+        for (j, b) in groups.iter().enumerate().skip(i + 1) {
+            closest.push((phash::distance(a[0], b[0]), i, j));
         }
     }
     closest.sort_unstable();
     println!(
-        "  originals of different photos: closest {:?}, median {}",
-        &closest[..closest.len().min(8)],
-        closest[closest.len() / 2]
+        "  originals of different photos: median distance {}, the closest:",
+        closest[closest.len() / 2].0
     );
+    for &(d, i, j) in &closest[..closest.len().min(6)] {
+        println!("    {d:>2}  {}  ~  {}", names[i], names[j]);
+    }
 }
