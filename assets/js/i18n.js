@@ -261,6 +261,7 @@ const I18N = {
     'ext.step2firefoxTail': '，点击“临时载入附加组件”，选择文件夹中的 manifest.json。',
     'ext.step3': '在插件的设置页填写服务器地址：',
     'footer.note': 'imgvault · 自托管图片库',
+    'footer.api': 'API 文档',
   },
   en: {
     'skip': 'Skip to content',
@@ -516,6 +517,7 @@ const I18N = {
     'ext.step2firefoxTail': ', click “Load Temporary Add-on…” and pick manifest.json in the folder.',
     'ext.step3': 'In the extension’s options, set the server address:',
     'footer.note': 'imgvault · your self-hosted image vault',
+    'footer.api': 'API reference',
   },
 };
 

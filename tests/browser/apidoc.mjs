@@ -2,7 +2,7 @@
 // tests/browser.rs: every operation of /api/openapi.json is listed in its group, an operation
 // opens to show its parameters, body and answers with their fields (from the document's schemas),
 // the filter narrows the list, `/docs#operationId` opens that operation, and the page asks no other
-// host for anything. Screenshots on a desktop in light mode and on a phone in dark mode.
+// host for anything; the web UI links it. Screenshots on a desktop in light mode and on a phone in dark mode.
 //
 // Run: node tests/browser/apidoc.mjs (from the repository root; exit code 0 = pass).
 import assert from "node:assert/strict";
@@ -30,7 +30,10 @@ try {
   page.on("request", (r) => {
     if (!r.url().startsWith(BASE)) foreign.push(r.url());
   });
-  await page.goto(BASE + "/docs");
+  // The web UI links the page.
+  await page.goto(BASE + "/");
+  await page.getByTestId("api-docs-link").click();
+  await page.waitForURL(BASE + "/docs");
   await visible(page.getByTestId("api-operation").first(), "the operations");
   const listed = await page.getByTestId("api-operation").evaluateAll((els) => els.map((e) => `${e.dataset.method} ${e.dataset.path}`));
   assert.deepEqual([...listed].sort(), [...expected].sort());
