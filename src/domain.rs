@@ -172,11 +172,11 @@ impl fmt::Display for Category {
 
 macro_rules! id_type {
     ($(#[$doc:meta])* $name:ident, $prefix:literal) => {
+        // Stored and sent as a plain string (`serde(transparent)`): the type adds no byte to the
+        // disk format or the JSON. `Default` is the empty id, which names nothing: for wire
+        // fields a client may leave out. (Not doc comments: those are the OpenAPI document's
+        // description of the id, for the API's users.)
         $(#[$doc])*
-        ///
-        /// Stored and sent as a plain string (`serde(transparent)`): the type adds no byte to the
-        /// disk format or the JSON.
-        /// `Default` is the empty id, which names nothing: for wire fields a client may leave out.
         #[derive(
             Debug,
             Clone,

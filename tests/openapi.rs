@@ -152,11 +152,32 @@ async fn the_document_lists_exactly_the_routes_the_source_declares() {
             assert!(op["security"].is_array(), "{id}: no security requirement");
         }
     }
+    // Every reference leads somewhere (a schema named in an answer but never registered would not).
+    let mut refs = BTreeSet::new();
+    collect_refs(&doc, &mut refs);
+    assert!(refs.len() > 20, "{refs:?}");
+    for r in refs {
+        let pointer = r.strip_prefix('#').expect("a local reference");
+        assert!(doc.pointer(pointer).is_some(), "{r} leads nowhere");
+    }
     // The session cookie is this server's own name.
     let cookie = doc["components"]["securitySchemes"]["session"]["name"]
         .as_str()
         .unwrap();
     assert!(cookie.starts_with("imgvault_"), "{cookie}");
+}
+
+fn collect_refs(value: &Value, out: &mut BTreeSet<String>) {
+    match value {
+        Value::Object(map) => {
+            if let Some(r) = map.get("$ref").and_then(Value::as_str) {
+                out.insert(r.to_string());
+            }
+            map.values().for_each(|v| collect_refs(v, out));
+        }
+        Value::Array(items) => items.iter().for_each(|v| collect_refs(v, out)),
+        _ => {}
+    }
 }
 
 /// What the router answers for a path or method it does not know.

@@ -94,6 +94,7 @@ pub struct SyncImage {
     pub tags: Option<Vec<String>>,
     /// When the sender moved it to the trash; absent while it is live.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<i64>)]
     pub trashed_at_us: Option<clock::Micros>,
 }
 
