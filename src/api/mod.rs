@@ -14,6 +14,7 @@ mod idempotency;
 mod images;
 mod keys;
 mod multipart;
+mod stats;
 mod status;
 mod sync;
 mod tasks;
@@ -82,6 +83,7 @@ pub fn routes(
         .or(boxed(sync::routes(state.clone())))
         .or(boxed(admin::routes(state.clone())))
         .or(boxed(keys::routes(state.clone())))
+        .or(boxed(stats::routes(state.clone())))
         .or(boxed(crate::web::routes()));
     let api = boxed(api);
     warp::header::headers_cloned()
