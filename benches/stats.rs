@@ -34,7 +34,7 @@ use imgvault::clock;
 use imgvault::domain::{BlobHash, ImageId, TaskId};
 use imgvault::store::records::{ImageRecord, TaskRecord, TaskStatus};
 use imgvault::store::stats::{StatsQuery, day_of};
-use imgvault::store::{NewImage, Store};
+use imgvault::store::{Batch, NewImage, Store, TaskEnd};
 use serde_json::{Value, json};
 
 use spawned::Spawned;
@@ -163,7 +163,7 @@ fn add_hosts(store: &Store) -> Result<(), String> {
                 task_id,
                 user_id: user.user_id.clone(),
                 image_id: id,
-                status: TaskStatus::Completed,
+                status: TaskStatus::Processing,
                 error: None,
                 created_at: now,
                 updated_at: now,
@@ -171,11 +171,24 @@ fn add_hosts(store: &Store) -> Result<(), String> {
             (image, task, bytes)
         })
         .collect();
-    let uploads: Vec<NewImage<'_>> = made
+    // Their tasks end in the same commit, so the server has no background work on them.
+    let ends: Vec<TaskEnd> = made
         .iter()
-        .map(|(image, task, bytes)| NewImage::plain(image, bytes, task))
+        .map(|(image, _, _)| TaskEnd {
+            task_id: image.task_id.clone(),
+            outcome: Ok(()),
+            at: now,
+        })
         .collect();
-    for outcome in store.save_images(&uploads).map_err(|e| e.to_string())? {
+    let batch = Batch {
+        uploads: made
+            .iter()
+            .map(|(image, task, bytes)| NewImage::plain(image, bytes, task))
+            .collect(),
+        thumbnails: Vec::new(),
+        task_ends: ends.iter().collect(),
+    };
+    for outcome in store.commit(&batch).map_err(|e| e.to_string())? {
         outcome.map_err(|e| e.to_string())?;
     }
     Ok(())
