@@ -8,7 +8,7 @@
 //
 // The modules import each other in one direction only, with no cycles (tests/web.rs checks it):
 // app.js -> auth -> viewer -> editor / batch / tags -> gallery -> query -> state -> dom, and so
-// on down (search, select, trash and duplicates sit beside the viewer). A lower module tells a higher one
+// on down (search, select, trash, duplicates and stats sit beside the viewer). A lower module tells a higher one
 // something (a 401, a click on a card, a new first page) through an event of js/events.js.
 
 import { $ } from './js/dom.js';
@@ -25,6 +25,7 @@ import { bindTrash } from './js/trash.js';
 import { bindKeys } from './js/keys.js';
 import { fillViewer, bindViewer } from './js/viewer.js';
 import { bindDuplicates, renderDuplicates } from './js/duplicates.js';
+import { bindStats, renderStats } from './js/stats.js';
 import { uploads, setUploadCategory, renderUpload, bindUpload } from './js/upload.js';
 import { renderSyncStatus, bindSync } from './js/sync.js';
 
@@ -38,6 +39,7 @@ function setLanguage(next) {
   for (const item of uploads) renderUpload(item);
   if (state.viewerId) fillViewer();
   renderDuplicates();
+  renderStats();
   refreshStatus();
   renderSyncStatus();
   for (const form of ['login', 'register']) {
@@ -59,6 +61,7 @@ function bind() {
   bindKeys();
   bindViewer();
   bindDuplicates();
+  bindStats();
 }
 
 async function start() {

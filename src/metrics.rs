@@ -35,6 +35,7 @@ const ROUTES: &[&str] = &[
     "/api/user/images/*/sources",
     "/api/user/images/*/similar",
     "/api/user/tags",
+    "/api/user/stats",
     "/api/user/trash",
     "/api/user/trash/empty",
     "/api/user/duplicates",

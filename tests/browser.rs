@@ -119,6 +119,18 @@ async fn web_ui_shows_similar_images_and_trashes_duplicates_in_chromium() {
     ]);
 }
 
+/// Needs `GET /api/user/stats`.
+#[tokio::test]
+async fn web_ui_draws_the_stats_page_on_a_phone_and_in_the_dark_in_chromium() {
+    run_script("stats.mjs", &[]).await;
+    assert_screenshots(&[
+        "stats-desktop.png",
+        "stats-phone.png",
+        "stats-phone-dark.png",
+        "stats-server-phone-dark.png",
+    ]);
+}
+
 /// Needs the list's search parameters (`q`, `from`, `to`, `sort`) and its `facets`.
 #[tokio::test]
 async fn web_ui_searches_as_you_type_and_keeps_the_search_in_the_address_in_chromium() {

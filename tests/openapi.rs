@@ -723,6 +723,21 @@ async fn real_answers_fit_the_documents_schemas() {
     )
     .await;
     assert_eq!(status, 403);
+    let stats = "/api/user/stats";
+    call(
+        &mut v,
+        client.get(url("/api/user/stats?days=7")),
+        "GET",
+        stats,
+    )
+    .await;
+    let server = url("/api/user/stats?scope=server");
+    let (status, _) = call(&mut v, client.get(&server), "GET", stats).await;
+    assert_eq!(status, 403);
+    let admin = new_client();
+    app.login(&admin, "admin", ADMIN_PASSWORD).await;
+    let (status, _) = call(&mut v, admin.get(&server), "GET", stats).await;
+    assert_eq!(status, 200);
     call(
         &mut v,
         client.post(url("/api/logout")),

@@ -10,6 +10,7 @@ import { on } from './events.js';
 import { resetGallery, loadMore } from './gallery.js';
 import { closeViewer } from './viewer.js';
 import { closeDuplicates } from './duplicates.js';
+import { closeStats } from './stats.js';
 import { clearSync } from './sync.js';
 
 function showView(view) {
@@ -44,6 +45,7 @@ export function enterAnon() {
   resetGallery();
   closeViewer();
   closeDuplicates();
+  closeStats();
   showView('anon');
 }
 

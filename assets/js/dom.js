@@ -46,9 +46,11 @@ export function text(value) {
 
 export function formatBytes(n) {
   const bytes = Number(n) || 0;
-  if (bytes < 1024) return bytes + ' B';
+  if (bytes < 1024) return Math.round(bytes) + ' B';
   if (bytes < 1024 * 1024) return (bytes / 1024).toFixed(bytes < 10 * 1024 ? 1 : 0) + ' KB';
-  return (bytes / 1024 / 1024).toFixed(1) + ' MB';
+  if (bytes < 1024 ** 3) return (bytes / 1024 / 1024).toFixed(1) + ' MB';
+  if (bytes < 1024 ** 4) return (bytes / 1024 ** 3).toFixed(1) + ' GB';
+  return (bytes / 1024 ** 4).toFixed(1) + ' TB';
 }
 
 /** "2025-06-13 18:45:30" (the server's local time) → "06-13 18:45" this year, else "2025-06-13". */

@@ -15,6 +15,7 @@ mod images;
 mod keys;
 mod multipart;
 pub mod openapi;
+mod stats;
 mod status;
 mod sync;
 mod tasks;
@@ -83,6 +84,7 @@ pub fn routes(
         .or(boxed(sync::routes(state.clone())))
         .or(boxed(admin::routes(state.clone())))
         .or(boxed(keys::routes(state.clone())))
+        .or(boxed(stats::routes(state.clone())))
         .or(boxed(openapi::routes(state.clone())))
         .or(boxed(crate::web::routes()));
     let api = boxed(api);

@@ -68,6 +68,7 @@ pub fn document(cookie: &str) -> utoipa::openapi::OpenApi {
         super::status::Doc::openapi(),
         super::auth::Doc::openapi(),
         super::images::doc(),
+        super::stats::Doc::openapi(),
         super::tasks::Doc::openapi(),
         super::sync::Doc::openapi(),
         super::admin::Doc::openapi(),

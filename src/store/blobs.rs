@@ -5,6 +5,7 @@ use bytes::{Bytes, BytesMut};
 use redb::{ReadOnlyTable, ReadableTable, WriteTransaction};
 
 use super::records::{BlobRecord, Record};
+use super::stats::{self, BlobChange};
 use super::tables::*;
 use super::{Result, Store, StoreError};
 use crate::domain::{BlobHash, Sha256};
@@ -44,6 +45,7 @@ fn add_ref_hashed(
     let mut record = match existing {
         Some(mut record) => {
             record.refs += 1;
+            stats::blob(tx, BlobChange::Shared(record.size))?;
             record
         }
         None => {
@@ -53,6 +55,7 @@ fn add_ref_hashed(
                 chunks.insert((&hash.0, i as u32), chunk)?;
                 count += 1;
             }
+            stats::blob(tx, BlobChange::Stored(bytes.len() as u64))?;
             BlobRecord {
                 size: bytes.len() as u64,
                 chunks: count,
@@ -113,10 +116,12 @@ pub(super) fn release(tx: &WriteTransaction, hash: &BlobHash) -> Result<bool> {
     if record.refs > 1 {
         record.refs -= 1;
         blobs.insert(&hash.0, record.encode().as_slice())?;
+        stats::blob(tx, BlobChange::Unshared(record.size))?;
         Ok(false)
     } else {
         blobs.remove(&hash.0)?;
         drop(blobs);
+        stats::blob(tx, BlobChange::Released(record.size))?;
         if let Some(sha) = &record.sha256 {
             let mut index = tx.open_table(SHA256_BLOBS)?;
             // Another blob never has the same SHA-256; a check would have found it.

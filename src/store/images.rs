@@ -11,7 +11,7 @@ use super::idempotency::NewKey;
 use super::records::{ImageRecord, OriginalMedia, Record, TagRecord, TaskRecord, codes};
 use super::tables::*;
 use super::{Batch, Result, Store, StoreError};
-use super::{blobs, content, idempotency, paging, search, thumbs};
+use super::{blobs, content, idempotency, paging, search, stats, thumbs};
 use crate::clock::Micros;
 use crate::domain::{BlobHash, Category, ImageId, Sha256, Tags, UserId};
 
@@ -299,8 +299,8 @@ pub(super) fn category_key(image: &ImageRecord) -> (&str, u8, Micros, &str) {
 }
 
 /// Adds (`delta` 1) or takes away (-1) a live image's entries in everything that lists, finds or
-/// counts live images: the time, category, tag, content and URL indexes, the search rows and the
-/// counters. The one place those are kept, for every way an image arrives, changes or leaves
+/// counts live images: the time, category, tag, content and URL indexes, the search rows, the
+/// counters and the statistics. The one place those are kept, for every way an image arrives, changes or leaves
 /// (trash, restore, delete). The record itself is the caller's to write. A change in place (tags,
 /// category) keeps them itself and rewrites the search row with `search::reindex`.
 pub(super) fn index_live(tx: &WriteTransaction, image: &ImageRecord, delta: i64) -> Result<()> {
@@ -319,6 +319,8 @@ pub(super) fn index_live(tx: &WriteTransaction, image: &ImageRecord, delta: i64)
         search::remove(tx, image)?;
     }
     index_tags(tx, image, delta)?;
+    // Before `content::index`: it reads the user's captures of the content as they were.
+    stats::live(tx, image, delta)?;
     content::index(tx, image, delta)?;
     bump(tx, image, delta)
 }
@@ -340,6 +342,7 @@ pub(super) fn remove(tx: &WriteTransaction, image: &ImageRecord) -> Result<()> {
     match trash_key(image) {
         Some(key) => {
             tx.open_table(USER_TRASH)?.remove(key)?;
+            stats::trash(tx, image, -1)?;
         }
         None => index_live(tx, image, -1)?,
     }
@@ -361,6 +364,7 @@ fn trash(tx: &WriteTransaction, image: &mut ImageRecord, at: Micros) -> Result<(
     image.trashed_at = Some(at);
     let key = trash_key(image).expect("just trashed");
     tx.open_table(USER_TRASH)?.insert(key, ())?;
+    stats::trash(tx, image, 1)?;
     changed_for_hub(image);
     Ok(())
 }
@@ -369,6 +373,7 @@ fn trash(tx: &WriteTransaction, image: &mut ImageRecord, at: Micros) -> Result<(
 fn restore(tx: &WriteTransaction, image: &mut ImageRecord) -> Result<()> {
     if let Some(key) = trash_key(image) {
         tx.open_table(USER_TRASH)?.remove(key)?;
+        stats::trash(tx, image, -1)?;
     }
     image.trashed_at = None;
     index_live(tx, image, 1)?;
@@ -735,11 +740,13 @@ impl Store {
                     bump_category(&tx, &image, -1)?;
                     count_in_category(&tx, &image, -1)?;
                     content::index(&tx, &image, -1)?;
+                    stats::category(&tx, &image, -1)?;
                     image.category = *category;
                     index.insert(category_key(&image), ())?;
                     bump_category(&tx, &image, 1)?;
                     count_in_category(&tx, &image, 1)?;
                     content::index(&tx, &image, 1)?;
+                    stats::category(&tx, &image, 1)?;
                     search::reindex(&tx, &image)?;
                     changed_for_hub(&mut image);
                     None

@@ -14,7 +14,7 @@ use super::tables::*;
 use super::{Result, StoreError};
 
 /// The schema this build writes.
-pub const SCHEMA_VERSION: u64 = 13;
+pub const SCHEMA_VERSION: u64 = 14;
 
 pub(super) const VERSION_KEY: &str = "schema_version";
 
@@ -22,7 +22,7 @@ pub(super) const VERSION_KEY: &str = "schema_version";
 type Step = fn(&WriteTransaction) -> Result<()>;
 const STEPS: &[Step] = &[
     v1_to_v2, v2_to_v3, v3_to_v4, v4_to_v5, v5_to_v6, v6_to_v7, v7_to_v8, v8_to_v9, v9_to_v10,
-    v10_to_v11, v11_to_v12, v12_to_v13,
+    v10_to_v11, v11_to_v12, v12_to_v13, v13_to_v14,
 ];
 
 /// Version 2 adds thumbnails: every image stored so far goes on the backlog to get one.
@@ -236,6 +236,12 @@ fn v11_to_v12(tx: &WriteTransaction) -> Result<()> {
 fn v12_to_v13(tx: &WriteTransaction) -> Result<()> {
     tx.open_table(PHASHES)?;
     Ok(())
+}
+
+/// Version 14 adds the stats page's figures (`store::stats`), built here in one pass over the
+/// image records and the blob records.
+fn v13_to_v14(tx: &WriteTransaction) -> Result<()> {
+    super::stats::rebuild(tx)
 }
 
 #[cfg(test)]
@@ -516,6 +522,68 @@ mod tests {
         assert!(report.is_clean(), "{:?}", report.problems);
         assert_eq!((report.phashes, report.unhashed), (0, 1));
         assert_eq!(store.phash_backlog(None, 10).unwrap().0, vec![blob]);
+    }
+
+    #[test]
+    fn a_version_13_file_opens_with_its_statistics_built_from_the_records() {
+        use crate::store::stats::StatsQuery;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.redb");
+        {
+            let store = Store::open(&path, 1 << 20).unwrap();
+            add_user(&store, "u");
+            for (id, day, bytes, page) in [
+                ("a", 2, b"same".as_slice(), Some("https://www.shop.cn/1")),
+                ("b", 2, b"same".as_slice(), Some("https://shop.cn/2")),
+                ("c", 4, b"other bytes".as_slice(), None),
+            ] {
+                let (image, task) = new_image(id, "u", day * crate::clock::DAY, bytes);
+                let image = ImageRecord {
+                    page_url: page.map(str::to_string),
+                    ..image
+                };
+                store.save_image(&image, bytes, &task).unwrap();
+            }
+            store.trash_image(&"c".into(), &"u".into(), 5).unwrap();
+        }
+        // What version 13 wrote: no statistics tables.
+        {
+            let db = Database::create(&path).unwrap();
+            let tx = db.begin_write().unwrap();
+            assert!(tx.delete_table(STATS_DAYS).unwrap());
+            assert!(tx.delete_table(STATS_CATEGORIES).unwrap());
+            assert!(tx.delete_table(STATS_HOSTS).unwrap());
+            assert!(tx.delete_table(STATS_TOTALS).unwrap());
+            tx.open_table(META)
+                .unwrap()
+                .insert(VERSION_KEY, 13)
+                .unwrap();
+            tx.commit().unwrap();
+        }
+        let store = Store::open(&path, 1 << 20).unwrap();
+        let report = store.check().unwrap();
+        assert_eq!(report.schema_version, SCHEMA_VERSION);
+        assert!(report.is_clean(), "{:?}", report.problems);
+        let stats = |user: Option<&str>| {
+            store
+                .stats(&StatsQuery {
+                    user: user.map(Into::into),
+                    today: 4,
+                    days: 5,
+                    months: 1,
+                    top_hosts: 10,
+                })
+                .unwrap()
+        };
+        let mine = stats(Some("u"));
+        assert_eq!((mine.days[2].1.images, mine.days[2].1.bytes), (2, 8));
+        assert_eq!(mine.days[4].1.images, 0);
+        assert_eq!((mine.totals.trash.images, mine.totals.dedup_bytes), (1, 4));
+        assert_eq!(mine.hosts[0].0, "shop.cn");
+        assert_eq!(mine.hosts[0].1.images, 2);
+        let server = stats(None);
+        assert_eq!(server.totals.stored_bytes, 4 + 11);
+        assert_eq!(server.totals.dedup_bytes, 4);
     }
 
     #[test]

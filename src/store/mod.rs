@@ -22,6 +22,7 @@ pub mod records;
 pub mod revisit;
 mod search;
 mod sessions;
+pub mod stats;
 mod sync;
 pub mod tables;
 mod tasks;

@@ -577,6 +577,45 @@ impl Record for PhashRecord {
     const VERSION: u8 = 1;
 }
 
+/// How many live images and how many bytes of them one statistics bucket holds (a day, a
+/// category, a source host: `store::stats`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatsCell {
+    pub images: u64,
+    /// Their `file_size`s: the bytes they show (an edit's, not its original's).
+    pub bytes: u64,
+}
+
+impl Record for StatsCell {
+    const NAME: &'static str = "statistics cell";
+    const VERSION: u8 = 1;
+}
+
+/// The figures of one statistics scope (a user, or the whole server) that are not a series
+/// (`store::stats`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatsTotals {
+    /// Live images and their bytes.
+    pub live: StatsCell,
+    /// Trashed images and their bytes (they hold their bytes until deleted for good).
+    pub trash: StatsCell,
+    /// A user's: bytes of their live captures of contents they hold another live capture of.
+    /// The server's: bytes every blob reference after a blob's first would have taken.
+    pub dedup_bytes: u64,
+    /// The server's: bytes of all blobs, each once (images, originals of edits, thumbnails).
+    /// Zero in a user's scope.
+    pub stored_bytes: u64,
+    /// How many host rows the scope has in `STATS_HOSTS` (at most `stats::MAX_HOSTS`).
+    pub hosts: u64,
+    /// Live images of hosts that found the host table full, and their bytes.
+    pub other_hosts: StatsCell,
+}
+
+impl Record for StatsTotals {
+    const NAME: &'static str = "statistics totals";
+    const VERSION: u8 = 1;
+}
+
 /// The stored codes of enums that other layers own. Each is one byte, the same byte postcard
 /// wrote for the enum's variant index before these existed, so files written then read the same.
 /// Table keys that hold one of these enums (the category index) use the same codes, through
@@ -725,6 +764,23 @@ mod tests {
         let bytes = record.encode();
         assert_eq!(hex(&bytes), expected, "{} record", R::NAME);
         assert_eq!(R::decode(&bytes).unwrap(), record);
+    }
+
+    #[test]
+    fn statistics_records_keep_their_bytes() {
+        let cell = |images, bytes| StatsCell { images, bytes };
+        golden(cell(3, 300), "0103ac02");
+        golden(
+            StatsTotals {
+                live: cell(2, 1000),
+                trash: cell(1, 5),
+                dedup_bytes: 128,
+                stored_bytes: 0,
+                hosts: 4,
+                other_hosts: cell(0, 0),
+            },
+            "0102e8070105800100040000",
+        );
     }
 
     #[test]

@@ -149,6 +149,21 @@ pub const HUB_SYNCS: TableDefinition<&str, &[u8]> = TableDefinition::new("hub_sy
 /// Progress and outcome of cloud-sync tasks (their `TaskRecord` lives in `TASKS`).
 pub const SYNC_TASKS: TableDefinition<&str, &[u8]> = TableDefinition::new("sync_tasks");
 
+/// The scope of the server-wide statistics in the statistics tables; every other scope is a
+/// user id, which is never empty.
+pub const SERVER_SCOPE: &str = "";
+/// (scope, UTC day: days since 1970-01-01) → `StatsCell`: the scope's live images saved that day
+/// and their bytes; absent when none. Kept by `store::stats`, like the three tables below.
+pub const STATS_DAYS: TableDefinition<(&str, i32), &[u8]> = TableDefinition::new("stats_days");
+/// (scope, category code) → `StatsCell`: the scope's live images in the category.
+pub const STATS_CATEGORIES: TableDefinition<(&str, u8), &[u8]> =
+    TableDefinition::new("stats_categories");
+/// (scope, host of the page URL) → `StatsCell`: the scope's live images captured from pages of
+/// the host; at most `stats::MAX_HOSTS` rows per scope.
+pub const STATS_HOSTS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("stats_hosts");
+/// scope → `StatsTotals`.
+pub const STATS_TOTALS: TableDefinition<&str, &[u8]> = TableDefinition::new("stats_totals");
+
 /// Runs `$body` with `$table` bound to each table of the file in turn: the one list of them, for
 /// what must meet every table (creating a new file's, copying a backup). A new table goes here.
 macro_rules! for_every_table {
@@ -309,6 +324,22 @@ macro_rules! for_every_table {
             let $table = $crate::store::tables::IDEMPOTENCY_TIMES;
             $body;
         }
+        {
+            let $table = $crate::store::tables::STATS_DAYS;
+            $body;
+        }
+        {
+            let $table = $crate::store::tables::STATS_CATEGORIES;
+            $body;
+        }
+        {
+            let $table = $crate::store::tables::STATS_HOSTS;
+            $body;
+        }
+        {
+            let $table = $crate::store::tables::STATS_TOTALS;
+            $body;
+        }
     }};
 }
 pub(crate) use for_every_table;
@@ -406,6 +437,26 @@ mod tests {
         let time = <KeyTime as Value>::as_bytes(&(5, "u1", "k"));
         // The length of "u1" first (the only variable-width field before the last), then the fields.
         assert_eq!(hex(time.as_ref()), "02050000000000000075316b");
+    }
+
+    /// The statistics tables' keys, pinned like the others (the day is four little-endian bytes).
+    #[test]
+    fn statistics_keys_keep_their_bytes() {
+        type DayKey = (&'static str, i32);
+        type CategoryKey = (&'static str, u8);
+        type HostKey = (&'static str, &'static str);
+        let _: &TableDefinition<DayKey, &[u8]> = &STATS_DAYS;
+        let _: &TableDefinition<CategoryKey, &[u8]> = &STATS_CATEGORIES;
+        let _: &TableDefinition<HostKey, &[u8]> = &STATS_HOSTS;
+        let _: &TableDefinition<&str, &[u8]> = &STATS_TOTALS;
+        let day = <DayKey as Value>::as_bytes(&("u1", 20_000));
+        assert_eq!(hex(day.as_ref()), "027531204e0000");
+        let server = <DayKey as Value>::as_bytes(&(SERVER_SCOPE, -1));
+        assert_eq!(hex(server.as_ref()), "00ffffffff");
+        let category = <CategoryKey as Value>::as_bytes(&("u1", 1));
+        assert_eq!(hex(category.as_ref()), "02753101");
+        let host = <HostKey as Value>::as_bytes(&("u1", "a.cn"));
+        assert_eq!(hex(host.as_ref()), "027531612e636e");
     }
 
     /// `for_every_table!` names every table declared in this file, so no table is left out of new

@@ -11,7 +11,7 @@ pub(super) fn check_blobs(
     images: &Images,
     report: &mut CheckReport,
     out: &mut Findings,
-) -> Result<()> {
+) -> Result<BlobUse> {
     let mut expected_refs: HashMap<[u8; 32], u64> = HashMap::new();
     let mut used_sources: HashMap<[u8; 32], &ImageRecord> = HashMap::new();
     for image in images.records.values() {
@@ -65,8 +65,19 @@ pub(super) fn check_blobs(
             );
         }
     }
-    check_chunks(tx, &blobs, fix, out)
+    check_chunks(tx, &blobs, fix, out)?;
+    Ok(blobs
+        .iter()
+        .filter_map(|(hash, record)| {
+            let refs = expected_refs.get(hash).copied().unwrap_or(0);
+            record.filter(|_| refs > 0).map(|r| (r.size, refs))
+        })
+        .collect())
 }
+
+/// The size and the reference count the records give each stored blob they use (what the blob
+/// records hold once repaired).
+pub(super) type BlobUse = Vec<(u64, u64)>;
 /// Every blob record; `None` for one that does not decode (reported here).
 pub(super) fn load_blobs(
     tx: &ReadTransaction,
