@@ -265,7 +265,6 @@ fn page(name: &str, headers: &HeaderMap) -> Result<warp::reply::Response, Reject
     responses(
         (status = 200, description = "The file."),
         (status = 304, description = "The client's copy (`If-None-Match`) is current."),
-        (status = 404, description = "No such file.", body = crate::api::error::ErrorReply),
     )
 )]
 async fn asset(
