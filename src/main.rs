@@ -28,7 +28,16 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(imgvault::serve(args.into_config(), shutdown_signal())) {
+    let served = runtime.block_on(async {
+        // Registered before `serve` prints `listening on`: a SIGTERM sent the moment a supervisor
+        // (or a test) reads that line must find the handler in place, not the default action
+        // that kills the process without closing the data file.
+        let shutdown = shutdown_signal()?;
+        imgvault::serve(args.into_config(), shutdown)
+            .await
+            .map_err(|e| e.to_string())
+    });
+    match served {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e}");
@@ -38,27 +47,31 @@ fn main() -> ExitCode {
     }
 }
 
-/// Resolves on SIGINT (Ctrl-C) or SIGTERM (service managers, `docker stop`).
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    };
+/// Installs the handlers for SIGINT (Ctrl-C) and SIGTERM (service managers, `docker stop`) now,
+/// and returns a future that resolves on the first of them.
+fn shutdown_signal() -> Result<impl std::future::Future<Output = ()> + Send + 'static, String> {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let install = |kind: SignalKind, name: &str| {
+            signal(kind).map_err(|e| format!("cannot handle {name}: {e}"))
+        };
+        let mut interrupt = install(SignalKind::interrupt(), "SIGINT")?;
+        let mut terminate = install(SignalKind::terminate(), "SIGTERM")?;
+        Ok(async move {
+            tokio::select! {
+                _ = interrupt.recv() => {},
+                _ = terminate.recv() => {},
             }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
+        })
+    }
     #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
+    {
+        Ok(async {
+            if tokio::signal::ctrl_c().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        })
     }
 }
 

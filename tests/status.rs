@@ -85,6 +85,28 @@ async fn everything_survives_a_restart_on_the_same_file() {
     app.login(&app.client, "admin", ADMIN_PASSWORD).await;
 }
 
+/// A supervisor may stop the server the moment it reads `listening on`: the SIGTERM handler is in
+/// place by then, so the process exits 0 after closing the file rather than dying of the signal.
+#[tokio::test]
+async fn a_sigterm_sent_as_soon_as_the_server_listens_stops_it_cleanly() {
+    let mut dir = tempfile::tempdir().expect("temp dir");
+    for _ in 0..5 {
+        // `stop` asserts a clean exit; no request is made first, so nothing else has run yet.
+        dir = spawn_app_in(dir, &[]).await.stop();
+    }
+    let app = spawn_app_in(dir, &[]).await;
+    let body: serde_json::Value = app
+        .client
+        .get(app.url("/api/status"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body["status"], "running");
+}
+
 #[tokio::test]
 async fn extensions_get_cors_answers_and_web_pages_do_not() {
     let app = spawn_app_with(&["--cors-origin", "http://nas.lan:3000"]).await;
