@@ -3,6 +3,7 @@
 //! - the operations it lists are exactly the routes the source declares (each `warp::path!` and
 //!   the method filter that follows it), neither more nor fewer;
 //! - each of them reaches a handler on the running binary (not the router's 404 or 405);
+//! - it is an OpenAPI 3.1 document by the OpenAPI Initiative's own schema of one;
 //! - real answers fit its schemas, checked with a JSON Schema (2020-12) validator: every seed
 //!   endpoint and most additions are called, errors included, and an answer with a field the
 //!   document does not name fails as surely as one missing a field it requires.
@@ -165,6 +166,50 @@ async fn the_document_lists_exactly_the_routes_the_source_declares() {
         .as_str()
         .unwrap();
     assert!(cookie.starts_with("imgvault_"), "{cookie}");
+}
+
+/// Validates `doc` against the OpenAPI Initiative's schema of 3.1 documents (vendored in
+/// `tests/fixtures/openapi`); the schemas inside it are checked as JSON Schema when they compile.
+fn check_openapi_31(doc: &Value) -> Result<(), String> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/openapi/oas-3.1-schema-2022-10-07.json");
+    let meta: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    let id = meta["$id"].as_str().unwrap().to_string();
+    let mut compiler = boon::Compiler::new();
+    compiler.add_resource(&id, meta).unwrap();
+    let mut schemas = boon::Schemas::new();
+    let index = compiler.compile(&id, &mut schemas).unwrap();
+    schemas.validate(doc, index).map_err(|e| format!("{e:#}"))
+}
+
+#[tokio::test]
+async fn the_document_is_valid_openapi_31() {
+    let app = spawn_app().await;
+    let doc = document(&app).await;
+    if let Err(e) = check_openapi_31(&doc) {
+        panic!("/api/openapi.json is not a valid OpenAPI 3.1 document: {e}");
+    }
+    // The check can fail, down to one operation: a numeric operationId, a document without its
+    // `info`, and a 3.0 version string are each refused.
+    let mut broken = doc.clone();
+    let (_, item) = broken["paths"]
+        .as_object_mut()
+        .unwrap()
+        .iter_mut()
+        .next()
+        .unwrap();
+    let (_, op) = item.as_object_mut().unwrap().iter_mut().next().unwrap();
+    op["operationId"] = json!(7);
+    assert!(
+        check_openapi_31(&broken).is_err(),
+        "a numeric operationId passed"
+    );
+    let mut broken = doc.clone();
+    broken.as_object_mut().unwrap().remove("info");
+    assert!(check_openapi_31(&broken).is_err(), "no info passed");
+    let mut broken = doc;
+    broken["openapi"] = json!("3.0.3");
+    assert!(check_openapi_31(&broken).is_err(), "version 3.0.3 passed");
 }
 
 fn collect_refs(value: &Value, out: &mut BTreeSet<String>) {
