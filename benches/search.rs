@@ -45,6 +45,8 @@
 
 #[path = "common/collection.rs"]
 mod collection;
+#[path = "common/latency.rs"]
+mod latency;
 #[path = "../tests/common/server.rs"]
 mod spawned;
 
@@ -57,12 +59,12 @@ use imgvault::store::{CategoryFilter, SearchQuery, Sort, Store};
 use serde_json::{Value, json};
 
 use collection::{RARE, Rng, build, page, vocabulary};
+use latency::{client, concurrent, login, ms, percentile};
 use spawned::Spawned;
 
 const USER: &str = "searcher";
 const PASSWORD: &str = "search-bench-pw";
 const ADMIN_PASSWORD: &str = "search-bench-admin";
-const CONCURRENCY: usize = 16;
 const WARMUP: usize = 20;
 
 const USAGE: &str = "usage: cargo bench --bench search -- [--sizes N,...] [--requests R] \
@@ -161,64 +163,17 @@ fn main() {
 // ---------------------------------------------------------------------------------------------
 // Measuring
 
-fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .no_proxy()
-        .timeout(Duration::from_secs(120))
-        .build()
-        .expect("http client")
-}
-
-/// Logs in and returns the session cookie.
-async fn login(base: &str, username: &str, password: &str) -> Result<String, String> {
-    let response = client()
-        .post(format!("{base}/api/login"))
-        .json(&json!({"username": username, "password": password}))
-        .send()
-        .await
-        .map_err(|e| format!("login: {e}"))?;
-    if !response.status().is_success() {
-        return Err(format!("login: {}", response.status()));
-    }
-    let cookie = response
-        .headers()
-        .get("set-cookie")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .ok_or("login: no cookie")?
-        .to_string();
-    Ok(cookie)
-}
-
 /// One checked `GET`: its latency and the answer's `total` (or the number of tags offered).
 async fn get(client: &reqwest::Client, url: &str, cookie: &str) -> Result<(Duration, u64), String> {
-    let started = Instant::now();
-    let response = client
-        .get(url)
-        .header(reqwest::header::COOKIE, cookie)
-        .send()
-        .await
-        .map_err(|e| format!("{url}: {e}"))?;
-    let status = response.status();
-    let body = response.bytes().await.map_err(|e| format!("{url}: {e}"))?;
-    let took = started.elapsed();
-    if status != 200 {
-        return Err(format!(
-            "{url}: {status} {}",
-            String::from_utf8_lossy(&body)
-        ));
-    }
-    let value: Value = serde_json::from_slice(&body).map_err(|e| format!("{url}: {e}"))?;
-    let total = value["total"]
-        .as_u64()
-        .or_else(|| value["tags"].as_array().map(|t| t.len() as u64))
-        .ok_or_else(|| format!("{url}: no total in {value}"))?;
-    Ok((took, total))
+    let (took, answer) = latency::get(client, url, cookie).await?;
+    Ok((took, total(&answer).map_err(|e| format!("{url}: {e}"))?))
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let rank = ((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len());
-    sorted[rank - 1]
+fn total(answer: &Value) -> Result<u64, String> {
+    answer["total"]
+        .as_u64()
+        .or_else(|| answer["tags"].as_array().map(|t| t.len() as u64))
+        .ok_or_else(|| format!("no total in {answer}"))
 }
 
 /// One query as the HTTP API takes it and as `Store::search` takes it.
@@ -609,8 +564,16 @@ async fn measure_all(
         }
         for (s, one) in sized.iter().enumerate() {
             let url = format!("{}/api/user/{}", one.server.base, query.path);
-            let (per_second, p99) =
-                concurrent(&url, &one.cookie, args.concurrent, per_size[s].total).await?;
+            let want = per_size[s].total;
+            let (per_second, p99) = concurrent(&url, &one.cookie, args.concurrent, move |answer| {
+                let got = total(answer)?;
+                if got == want {
+                    Ok(())
+                } else {
+                    Err(format!("total {got}, first {want}"))
+                }
+            })
+            .await?;
             per_size[s].per_second = per_second;
             per_size[s].concurrent_p99 = p99;
             per_size[s].sequential.sort();
@@ -618,49 +581,6 @@ async fn measure_all(
         all.push(per_size);
     }
     Ok(all)
-}
-
-/// `requests` of `url` by `CONCURRENCY` clients at once: req/s and p99.
-async fn concurrent(
-    url: &str,
-    cookie: &str,
-    requests: usize,
-    total: u64,
-) -> Result<(f64, Duration), String> {
-    let shared = Arc::new((url.to_string(), cookie.to_string()));
-    let started = Instant::now();
-    let mut workers = Vec::new();
-    for worker in 0..CONCURRENCY {
-        let shared = shared.clone();
-        let n = requests / CONCURRENCY + usize::from(worker < requests % CONCURRENCY);
-        workers.push(tokio::spawn(async move {
-            let client = client();
-            let mut took = Vec::with_capacity(n);
-            for _ in 0..n {
-                took.push(get(&client, &shared.0, &shared.1).await?);
-            }
-            Ok::<_, String>(took)
-        }));
-    }
-    let mut all = Vec::with_capacity(requests);
-    for worker in workers {
-        for (took, got) in worker.await.map_err(|e| e.to_string())?? {
-            if got != total {
-                return Err(format!("{url}: total {got}, first {total}"));
-            }
-            all.push(took);
-        }
-    }
-    let elapsed = started.elapsed();
-    all.sort();
-    Ok((
-        requests as f64 / elapsed.as_secs_f64(),
-        percentile(&all, 0.99),
-    ))
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
 }
 
 fn encode(text: &str) -> String {

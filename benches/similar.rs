@@ -25,19 +25,22 @@
 //! Client and server share the machine, so the figures include the bench's own CPU use. Data files
 //! go under `target/`.
 
+#[path = "common/latency.rs"]
+mod latency;
 #[path = "../tests/common/server.rs"]
 mod spawned;
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use imgvault::clock::{DAY, Micros};
 use imgvault::domain::{BlobHash, Category, Email, ImageId, TaskId, Username};
 use imgvault::media::ImageKind;
 use imgvault::store::records::{ImageRecord, TaskRecord, TaskStatus, UserRecord};
 use imgvault::store::{Batch, NewImage, Similar, Store, TaskEnd};
-use serde_json::{Value, json};
+use serde_json::Value;
 
+use latency::{client, get, login, ms, percentile};
 use spawned::Spawned;
 
 const USER: &str = "finder";
@@ -242,61 +245,6 @@ fn build(path: &Path, size: usize) -> Result<Built, String> {
     Ok(Built { ids, copies })
 }
 
-fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .no_proxy()
-        .timeout(Duration::from_secs(120))
-        .build()
-        .expect("http client")
-}
-
-async fn login(base: &str) -> Result<String, String> {
-    let response = client()
-        .post(format!("{base}/api/login"))
-        .json(&json!({"username": USER, "password": PASSWORD}))
-        .send()
-        .await
-        .map_err(|e| format!("login: {e}"))?;
-    if !response.status().is_success() {
-        return Err(format!("login: {}", response.status()));
-    }
-    spawned::session_cookie(response.headers()).ok_or("login: no cookie".into())
-}
-
-async fn get(
-    client: &reqwest::Client,
-    url: &str,
-    cookie: &str,
-) -> Result<(Duration, Value), String> {
-    let started = Instant::now();
-    let response = client
-        .get(url)
-        .header(reqwest::header::COOKIE, cookie)
-        .send()
-        .await
-        .map_err(|e| format!("{url}: {e}"))?;
-    let status = response.status();
-    let body = response.bytes().await.map_err(|e| format!("{url}: {e}"))?;
-    let took = started.elapsed();
-    if status != 200 {
-        return Err(format!(
-            "{url}: {status} {}",
-            String::from_utf8_lossy(&body)
-        ));
-    }
-    let value: Value = serde_json::from_slice(&body).map_err(|e| format!("{url}: {e}"))?;
-    Ok((took, value))
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let rank = ((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len());
-    sorted[rank - 1]
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
-}
-
 /// Checks one similar answer for seed `i`: the seed left out, nearest first, its copies found.
 fn check(built: &Built, i: usize, answer: &Value) -> Result<(), String> {
     let images = answer["images"].as_array().ok_or("no images")?;
@@ -325,7 +273,7 @@ async fn measure(
     server: &Spawned,
     requests: usize,
 ) -> Result<(), String> {
-    let cookie = login(base).await?;
+    let cookie = login(base, USER, PASSWORD).await?;
     let http = client();
     let mut rng = Rng(0x000b_e4c4);
     // Every image record read once through the list, so the data file's page cache is as full

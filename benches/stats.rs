@@ -23,11 +23,12 @@
 
 #[path = "common/collection.rs"]
 mod collection;
+#[path = "common/latency.rs"]
+mod latency;
 #[path = "../tests/common/server.rs"]
 mod spawned;
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use imgvault::clock;
@@ -35,14 +36,14 @@ use imgvault::domain::{BlobHash, ImageId, TaskId};
 use imgvault::store::records::{ImageRecord, TaskRecord, TaskStatus};
 use imgvault::store::stats::{StatsQuery, day_of};
 use imgvault::store::{Batch, NewImage, Store, TaskEnd};
-use serde_json::{Value, json};
+use serde_json::Value;
 
+use latency::{CONCURRENCY, client, concurrent, login, ms, percentile};
 use spawned::Spawned;
 
 const USER: &str = "statsuser";
 const PASSWORD: &str = "stats-bench-pw";
 const ADMIN_PASSWORD: &str = "stats-bench-admin";
-const CONCURRENCY: usize = 16;
 const WARMUP: usize = 20;
 /// Images from sites of their own, one each: enough to fill the host tables.
 const EXTRA_HOSTS: usize = 1_000;
@@ -194,59 +195,16 @@ fn add_hosts(store: &Store) -> Result<(), String> {
     Ok(())
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let rank = ((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len());
-    sorted[rank - 1]
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
-}
-
-fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .no_proxy()
-        .timeout(Duration::from_secs(120))
-        .build()
-        .expect("http client")
-}
-
-async fn login(base: &str, username: &str, password: &str) -> Result<String, String> {
-    let response = client()
-        .post(format!("{base}/api/login"))
-        .json(&json!({"username": username, "password": password}))
-        .send()
-        .await
-        .map_err(|e| format!("login: {e}"))?;
-    if !response.status().is_success() {
-        return Err(format!("login {username}: {}", response.status()));
-    }
-    spawned::session_cookie(response.headers()).ok_or_else(|| "login: no cookie".to_string())
-}
-
 /// One checked `GET`: its latency and the answer's live image count.
 async fn get(client: &reqwest::Client, url: &str, cookie: &str) -> Result<(Duration, u64), String> {
-    let started = Instant::now();
-    let response = client
-        .get(url)
-        .header(reqwest::header::COOKIE, cookie)
-        .send()
-        .await
-        .map_err(|e| format!("{url}: {e}"))?;
-    let status = response.status();
-    let body = response.bytes().await.map_err(|e| format!("{url}: {e}"))?;
-    let took = started.elapsed();
-    if status != 200 {
-        return Err(format!(
-            "{url}: {status} {}",
-            String::from_utf8_lossy(&body)
-        ));
-    }
-    let value: Value = serde_json::from_slice(&body).map_err(|e| format!("{url}: {e}"))?;
-    let images = value["storage"]["images"]
+    let (took, answer) = latency::get(client, url, cookie).await?;
+    Ok((took, images(&answer).map_err(|e| format!("{url}: {e}"))?))
+}
+
+fn images(answer: &Value) -> Result<u64, String> {
+    answer["storage"]["images"]
         .as_u64()
-        .ok_or_else(|| format!("{url}: no storage.images in {value}"))?;
-    Ok((took, images))
+        .ok_or_else(|| format!("no storage.images in {answer}"))
 }
 
 struct Measured {
@@ -289,39 +247,22 @@ async fn measure(
         took.push(t);
     }
     took.sort();
-    let shared = Arc::new((url.clone(), cookie.to_string()));
-    let started = Instant::now();
-    let mut workers = Vec::new();
-    for worker in 0..CONCURRENCY {
-        let shared = shared.clone();
-        let n = args.concurrent / CONCURRENCY + usize::from(worker < args.concurrent % CONCURRENCY);
-        workers.push(tokio::spawn(async move {
-            let client = client();
-            let mut took = Vec::with_capacity(n);
-            for _ in 0..n {
-                took.push(get(&client, &shared.0, &shared.1).await?);
-            }
-            Ok::<_, String>(took)
-        }));
-    }
-    let mut all = Vec::with_capacity(args.concurrent);
-    for worker in workers {
-        for (t, images) in worker.await.map_err(|e| e.to_string())?? {
-            if images != want {
-                return Err(format!("{path}: {images} images, expected {want}"));
-            }
-            all.push(t);
+    let (per_second, concurrent_p99) = concurrent(&url, cookie, args.concurrent, move |answer| {
+        let got = images(answer)?;
+        if got == want {
+            Ok(())
+        } else {
+            Err(format!("{got} images, expected {want}"))
         }
-    }
-    let elapsed = started.elapsed();
-    all.sort();
+    })
+    .await?;
     Ok(Measured {
         label,
         bytes: body.len(),
         p50: percentile(&took, 0.5),
         p99: percentile(&took, 0.99),
-        per_second: args.concurrent as f64 / elapsed.as_secs_f64(),
-        concurrent_p99: percentile(&all, 0.99),
+        per_second,
+        concurrent_p99,
     })
 }
 
