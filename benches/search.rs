@@ -67,80 +67,40 @@ const PASSWORD: &str = "search-bench-pw";
 const ADMIN_PASSWORD: &str = "search-bench-admin";
 const WARMUP: usize = 20;
 
-const USAGE: &str = "usage: cargo bench --bench search -- [--sizes N,...] [--requests R] \
-                     [--concurrent C] [--only ingest] [--ingest N] [--data-dir DIR]
-  --sizes N,...    collection sizes, each in its own data file (default 1000,100000)
-  --requests R     sequential requests per query and size (default 1000)
-  --concurrent C   requests per query and size by 16 clients at once (default 4000)
-  --only ingest    measure uploads with tags and page text instead of searches
-  --ingest N       images of the ingest measurement (default 2000)
-  --data-dir DIR   where the temporary data directories go (default target/ of the crate)";
-
+/// Search latency on collections of several sizes, in the store and over HTTP; or, with `--only
+/// ingest`, uploads with tags and page text.
+#[derive(clap::Parser)]
+#[command(bin_name = "cargo bench --bench search --")]
 struct Args {
+    /// Collection sizes, each in its own data file.
+    #[arg(long, value_delimiter = ',', default_value = "1000,100000", value_parser = positive())]
     sizes: Vec<usize>,
+    /// Sequential requests per query and size.
+    #[arg(long, default_value_t = 1_000, value_parser = positive())]
     requests: usize,
+    /// Requests per query and size by 16 clients at once.
+    #[arg(long, default_value_t = 4_000, value_parser = positive())]
     concurrent: usize,
-    only_ingest: bool,
+    /// Measure uploads with tags and page text instead of searches.
+    #[arg(long, value_name = "ingest", value_parser = ["ingest"])]
+    only: Option<String>,
+    /// Images of the ingest measurement.
+    #[arg(long, default_value_t = 2_000, value_parser = positive())]
     ingest: usize,
+    /// Where the temporary data directories go.
+    #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/target"))]
     data_dir: PathBuf,
+    /// Passed by `cargo bench`.
+    #[arg(long, hide = true)]
+    bench: bool,
 }
 
-impl Args {
-    fn parse() -> Result<Self, String> {
-        let mut args = Self {
-            sizes: vec![1_000, 100_000],
-            requests: 1_000,
-            concurrent: 4_000,
-            only_ingest: false,
-            ingest: 2_000,
-            data_dir: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target"),
-        };
-        let mut words = std::env::args().skip(1);
-        while let Some(word) = words.next() {
-            if word == "--bench" {
-                continue;
-            }
-            if word == "-h" || word == "--help" {
-                println!("{USAGE}");
-                std::process::exit(0);
-            }
-            let (name, value) = match word.split_once('=') {
-                Some((name, value)) => (name.to_string(), value.to_string()),
-                None => {
-                    let value = words
-                        .next()
-                        .ok_or(format!("{word} needs a value\n{USAGE}"))?;
-                    (word, value)
-                }
-            };
-            let number = |v: &str| {
-                v.trim()
-                    .parse::<usize>()
-                    .ok()
-                    .filter(|&n| n > 0)
-                    .ok_or(format!("{name}: expected a positive integer, got {v:?}"))
-            };
-            match name.as_str() {
-                "--sizes" => {
-                    args.sizes = value.split(',').map(number).collect::<Result<_, _>>()?;
-                }
-                "--requests" => args.requests = number(&value)?,
-                "--concurrent" => args.concurrent = number(&value)?,
-                "--ingest" => args.ingest = number(&value)?,
-                "--only" if value == "ingest" => args.only_ingest = true,
-                "--data-dir" => args.data_dir = PathBuf::from(value),
-                _ => return Err(format!("unknown argument {name}\n{USAGE}")),
-            }
-        }
-        Ok(args)
-    }
+fn positive() -> clap::builder::RangedU64ValueParser<usize> {
+    clap::builder::RangedU64ValueParser::new().range(1..)
 }
 
 fn main() {
-    let args = Args::parse().unwrap_or_else(|e| {
-        eprintln!("{e}");
-        std::process::exit(2);
-    });
+    let args = <Args as clap::Parser>::parse();
     // reqwest is built without a default TLS provider; it wants one even for plain HTTP.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -149,7 +109,7 @@ fn main() {
         .build()
         .expect("tokio runtime");
     println!("binary: {}", spawned::binary());
-    let outcome = if args.only_ingest {
+    let outcome = if args.only.is_some() {
         ingest(&runtime, &args)
     } else {
         search_bench(&runtime, &args)

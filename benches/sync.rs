@@ -35,12 +35,6 @@ use serde_json::{Value, json};
 mod spawned;
 use spawned::Spawned;
 
-const USAGE: &str =
-    "usage: cargo bench --bench sync -- [--images N] [--size-kb K] [--concurrency C]
-  --images N        distinct JPEGs to upload and sync (default 1000)
-  --size-kb K       size of each JPEG in KB of 1000 bytes, about (default 250)
-  --concurrency C   concurrent uploads before the sync (default 8)";
-
 const USER: &str = "syncbench";
 const PASSWORD: &str = "password123";
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
@@ -52,7 +46,7 @@ const IDLE_WINDOW: Duration = Duration::from_millis(500);
 const IDLE_CPU: f64 = 0.02;
 
 fn main() {
-    let args = Args::parse();
+    let args = <Args as clap::Parser>::parse();
     // reqwest is built without a default TLS provider; it wants one even for plain HTTP.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -197,53 +191,27 @@ async fn run(args: &Args, jpegs: Jpegs, local: &Server, hub: &Server) -> Report 
 // ---------------------------------------------------------------------------------------------
 // Command line
 
+/// Upload N distinct JPEGs to a local server, then sync them to a hub: throughput and memory of
+/// both.
+#[derive(clap::Parser)]
+#[command(bin_name = "cargo bench --bench sync --")]
 struct Args {
+    /// Distinct JPEGs to upload and sync.
+    #[arg(long, default_value_t = 1_000, value_parser = positive())]
     images: usize,
+    /// Size of each JPEG in KB of 1000 bytes, about.
+    #[arg(long, default_value_t = 250, value_parser = positive())]
     size_kb: usize,
+    /// Concurrent uploads before the sync.
+    #[arg(long, default_value_t = 8, value_parser = positive())]
     concurrency: usize,
+    /// Passed by `cargo bench`.
+    #[arg(long, hide = true)]
+    bench: bool,
 }
 
-impl Args {
-    /// Parses `--name N` and `--name=N`; ignores the `--bench` flag cargo passes.
-    fn parse() -> Self {
-        let mut args = Self {
-            images: 1000,
-            size_kb: 250,
-            concurrency: 8,
-        };
-        let mut words = std::env::args().skip(1);
-        while let Some(word) = words.next() {
-            let (name, inline) = match word.split_once('=') {
-                Some((name, value)) => (name.to_string(), Some(value.to_string())),
-                None => (word.clone(), None),
-            };
-            let slot = match name.as_str() {
-                "--bench" => continue,
-                "-h" | "--help" => {
-                    println!("{USAGE}");
-                    std::process::exit(0);
-                }
-                "--images" => &mut args.images,
-                "--size-kb" => &mut args.size_kb,
-                "--concurrency" => &mut args.concurrency,
-                _ => usage_error(&format!("unknown argument {word:?}")),
-            };
-            let value = inline
-                .or_else(|| words.next())
-                .unwrap_or_else(|| usage_error(&format!("{name} needs a value")));
-            *slot = value
-                .parse()
-                .ok()
-                .filter(|&n: &usize| n > 0)
-                .unwrap_or_else(|| usage_error(&format!("{name}: not a positive integer")));
-        }
-        args
-    }
-}
-
-fn usage_error(message: &str) -> ! {
-    eprintln!("{message}\n{USAGE}");
-    std::process::exit(2)
+fn positive() -> clap::builder::RangedU64ValueParser<usize> {
+    clap::builder::RangedU64ValueParser::new().range(1..)
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -50,14 +50,6 @@ use serde_json::{Value, json};
 mod spawned;
 use spawned::{Spawned, status_mib};
 
-const USAGE: &str =
-    "usage: cargo bench --bench sync_stream -- [--mb M] [--small-mb S] [--size-kb K] [--variants V]
-  --mb M         size of the large request body in MB of 10^6 bytes, about (default 1024)
-  --small-mb S   size of the smaller body sent first, for comparison; 0 skips it (default 64)
-  --size-kb K    size of each JPEG in KB of 1000 bytes, about (default 500)
-  --variants V   noise JPEGs made at start, cycled under unique COM segments (default 16)
-environment: IMGVAULT_BIN, the binary under test (default: this crate's release build)";
-
 const PASSWORD: &str = "password123";
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 /// One whole-collection request, sent and answered.
@@ -77,7 +69,7 @@ const FAVORITE_EVERY: usize = 20;
 const NEWEST_SAVED: i64 = 1_750_861_800;
 
 fn main() {
-    let args = Args::parse();
+    let args = <Args as clap::Parser>::parse();
     // reqwest is built without a default TLS provider; it wants one even for plain HTTP.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -235,59 +227,29 @@ async fn listed_total(client: &reqwest::Client, base: &str) -> u64 {
 // ---------------------------------------------------------------------------------------------
 // Command line
 
+/// A hub reading the original project's whole-collection sync request as a stream: time, memory,
+/// and a second send that stores nothing.
+#[derive(clap::Parser)]
+#[command(
+    bin_name = "cargo bench --bench sync_stream --",
+    after_help = "Environment: IMGVAULT_BIN, the binary under test (default: this crate's release build)"
+)]
 struct Args {
+    /// Size of the large request body in MB of 10^6 bytes, about.
+    #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u64).range(1..))]
     mb: u64,
+    /// Size of the smaller body sent first, for comparison; 0 skips it.
+    #[arg(long, default_value_t = 64)]
     small_mb: u64,
+    /// Size of each JPEG in KB of 1000 bytes, about; the hub takes files of at most 10 MiB.
+    #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u64).range(1..=9_000))]
     size_kb: u64,
+    /// Noise JPEGs made at start, cycled under unique COM segments.
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u64).range(1..))]
     variants: u64,
-}
-
-impl Args {
-    /// Parses `--name N` and `--name=N`; ignores the `--bench` flag cargo passes.
-    fn parse() -> Self {
-        let mut args = Self {
-            mb: 1024,
-            small_mb: 64,
-            size_kb: 500,
-            variants: 16,
-        };
-        let mut words = std::env::args().skip(1);
-        while let Some(word) = words.next() {
-            let (name, inline) = match word.split_once('=') {
-                Some((name, value)) => (name.to_string(), Some(value.to_string())),
-                None => (word.clone(), None),
-            };
-            let (slot, zero_ok) = match name.as_str() {
-                "--bench" => continue,
-                "-h" | "--help" => {
-                    println!("{USAGE}");
-                    std::process::exit(0);
-                }
-                "--mb" => (&mut args.mb, false),
-                "--small-mb" => (&mut args.small_mb, true),
-                "--size-kb" => (&mut args.size_kb, false),
-                "--variants" => (&mut args.variants, false),
-                _ => usage_error(&format!("unknown argument {word:?}")),
-            };
-            let value = inline
-                .or_else(|| words.next())
-                .unwrap_or_else(|| usage_error(&format!("{name} needs a value")));
-            *slot = value
-                .parse()
-                .ok()
-                .filter(|&n: &u64| zero_ok || n > 0)
-                .unwrap_or_else(|| usage_error(&format!("{name}: not a positive integer")));
-        }
-        if args.size_kb > 9_000 {
-            usage_error("--size-kb: the hub takes files of at most 10 MiB");
-        }
-        args
-    }
-}
-
-fn usage_error(message: &str) -> ! {
-    eprintln!("{message}\n{USAGE}");
-    std::process::exit(2)
+    /// Passed by `cargo bench`.
+    #[arg(long, hide = true)]
+    bench: bool,
 }
 
 // ---------------------------------------------------------------------------------------------

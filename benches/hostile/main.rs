@@ -56,71 +56,51 @@ use crate::spawned::Spawned;
 
 pub const ADMIN_PASSWORD: &str = "hostile-admin-pw";
 
-const USAGE: &str =
-    "usage: cargo bench --bench hostile -- [--quick] [--scale F] [--hold S] [--only N,...]
-  --quick       scale 0.2 and a 3 s hold (also HOSTILE_QUICK=1)
-  --scale F     multiply counts, sizes and durations (also HOSTILE_SCALE; default 1)
-  --hold S      seconds to hold idle connections and stalled bodies (default 32)
-  --only N,...  run only these attacks (1-12)
-environment: IMGVAULT_BIN, the binary under test (default: this crate's release build)";
+/// Replays attacks on the release binary and reports what each cost the server (peak RSS, the
+/// latency of a well-behaved client meanwhile) and how it answered.
+#[derive(clap::Parser)]
+#[command(
+    bin_name = "cargo bench --bench hostile --",
+    after_help = "Environment: IMGVAULT_BIN, the binary under test (default: this crate's release build)"
+)]
+struct Cli {
+    /// Scale 0.2 and a 3 s hold, a smoke run of a few seconds per attack.
+    #[arg(long, env = "HOSTILE_QUICK", value_parser = clap::builder::FalseyValueParser::new())]
+    quick: bool,
+    /// Multiply counts, sizes and durations [default: 1, or 0.2 with --quick].
+    #[arg(long, env = "HOSTILE_SCALE", value_parser = positive_f64)]
+    scale: Option<f64>,
+    /// Seconds to hold idle connections and stalled bodies [default: 32, or 3 with --quick].
+    #[arg(long, value_parser = positive_f64)]
+    hold: Option<f64>,
+    /// Run only these attacks (1-12).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=12)
+    )]
+    only: Vec<usize>,
+    /// Passed by `cargo bench`.
+    #[arg(long, hide = true)]
+    bench: bool,
+}
 
 pub struct Args {
     pub scale: f64,
     pub hold: Duration,
-    only: Option<Vec<usize>>,
+    /// Empty: all of them.
+    only: Vec<usize>,
 }
 
 impl Args {
-    fn parse() -> Result<Self, String> {
-        let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-        let quick = env("HOSTILE_QUICK").is_some_and(|v| v != "0");
-        let mut args = Self {
-            scale: if quick { 0.2 } else { 1.0 },
-            hold: Duration::from_secs(if quick { 3 } else { 32 }),
-            only: None,
-        };
-        if let Some(scale) = env("HOSTILE_SCALE") {
-            args.scale = positive_f64("HOSTILE_SCALE", &scale)?;
+    fn from_command_line() -> Self {
+        let cli = <Cli as clap::Parser>::parse();
+        let (scale, hold) = if cli.quick { (0.2, 3.0) } else { (1.0, 32.0) };
+        Self {
+            scale: cli.scale.unwrap_or(scale),
+            hold: Duration::from_secs_f64(cli.hold.unwrap_or(hold)),
+            only: cli.only,
         }
-        let mut words = std::env::args().skip(1);
-        while let Some(word) = words.next() {
-            let mut value = |name: &str| {
-                words
-                    .next()
-                    .ok_or_else(|| format!("{name} needs a value\n{USAGE}"))
-            };
-            match word.as_str() {
-                "--bench" => {}
-                "--quick" => {
-                    args.scale = 0.2;
-                    args.hold = Duration::from_secs(3);
-                }
-                "--scale" => args.scale = positive_f64("--scale", &value("--scale")?)?,
-                "--hold" => {
-                    args.hold = Duration::from_secs_f64(positive_f64("--hold", &value("--hold")?)?)
-                }
-                "--only" => {
-                    let list = value("--only")?;
-                    let picked: Result<Vec<usize>, String> = list
-                        .split(',')
-                        .map(|n| {
-                            n.trim()
-                                .parse()
-                                .ok()
-                                .filter(|n| (1..=12).contains(n))
-                                .ok_or_else(|| format!("--only: {n:?} is not 1-12"))
-                        })
-                        .collect();
-                    args.only = Some(picked?);
-                }
-                "-h" | "--help" => {
-                    println!("{USAGE}");
-                    std::process::exit(0);
-                }
-                _ => return Err(format!("unknown argument {word:?}\n{USAGE}")),
-            }
-        }
-        Ok(args)
     }
 
     /// `n` times the scale, at least 1.
@@ -133,13 +113,13 @@ impl Args {
     }
 }
 
-fn positive_f64(name: &str, value: &str) -> Result<f64, String> {
+fn positive_f64(value: &str) -> Result<f64, String> {
     value
         .trim()
         .parse()
         .ok()
         .filter(|v: &f64| *v > 0.0 && v.is_finite())
-        .ok_or_else(|| format!("{name}: expected a positive number, got {value:?}"))
+        .ok_or_else(|| "expected a positive number".to_string())
 }
 
 /// One row of the report.
@@ -154,10 +134,7 @@ struct Row {
 }
 
 fn main() {
-    let args = Args::parse().unwrap_or_else(|e| {
-        eprintln!("{e}");
-        std::process::exit(2);
-    });
+    let args = Args::from_command_line();
     // reqwest is built without a default TLS provider; it wants one even for plain HTTP.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -189,11 +166,7 @@ fn main() {
     let mut rows = Vec::new();
     let mut failed = false;
     for attack in ATTACKS {
-        if args
-            .only
-            .as_ref()
-            .is_some_and(|o| !o.contains(&attack.number))
-        {
+        if !args.only.is_empty() && !args.only.contains(&attack.number) {
             continue;
         }
         println!("\n{}. {}", attack.number, attack.name);

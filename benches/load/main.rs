@@ -99,21 +99,8 @@ use crate::stats::{fmt, mib, ms};
 /// second after which it releases freed memory.
 pub(crate) const QUIET_RSS_AFTER: Duration = Duration::from_millis(1500);
 
-const USAGE: &str = "usage: cargo bench --bench load -- [--ingest N] [--concurrency C,...] \
-                     [--multipart C,...] [--list-images M,...] [--requests R] [--fetch-requests F] [--data-dir DIR]
-  --ingest N           ~250 KB JPEGs to ingest per concurrency (default 400)
-  --concurrency C,...  concurrent clients of each JSON ingest phase (default 1,8,32)
-  --multipart C,...    concurrent clients of each multipart ingest phase (default 32)
-  --list-images M,...  list sizes, filled in turn (default 1000,10000,100000)
-  --requests R         requests per list measurement (default 1000)
-  --fetch-requests F   requests of the original-fetch phase (default 3000)
-  --data-dir DIR       where the temporary data directory goes (default target/ of the crate)";
-
 fn main() {
-    let args = Args::parse().unwrap_or_else(|e| {
-        eprintln!("{e}");
-        std::process::exit(2);
-    });
+    let args = Args::from_command_line();
     // reqwest is built without a default TLS provider; it wants one even for plain HTTP.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -248,69 +235,48 @@ fn restart(
 // ---------------------------------------------------------------------------------------------
 // Command line
 
-#[derive(Debug, Clone)]
+/// Ingest, list and fetch throughput, latency and memory of the release binary, the way the
+/// browser extension and the web UI use it.
+#[derive(Debug, Clone, clap::Parser)]
+#[command(bin_name = "cargo bench --bench load --")]
 pub(crate) struct Args {
+    /// ~250 KB JPEGs to ingest per concurrency.
+    #[arg(long, default_value_t = 400, value_parser = positive())]
     pub(crate) ingest: usize,
+    /// Concurrent clients of each JSON ingest phase.
+    #[arg(long, value_delimiter = ',', default_value = "1,8,32", value_parser = positive())]
     pub(crate) concurrency: Vec<usize>,
-    /// Concurrencies of the multipart ingest phases.
+    /// Concurrent clients of each multipart ingest phase.
+    #[arg(long, value_delimiter = ',', default_value = "32", value_parser = positive())]
     pub(crate) multipart: Vec<usize>,
-    /// Ascending, distinct.
+    /// List sizes, filled in turn (ascending and distinct once parsed).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "1000,10000,100000",
+        value_parser = positive()
+    )]
     pub(crate) list_images: Vec<usize>,
+    /// Requests per list measurement.
+    #[arg(long, default_value_t = 1_000, value_parser = positive())]
     pub(crate) requests: usize,
+    /// Requests of the original-fetch phase.
+    #[arg(long, default_value_t = 3_000, value_parser = positive())]
     fetch_requests: usize,
+    /// Where the temporary data directory goes [default: target/ of the crate].
+    #[arg(long)]
     pub(crate) data_dir: Option<PathBuf>,
+    /// Passed by `cargo bench`.
+    #[arg(long, hide = true)]
+    bench: bool,
 }
 
 impl Args {
-    /// Parses `--name V` and `--name=V`; ignores the `--bench` flag cargo passes.
-    fn parse() -> Result<Self, String> {
-        let mut args = Self {
-            ingest: 400,
-            concurrency: vec![1, 8, 32],
-            multipart: vec![32],
-            list_images: vec![1_000, 10_000, 100_000],
-            requests: 1_000,
-            fetch_requests: 3_000,
-            data_dir: None,
-        };
-        let mut words = std::env::args().skip(1);
-        while let Some(word) = words.next() {
-            let (name, inline) = match word.split_once('=') {
-                Some((name, value)) => (name.to_string(), Some(value.to_string())),
-                None => (word.clone(), None),
-            };
-            match name.as_str() {
-                "--bench" => continue,
-                "-h" | "--help" => {
-                    println!("{USAGE}");
-                    std::process::exit(0);
-                }
-                "--ingest" | "--concurrency" | "--multipart" | "--list-images" | "--requests"
-                | "--fetch-requests" | "--data-dir" => {}
-                _ => return Err(format!("unknown argument {word:?}\n{USAGE}")),
-            }
-            let value = match inline {
-                Some(value) => value,
-                None => words
-                    .next()
-                    .ok_or_else(|| format!("{name} needs a value\n{USAGE}"))?,
-            };
-            match name.as_str() {
-                "--ingest" => args.ingest = positive(&name, &value)?,
-                "--concurrency" => args.concurrency = positive_list(&name, &value)?,
-                "--multipart" => args.multipart = positive_list(&name, &value)?,
-                "--list-images" => {
-                    let mut sizes = positive_list(&name, &value)?;
-                    sizes.sort_unstable();
-                    sizes.dedup();
-                    args.list_images = sizes;
-                }
-                "--requests" => args.requests = positive(&name, &value)?,
-                "--fetch-requests" => args.fetch_requests = positive(&name, &value)?,
-                _ => args.data_dir = Some(PathBuf::from(value)),
-            }
-        }
-        Ok(args)
+    fn from_command_line() -> Self {
+        let mut args = <Self as clap::Parser>::parse();
+        args.list_images.sort_unstable();
+        args.list_images.dedup();
+        args
     }
 
     fn largest_list(&self) -> usize {
@@ -343,16 +309,6 @@ impl Args {
     }
 }
 
-fn positive(name: &str, value: &str) -> Result<usize, String> {
-    value
-        .trim()
-        .parse()
-        .ok()
-        .filter(|&n: &usize| n > 0)
-        .ok_or_else(|| format!("{name}: expected a positive integer, got {value:?}"))
-}
-
-/// A comma-separated list of positive integers, at least one.
-fn positive_list(name: &str, value: &str) -> Result<Vec<usize>, String> {
-    value.split(',').map(|v| positive(name, v)).collect()
+fn positive() -> clap::builder::RangedU64ValueParser<usize> {
+    clap::builder::RangedU64ValueParser::new().range(1..)
 }
