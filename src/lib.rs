@@ -63,6 +63,10 @@ const BACKLOG_RETRY: Duration = Duration::from_secs(60);
 
 /// Runs the server until `shutdown` resolves, then finishes in-flight requests, stops the workers
 /// and closes the data file. Prints `listening on http://ADDR` once connections are accepted.
+///
+/// `shutdown` is also heard while the data file opens, which may take long (a repair after a
+/// crash, a migration): the server then stops without listening, and the opening, left to finish
+/// on its thread, is cut off when the process exits, which redb survives as it survives a crash.
 pub async fn serve(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
@@ -73,13 +77,21 @@ pub async fn serve(
         path: path.display().to_string(),
         source,
     };
-    let store = tokio::task::spawn_blocking({
+    let mut shutdown = Box::pin(shutdown);
+    let opening = tokio::task::spawn_blocking({
         let path = path.clone();
         move || Store::open(&path, cache)
-    })
-    .await
-    .map_err(|e| ServeError::Startup(e.to_string()))?
-    .map_err(store_error)?;
+    });
+    let store = tokio::select! {
+        biased;
+        () = shutdown.as_mut() => {
+            tracing::warn!("stopped while the data file was being opened; it is opened again at the next start");
+            return Ok(());
+        }
+        opened = opening => opened
+            .map_err(|e| ServeError::Startup(e.to_string()))?
+            .map_err(store_error)?,
+    };
     store.disk().set_min_free(config.min_free_bytes);
     store.set_search_budget(usize::try_from(config.limits.search_budget).unwrap_or(usize::MAX));
     store.set_similar_budget(usize::try_from(config.limits.similar_budget).unwrap_or(usize::MAX));
@@ -327,5 +339,44 @@ async fn sweep_sessions(store: Arc<Store>) {
             Ok(Err(e)) => tracing::warn!(error = %e, "session sweep failed"),
             _ => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The address is held by the test: a `serve` that went on to listen would fail to bind it.
+    fn config_on_taken_address(dir: &std::path::Path, taken: &std::net::TcpListener) -> Config {
+        Config {
+            data: dir.join("imgvault.redb"),
+            listen: taken.local_addr().unwrap(),
+            admin_password: Some("start-up-test".into()),
+            ..Config::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn a_stop_asked_while_the_data_file_opens_ends_serve_before_it_listens() {
+        let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let stopped = tempfile::tempdir().unwrap();
+        let outcome = serve(
+            config_on_taken_address(stopped.path(), &taken),
+            std::future::ready(()),
+        )
+        .await;
+        assert!(outcome.is_ok(), "{outcome:?}");
+
+        // Not asked to stop, the same start-up goes on to the address and fails there.
+        let served = tempfile::tempdir().unwrap();
+        let outcome = serve(
+            config_on_taken_address(served.path(), &taken),
+            std::future::pending(),
+        )
+        .await;
+        assert!(
+            matches!(outcome, Err(ServeError::Bind { .. })),
+            "{outcome:?}"
+        );
     }
 }

@@ -6,6 +6,9 @@ use clap::Parser;
 use imgvault::cli::{Cli, Command};
 use tracing_subscriber::EnvFilter;
 
+/// How long the exit waits for blocking work `serve` no longer waits for.
+const EXIT_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+
 fn main() -> ExitCode {
     tune_malloc();
     let cli = Cli::parse();
@@ -37,6 +40,9 @@ fn main() -> ExitCode {
             .await
             .map_err(|e| e.to_string())
     });
+    // `serve` has waited for its own work; what may still run is a task it let go of (a data
+    // file still opening when a stop was asked), which must not hold the exit up for long.
+    runtime.shutdown_timeout(EXIT_GRACE);
     match served {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
