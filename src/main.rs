@@ -32,9 +32,9 @@ fn main() -> ExitCode {
         }
     };
     let served = runtime.block_on(async {
-        // Registered before `serve` prints `listening on`: a SIGTERM sent the moment a supervisor
-        // (or a test) reads that line must find the handler in place, not the default action
-        // that kills the process without closing the data file.
+        // Installed before `serve` starts: a SIGTERM sent while the data file opens, or the moment
+        // a supervisor (or a test) reads `listening on`, must find the handler in place, not the
+        // default action that kills the process without closing the data file.
         let shutdown = shutdown_signal()?;
         imgvault::serve(args.into_config(), shutdown)
             .await
