@@ -1107,6 +1107,21 @@ async fn doctor_finds_a_healthy_stopped_installation_healthy_and_says_what_is_wr
         "{run}"
     );
     assert!(finding(&run, "network")[0].starts_with("warn"), "{run}");
+    // Told the wrong address (the default 127.0.0.1:8080 here), it finds the server where it
+    // really listens, through the process that holds the file.
+    let run = imgvault(&["doctor", "--data", s(&data)], &[], "");
+    assert_eq!(run.code, 0, "{run}");
+    let found = finding(&run, "server");
+    assert!(
+        found[0].starts_with("ok")
+            && found[0].contains(&format!(
+                "(pid {}) answers at {}",
+                server.pid(),
+                server.base
+            ))
+            && found[0].contains("not on 127.0.0.1:8080 (--listen"),
+        "{run}"
+    );
     server.stop().unwrap();
 
     let backup = imgvault(&["backup", s(&backups), "--data", s(&data)], &[], "");

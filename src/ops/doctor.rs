@@ -2,6 +2,8 @@
 //! takes the same flags and `IMGVAULT_*` variables as `serve`, so run with the service's
 //! environment it looks at what the service uses. It changes nothing: the data file is opened
 //! read-only (and not at all while a server holds it), the server is only asked `/api/status`.
+//! The server holding the file is found through `/proc` (Linux), so that it is looked at where it
+//! really listens even when doctor is given other flags.
 //!
 //! One line per finding, `ok`, `warn` or `FAIL`; the exit status is 1 when anything failed.
 
@@ -281,13 +283,43 @@ fn backups(config: &Config, report: &mut Report) {
     }
 }
 
-/// Whether a server answers on the listen address, and whether other machines can reach it.
+/// Whether a server answers on the listen address, and whether other machines can reach it. The
+/// server holding the data file is looked at where it really listens, when that can be found.
 fn listen(config: &Config, held: bool, report: &mut Report) {
-    let addr = config.listen;
-    let local = match addr.ip() {
-        ip if ip.is_unspecified() => SocketAddr::new(loopback_of(ip), addr.port()),
-        _ => addr,
+    let found = if held {
+        holder(&config.data).and_then(|h| h.answering())
+    } else {
+        None
     };
+    let addr = found.as_ref().map_or(config.listen, |f| f.addr);
+    let local = reachable_here(addr);
+    match found {
+        Some(found) if found.addr != config.listen => report.add(
+            Level::Ok,
+            "server",
+            format!(
+                "an imgvault server (pid {}) answers at http://{local} ({} images); it listens on \
+                 {}, not on {} (--listen, IMGVAULT_LISTEN)",
+                found.pid, found.images, found.addr, config.listen
+            ),
+        ),
+        Some(found) => report.add(
+            Level::Ok,
+            "server",
+            format!(
+                "an imgvault server (pid {}) answers at http://{local} ({} images)",
+                found.pid, found.images
+            ),
+        ),
+        None => listen_configured(config, held, local, report),
+    }
+    network(addr, held, local, report);
+}
+
+/// The server as the configuration says it listens: answering there, not running, or held by
+/// something doctor could not look into (another user's process).
+fn listen_configured(config: &Config, held: bool, local: SocketAddr, report: &mut Report) {
+    let addr = config.listen;
     match probe(local) {
         Some(images) => report.add(
             Level::Ok,
@@ -317,6 +349,10 @@ fn listen(config: &Config, held: bool, report: &mut Report) {
             ),
         },
     }
+}
+
+/// Whether other machines can reach `addr`.
+fn network(addr: SocketAddr, held: bool, local: SocketAddr, report: &mut Report) {
     if addr.ip().is_loopback() {
         report.add(
             Level::Warn,
@@ -365,6 +401,14 @@ fn listen(config: &Config, held: bool, report: &mut Report) {
     }
 }
 
+/// Where this machine reaches a server listening on `addr` (loopback for an unspecified address).
+fn reachable_here(addr: SocketAddr) -> SocketAddr {
+    match addr.ip() {
+        ip if ip.is_unspecified() => SocketAddr::new(loopback_of(ip), addr.port()),
+        _ => addr,
+    }
+}
+
 fn loopback_of(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V4(_) => IpAddr::from([127, 0, 0, 1]),
@@ -406,6 +450,119 @@ fn probe(addr: SocketAddr) -> Option<u64> {
     let status: serde_json::Value = serde_json::from_str(body.trim()).ok()?;
     (status["status"] == "running").then_some(())?;
     status["total_images"].as_u64()
+}
+
+/// The process holding the data file and the TCP addresses it listens on, read from `/proc`
+/// (Linux). `None` elsewhere, or when the holder is another user's process, whose open files only
+/// root may list.
+struct Holder {
+    pid: u32,
+    listening: Vec<SocketAddr>,
+}
+
+/// The holder's address that answers as imgvault (its metrics port, if any, does not).
+struct Answering {
+    pid: u32,
+    addr: SocketAddr,
+    images: u64,
+}
+
+impl Holder {
+    fn answering(&self) -> Option<Answering> {
+        self.listening.iter().find_map(|&addr| {
+            probe(reachable_here(addr)).map(|images| Answering {
+                pid: self.pid,
+                addr,
+                images,
+            })
+        })
+    }
+}
+
+#[cfg(target_os = "linux")]
+fn holder(data: &std::path::Path) -> Option<Holder> {
+    let data = std::fs::canonicalize(data).ok()?;
+    let me = std::process::id();
+    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if pid == me {
+            continue;
+        }
+        let Ok(fds) = std::fs::read_dir(entry.path().join("fd")) else {
+            continue;
+        };
+        let mut holds = false;
+        let mut sockets = std::collections::HashSet::new();
+        for fd in fds.flatten() {
+            let Ok(target) = std::fs::read_link(fd.path()) else {
+                continue;
+            };
+            if target == data {
+                holds = true;
+            } else if let Some(inode) = target
+                .to_str()
+                .and_then(|t| t.strip_prefix("socket:[")?.strip_suffix(']')?.parse().ok())
+            {
+                sockets.insert(inode);
+            }
+        }
+        if holds {
+            let mut listening = Vec::new();
+            for table in ["net/tcp", "net/tcp6"] {
+                if let Ok(text) = std::fs::read_to_string(entry.path().join(table)) {
+                    listening.extend(
+                        text.lines()
+                            .skip(1)
+                            .filter_map(|line| listening_socket(line, &sockets)),
+                    );
+                }
+            }
+            return Some(Holder { pid, listening });
+        }
+    }
+    None
+}
+
+#[cfg(not(target_os = "linux"))]
+fn holder(_data: &std::path::Path) -> Option<Holder> {
+    None
+}
+
+/// The local address of a line of `/proc/PID/net/tcp{,6}` if it is a listening socket (state
+/// `0A`) whose inode is one of `sockets`. Addresses are hex of the kernel's 32-bit words in
+/// native byte order, the port hex in host order.
+fn listening_socket(line: &str, sockets: &std::collections::HashSet<u64>) -> Option<SocketAddr> {
+    let fields: Vec<&str> = line.split_whitespace().collect();
+    let (local, state, inode) = (fields.get(1)?, fields.get(3)?, fields.get(9)?);
+    if *state != "0A" || !sockets.contains(&inode.parse::<u64>().ok()?) {
+        return None;
+    }
+    let (ip, port) = local.split_once(':')?;
+    let port = u16::from_str_radix(port, 16).ok()?;
+    let words: Vec<[u8; 4]> = (0..ip.len() / 8)
+        .map(|i| {
+            let word = u32::from_str_radix(ip.get(i * 8..i * 8 + 8)?, 16).ok()?;
+            Some(word.to_ne_bytes())
+        })
+        .collect::<Option<_>>()?;
+    let ip = match words.as_slice() {
+        [v4] => IpAddr::from(*v4),
+        [a, b, c, d] => {
+            let mut v6 = [0u8; 16];
+            for (chunk, word) in v6.chunks_mut(4).zip([a, b, c, d]) {
+                chunk.copy_from_slice(word);
+            }
+            IpAddr::from(v6)
+        }
+        _ => return None,
+    };
+    Some(SocketAddr::new(ip, port))
 }
 
 /// The clock: plausible, and not behind the newest image (which a clock set back would be).
@@ -451,6 +608,37 @@ fn human_duration(d: Duration) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    #[cfg(target_endian = "little")]
+    fn proc_net_tcp_lines_give_the_listening_sockets_of_the_holder_only() {
+        let ours = std::collections::HashSet::from([4242u64, 77]);
+        let v4 = "   1: 0100007F:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000  \
+                  1000        0 4242 1 0000000000000000 100 0 0 10 0";
+        assert_eq!(
+            listening_socket(v4, &ours),
+            Some("127.0.0.1:8080".parse().unwrap())
+        );
+        let any = "   2: 00000000:0050 00000000:0000 0A 00000000:00000000 00:00000000 00000000  \
+                   1000        0 77 1 0000000000000000 100 0 0 10 0";
+        assert_eq!(
+            listening_socket(any, &ours),
+            Some("0.0.0.0:80".parse().unwrap())
+        );
+        let v6 = "   0: 00000000000000000000000001000000:1F90 00000000000000000000000000000000:0000 \
+                  0A 00000000:00000000 00:00000000 00000000  1000        0 4242 1 0000000000000000";
+        assert_eq!(
+            listening_socket(v6, &ours),
+            Some("[::1]:8080".parse().unwrap())
+        );
+        // Another process's socket, a connection rather than a listener, and the header line.
+        let theirs = v4.replace(" 4242 ", " 4243 ");
+        assert_eq!(listening_socket(&theirs, &ours), None);
+        let established = v4.replace(" 0A ", " 01 ");
+        assert_eq!(listening_socket(&established, &ours), None);
+        let header = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode";
+        assert_eq!(listening_socket(header, &ours), None);
+    }
 
     #[test]
     fn durations_read_like_people_say_them() {
