@@ -1,5 +1,6 @@
 //! The `imgvault` binary: parse the command line, set up logging, run.
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -17,6 +18,9 @@ fn main() -> ExitCode {
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("imgvault=info")),
         )
         .with_writer(std::io::stderr)
+        // Colours for a person at a terminal; none in a file or the journal, where the escape
+        // codes would be read as text. `NO_COLOR` turns them off at a terminal too.
+        .with_ansi(std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none())
         .init();
 
     let args = match cli.command {
