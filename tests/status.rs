@@ -107,6 +107,50 @@ async fn a_sigterm_sent_as_soon_as_the_server_listens_stops_it_cleanly() {
     assert_eq!(body["status"], "running");
 }
 
+/// Logs going to a file or the journal (not a terminal) carry no colour escape codes, even without
+/// `NO_COLOR`.
+#[test]
+fn logs_written_to_a_pipe_have_no_colour_codes() {
+    use std::io::{BufRead, BufReader, Read};
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_imgvault"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--data"])
+        .arg(data_path(dir.path()))
+        .env("IMGVAULT_ADMIN_PASSWORD", ADMIN_PASSWORD)
+        .env("IMGVAULT_MIN_FREE_MB", "0")
+        .env("RUST_LOG", "imgvault=info")
+        .env_remove("NO_COLOR")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    while !line.starts_with("listening on") {
+        line.clear();
+        assert!(
+            stdout.read_line(&mut line).unwrap() > 0,
+            "exited before listening"
+        );
+    }
+    // SAFETY: kill only sends a signal to the child, which has not been reaped yet.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGTERM) }, 0);
+    let mut log = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut log)
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+    assert!(
+        log.contains("imgvault started") && log.contains("data file closed"),
+        "{log}"
+    );
+    assert!(!log.contains('\x1b'), "colour codes in the log: {log:?}");
+}
+
 #[tokio::test]
 async fn extensions_get_cors_answers_and_web_pages_do_not() {
     let app = spawn_app_with(&["--cors-origin", "http://nas.lan:3000"]).await;
