@@ -23,7 +23,6 @@
 //! ```
 
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
@@ -53,22 +52,7 @@ fn main() {
         .enable_all()
         .build()
         .expect("tokio runtime");
-    let commit = Command::new("git")
-        .args([
-            "-C",
-            env!("CARGO_MANIFEST_DIR"),
-            "rev-parse",
-            "--short",
-            "HEAD",
-        ])
-        .stderr(Stdio::null())
-        .output()
-        .ok()
-        .filter(|o| o.status.success())
-        .map_or_else(
-            || "unknown".into(),
-            |o| String::from_utf8_lossy(&o.stdout).trim().to_string(),
-        );
+    let commit = spawned::commit();
     let nproc = std::thread::available_parallelism().map_or(1, |n| n.get());
     println!("imgvault sync bench — commit {commit}, nproc {nproc}");
 

@@ -36,7 +36,6 @@
 //! ```
 
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -76,22 +75,7 @@ fn main() {
         .enable_all()
         .build()
         .expect("tokio runtime");
-    let commit = Command::new("git")
-        .args([
-            "-C",
-            env!("CARGO_MANIFEST_DIR"),
-            "rev-parse",
-            "--short",
-            "HEAD",
-        ])
-        .stderr(Stdio::null())
-        .output()
-        .ok()
-        .filter(|o| o.status.success())
-        .map_or_else(
-            || "unknown".into(),
-            |o| String::from_utf8_lossy(&o.stdout).trim().to_string(),
-        );
+    let commit = spawned::commit();
     let nproc = std::thread::available_parallelism().map_or(1, |n| n.get());
     println!("imgvault whole-collection sync bench — commit {commit}, nproc {nproc}");
 

@@ -146,10 +146,10 @@ fn main() {
     let binary = spawned::binary();
     println!("hostile bench: {binary}");
     println!(
-        "scale {}, hold {:.0} s; {}",
+        "scale {}, hold {:.0} s; bench at {}",
         args.scale,
         args.hold.as_secs_f64(),
-        commit()
+        spawned::commit()
     );
     let built = Instant::now();
     let payloads = Payloads::build();
@@ -307,19 +307,5 @@ fn raise_fd_limit() {
             limit.rlim_cur = limit.rlim_max;
             libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
         }
-    }
-}
-
-/// The commit of the bench's own tree (the binary under test may be another build).
-fn commit() -> String {
-    let out = std::process::Command::new("git")
-        .args(["describe", "--always", "--dirty"])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output();
-    match out {
-        Ok(o) if o.status.success() => {
-            format!("bench at {}", String::from_utf8_lossy(&o.stdout).trim())
-        }
-        _ => "bench commit unknown".to_string(),
     }
 }

@@ -1,7 +1,6 @@
 //! The report: the header, the tables printed at the end of a run and the same figures as JSON
 //! (`target/load-bench.json`).
 
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -27,22 +26,8 @@ pub(crate) struct Header {
 
 impl Header {
     pub(crate) fn collect() -> Self {
-        let commit = Command::new("git")
-            .args([
-                "-C",
-                env!("CARGO_MANIFEST_DIR"),
-                "describe",
-                "--always",
-                "--dirty",
-            ])
-            .stderr(Stdio::null())
-            .output()
-            .ok()
-            .filter(|o| o.status.success())
-            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-            .unwrap_or_else(|| "unknown".to_string());
         Self {
-            commit,
+            commit: crate::spawned::commit(),
             nproc: std::thread::available_parallelism().map_or(1, |n| n.get()),
             started_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             load_at_start: procfs::load_average(),

@@ -289,6 +289,25 @@ pub fn binary() -> String {
         .unwrap_or_else(|| env!("CARGO_BIN_EXE_imgvault").to_string())
 }
 
+/// The source a benchmark was built from, for its report: `git describe --always --dirty` (a
+/// `-dirty` build has uncommitted changes), or `unknown` outside a git checkout.
+pub fn commit() -> String {
+    Command::new("git")
+        .args([
+            "-C",
+            env!("CARGO_MANIFEST_DIR"),
+            "describe",
+            "--always",
+            "--dirty",
+        ])
+        .stderr(Stdio::null())
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_else(|| "unknown".to_string())
+}
+
 /// Hands over the address of the `listening on` line, then keeps draining stdout so the server
 /// never blocks on it.
 fn watch_stdout(stdout: std::process::ChildStdout) -> mpsc::Receiver<String> {
