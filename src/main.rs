@@ -58,7 +58,9 @@ fn main() -> ExitCode {
 }
 
 /// Installs the handlers for SIGINT (Ctrl-C) and SIGTERM (service managers, `docker stop`) now,
-/// and returns a future that resolves on the first of them.
+/// and returns a future that resolves on the first of them. A second signal during the graceful
+/// shutdown that follows ends the process at once, as an impatient Ctrl-C Ctrl-C means: the data
+/// file is then repaired at the next start, as after a crash.
 fn shutdown_signal() -> Result<impl std::future::Future<Output = ()> + Send + 'static, String> {
     #[cfg(unix)]
     {
@@ -73,6 +75,19 @@ fn shutdown_signal() -> Result<impl std::future::Future<Output = ()> + Send + 's
                 _ = interrupt.recv() => {},
                 _ = terminate.recv() => {},
             }
+            tracing::info!(
+                "stopping: finishing the requests in flight (a second Ctrl-C stops at once)"
+            );
+            tokio::spawn(async move {
+                let code = tokio::select! {
+                    _ = interrupt.recv() => 128 + libc::SIGINT,
+                    _ = terminate.recv() => 128 + libc::SIGTERM,
+                };
+                tracing::warn!(
+                    "second stop signal: exiting without waiting for requests in flight"
+                );
+                std::process::exit(code);
+            });
         })
     }
     #[cfg(not(unix))]

@@ -1,6 +1,7 @@
 //! Slow and idle clients (issue 16, "Slow clients"): half-sent requests, idle keep-alive
 //! connections and stalled bodies are closed after their timeouts, open connections are capped
-//! without refusing anyone, and a stalled client cannot hold up a graceful shutdown.
+//! without refusing anyone, a stalled client cannot hold up a graceful shutdown past its timeout,
+//! and a second stop signal ends the server at once.
 
 mod common;
 
@@ -268,5 +269,52 @@ async fn shutdown_finishes_a_request_in_flight_but_not_a_stalled_one() {
     let exit = app.wait_exit(Duration::from_secs(10));
     let exit = exit.expect("a stalled upload kept the server from shutting down");
     assert!(exit.success(), "{exit:?}");
+    drop(stalled);
+}
+
+/// A second stop signal during the graceful shutdown ends the process at once (exit 128 +
+/// SIGTERM), where the first waits for a stalled upload until its idle timeout.
+#[tokio::test]
+async fn a_second_stop_signal_ends_the_server_without_waiting_for_a_stalled_upload() {
+    let mut app = spawn_app_with(&["--header-timeout", "120s", "--idle-timeout", "120s"]).await;
+    let body =
+        serde_json::to_vec(&json!({"imageData": data_url("image/png", &png(6, 6, 3))})).unwrap();
+    let mut stalled = connect(&app).await;
+    stalled
+        .write_all(
+            format!(
+                "POST /api/receive-image HTTP/1.1\r\nHost: localhost\r\nContent-Type: \
+                 application/json\r\nExpect: 100-continue\r\nContent-Length: {}\r\n\r\n",
+                body.len()
+            )
+            .as_bytes(),
+        )
+        .await
+        .unwrap();
+    let mut cont = [0u8; 25];
+    stalled.read_exact(&mut cont).await.unwrap();
+    assert_eq!(&cont, b"HTTP/1.1 100 Continue\r\n\r\n");
+    stalled.write_all(&body[..body.len() / 2]).await.unwrap();
+
+    app.terminate();
+    // The first signal has been taken once the server stops accepting connections.
+    let addr = app.base.trim_start_matches("http://").to_string();
+    let refused = tokio::time::timeout(Duration::from_secs(10), async {
+        while TcpStream::connect(&addr).await.is_ok() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    assert!(refused.is_ok(), "still accepting 10 s after SIGTERM");
+    assert!(
+        app.is_alive(),
+        "the stalled upload did not hold the graceful shutdown"
+    );
+
+    app.terminate();
+    let exit = app
+        .wait_exit(Duration::from_secs(10))
+        .expect("the second SIGTERM did not end the server");
+    assert_eq!(exit.code(), Some(128 + libc::SIGTERM), "{exit:?}");
     drop(stalled);
 }
