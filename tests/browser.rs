@@ -11,6 +11,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::Arc;
 
 use common::*;
 
@@ -51,16 +52,89 @@ fn ensure_node_modules() {
     assert!(status.success(), "npm ci in tests/browser failed");
 }
 
+/// The vault a script runs against, which the script may stop and start again (see `control`).
+enum Vault {
+    Up(TestApp),
+    Down(tempfile::TempDir),
+}
+
+/// Lets a script stop the server and start it again on the same data file, as a user would:
+/// `POST /stop` sends SIGTERM and answers once the process has exited cleanly; `POST /start`
+/// starts the binary again with the same arguments and answers its new base URL. The script finds
+/// this at `IMGVAULT_CONTROL`.
+async fn control(vault: Arc<tokio::sync::Mutex<Vault>>, args: Vec<String>) -> String {
+    use warp::Filter;
+    use warp::http::StatusCode;
+    use warp::reply::{Reply, with_status};
+
+    let stop = {
+        let vault = vault.clone();
+        warp::post().and(warp::path!("stop")).then(move || {
+            let vault = vault.clone();
+            async move {
+                let mut vault = vault.lock().await;
+                let Vault::Up(app) = std::mem::replace(&mut *vault, Vault::Down(tempdir())) else {
+                    return with_status("not running", StatusCode::CONFLICT).into_response();
+                };
+                let dir = tokio::task::spawn_blocking(move || app.stop()).await;
+                match dir {
+                    Ok(dir) => {
+                        *vault = Vault::Down(dir);
+                        "stopped".into_response()
+                    }
+                    Err(e) => with_status(
+                        format!("stop failed: {e}"),
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                    )
+                    .into_response(),
+                }
+            }
+        })
+    };
+    let start = warp::post().and(warp::path!("start")).then(move || {
+        let vault = vault.clone();
+        let args = args.clone();
+        async move {
+            let mut vault = vault.lock().await;
+            let Vault::Down(dir) = std::mem::replace(&mut *vault, Vault::Down(tempdir())) else {
+                return with_status("already running".to_string(), StatusCode::CONFLICT)
+                    .into_response();
+            };
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            let app = spawn_app_in(dir, &args).await;
+            let base = app.base.clone();
+            *vault = Vault::Up(app);
+            base.into_response()
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(warp::serve(stop.or(start)).incoming(listener).run());
+    url
+}
+
+fn tempdir() -> tempfile::TempDir {
+    tempfile::tempdir().expect("temp dir")
+}
+
 async fn run_script(script: &str, server_args: &[&str]) {
     let _one_at_a_time = BROWSER.lock().await;
     let chromium = chromium();
     ensure_node_modules();
-    let mut app = spawn_app_with(server_args).await;
+    let app = spawn_app_with(server_args).await;
+    let base = app.base.clone();
+    let vault = Arc::new(tokio::sync::Mutex::new(Vault::Up(app)));
+    let control = control(
+        vault.clone(),
+        server_args.iter().map(|a| a.to_string()).collect(),
+    )
+    .await;
     let artifacts = root().join("target/browser-artifacts");
     let mut node = Command::new("node");
     node.arg(root().join("tests/browser").join(script))
         .current_dir(root())
-        .env("IMGVAULT_URL", &app.base)
+        .env("IMGVAULT_URL", &base)
+        .env("IMGVAULT_CONTROL", &control)
         .env("IMGVAULT_ADMIN_PASSWORD", ADMIN_PASSWORD)
         .env("ARTIFACTS_DIR", &artifacts)
         .env("CHROMIUM", &chromium);
@@ -78,7 +152,10 @@ async fn run_script(script: &str, server_args: &[&str]) {
         "{script} failed ({}):\n{stdout}\n{stderr}",
         output.status
     );
-    assert!(app.is_alive(), "the server died during {script}");
+    match &mut *vault.lock().await {
+        Vault::Up(app) => assert!(app.is_alive(), "the server died during {script}"),
+        Vault::Down(_) => panic!("{script} left the server stopped"),
+    }
 }
 
 /// The script left these screenshots behind, as PNGs.

@@ -367,6 +367,22 @@ async fn a_pairing_code_is_traded_once_for_a_capture_key() {
     assert_eq!(code.len(), 9, "XXXX-XXXX: {code}");
     assert!(issued["expires_at"].is_string());
 
+    // A name the key could not carry is refused before the code is spent.
+    for (name, what) in [
+        (json!("x".repeat(65)), "long name"),
+        (json!("a\u{7}b"), "control character"),
+    ] {
+        let (status, body) = app
+            .post_json(
+                &new_client(),
+                "/api/keys/pair",
+                &json!({"code": code, "name": name}),
+            )
+            .await;
+        assert_eq!(status, 400, "{what}: {body}");
+        assert_eq!(body["success"], false);
+    }
+
     // The extension's options page never logged in.
     let extension = new_client();
     let typed = code.to_lowercase();
@@ -400,8 +416,23 @@ async fn a_pairing_code_is_traded_once_for_a_capture_key() {
     assert_eq!(
         listed["keys"].as_array().unwrap().len(),
         1,
-        "one key, from the one good code"
+        "one key, from the one good code (the refused names spent nothing)"
     );
+
+    // A blank name gets the default one.
+    let (_, issued) = app
+        .post_json(&alice, "/api/keys/pairing-code", &json!({}))
+        .await;
+    let (status, paired) = app
+        .post_json(
+            &new_client(),
+            "/api/keys/pair",
+            &json!({"code": issued["code"], "name": "   "}),
+        )
+        .await;
+    assert_eq!(status, 200, "{paired}");
+    assert_eq!(paired["name"], "浏览器扩展");
+    assert_eq!(paired["scope"], "capture");
 
     // Guessing codes is limited like guessing passwords.
     let guesser = new_client();

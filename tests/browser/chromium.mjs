@@ -21,6 +21,8 @@ export const ARGS = [
 export const BASE = (process.env.IMGVAULT_URL || "").replace(/\/$/, "");
 if (!BASE) throw new Error("IMGVAULT_URL is not set (run through `cargo test --test browser`)");
 export const ADMIN_PASSWORD = process.env.IMGVAULT_ADMIN_PASSWORD || "admin-test-pw";
+/** Stops (`POST /stop`) and starts again (`POST /start`, answers the new base URL) the server. */
+export const CONTROL = (process.env.IMGVAULT_CONTROL || "").replace(/\/$/, "");
 
 /** Where screenshots go; kept after the run as test artefacts. */
 export const ARTIFACTS = process.env.ARTIFACTS_DIR || join(process.cwd(), "target", "browser-artifacts");

@@ -1,20 +1,22 @@
 // The extension's offline queue and "already saved", in Debian's Chromium against a real imgvault
 // started by tests/browser.rs. The extension talks to the vault through a TCP proxy run here, which
-// counts the bytes the extension sends and can make the vault unreachable or lose an answer.
+// counts the bytes the extension sends and can lose an answer; the vault itself is stopped and
+// started again through tests/browser.rs (`IMGVAULT_CONTROL`).
 //
 // 1. "Already saved": an image captured a second time (from another page) sends its SHA-256 and
 //    the page's details, not its bytes: the bytes on the wire are a small fraction of the image.
-// 2. The vault goes away: three captures are queued, the badge counts them; the browser is closed
-//    and started again on the same profile; the vault comes back, but the answer to the first
-//    replayed capture is lost on the way; the extension sends it again with the same
-//    Idempotency-Key. Every capture ends up stored once, byte for byte, and the badge is clear.
+// 2. The server is stopped: three captures are queued, the badge counts them; the browser is
+//    closed and started again on the same profile; the server is started again on the same data
+//    file, but the answer to the first replayed capture is lost on the way; the extension sends it
+//    again with the same Idempotency-Key. Every capture ends up stored once, byte for byte, in the
+//    order taken, and the badge is clear.
 //
 // Run: node tests/browser/queue.mjs (from the repository root; exit code 0 = pass).
 import assert from "node:assert/strict";
 import { createServer as createHttpServer } from "node:http";
 import { createServer as createTcpServer, connect } from "node:net";
 import { resolve } from "node:path";
-import { BASE, deadline, launchWithExtension, newProfile } from "./chromium.mjs";
+import { BASE, CONTROL, deadline, launchWithExtension, newProfile } from "./chromium.mjs";
 import { makeNoisePng } from "./page.mjs";
 
 deadline(170);
@@ -43,16 +45,24 @@ const pages = createHttpServer((req, res) => {
 await new Promise((r) => pages.listen(0, "127.0.0.1", r));
 const ORIGIN = `http://127.0.0.1:${pages.address().port}`;
 
+// ---- the vault, which moves to another port when it is started again ----
+let vault = BASE;
+async function control(action) {
+  const answer = await fetch(`${CONTROL}/${action}`, { method: "POST" });
+  const text = await answer.text();
+  assert.equal(answer.status, 200, `${action}: ${text}`);
+  return text;
+}
+const stopVault = () => control("stop");
+const startVault = async () => { vault = await control("start"); };
+
 // ---- the proxy between the extension and the vault ----
-const vault = new URL(BASE);
 let sent = 0; // bytes from the extension towards the vault
 let loseNextAnswer = false;
 let answersLost = 0;
-const sockets = new Set();
 const proxy = createTcpServer((client) => {
-  const upstream = connect(Number(vault.port), vault.hostname);
-  sockets.add(client);
-  sockets.add(upstream);
+  const { port, hostname } = new URL(vault);
+  const upstream = connect(Number(port), hostname);
   client.on("data", (chunk) => {
     sent += chunk.length;
     upstream.write(chunk);
@@ -71,23 +81,15 @@ const proxy = createTcpServer((client) => {
   for (const [a, b] of [[client, upstream], [upstream, client]]) {
     a.on("end", () => b.end());
     a.on("error", () => b.destroy());
-    a.on("close", () => { sockets.delete(a); b.destroy(); });
+    a.on("close", () => b.destroy());
   }
 });
-let proxyPort = 0;
-async function proxyUp() {
-  await new Promise((r) => proxy.listen(proxyPort, "127.0.0.1", r));
-  proxyPort = proxy.address().port;
-}
-async function proxyDown() {
-  await new Promise((r) => { proxy.close(() => r()); for (const s of sockets) s.destroy(); });
-}
-await proxyUp();
-const SERVER = `http://127.0.0.1:${proxyPort}`;
+await new Promise((r) => proxy.listen(0, "127.0.0.1", r));
+const SERVER = `http://127.0.0.1:${proxy.address().port}`;
 
 // ---- the user and the key ----
 async function api(path, { method = "GET", body, cookie, key } = {}) {
-  const response = await fetch(BASE + path, {
+  const response = await fetch(vault + path, {
     method,
     headers: {
       ...(body ? { "content-type": "application/json" } : {}),
@@ -167,20 +169,20 @@ try {
   assert.equal(badge, "✓1", "one image of the page is in the vault");
   await marked.close();
 
-  // ---- 2. the vault goes away: captures are queued and counted on the badge ----
-  await proxyDown();
+  // ---- 2. the server stops: captures are queued and counted on the badge ----
+  await stopVault();
   for (const name of ["b", "c", "d"]) {
     const result = await capture(browser.context, browser.worker, name, "offline");
     assert.equal(result.ok, false);
     assert.ok(result.queued, `capture ${name} queued: ${JSON.stringify(result)}`);
   }
   assert.equal(await browser.worker.evaluate(() => chrome.action.getBadgeText({})), "3", "the badge counts the waiting captures");
-  assert.equal((await mine()).length, 2, "nothing reached the vault");
 
-  // ---- the browser is closed and started again; the vault comes back, losing one answer ----
+  // ---- the browser is closed, the server started again; the browser comes back, one answer is lost ----
   await browser.context.close();
+  await startVault();
+  assert.equal((await mine()).length, 2, "nothing reached the vault while it was stopped");
   loseNextAnswer = true;
-  await proxyUp();
   browser = await startBrowser(profile);
   // The worker sends the queue when it starts; then on its timer. Ask it along until it is empty
   // (a capture whose answer was lost waits its backoff first).
@@ -200,14 +202,14 @@ try {
   for (const name of ["b", "c", "d"]) {
     const records = stored.filter((i) => i.original_url === `${ORIGIN}/${name}.png`);
     assert.equal(records.length, 1, `${name} stored exactly once`);
-    const bytes = Buffer.from(await (await fetch(BASE + records[0].preview_url, { headers: { cookie } })).arrayBuffer());
+    const bytes = Buffer.from(await (await fetch(vault + records[0].preview_url, { headers: { cookie } })).arrayBuffer());
     assert.ok(bytes.equals(images[name]), `${name} stored byte for byte`);
   }
   // Captured in the order they were taken.
   // The list is newest first.
   const order = stored.filter((i) => i.page_url.endsWith("page-offline.html")).reverse().map((i) => i.original_url.slice(-5, -4));
   assert.deepEqual(order, ["b", "c", "d"]);
-  console.log("offline queue: 3 captures queued across a browser restart, one lost answer replayed, all stored once");
+  console.log("offline queue: 3 captures queued while the server was stopped, kept across a browser restart, one lost answer replayed, all stored once");
 } finally {
   await browser.context.close().catch(() => {});
   pages.close();
