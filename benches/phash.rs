@@ -40,13 +40,17 @@
 //! duplicate: precision is the share of those calls that are right, recall the share of
 //! near-duplicate pairs called. Printed for `t` = 0..24 for each algorithm, then, at the default
 //! (10 bits), the recall of each variant against its original and the closest pairs of different
-//! photos.
+//! photos. Last, the find-duplicates page's groups of the whole corpus at the default distance:
+//! the server's own grouping (`phash::groups`) beside the connected components of the near pairs,
+//! with the share of variants grouped with their original, the photos found whole and alone and
+//! the groups that mix different photos.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use image::{DynamicImage, Rgb, RgbImage};
+use imgvault::media::phash::groups;
 use imgvault::media::{ImageKind, jpeg, phash, thumbnail};
 
 /// The one line that installs the corpus.
@@ -184,6 +188,131 @@ fn main() {
             .map(|g| g.iter().map(|h| h[pick]).collect())
             .collect();
         report(name, &hashes, &names);
+    }
+    let stored: Vec<Vec<u64>> = groups
+        .iter()
+        .map(|g| g.iter().map(|h| h[0]).collect())
+        .collect();
+    report_groups(&stored, &names);
+}
+
+/// What the find-duplicates page shows for this corpus: the server's groups at the default
+/// distance (`phash::groups`, each around a centre), beside the connected components of the near
+/// pairs (chains, what it made before), and how many of each mix different photos.
+fn report_groups(photos: &[Vec<u64>], names: &[&str]) {
+    let all: Vec<(usize, u64)> = photos
+        .iter()
+        .enumerate()
+        .flat_map(|(photo, hashes)| hashes.iter().map(move |&h| (photo, h)))
+        .collect();
+    let hashes: Vec<u64> = all.iter().map(|&(_, h)| h).collect();
+    let started = Instant::now();
+    let made = groups::group(&hashes, &vec![true; hashes.len()], DEFAULT_DISTANCE);
+    let took = started.elapsed();
+    let centres: Vec<Vec<usize>> = made
+        .lists
+        .iter()
+        .map(|g| g.iter().map(|&p| p as usize).collect())
+        .collect();
+    describe(
+        &format!(
+            "the server's groups (around centres, {:.1} ms)",
+            took.as_secs_f64() * 1e3
+        ),
+        &centres,
+        &all,
+        photos,
+        names,
+    );
+
+    let mut parent: Vec<usize> = (0..all.len()).collect();
+    fn root(parent: &mut [usize], mut x: usize) -> usize {
+        while parent[x] != x {
+            parent[x] = parent[parent[x]];
+            x = parent[x];
+        }
+        x
+    }
+    for i in 0..all.len() {
+        for j in i + 1..all.len() {
+            if phash::distance(all[i].1, all[j].1) <= DEFAULT_DISTANCE {
+                let (a, b) = (root(&mut parent, i), root(&mut parent, j));
+                parent[a] = b;
+            }
+        }
+    }
+    let mut members: std::collections::BTreeMap<usize, Vec<usize>> = Default::default();
+    for i in 0..all.len() {
+        let r = root(&mut parent, i);
+        members.entry(r).or_default().push(i);
+    }
+    let chains: Vec<Vec<usize>> = members.into_values().filter(|g| g.len() > 1).collect();
+    describe(
+        "chains of near pairs (connected components)",
+        &chains,
+        &all,
+        photos,
+        names,
+    );
+}
+
+fn describe(
+    what: &str,
+    groups: &[Vec<usize>],
+    all: &[(usize, u64)],
+    photos: &[Vec<u64>],
+    names: &[&str],
+) {
+    let photos_in = |g: &Vec<usize>| {
+        let mut p: Vec<usize> = g.iter().map(|&i| all[i].0).collect();
+        p.sort_unstable();
+        p.dedup();
+        p
+    };
+    let mixed: Vec<Vec<usize>> = groups
+        .iter()
+        .map(photos_in)
+        .filter(|p| p.len() > 1)
+        .collect();
+    // A photo is found whole when all its images are in one group that holds nothing else.
+    let whole = groups
+        .iter()
+        .filter(|g| photos_in(g).len() == 1 && g.len() == photos[all[g[0]].0].len())
+        .count();
+    // The images of each photo that share a group with the photo's own original.
+    let mut with_original = 0;
+    for g in groups {
+        for &i in g {
+            let photo = all[i].0;
+            let original = all.iter().position(|&(p, _)| p == photo).unwrap();
+            if i != original && g.contains(&original) {
+                with_original += 1;
+            }
+        }
+    }
+    let variants = all.len() - photos.len();
+    let largest = mixed.iter().map(Vec::len).max().unwrap_or(1);
+    println!(
+        "\ngroups at {DEFAULT_DISTANCE} bits, {what}: {} groups of {} images; {with_original} of \
+         {variants} variants ({:.1}%) grouped with their original; {whole} of {} photos found \
+         whole and alone; {} groups mix different photos ({} photos in them, at most {largest} in \
+         one)",
+        groups.len(),
+        groups.iter().map(Vec::len).sum::<usize>(),
+        100.0 * with_original as f64 / variants as f64,
+        photos.len(),
+        mixed.len(),
+        mixed.iter().map(Vec::len).sum::<usize>(),
+    );
+    for photos in mixed.iter().take(6) {
+        println!(
+            "    {}",
+            photos
+                .iter()
+                .map(|&p| names[p])
+                .collect::<Vec<_>>()
+                .join("  +  ")
+        );
     }
 }
 

@@ -33,6 +33,8 @@
 
 use image::DynamicImage;
 
+pub mod groups;
+
 /// The algorithm of the hashes made now, stored beside each hash (`PhashRecord`).
 pub const ALGORITHM: u8 = 1;
 

@@ -12,14 +12,9 @@
 //! with their blobs, and looks them up again once the store has added hashes since
 //! (`Store::hash_generation`).
 //!
-//! Groups (`Store::duplicates`) are the connected components of the graph whose edges join images
-//! within the distance. All pairs would be 5·10⁹ comparisons at 100,000 images; instead the hashes
-//! are cut into four 16-bit blocks: two hashes within `d` bits agree within `d / 4` bits on at
-//! least one block (pigeonhole), so each hash is compared only with those whose block is that close
-//! to one of its own, found in a table of buckets per block. Identical hashes are joined first and
-//! searched once. The work is bounded (`MAX_COMPARISONS`); a collection that needs more (hashes
-//! packed in one place) gets the groups found within it, marked incomplete. The groups are kept
-//! in the index until it changes, so paging through them costs nothing more.
+//! Groups (`Store::duplicates`) are made by `phash::groups` (each around the image most of its
+//! copies are near, never chained) and kept in the index until it changes, so paging through them
+//! costs nothing more.
 
 use std::ops::Bound;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -32,6 +27,7 @@ use super::{Result, Snapshot, StoreError, user_range};
 use crate::clock::Micros;
 use crate::domain::{BlobHash, ImageId, UserId};
 use crate::media::phash;
+use crate::media::phash::groups::{Groups, group};
 use crate::store::Store;
 use crate::store::records::{ImageRecord, PhashRecord, Record, ThumbRecord};
 use crate::store::tables::{IMAGES, PHASHES, THUMBS, USER_IMAGES};
@@ -40,9 +36,6 @@ use crate::store::tables::{IMAGES, PHASHES, THUMBS, USER_IMAGES};
 pub const MAX_DISTANCE: u32 = 32;
 /// The largest distance groups are made at (their search needs `d / 4` small).
 pub const MAX_CLUSTER_DISTANCE: u32 = 12;
-/// Candidate comparisons one grouping may make.
-const MAX_COMPARISONS: u64 = 200_000_000;
-
 /// What a similar-query found.
 #[derive(Debug)]
 pub enum Similar {
@@ -98,12 +91,6 @@ pub(in crate::store) struct HashIndex {
     pending: Vec<(u32, BlobHash, bool)>,
     /// The groups at the distance last asked for.
     groups: Mutex<Option<(u32, Arc<Groups>)>>,
-}
-
-/// Groups as positions, largest first, and whether the search was complete.
-struct Groups {
-    lists: Vec<Vec<u32>>,
-    complete: bool,
 }
 
 /// The hash of `blob` if it has a current one.
@@ -383,126 +370,6 @@ impl Cached for HashIndex {
     fn len(&self) -> usize {
         self.saved_at.len()
     }
-}
-
-/// Union-find over positions.
-struct Sets(Vec<u32>);
-
-impl Sets {
-    fn find(&mut self, mut x: u32) -> u32 {
-        while self.0[x as usize] != x {
-            let parent = self.0[self.0[x as usize] as usize];
-            self.0[x as usize] = parent;
-            x = parent;
-        }
-        x
-    }
-
-    fn join(&mut self, a: u32, b: u32) {
-        let (a, b) = (self.find(a), self.find(b));
-        if a != b {
-            self.0[a.max(b) as usize] = a.min(b);
-        }
-    }
-}
-
-/// Every 16-bit value within `radius` bits of `value`, `value` first.
-fn within_bits(value: u16, radius: u32, out: &mut Vec<u16>) {
-    out.clear();
-    out.push(value);
-    let mut frontier = vec![(value, 0u32)];
-    for _ in 0..radius {
-        let mut next = Vec::new();
-        for &(v, lowest) in &frontier {
-            for bit in lowest..16 {
-                let flipped = v ^ (1 << bit);
-                out.push(flipped);
-                next.push((flipped, bit + 1));
-            }
-        }
-        frontier = next;
-    }
-}
-
-/// The connected components, largest first, of the known hashes joined within `max_distance`.
-fn group(hashes: &[u64], known: &[bool], max_distance: u32) -> Groups {
-    let mut sets = Sets((0..hashes.len() as u32).collect());
-    // Identical hashes first: each distinct hash is then searched once.
-    let mut by_hash: Vec<(u64, u32)> = hashes
-        .iter()
-        .zip(known)
-        .enumerate()
-        .filter(|(_, (_, known))| **known)
-        .map(|(p, (&h, _))| (h, p as u32))
-        .collect();
-    by_hash.sort_unstable();
-    let mut distinct: Vec<(u64, u32)> = Vec::with_capacity(by_hash.len());
-    for &(h, p) in &by_hash {
-        match distinct.last() {
-            Some(&(last, first)) if last == h => sets.join(first, p),
-            _ => distinct.push((h, p)),
-        }
-    }
-    let radius = max_distance / 4;
-    let mut comparisons = 0u64;
-    let mut complete = true;
-    // Per block: the indexes in `distinct` of the hashes with each 16-bit value, as one list
-    // cut by `starts` (a bucket is found in O(1)).
-    let blocks: Vec<(Vec<u32>, Vec<u32>)> = (0..4)
-        .map(|b| {
-            let value = |h: u64| usize::from((h >> (16 * b)) as u16);
-            let mut starts = vec![0u32; (1 << 16) + 1];
-            for &(h, _) in &distinct {
-                starts[value(h) + 1] += 1;
-            }
-            for v in 0..1 << 16 {
-                starts[v + 1] += starts[v];
-            }
-            let mut next = starts.clone();
-            let mut members = vec![0u32; distinct.len()];
-            for (i, &(h, _)) in distinct.iter().enumerate() {
-                members[next[value(h)] as usize] = i as u32;
-                next[value(h)] += 1;
-            }
-            (starts, members)
-        })
-        .collect();
-    let mut probes = Vec::new();
-    'all: for (i, &(h, p)) in distinct.iter().enumerate() {
-        for (b, (starts, members)) in blocks.iter().enumerate() {
-            within_bits((h >> (16 * b)) as u16, radius, &mut probes);
-            for &probe in &probes {
-                let bucket = &members
-                    [starts[usize::from(probe)] as usize..starts[usize::from(probe) + 1] as usize];
-                for &j in bucket {
-                    // Each pair once, from its lower index.
-                    if (j as usize) <= i {
-                        continue;
-                    }
-                    comparisons += 1;
-                    let (other, q) = distinct[j as usize];
-                    if phash::distance(h, other) <= max_distance {
-                        sets.join(p, q);
-                    }
-                }
-            }
-            if comparisons > MAX_COMPARISONS {
-                complete = false;
-                break 'all;
-            }
-        }
-    }
-    let mut members: std::collections::HashMap<u32, Vec<u32>> = std::collections::HashMap::new();
-    for &(_, p) in &by_hash {
-        let root = sets.find(p);
-        members.entry(root).or_default().push(p);
-    }
-    let mut lists: Vec<Vec<u32>> = members.into_values().filter(|g| g.len() > 1).collect();
-    for list in &mut lists {
-        list.sort_unstable_by(|a, b| b.cmp(a));
-    }
-    lists.sort_unstable_by(|a, b| b.len().cmp(&a.len()).then(b[0].cmp(&a[0])));
-    Groups { lists, complete }
 }
 
 impl Store {
@@ -907,64 +774,6 @@ mod tests {
         store.put_phashes(&[(old, 9)]).unwrap();
         assert!(store.phash(&old).unwrap().is_none());
         assert!(store.check().unwrap().is_clean());
-    }
-
-    /// The groups by brute force: every pair compared.
-    fn brute_groups(hashes: &[u64], d: u32) -> Vec<Vec<u32>> {
-        let mut sets = Sets((0..hashes.len() as u32).collect());
-        for i in 0..hashes.len() {
-            for j in i + 1..hashes.len() {
-                if phash::distance(hashes[i], hashes[j]) <= d {
-                    sets.join(i as u32, j as u32);
-                }
-            }
-        }
-        let mut by_root: std::collections::BTreeMap<u32, Vec<u32>> = Default::default();
-        for i in 0..hashes.len() as u32 {
-            by_root.entry(sets.find(i)).or_default().push(i);
-        }
-        let mut out: Vec<Vec<u32>> = by_root.into_values().filter(|g| g.len() > 1).collect();
-        for g in &mut out {
-            g.sort_unstable();
-        }
-        out.sort();
-        out
-    }
-
-    #[test]
-    fn groups_are_the_connected_components_found_by_comparing_every_pair() {
-        // Clusters of variants around random centres, plus chains and exact copies.
-        let mut state = 0x1234_5678_9abc_def0u64;
-        let mut next = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
-        let mut hashes = Vec::new();
-        for _ in 0..300 {
-            let centre = next();
-            for _ in 0..(next() % 4) {
-                let mut h = centre;
-                for _ in 0..(next() % 8) {
-                    h ^= 1 << (next() % 64);
-                }
-                hashes.push(h);
-            }
-            hashes.push(centre);
-        }
-        let chain = next();
-        hashes.extend([chain, chain ^ 0x3f, chain ^ 0xfff, chain]);
-        for d in [0, 4, 10, 12] {
-            let known = vec![true; hashes.len()];
-            let mut found = group(&hashes, &known, d).lists;
-            assert!(group(&hashes, &known, d).complete);
-            for g in &mut found {
-                g.sort_unstable();
-            }
-            found.sort();
-            assert_eq!(found, brute_groups(&hashes, d), "at {d} bits");
-        }
     }
 
     #[test]
