@@ -221,10 +221,11 @@ impl Search<'_> {
                     }
                     self.comparisons += 1;
                     let other = distinct[j];
+                    if distance(h, other) > self.max_distance {
+                        continue;
+                    }
                     // A pair close on several blocks is found in each: taken at the first only.
-                    let seen_before =
-                        (0..b).any(|e| (block(h, e) ^ block(other, e)).count_ones() <= radius);
-                    if !seen_before && distance(h, other) <= self.max_distance {
+                    if (0..b).all(|e| (block(h, e) ^ block(other, e)).count_ones() > radius) {
                         found(j);
                     }
                 }
