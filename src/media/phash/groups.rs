@@ -29,7 +29,7 @@ use super::distance;
 pub const MAX_COMPARISONS: u64 = 200_000_000;
 /// Near pairs the first pass keeps for the second (16 bytes each, both ways); past it, the
 /// second pass searches from each centre again.
-const MAX_KEPT_PAIRS: usize = 1 << 20;
+const MAX_KEPT_PAIRS: usize = 1 << 18;
 
 /// Groups of positions in the slice of hashes given, largest first (then by their highest
 /// position), each highest position first; and whether the search was complete.
@@ -141,15 +141,18 @@ fn group_within(
         }
     }
 
-    let mut members: Vec<Vec<u32>> = vec![Vec::new(); distinct.len()];
+    // Each image under its centre, highest position first.
+    let mut members: Vec<(u32, Reverse<u32>)> = Vec::with_capacity(by_hash.len());
     for (i, &c) in centre_of.iter().enumerate() {
         let copies = &by_hash[first[i] as usize..first[i + 1] as usize];
-        members[c as usize].extend(copies.iter().map(|&(_, p)| p));
+        members.extend(copies.iter().map(|&(_, p)| (c, Reverse(p))));
     }
-    let mut lists: Vec<Vec<u32>> = members.into_iter().filter(|g| g.len() > 1).collect();
-    for list in &mut lists {
-        list.sort_unstable_by(|a, b| b.cmp(a));
-    }
+    members.sort_unstable();
+    let mut lists: Vec<Vec<u32>> = members
+        .chunk_by(|a, b| a.0 == b.0)
+        .filter(|g| g.len() > 1)
+        .map(|g| g.iter().map(|&(_, Reverse(p))| p).collect())
+        .collect();
     lists.sort_unstable_by(|a, b| b.len().cmp(&a.len()).then(b[0].cmp(&a[0])));
     Groups {
         lists,
