@@ -56,6 +56,8 @@ fn ensure_node_modules() {
 enum Vault {
     Up(TestApp),
     Down(tempfile::TempDir),
+    /// While it stops or starts (and after a stop that failed).
+    Changing,
 }
 
 /// Lets a script stop the server and start it again on the same data file, as a user would:
@@ -73,8 +75,12 @@ async fn control(vault: Arc<tokio::sync::Mutex<Vault>>, args: Vec<String>) -> St
             let vault = vault.clone();
             async move {
                 let mut vault = vault.lock().await;
-                let Vault::Up(app) = std::mem::replace(&mut *vault, Vault::Down(tempdir())) else {
-                    return with_status("not running", StatusCode::CONFLICT).into_response();
+                let app = match std::mem::replace(&mut *vault, Vault::Changing) {
+                    Vault::Up(app) => app,
+                    other => {
+                        *vault = other;
+                        return with_status("not running", StatusCode::CONFLICT).into_response();
+                    }
                 };
                 let dir = tokio::task::spawn_blocking(move || app.stop()).await;
                 match dir {
@@ -96,9 +102,12 @@ async fn control(vault: Arc<tokio::sync::Mutex<Vault>>, args: Vec<String>) -> St
         let args = args.clone();
         async move {
             let mut vault = vault.lock().await;
-            let Vault::Down(dir) = std::mem::replace(&mut *vault, Vault::Down(tempdir())) else {
-                return with_status("already running".to_string(), StatusCode::CONFLICT)
-                    .into_response();
+            let dir = match std::mem::replace(&mut *vault, Vault::Changing) {
+                Vault::Down(dir) => dir,
+                other => {
+                    *vault = other;
+                    return with_status("not stopped", StatusCode::CONFLICT).into_response();
+                }
             };
             let args: Vec<&str> = args.iter().map(String::as_str).collect();
             let app = spawn_app_in(dir, &args).await;
@@ -111,10 +120,6 @@ async fn control(vault: Arc<tokio::sync::Mutex<Vault>>, args: Vec<String>) -> St
     let url = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(warp::serve(stop.or(start)).incoming(listener).run());
     url
-}
-
-fn tempdir() -> tempfile::TempDir {
-    tempfile::tempdir().expect("temp dir")
 }
 
 async fn run_script(script: &str, server_args: &[&str]) {
@@ -154,7 +159,7 @@ async fn run_script(script: &str, server_args: &[&str]) {
     );
     match &mut *vault.lock().await {
         Vault::Up(app) => assert!(app.is_alive(), "the server died during {script}"),
-        Vault::Down(_) => panic!("{script} left the server stopped"),
+        Vault::Down(_) | Vault::Changing => panic!("{script} left the server stopped"),
     }
 }
 
