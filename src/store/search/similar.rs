@@ -36,6 +36,7 @@ use crate::store::tables::{IMAGES, PHASHES, THUMBS, USER_IMAGES};
 pub const MAX_DISTANCE: u32 = 32;
 /// The largest distance groups are made at (their search needs `d / 4` small).
 pub const MAX_CLUSTER_DISTANCE: u32 = 12;
+
 /// What a similar-query found.
 #[derive(Debug)]
 pub enum Similar {
