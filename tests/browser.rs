@@ -69,56 +69,48 @@ async fn control(vault: Arc<tokio::sync::Mutex<Vault>>, args: Vec<String>) -> St
     use warp::http::StatusCode;
     use warp::reply::{Reply, with_status};
 
-    let stop = {
-        let vault = vault.clone();
-        warp::post().and(warp::path!("stop")).then(move || {
-            let vault = vault.clone();
+    let route = warp::post()
+        .and(warp::path::param::<String>())
+        .and(warp::path::end())
+        .then(move |action: String| {
+            let (vault, args) = (vault.clone(), args.clone());
             async move {
                 let mut vault = vault.lock().await;
-                let app = match std::mem::replace(&mut *vault, Vault::Changing) {
-                    Vault::Up(app) => app,
-                    other => {
+                match (
+                    action.as_str(),
+                    std::mem::replace(&mut *vault, Vault::Changing),
+                ) {
+                    ("stop", Vault::Up(app)) => {
+                        match tokio::task::spawn_blocking(move || app.stop()).await {
+                            Ok(dir) => {
+                                *vault = Vault::Down(dir);
+                                "stopped".to_string().into_response()
+                            }
+                            Err(e) => with_status(
+                                format!("stop failed: {e}"),
+                                StatusCode::INTERNAL_SERVER_ERROR,
+                            )
+                            .into_response(),
+                        }
+                    }
+                    ("start", Vault::Down(dir)) => {
+                        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+                        let app = spawn_app_in(dir, &args).await;
+                        let base = app.base.clone();
+                        *vault = Vault::Up(app);
+                        base.into_response()
+                    }
+                    (_, other) => {
                         *vault = other;
-                        return with_status("not running", StatusCode::CONFLICT).into_response();
+                        with_status(format!("cannot {action} now"), StatusCode::CONFLICT)
+                            .into_response()
                     }
-                };
-                let dir = tokio::task::spawn_blocking(move || app.stop()).await;
-                match dir {
-                    Ok(dir) => {
-                        *vault = Vault::Down(dir);
-                        "stopped".into_response()
-                    }
-                    Err(e) => with_status(
-                        format!("stop failed: {e}"),
-                        StatusCode::INTERNAL_SERVER_ERROR,
-                    )
-                    .into_response(),
                 }
             }
-        })
-    };
-    let start = warp::post().and(warp::path!("start")).then(move || {
-        let vault = vault.clone();
-        let args = args.clone();
-        async move {
-            let mut vault = vault.lock().await;
-            let dir = match std::mem::replace(&mut *vault, Vault::Changing) {
-                Vault::Down(dir) => dir,
-                other => {
-                    *vault = other;
-                    return with_status("not stopped", StatusCode::CONFLICT).into_response();
-                }
-            };
-            let args: Vec<&str> = args.iter().map(String::as_str).collect();
-            let app = spawn_app_in(dir, &args).await;
-            let base = app.base.clone();
-            *vault = Vault::Up(app);
-            base.into_response()
-        }
-    });
+        });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(warp::serve(stop.or(start)).incoming(listener).run());
+    tokio::spawn(warp::serve(route).incoming(listener).run());
     url
 }
 
